@@ -1,0 +1,108 @@
+// Telemetry configuration and auto-escalation.
+//
+// A config holds the level the user asked for, how often the periodic checks
+// run, which debug diagnostics are on, and the escalation state: after an
+// anomaly, telemetry runs at DEBUG for `escalation_epochs` epochs (counted by
+// tick()) and then returns to the configured level by itself.
+#pragma once
+
+#include <cstdint>
+
+#include "simic/core/error.hpp"
+#include "simic/core/level.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+struct debug_switches {
+  bool per_layer_gradients = true;  // per-layer gradient statistics
+  bool nan_inf_scan = true;         // NaN/Inf scan of weights and gradients
+  bool ratio_diagnostic = true;     // PPO ratio-explosion diagnostic
+};
+
+struct config_options {
+  level configured = level::normal;
+  std::uint32_t gradient_interval = 1;  // check gradients every N updates
+  std::uint32_t memory_interval = 5;    // collect memory statistics every N updates
+  debug_switches debug{};
+  bool auto_escalate = true;
+  std::uint32_t escalation_epochs = 5;  // epochs at DEBUG after an anomaly
+};
+
+class config {
+ public:
+  config() = default;
+  explicit config(const config_options& o) : opts_(validated(o)) {}
+
+  const config_options& options() const noexcept { return opts_; }
+  level configured_level() const noexcept { return opts_.configured; }
+  void set_level(level l) noexcept { opts_.configured = l; }
+
+  // DEBUG while an escalation lasts, else the configured level. OFF stays OFF:
+  // a user who turned telemetry off is not overridden.
+  level effective_level() const noexcept {
+    if (opts_.configured == level::off) return level::off;
+    return escalation_left_ > 0 ? level::debug : opts_.configured;
+  }
+  bool escalated() const noexcept { return effective_level() != opts_.configured; }
+  std::uint32_t escalation_epochs_left() const noexcept { return escalation_left_; }
+
+  template <Category C>
+  bool should_collect() const noexcept {
+    return effective_level() >= C::min_level && effective_level() != level::off;
+  }
+  bool should_collect(category_id c) const noexcept {
+    return effective_level() >= min_level(c) && effective_level() != level::off;
+  }
+
+  // Update-indexed schedules (update counted from 0).
+  bool gradients_due(std::uint64_t update) const noexcept { return update % opts_.gradient_interval == 0; }
+  bool memory_due(std::uint64_t update) const noexcept {
+    return should_collect<cat::memory>() && update % opts_.memory_interval == 0;
+  }
+  // Debug diagnostics run only at effective DEBUG and when switched on.
+  bool per_layer_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.per_layer_gradients; }
+  bool nan_inf_scan_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.nan_inf_scan; }
+  bool ratio_diagnostic_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.ratio_diagnostic; }
+
+  // Called on an anomaly: (re)starts the escalation window. Returns true when
+  // this call moved the effective level up (an escalation started).
+  bool escalate() noexcept {
+    if (!opts_.auto_escalate || opts_.escalation_epochs == 0 || opts_.configured == level::off) return false;
+    const bool was = escalated();
+    escalation_left_ = opts_.escalation_epochs;
+    return !was && escalated();
+  }
+
+  // Called once per epoch. Returns true when this tick ended an escalation.
+  bool tick() noexcept {
+    if (escalation_left_ == 0) return false;
+    const bool was = escalated();
+    --escalation_left_;
+    return was && !escalated();
+  }
+
+  // Escalation state for save/load (the options are the user's, not state).
+  std::uint32_t escalation_state() const noexcept { return escalation_left_; }
+  void load_escalation_state(std::uint32_t left) {
+    detail::require(left <= opts_.escalation_epochs, "simic::config::load_escalation_state", "left", left,
+                    "0..escalation_epochs");
+    escalation_left_ = left;
+  }
+
+ private:
+  static config_options validated(const config_options& o) {
+    constexpr auto where = "simic::config";
+    detail::require(o.gradient_interval >= 1, where, "gradient_interval", o.gradient_interval, ">= 1");
+    detail::require(o.memory_interval >= 1, where, "memory_interval", o.memory_interval, ">= 1");
+    detail::require(static_cast<unsigned>(o.configured) <= 3u, where, "configured",
+                    static_cast<unsigned>(o.configured), "OFF, MINIMAL, NORMAL or DEBUG");
+    return o;
+  }
+
+  config_options opts_{};
+  std::uint32_t escalation_left_ = 0;
+};
+
+}  // namespace v0
+}  // namespace simic

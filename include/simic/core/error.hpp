@@ -1,0 +1,34 @@
+// Argument validation shared by every layer: one wording for every error, so
+// a user always learns which argument was wrong and what range is valid.
+#pragma once
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace simic {
+inline namespace v0 {
+namespace detail {
+
+template <class T>
+[[noreturn]] inline void throw_invalid(std::string_view where, std::string_view arg, const T& value,
+                                       std::string_view valid) {
+  std::ostringstream os;
+  os.precision(17);
+  os << where << ": " << arg << " = " << value << " is out of range; valid: " << valid;
+  throw std::invalid_argument(os.str());
+}
+
+// Throws std::invalid_argument naming `arg` and the valid range unless `ok`.
+template <class T>
+inline void require(bool ok, std::string_view where, std::string_view arg, const T& value, std::string_view valid) {
+  if (!ok) throw_invalid(where, arg, value, valid);
+}
+
+inline bool finite(double x) noexcept { return std::isfinite(x); }
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace simic

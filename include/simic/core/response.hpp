@@ -1,0 +1,86 @@
+// What the trainer should do with an update, besides reading the report:
+// proceed, skip the optimizer step, or stop. The rules are a policy; the
+// default skips a step whose gradients are not finite and stops after
+// `max_consecutive` skips in a row, naming the cause.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+enum class action : unsigned char { proceed, skip_step, stop };
+
+constexpr std::string_view to_string(action a) noexcept {
+  constexpr std::string_view names[] = {"proceed", "skip_step", "stop"};
+  return names[static_cast<unsigned>(a)];
+}
+
+struct response {
+  action act = action::proceed;
+  std::string reason;  // empty for proceed
+};
+
+// Kept in the monitor's state, so skip counts survive save/load.
+struct response_state {
+  std::uint64_t consecutive_skips = 0;
+  std::uint64_t total_skips = 0;
+  friend bool operator==(const response_state&, const response_state&) = default;
+  template <class V>
+  void visit(V&& v) {
+    v("consecutive_skips", consecutive_skips);
+    v("total_skips", total_skips);
+  }
+};
+
+template <class P>
+concept ResponsePolicy = requires(P& p, const signals& s, const anomaly_report& r, response_state& st, response& out) {
+  p.decide(s, r, st, out);
+};
+
+class skip_nonfinite_then_stop {
+ public:
+  explicit skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips)
+      : max_(max_consecutive) {
+    detail::require(max_consecutive >= 1, "simic::skip_nonfinite_then_stop", "max_consecutive", max_consecutive,
+                    ">= 1");
+  }
+
+  // Writes the decision into `out` (whose reason is empty on entry).
+  void decide(const signals& s, const anomaly_report&, response_state& st, response& out) const {
+    if (!s.gradients || s.gradients->finite()) {
+      st.consecutive_skips = 0;
+      out.act = action::proceed;
+      return;
+    }
+    ++st.consecutive_skips;
+    ++st.total_skips;
+    const auto& g = *s.gradients;
+    const std::string cause = detail::format("non-finite gradients (%llu NaN, %llu Inf, total norm %g)",
+                                             static_cast<unsigned long long>(g.nan_count),
+                                             static_cast<unsigned long long>(g.inf_count), g.total_norm);
+    if (st.consecutive_skips >= max_) {
+      out.act = action::stop;
+      out.reason = detail::format("stopping: %llu consecutive updates skipped (limit %u); last cause: %s",
+                                  static_cast<unsigned long long>(st.consecutive_skips), max_, cause.c_str());
+    } else {
+      out.act = action::skip_step;
+      out.reason = "skipping the optimizer step: " + cause;
+    }
+  }
+
+  std::uint32_t max_consecutive() const noexcept { return max_; }
+
+ private:
+  std::uint32_t max_;
+};
+
+}  // namespace v0
+}  // namespace simic

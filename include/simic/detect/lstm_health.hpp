@@ -1,0 +1,50 @@
+// LSTM state health: healthy when (h, c) hold no NaN/Inf and
+// min < norm(h), norm(c) < max; anything else is lstm_unhealthy.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class lstm_bounds {
+ public:
+  using category = cat::critical;
+
+  explicit lstm_bounds(double norm_min = defaults::lstm_norm_min, double norm_max = defaults::lstm_norm_max)
+      : min_(norm_min), max_(norm_max) {
+    detail::require(norm_min >= 0.0, "simic::lstm_bounds", "norm_min", norm_min, "[0, norm_max)");
+    detail::require(norm_max > norm_min && std::isfinite(norm_max), "simic::lstm_bounds", "norm_max", norm_max,
+                    "(norm_min, inf)");
+  }
+
+  bool healthy(const lstm_signal& l) const noexcept {
+    return !l.has_nan && !l.has_inf && in_bounds(l.h_norm) && in_bounds(l.c_norm);
+  }
+
+  void observe(const signals& s, anomaly_report& r) const {
+    if (!s.lstm || healthy(*s.lstm)) return;
+    const lstm_signal& l = *s.lstm;
+    std::string why;
+    if (l.has_nan) why += "NaN in state; ";
+    if (l.has_inf) why += "Inf in state; ";
+    if (!in_bounds(l.h_norm)) why += detail::format("norm(h) %.6g outside (%g, %g); ", l.h_norm, min_, max_);
+    if (!in_bounds(l.c_norm)) why += detail::format("norm(c) %.6g outside (%g, %g); ", l.c_norm, min_, max_);
+    why.resize(why.size() - 2);
+    r.add(anomaly_kind::lstm_unhealthy, std::move(why));
+  }
+
+ private:
+  bool in_bounds(double n) const noexcept { return n > min_ && n < max_; }
+  double min_;
+  double max_;
+};
+
+}  // namespace v0
+}  // namespace simic

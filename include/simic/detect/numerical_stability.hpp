@@ -1,0 +1,45 @@
+// Non-finite values anywhere in the update's signals: numerical_instability,
+// one entry per offending signal so the detail says where it came from.
+#pragma once
+
+#include <cmath>
+#include <optional>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class numerical_stability {
+ public:
+  using category = cat::critical;
+
+  void observe(const signals& s, anomaly_report& r) const {
+    scalar(s.loss, "loss", r);
+    scalar(s.ratio_max, "ratio_max", r);
+    scalar(s.ratio_min, "ratio_min", r);
+    scalar(s.approx_kl, "approx_kl", r);
+    scalar(s.explained_variance, "explained_variance", r);
+    scalar(s.performance, "performance", r);
+    for (const head_entropy& h : s.entropy)
+      if (!std::isfinite(h.normalized))
+        r.add(anomaly_kind::numerical_instability,
+              detail::format("entropy of head '%.*s' is %g", static_cast<int>(h.head.size()), h.head.data(),
+                             h.normalized));
+    if (s.gradients && !s.gradients->finite())
+      r.add(anomaly_kind::numerical_instability,
+            detail::format("gradients: %llu NaN, %llu Inf elements, total norm %g",
+                           static_cast<unsigned long long>(s.gradients->nan_count),
+                           static_cast<unsigned long long>(s.gradients->inf_count), s.gradients->total_norm));
+  }
+
+ private:
+  static void scalar(const std::optional<double>& v, const char* name, anomaly_report& r) {
+    if (v && !std::isfinite(*v)) r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, *v));
+  }
+};
+
+}  // namespace v0
+}  // namespace simic

@@ -1,0 +1,104 @@
+// Performance degradation: a performance figure (accuracy, mean return;
+// higher is better) that falls by `drop` or more, relative to the rolling
+// mean of the previous `window` figures. Silent during warm-up (progress below
+// `warmup`), though warm-up figures still fill the window. The window is
+// allocated once, at construction: observing allocates nothing.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class performance_degradation {
+ public:
+  using category = cat::ops_normal;
+
+  struct state_type {
+    std::vector<double> window;  // oldest first
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      v("window", window);
+    }
+  };
+
+  explicit performance_degradation(double drop = defaults::performance_drop,
+                                   double warmup = defaults::performance_warmup,
+                                   std::uint32_t window = defaults::performance_window)
+      : drop_(drop), warmup_(warmup), ring_(window) {
+    constexpr auto where = "simic::performance_degradation";
+    detail::require(drop > 0.0 && drop <= 1.0, where, "drop", drop, "(0, 1]");
+    detail::require(warmup >= 0.0 && warmup <= 1.0, where, "warmup", warmup, "[0, 1]");
+    detail::require(window >= 1, where, "window", window, ">= 1");
+  }
+
+  void validate(const signals& s) const {
+    if (s.performance && !s.progress)
+      throw std::invalid_argument(
+          "simic::performance_degradation: progress is required with performance (episode >= 1, total >= episode)");
+  }
+
+  void observe(const signals& s, anomaly_report& r) {
+    if (!s.performance || !s.progress || !std::isfinite(*s.performance)) return;
+    const double x = *s.performance;
+    if (size_ > 0 && s.progress->fraction() >= warmup_) {
+      const double mean = rolling_mean();
+      const double rel = mean != 0.0 ? (mean - x) / std::abs(mean) : 0.0;
+      if (mean - x > 0.0 && rel >= drop_)
+        r.add(anomaly_kind::performance_degradation,
+              detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
+                             100.0 * rel, mean, static_cast<unsigned>(size_), 100.0 * drop_));
+    }
+    push(x);
+  }
+
+  // Summed oldest first, so a reloaded window gives the same mean bit for bit.
+  double rolling_mean() const noexcept {
+    double sum = 0.0;
+    for (std::size_t i = 0; i < size_; ++i) sum += at(i);
+    return size_ ? sum / static_cast<double>(size_) : 0.0;
+  }
+  std::size_t filled() const noexcept { return size_; }
+
+  state_type state() const {
+    state_type st;
+    st.window.reserve(size_);
+    for (std::size_t i = 0; i < size_; ++i) st.window.push_back(at(i));
+    return st;
+  }
+  void load(const state_type& st) {
+    detail::require(st.window.size() <= ring_.size(), "simic::performance_degradation::load", "window.size()",
+                    st.window.size(), "<= window");
+    for (double v : st.window)
+      detail::require(std::isfinite(v), "simic::performance_degradation::load", "window value", v, "finite");
+    size_ = 0;
+    head_ = 0;
+    for (double v : st.window) push(v);
+  }
+
+ private:
+  double at(std::size_t i) const noexcept { return ring_[(head_ + ring_.size() - size_ + i) % ring_.size()]; }
+  void push(double x) noexcept {
+    ring_[head_] = x;
+    head_ = (head_ + 1) % ring_.size();
+    if (size_ < ring_.size()) ++size_;
+  }
+
+  double drop_;
+  double warmup_;
+  std::vector<double> ring_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace v0
+}  // namespace simic

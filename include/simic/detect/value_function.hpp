@@ -1,0 +1,63 @@
+// Value-function collapse: explained variance below a floor that rises as
+// training progresses (the critic is allowed to be bad early, not late).
+#pragma once
+
+#include <array>
+#include <stdexcept>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class value_function {
+ public:
+  using category = cat::ops_normal;
+  // Progress fractions ending phases 0..2 and the floor of each of the 4 phases.
+  using phase_ends = std::array<double, 3>;
+  using phase_floors = std::array<double, 4>;
+
+  explicit value_function(phase_floors floors = {defaults::ev_floors[0], defaults::ev_floors[1],
+                                                 defaults::ev_floors[2], defaults::ev_floors[3]},
+                          phase_ends ends = {defaults::ev_phase_ends[0], defaults::ev_phase_ends[1],
+                                             defaults::ev_phase_ends[2]})
+      : floors_(floors), ends_(ends) {
+    constexpr auto where = "simic::value_function";
+    detail::require(ends[0] > 0.0 && ends[0] < ends[1] && ends[1] < ends[2] && ends[2] <= 1.0, where, "ends",
+                    ends[0], "strictly increasing fractions in (0, 1]");
+    for (double f : floors) detail::require(std::isfinite(f), where, "floors", f, "finite numbers");
+  }
+
+  // The explained-variance floor at training progress `fraction` in (0, 1].
+  double floor_at(double fraction) const noexcept {
+    for (std::size_t i = 0; i < ends_.size(); ++i)
+      if (fraction < ends_[i]) return floors_[i];
+    return floors_[3];
+  }
+
+  void validate(const signals& s) const {
+    if (s.explained_variance && !s.progress)
+      throw std::invalid_argument(
+          "simic::value_function: progress is required with explained_variance (episode >= 1, total >= episode)");
+  }
+
+  void observe(const signals& s, anomaly_report& r) const {
+    if (!s.explained_variance || !s.progress) return;
+    const double ev = *s.explained_variance;
+    const double f = s.progress->fraction();
+    const double floor = floor_at(f);
+    if (ev < floor)
+      r.add(anomaly_kind::value_collapse,
+            detail::format("explained variance %.6g < %.6g at %.1f%% of training", ev, floor, 100.0 * f));
+  }
+
+ private:
+  phase_floors floors_;
+  phase_ends ends_;
+};
+
+}  // namespace v0
+}  // namespace simic

@@ -1,0 +1,274 @@
+// monitor<Detectors...>: the compile-time composition of detector policies.
+//
+// The monitor holds its detectors in a tuple and runs every one of them on
+// each check (those of categories above the effective level sit out until
+// the level rises), so a detector in the type list cannot go unwired. It then
+// asks its response policy what the trainer should do, and escalates the
+// config to DEBUG on any anomaly. `only<Cats...>` / `without<Cats...>` drop
+// detectors by category at compile time: a dropped detector costs nothing.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/config.hpp"
+#include "simic/core/level.hpp"
+#include "simic/core/response.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/detect/entropy.hpp"
+#include "simic/detect/gradient_bounds.hpp"
+#include "simic/detect/gradient_drift.hpp"
+#include "simic/detect/kl_divergence.hpp"
+#include "simic/detect/lstm_health.hpp"
+#include "simic/detect/numerical_stability.hpp"
+#include "simic/detect/performance_degradation.hpp"
+#include "simic/detect/ratio_bounds.hpp"
+#include "simic/detect/value_function.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+// A detector: a category tag and observe(signals, report). Optional: a const
+// validate(signals) that throws on bad input before any detector runs, and
+// state()/load(state) with a nested state_type for save and resume.
+template <class D>
+concept Detector = requires(D& d, const signals& s, anomaly_report& r) {
+  typename D::category;
+  requires Category<typename D::category>;
+  d.observe(s, r);
+};
+
+template <class D>
+concept ValidatingDetector = Detector<D> && requires(const D& d, const signals& s) { d.validate(s); };
+
+template <class D>
+concept StatefulDetector = Detector<D> && requires(const D& cd, D& d, const typename D::state_type& st) {
+  { cd.state() } -> std::convertible_to<typename D::state_type>;
+  d.load(st);
+};
+
+// The state of a detector that keeps none.
+struct no_state {
+  friend bool operator==(const no_state&, const no_state&) = default;
+  template <class V>
+  void visit(V&&) {}
+};
+
+namespace detail {
+template <class D>
+struct state_of {
+  using type = no_state;
+};
+template <StatefulDetector D>
+struct state_of<D> {
+  using type = typename D::state_type;
+};
+
+template <class D>
+constexpr bool assert_detector() {
+  static_assert(Detector<D>,
+                "simic::monitor: a type in the detector list is not a simic::Detector. A detector needs "
+                "`using category = simic::cat::<tag>;` and a member `observe(const simic::signals&, "
+                "simic::anomaly_report&)`. The offending type is named in the instantiation note below.");
+  return Detector<D>;
+}
+
+template <class D, class... Cats>
+constexpr bool in_categories() {
+  if constexpr (Detector<D>)
+    return (std::is_same_v<typename D::category, Cats> || ...);
+  else
+    return true;  // keep it, so that the static_assert names it
+}
+
+template <class R, class Tuple>
+struct monitor_of;
+template <class R, class... Ds>
+struct monitor_of<R, std::tuple<Ds...>>;
+}  // namespace detail
+
+struct check_result {
+  anomaly_report report;
+  response resp;
+  bool escalation_started = false;  // this check moved the effective level up to DEBUG
+};
+
+template <class Response, class... Ds>
+class basic_monitor {
+  static_assert((detail::assert_detector<Ds>() && ...));
+  static_assert(ResponsePolicy<Response>,
+                "simic::basic_monitor: the response policy needs a member "
+                "`decide(const signals&, const anomaly_report&, response_state&, response&)`");
+
+ public:
+  using detectors_tuple = std::tuple<Ds...>;
+  using response_policy = Response;
+  static constexpr std::size_t size = sizeof...(Ds);
+
+  // Keep the detectors whose category is one of Cats / none of Cats.
+  template <class... Cats>
+  using only = typename detail::monitor_of<
+      Response, decltype(std::tuple_cat(
+                    std::declval<std::conditional_t<detail::in_categories<Ds, Cats...>(), std::tuple<Ds>,
+                                                    std::tuple<>>>()...))>::type;
+  template <class... Cats>
+  using without = typename detail::monitor_of<
+      Response, decltype(std::tuple_cat(
+                    std::declval<std::conditional_t<!detail::in_categories<Ds, Cats...>(), std::tuple<Ds>,
+                                                    std::tuple<>>>()...))>::type;
+
+  struct state_type {
+    std::tuple<typename detail::state_of<Ds>::type...> detectors;
+    response_state response;
+    std::uint32_t escalation_left = 0;
+    std::uint64_t checks = 0;
+    friend bool operator==(const state_type&, const state_type&) = default;
+
+    // Visits every field as (name, field&), for archives.
+    template <class V>
+    void visit(V&& v) {
+      visit_detectors(v, std::index_sequence_for<Ds...>{});
+      response.visit([&](const char* n, auto& f) { v((std::string("response.") + n).c_str(), f); });
+      v("config.escalation_left", escalation_left);
+      v("monitor.checks", checks);
+    }
+
+   private:
+    template <class V, std::size_t... I>
+    void visit_detectors(V& v, std::index_sequence<I...>) {
+      (std::get<I>(detectors).visit([&](const char* n, auto& f) {
+        v(("detector." + std::to_string(I) + "." + n).c_str(), f);
+      }),
+       ...);
+    }
+  };
+
+  basic_monitor() = default;
+  explicit basic_monitor(const config& cfg) : cfg_(cfg) {}
+  basic_monitor(const config& cfg, Ds... ds)
+    requires(sizeof...(Ds) > 0)
+      : cfg_(cfg), detectors_(std::move(ds)...) {}
+  basic_monitor(const config& cfg, Response r, Ds... ds) : cfg_(cfg), response_(std::move(r)), detectors_(std::move(ds)...) {}
+
+  // Runs every detector on `s`. Input is validated by every detector first, so
+  // bad input throws std::invalid_argument before any state changes. With no
+  // anomaly (and no skip), this allocates nothing.
+  const check_result& check(const signals& s) {
+    std::apply([&](const auto&... d) { (validate_one(d, s), ...); }, detectors_);
+    result_.report.clear();
+    result_.resp.act = action::proceed;
+    result_.resp.reason.clear();
+    result_.escalation_started = false;
+    std::apply([&](auto&... d) { (observe_one(d, s), ...); }, detectors_);
+    response_.decide(s, result_.report, rstate_, result_.resp);
+    if (!result_.report.empty()) result_.escalation_started = cfg_.escalate();
+    ++checks_;
+    return result_;
+  }
+
+  // Once per epoch. Returns true when this tick ended an escalation.
+  bool tick() noexcept { return cfg_.tick(); }
+
+  const check_result& last() const noexcept { return result_; }
+  config& cfg() noexcept { return cfg_; }
+  const config& cfg() const noexcept { return cfg_; }
+  level effective_level() const noexcept { return cfg_.effective_level(); }
+  const response_state& responses() const noexcept { return rstate_; }
+  const Response& response_rules() const noexcept { return response_; }
+  std::uint64_t checks() const noexcept { return checks_; }
+
+  template <class D>
+  D& get() noexcept { return std::get<D>(detectors_); }
+  template <class D>
+  const D& get() const noexcept { return std::get<D>(detectors_); }
+  template <std::size_t I>
+  auto& get() noexcept { return std::get<I>(detectors_); }
+  template <std::size_t I>
+  const auto& get() const noexcept { return std::get<I>(detectors_); }
+
+  template <class F>
+  void for_each_detector(F&& f) {
+    std::apply([&](auto&... d) { (f(d), ...); }, detectors_);
+  }
+  template <class F>
+  void for_each_detector(F&& f) const {
+    std::apply([&](const auto&... d) { (f(d), ...); }, detectors_);
+  }
+
+  state_type state() const {
+    state_type st;
+    st.detectors = std::apply([](const auto&... d) { return std::make_tuple(state_of_one(d)...); }, detectors_);
+    st.response = rstate_;
+    st.escalation_left = cfg_.escalation_state();
+    st.checks = checks_;
+    return st;
+  }
+
+  // Loads all or nothing: every part is validated on copies before any is kept.
+  void load(const state_type& st) {
+    detectors_tuple d = detectors_;
+    load_detectors(d, st, std::index_sequence_for<Ds...>{});
+    config c = cfg_;
+    c.load_escalation_state(st.escalation_left);
+    detectors_ = std::move(d);
+    cfg_ = c;
+    rstate_ = st.response;
+    checks_ = st.checks;
+  }
+
+ private:
+  template <class D>
+  static void validate_one(const D& d, const signals& s) {
+    if constexpr (ValidatingDetector<D>) d.validate(s);
+  }
+  template <class D>
+  void observe_one(D& d, const signals& s) {
+    if constexpr (Detector<D>)
+      if (cfg_.should_collect<typename D::category>()) d.observe(s, result_.report);
+  }
+  template <class D>
+  static typename detail::state_of<D>::type state_of_one(const D& d) {
+    if constexpr (StatefulDetector<D>)
+      return d.state();
+    else
+      return {};
+  }
+  template <std::size_t... I>
+  static void load_detectors(detectors_tuple& d, const state_type& st, std::index_sequence<I...>) {
+    (load_one(std::get<I>(d), std::get<I>(st.detectors)), ...);
+  }
+  template <class D, class S>
+  static void load_one(D& d, const S& s) {
+    if constexpr (StatefulDetector<D>) d.load(s);
+  }
+
+  config cfg_{};
+  Response response_{};
+  detectors_tuple detectors_{};
+  response_state rstate_{};
+  std::uint64_t checks_ = 0;
+  check_result result_{};
+};
+
+namespace detail {
+template <class R, class... Ds>
+struct monitor_of<R, std::tuple<Ds...>> {
+  using type = basic_monitor<R, Ds...>;
+};
+}  // namespace detail
+
+template <class... Ds>
+using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
+
+// Every detector simic ships, with the defaults of DESIGN.md.
+using default_monitor = monitor<numerical_stability, lstm_bounds, ratio_bounds, value_function, entropy_floor,
+                                kl_divergence, gradient_drift, gradient_bounds, performance_degradation>;
+
+}  // namespace v0
+}  // namespace simic

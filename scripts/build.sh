@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures (once) and builds simic into ./build. Extra arguments go to ninja.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+if [ ! -f build/build.ninja ]; then
+  meson setup build --buildtype=debugoptimized >build-setup.log 2>&1 || { cat build-setup.log; exit 1; }
+fi
+ninja -C build "$@" >build/last-build.log 2>&1 || { tail -n 80 build/last-build.log; exit 1; }
