@@ -1,0 +1,142 @@
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "simic/core/config.hpp"
+
+using namespace simic;
+
+TEST_CASE("defaults: NORMAL, gradients every update, memory every 5, escalation 5 epochs") {
+  config c;
+  CHECK(c.configured_level() == level::normal);
+  CHECK(c.effective_level() == level::normal);
+  CHECK(c.options().gradient_interval == 1);
+  CHECK(c.options().memory_interval == 5);
+  CHECK(c.options().escalation_epochs == 5);
+  CHECK(c.options().auto_escalate);
+  CHECK(c.options().debug.per_layer_gradients);
+  CHECK(c.options().debug.nan_inf_scan);
+  CHECK(c.options().debug.ratio_diagnostic);
+}
+
+TEST_CASE("should_collect follows the effective level") {
+  config c;
+  CHECK(c.should_collect<cat::critical>());
+  CHECK(c.should_collect<cat::ops_normal>());
+  CHECK_FALSE(c.should_collect<cat::debug>());
+  CHECK_FALSE(c.per_layer_due());
+  c.set_level(level::minimal);
+  CHECK(c.should_collect<cat::critical>());
+  CHECK_FALSE(c.should_collect<cat::ops_normal>());
+  CHECK_FALSE(c.should_collect(category_id::memory));
+  c.set_level(level::off);
+  CHECK_FALSE(c.should_collect<cat::critical>());
+  CHECK_FALSE(c.should_collect(category_id::critical));
+  c.set_level(level::debug);
+  CHECK(c.should_collect<cat::debug>());
+  CHECK(c.per_layer_due());
+  CHECK(c.nan_inf_scan_due());
+  CHECK(c.ratio_diagnostic_due());
+}
+
+TEST_CASE("intervals: gradients and memory are due on their multiples") {
+  config_options o;
+  o.gradient_interval = 3;
+  config c(o);
+  CHECK(c.gradients_due(0));
+  CHECK_FALSE(c.gradients_due(1));
+  CHECK_FALSE(c.gradients_due(2));
+  CHECK(c.gradients_due(3));
+  CHECK(c.memory_due(0));
+  CHECK_FALSE(c.memory_due(4));
+  CHECK(c.memory_due(5));
+  CHECK_FALSE(c.memory_due(6));
+}
+
+TEST_CASE("debug switches gate each diagnostic at DEBUG") {
+  config_options o;
+  o.configured = level::debug;
+  o.debug.nan_inf_scan = false;
+  config c(o);
+  CHECK(c.per_layer_due());
+  CHECK_FALSE(c.nan_inf_scan_due());
+  CHECK(c.ratio_diagnostic_due());
+}
+
+TEST_CASE("escalation: DEBUG for N epochs, counted by tick, then back") {
+  config_options o;
+  o.escalation_epochs = 3;
+  config c(o);
+  CHECK(c.escalate());  // started
+  CHECK(c.effective_level() == level::debug);
+  CHECK(c.escalated());
+  CHECK(c.should_collect<cat::debug>());
+  CHECK_FALSE(c.tick());  // 2 left
+  CHECK_FALSE(c.tick());  // 1 left
+  CHECK(c.escalation_epochs_left() == 1);
+  CHECK(c.effective_level() == level::debug);
+  CHECK(c.tick());        // expired now
+  CHECK(c.effective_level() == level::normal);
+  CHECK_FALSE(c.tick());  // nothing left to end
+}
+
+TEST_CASE("a new anomaly during an escalation restarts the window without a second start") {
+  config_options o;
+  o.escalation_epochs = 2;
+  config c(o);
+  CHECK(c.escalate());
+  CHECK_FALSE(c.tick());
+  CHECK_FALSE(c.escalate());  // already escalated: no new start, window reset to 2
+  CHECK(c.escalation_epochs_left() == 2);
+  CHECK_FALSE(c.tick());
+  CHECK(c.tick());
+}
+
+TEST_CASE("no escalation when switched off, at zero epochs, at OFF; at DEBUG it is invisible") {
+  config_options o;
+  o.auto_escalate = false;
+  CHECK_FALSE(config(o).escalate());
+  o.auto_escalate = true;
+  o.escalation_epochs = 0;
+  CHECK_FALSE(config(o).escalate());
+  o.escalation_epochs = 5;
+  o.configured = level::off;
+  config off(o);
+  CHECK_FALSE(off.escalate());
+  CHECK(off.effective_level() == level::off);
+  o.configured = level::debug;
+  config dbg(o);
+  CHECK_FALSE(dbg.escalate());  // the level does not move
+  CHECK(dbg.effective_level() == level::debug);
+}
+
+TEST_CASE("bad options are rejected naming the argument and range") {
+  config_options o;
+  o.gradient_interval = 0;
+  try {
+    config c(o);
+    FAIL("accepted gradient_interval 0");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("gradient_interval") != std::string::npos);
+    CHECK(std::string(e.what()).find(">= 1") != std::string::npos);
+  }
+  o.gradient_interval = 1;
+  o.memory_interval = 0;
+  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("memory_interval"), std::invalid_argument);
+  o.memory_interval = 1;
+  o.configured = static_cast<level>(7);
+  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("configured"), std::invalid_argument);
+}
+
+TEST_CASE("escalation state loads exactly, and a bad one changes nothing") {
+  config c;
+  c.escalate();
+  c.tick();
+  config d;
+  d.load_escalation_state(c.escalation_state());
+  CHECK(d.escalation_epochs_left() == 4);
+  CHECK(d.effective_level() == level::debug);
+  CHECK_THROWS_WITH_AS(d.load_escalation_state(6), doctest::Contains("left"), std::invalid_argument);
+  CHECK(d.escalation_epochs_left() == 4);
+}

@@ -1,0 +1,35 @@
+#include <doctest/doctest.h>
+
+#include "detect_support.hpp"
+#include "simic/detect/kl_divergence.hpp"
+
+using namespace simic;
+using namespace simic::test;
+
+namespace {
+anomaly_report kl(double v) {
+  kl_divergence d;
+  signals s;
+  s.approx_kl = v;
+  return observe(d, s);
+}
+}  // namespace
+
+TEST_CASE("kl spike strictly above 0.1, extreme strictly above 0.5, reported once") {
+  CHECK(kl(below(0.1)).empty());
+  CHECK(kl(0.1).empty());
+  CHECK(kl(above(0.1)).has(anomaly_kind::kl_spike));
+  CHECK(kl(0.5).has(anomaly_kind::kl_spike));
+  CHECK_FALSE(kl(0.5).has(anomaly_kind::kl_extreme));
+  const auto r = kl(above(0.5));
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].kind == anomaly_kind::kl_extreme);
+  CHECK(kl(-0.01).empty());
+}
+
+TEST_CASE("absent KL is skipped; bad bounds rejected") {
+  kl_divergence d(0.2, 0.2);
+  CHECK(observe(d, signals{}).empty());
+  CHECK_THROWS_WITH_AS(kl_divergence(0.0, 0.5), doctest::Contains("spike"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(kl_divergence(0.2, 0.1), doctest::Contains("extreme"), std::invalid_argument);
+}
