@@ -76,7 +76,7 @@ constexpr bool assert_detector() {
                 "simic::monitor: a type in the detector list is not a simic::Detector. A detector needs "
                 "`using category = simic::cat::<tag>;` and a member `observe(const simic::signals&, "
                 "simic::anomaly_report&)`. The offending type is named in the instantiation note below.");
-  return Detector<D>;
+  return true;
 }
 
 template <class D, class... Cats>
@@ -101,6 +101,8 @@ struct check_result {
 
 template <class Response, class... Ds>
 class basic_monitor {
+  // The static_assert inside assert_detector names the offending type; this
+  // outer one only instantiates it, so the user reads one error.
   static_assert((detail::assert_detector<Ds>() && ...));
   static_assert(ResponsePolicy<Response>,
                 "simic::basic_monitor: the response policy needs a member "

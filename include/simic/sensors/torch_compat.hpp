@@ -1,0 +1,58 @@
+// Every difference between the supported LibTorch versions (1.13 through
+// 2.x) that the sensors depend on is guarded here and nowhere else.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/version.h>  // TORCH_VERSION_MAJOR / _MINOR: macros only
+
+#include <vector>
+
+#define SIMIC_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace simic {
+inline namespace v0 {
+namespace detail {
+
+// at::_foreach_norm exists from 1.12 on; from 2.4 it takes an accumulation /
+// output dtype. Before that its result has the dtype of its inputs, so half
+// and bfloat16 norms above 65504 (half) would overflow: those lists must not
+// use it there.
+inline constexpr bool foreach_norm_available = SIMIC_TORCH_AT_LEAST(1, 12);
+inline constexpr bool foreach_norm_has_dtype = SIMIC_TORCH_AT_LEAST(2, 4);
+
+// Whether foreach_norm_float (below) may be used for a tensor of type `t`
+// and gives float32-or-wider accumulation and results.
+inline bool foreach_norm_accepts(at::ScalarType t) noexcept {
+  if constexpr (!foreach_norm_available) return false;
+  if constexpr (foreach_norm_has_dtype) return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+  return t == at::kFloat || t == at::kDouble;
+}
+
+// L2 norms of every tensor in `list`, accumulated in float32 or wider; one
+// fused call. Precondition: foreach_norm_accepts() for every dtype in `list`.
+inline std::vector<at::Tensor> foreach_norm_float(at::TensorList list) {
+#if SIMIC_TORCH_AT_LEAST(2, 4)
+  // Half and bfloat16 accumulate and return in float32; float64 stays.
+  bool any_double = false;
+  for (const auto& t : list) any_double = any_double || t.scalar_type() == at::kDouble;
+  if (!any_double) return at::_foreach_norm(list, 2, at::kFloat);
+  return at::_foreach_norm(list, 2);
+#else
+  return at::_foreach_norm(list, 2);
+#endif
+}
+
+// L2 norm of one tensor accumulated in float32 or wider: the per-tensor path.
+inline at::Tensor vector_norm_float(const at::Tensor& t) {
+  const auto acc = t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::linalg_vector_norm(t, 2, c10::nullopt, false, acc);
+}
+
+// Population variance (no Bessel correction). The `correction` overload
+// appeared in 1.13's successors; the bool overload is in every version.
+inline at::Tensor population_var(const at::Tensor& t) { return at::var(t, /*unbiased=*/false); }
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace simic

@@ -1,0 +1,310 @@
+#include <doctest/doctest.h>
+
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "simic/monitor.hpp"
+
+// Counts every allocation made in this program, to prove check() allocates
+// nothing when there is nothing to report.
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+}
+void* operator new(std::size_t n) {
+  ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace simic;
+
+namespace {
+// A user's own detector: flags a loss above a bound. Models Detector, keeps a count as state.
+struct loss_ceiling {
+  using category = cat::ops_normal;
+  struct state_type {
+    std::uint64_t seen = 0;
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      v("seen", seen);
+    }
+  };
+  double bound = 10.0;
+  std::uint64_t seen = 0;
+  void observe(const signals& s, anomaly_report& r) {
+    if (!s.loss) return;
+    ++seen;
+    if (*s.loss > bound) r.add(anomaly_kind::numerical_instability, "loss above ceiling");
+  }
+  state_type state() const { return {seen}; }
+  void load(const state_type& st) { seen = st.seen; }
+};
+
+struct debug_only_probe {
+  using category = cat::debug;
+  int runs = 0;
+  void observe(const signals&, anomaly_report&) { ++runs; }
+};
+
+const std::array<head_entropy, 2> healthy_heads{{{"move", 0.8}, {"fire", 0.7}}};
+
+signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
+  signals s;
+  s.ratio_max = 1.2;
+  s.ratio_min = 0.8;
+  s.approx_kl = 0.01;
+  s.explained_variance = 0.5;
+  s.loss = 0.3;
+  s.entropy = healthy_heads;
+  gradient_signal g;
+  g.total_norm = 0.5 + 0.01 * std::sin(static_cast<double>(update));
+  g.health = 1.0;
+  g.min_param_norm = 1e-3;
+  g.max_param_norm = 0.3;
+  g.parameters = 12;
+  s.gradients = g;
+  lstm_signal l;
+  l.h_norm = 3.0;
+  l.c_norm = 5.0;
+  s.lstm = l;
+  s.performance = 150.0 + 0.1 * static_cast<double>(update % 7);
+  s.progress = training_progress(update + 1, total);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("the default monitor holds every shipped detector and is quiet on a healthy update") {
+  default_monitor m;
+  static_assert(default_monitor::size == 9);
+  for (std::uint64_t u = 0; u < 50; ++u) {
+    const auto& r = m.check(healthy(u));
+    CHECK(r.report.empty());
+    CHECK(r.resp.act == action::proceed);
+  }
+  CHECK(m.checks() == 50);
+  CHECK(m.get<gradient_drift>().norm_ema().steps() == 50);  // the drift EMA is fed by check
+  CHECK(m.get<performance_degradation>().filled() == 10);
+}
+
+TEST_CASE("one check runs every detector: one fault per detector, all reported") {
+  default_monitor m;
+  m.check(healthy(0));
+  signals s = healthy(500);  // 50 % of training
+  const std::array<head_entropy, 1> collapsed{{{"move", 0.01}}};
+  s.ratio_max = 9.0;
+  s.approx_kl = 0.7;
+  s.explained_variance = -0.9;
+  s.entropy = collapsed;
+  s.loss = std::numeric_limits<double>::quiet_NaN();
+  s.gradients->max_param_norm = 50.0;
+  s.gradients->total_norm = 60.0;
+  s.lstm->h_norm = 1e3;
+  s.performance = 1.0;
+  const auto& r = m.check(s).report;
+  for (auto k : {anomaly_kind::ratio_explosion, anomaly_kind::kl_extreme, anomaly_kind::value_collapse,
+                 anomaly_kind::entropy_collapse, anomaly_kind::numerical_instability, anomaly_kind::gradient_exploding,
+                 anomaly_kind::gradient_norm_drift, anomaly_kind::lstm_unhealthy,
+                 anomaly_kind::performance_degradation})
+    CHECK_MESSAGE(r.has(k), to_string(k));
+}
+
+TEST_CASE("an anomaly escalates to DEBUG, which counts down by tick and expires") {
+  default_monitor m;
+  m.check(healthy(0));
+  signals s = healthy(1);
+  s.approx_kl = 0.2;
+  const auto& r = m.check(s);
+  CHECK(r.report.has(anomaly_kind::kl_spike));
+  CHECK(r.escalation_started);
+  CHECK(m.effective_level() == level::debug);
+  CHECK_FALSE(m.check(s).escalation_started);  // already escalated
+  for (int i = 0; i < 4; ++i) CHECK_FALSE(m.tick());
+  CHECK(m.effective_level() == level::debug);
+  CHECK(m.tick());
+  CHECK(m.effective_level() == level::normal);
+}
+
+TEST_CASE("levels gate detectors by category at run time") {
+  config_options o;
+  o.configured = level::minimal;
+  monitor<kl_divergence, numerical_stability, debug_only_probe> m{config(o)};
+  signals s;
+  s.approx_kl = 0.9;  // ops_normal: sits out at MINIMAL
+  s.loss = std::numeric_limits<double>::infinity();  // critical: runs
+  const auto& r = m.check(s);
+  CHECK_FALSE(r.report.has(anomaly_kind::kl_extreme));
+  CHECK(r.report.has(anomaly_kind::numerical_instability));
+  CHECK(m.get<debug_only_probe>().runs == 0);
+  // the anomaly escalated to DEBUG: everything runs now
+  CHECK(m.check(s).report.has(anomaly_kind::kl_extreme));
+  CHECK(m.get<debug_only_probe>().runs == 1);
+}
+
+TEST_CASE("only<> and without<> drop detectors at compile time") {
+  using critical_only = default_monitor::only<cat::critical>;
+  static_assert(std::is_same_v<critical_only, monitor<numerical_stability, lstm_bounds>>);
+  using no_ops = default_monitor::without<cat::ops_normal>;
+  static_assert(std::is_same_v<no_ops, critical_only>);
+  using both = default_monitor::only<cat::critical, cat::ops_normal>;
+  static_assert(std::is_same_v<both, default_monitor>);
+  static_assert(default_monitor::only<cat::debug>::size == 0);
+  // a filtered monitor still works, and an empty one too
+  critical_only m;
+  signals s = healthy(3);
+  s.approx_kl = 5.0;
+  CHECK(m.check(s).report.empty());
+  default_monitor::only<cat::debug> none;
+  CHECK(none.check(s).report.empty());
+}
+
+TEST_CASE("a user-defined detector plugs in and is inspectable") {
+  static_assert(Detector<loss_ceiling> && StatefulDetector<loss_ceiling>);
+  static_assert(!Detector<int>);
+  monitor<loss_ceiling, kl_divergence> m{config{}, loss_ceiling{5.0}, kl_divergence{0.2, 0.4}};
+  signals s;
+  s.loss = 6.0;
+  s.approx_kl = 0.3;
+  const auto& r = m.check(s);
+  REQUIRE(r.report.size() == 2);
+  CHECK(r.report[0].detail == "loss above ceiling");
+  CHECK(r.report[1].kind == anomaly_kind::kl_spike);
+  CHECK(m.get<loss_ceiling>().seen == 1);
+  CHECK(m.get<0>().bound == 5.0);
+  int n = 0;
+  m.for_each_detector([&](const auto&) { ++n; });
+  CHECK(n == 2);
+}
+
+TEST_CASE("non-finite gradients: skip, then stop after 5 in a row; a finite update resets") {
+  default_monitor m;
+  signals bad = healthy(10);
+  bad.gradients->nan_count = 4;
+  bad.gradients->total_norm = std::numeric_limits<double>::quiet_NaN();
+  for (int i = 1; i <= 4; ++i) {
+    const auto& r = m.check(bad);
+    CHECK(r.resp.act == action::skip_step);
+    CHECK(r.report.has(anomaly_kind::numerical_instability));
+    CHECK(m.responses().consecutive_skips == static_cast<std::uint64_t>(i));
+  }
+  CHECK(m.check(healthy(11)).resp.act == action::proceed);
+  CHECK(m.responses().consecutive_skips == 0);
+  CHECK(m.responses().total_skips == 4);
+  for (int i = 1; i <= 4; ++i) CHECK(m.check(bad).resp.act == action::skip_step);
+  const auto& r = m.check(bad);
+  CHECK(r.resp.act == action::stop);
+  CHECK(r.resp.reason.find("5 consecutive updates skipped") != std::string::npos);
+  CHECK(r.resp.reason.find("non-finite gradients (4 NaN") != std::string::npos);
+  CHECK(m.responses().total_skips == 9);
+}
+
+TEST_CASE("a custom response policy replaces the default") {
+  struct stop_on_any_anomaly {
+    void decide(const signals&, const anomaly_report& r, response_state&, response& out) const {
+      if (!r.empty()) {
+        out.act = action::stop;
+        out.reason = "anomaly";
+      }
+    }
+  };
+  basic_monitor<stop_on_any_anomaly, kl_divergence> m;
+  signals s;
+  s.approx_kl = 0.01;
+  CHECK(m.check(s).resp.act == action::proceed);
+  s.approx_kl = 1.0;
+  CHECK(m.check(s).resp.act == action::stop);
+}
+
+TEST_CASE("bad input throws before any detector runs, and changes no state") {
+  default_monitor m;
+  m.check(healthy(0));
+  const auto before = m.state();
+  signals s = healthy(1);
+  s.progress.reset();  // explained variance and performance need progress
+  CHECK_THROWS_WITH_AS(m.check(s), doctest::Contains("progress is required"), std::invalid_argument);
+  CHECK(m.state() == before);
+}
+
+TEST_CASE("save mid-run, load into a fresh monitor: identical outputs afterwards") {
+  default_monitor a;
+  for (std::uint64_t u = 0; u < 40; ++u) {
+    signals s = healthy(u);
+    if (u == 20) s.approx_kl = 0.3;  // escalate mid-run
+    if (u == 30) {
+      s.gradients->nan_count = 1;
+    }
+    a.check(s);
+    if (u % 10 == 9) a.tick();
+  }
+  default_monitor b;
+  b.load(a.state());
+  CHECK(b.state() == a.state());
+  CHECK(b.effective_level() == a.effective_level());
+  for (std::uint64_t u = 40; u < 120; ++u) {
+    signals s = healthy(u);
+    s.gradients->total_norm *= 1.0 + 0.02 * static_cast<double>(u - 40);  // drifting
+    if (u == 100) s.performance = 10.0;
+    const auto ra = a.check(s);
+    const auto rb = b.check(s);
+    CHECK(ra.report == rb.report);
+    CHECK(ra.resp.act == rb.resp.act);
+    CHECK(ra.escalation_started == rb.escalation_started);
+    if (u % 10 == 9) CHECK(a.tick() == b.tick());
+  }
+  CHECK(a.state() == b.state());
+}
+
+TEST_CASE("a bad state is refused whole") {
+  default_monitor m;
+  for (std::uint64_t u = 0; u < 5; ++u) m.check(healthy(u));
+  const auto keep = m.state();
+  auto bad = keep;
+  std::get<6>(bad.detectors).norm.raw = std::numeric_limits<double>::quiet_NaN();  // gradient_drift
+  bad.escalation_left = 1;
+  CHECK_THROWS_AS(m.load(bad), std::invalid_argument);
+  CHECK(m.state() == keep);
+  bad = keep;
+  bad.escalation_left = 99;
+  CHECK_THROWS_WITH_AS(m.load(bad), doctest::Contains("left"), std::invalid_argument);
+  CHECK(m.state() == keep);
+}
+
+TEST_CASE("state visit names every field once") {
+  default_monitor m;
+  auto st = m.state();
+  std::vector<std::string> names;
+  st.visit([&](const char* n, auto&) { names.emplace_back(n); });
+  CHECK(std::find(names.begin(), names.end(), "detector.6.norm.raw") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.8.window") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "response.consecutive_skips") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "config.escalation_left") != names.end());
+  std::sort(names.begin(), names.end());
+  CHECK(std::adjacent_find(names.begin(), names.end()) == names.end());
+}
+
+TEST_CASE("check allocates nothing when there is no anomaly") {
+  default_monitor m;
+  const signals s0 = healthy(0);
+  m.check(s0);  // warm
+  const signals s1 = healthy(1);
+  const std::size_t before = g_allocations.load();
+  for (std::uint64_t u = 1; u < 100; ++u) {
+    const auto& r = m.check(s1);
+    if (!r.report.empty()) break;
+  }
+  CHECK(g_allocations.load() == before);
+  // and a report does allocate (the counter works)
+  signals bad = s1;
+  bad.approx_kl = 0.3;
+  m.check(bad);
+  CHECK(g_allocations.load() > before);
+}
