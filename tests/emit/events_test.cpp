@@ -1,0 +1,94 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <type_traits>
+
+#include "simic/emit/events.hpp"
+
+using namespace simic;
+
+TEST_CASE("an event keeps its stamp and payload and names itself after the payload") {
+  const auto t = std::chrono::system_clock::time_point(std::chrono::microseconds(1'700'000'000'123'456));
+  const event e(7, 2, anomaly_event{.kind = anomaly_kind::kl_spike, .detail = "kl 0.2", .level_after = level::debug},
+                t);
+  CHECK(e.name() == "anomaly");
+  CHECK(e.update() == 7);
+  CHECK(e.epoch() == 2);
+  CHECK(e.time() == t);
+  CHECK(e.context().empty());
+  REQUIRE(e.is<anomaly_event>());
+  CHECK_FALSE(e.is<update_metrics>());
+  CHECK(e.get_if<update_metrics>() == nullptr);
+  const auto* a = e.get_if<anomaly_event>();
+  REQUIRE(a != nullptr);
+  CHECK(a->kind == anomaly_kind::kl_spike);
+  CHECK(a->detail == "kl 0.2");
+  CHECK(a->level_after == level::debug);
+}
+
+TEST_CASE("every payload has its documented event name") {
+  CHECK(event(0, 0, update_metrics{}).name() == "update");
+  CHECK(event(0, 0, gradient_health_event{}).name() == "gradient_health");
+  CHECK(event(0, 0, lstm_health_event{}).name() == "lstm_health");
+  CHECK(event(0, 0, anomaly_event{}).name() == "anomaly");
+  CHECK(event(0, 0, escalation_start_event{}).name() == "escalation_start");
+  CHECK(event(0, 0, escalation_end_event{}).name() == "escalation_end");
+  CHECK(event(0, 0, layer_gradients_event{}).name() == "layer_gradients");
+  CHECK(event(0, 0, nan_inf_scan_event{}).name() == "nan_inf_scan");
+  CHECK(event(0, 0, ratio_diagnostic_event{}).name() == "ratio_diagnostic");
+  CHECK(event(0, 0, performance_degradation_event{}).name() == "performance_degradation");
+  CHECK(event(0, 0, epoch_summary{}).name() == "epoch_summary");
+  CHECK(event(0, 0, profiler_trace_event{}).name() == "profiler_trace");
+  CHECK(event(0, 0, phase_timings_event{}).name() == "phase_timings");
+  CHECK(std::variant_size_v<event_payload> == 13);
+}
+
+TEST_CASE("the time defaults to now") {
+  const auto before = std::chrono::system_clock::now();
+  const event e(0, 0, update_metrics{});
+  const auto after = std::chrono::system_clock::now();
+  CHECK(e.time() >= before);
+  CHECK(e.time() <= after);
+}
+
+TEST_CASE("events have no setters: context is added by copying") {
+  static_assert(!std::is_assignable_v<decltype(std::declval<const event&>().context())&, event_context>);
+  const event original(1, 0, update_metrics{.loss = 2.0});
+  const event with = original.with_context({.run_id = "r", .env_id = 3});
+  CHECK(original.context().empty());
+  CHECK(with.context().run_id == "r");
+  CHECK(with.context().env_id == 3);
+  CHECK_FALSE(with.context().rank.has_value());
+  CHECK(with.update() == 1);
+  CHECK(with.time() == original.time());
+  REQUIRE(with.get_if<update_metrics>() != nullptr);
+  CHECK(with.get_if<update_metrics>()->loss == 2.0);
+
+  SUBCASE("with_context: the new context's set fields win, unset ones are kept") {
+    const event again = with.with_context({.run_id = "s", .device = "cpu"});
+    CHECK(again.context().run_id == "s");
+    CHECK(again.context().device == "cpu");
+    CHECK(again.context().env_id == 3);
+    CHECK(with.context().run_id == "r");  // the source is unchanged
+  }
+  SUBCASE("with_default_context: the event's own fields win, unset ones are filled") {
+    const event filled = with.with_default_context({.run_id = "default", .device = "cuda:1", .rank = 0});
+    CHECK(filled.context().run_id == "r");
+    CHECK(filled.context().device == "cuda:1");
+    CHECK(filled.context().rank == 0);
+    CHECK(filled.context().env_id == 3);
+    CHECK(with.context().device.empty());
+  }
+  SUBCASE("the rvalue forms move") {
+    event tmp = original;
+    const event moved = std::move(tmp).with_context({.rank = 5});
+    CHECK(moved.context().rank == 5);
+    CHECK(original.context().empty());
+  }
+}
+
+TEST_CASE("phase_timing mean is total over count, 0 when empty") {
+  CHECK(phase_timing{.phase = "x", .count = 4, .total_s = 1.0}.mean_s() == doctest::Approx(0.25));
+  CHECK(phase_timing{.phase = "x"}.mean_s() == 0.0);
+}

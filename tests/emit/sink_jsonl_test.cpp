@@ -1,0 +1,262 @@
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "simic/emit/hub.hpp"
+#include "simic/emit/sink_jsonl.hpp"
+
+using namespace simic;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("simic_emit_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  return d;
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct parsed_file {
+  std::vector<json> lines;  // complete lines, parsed
+  bool all_complete_valid = true;
+  std::string partial;      // text after the last newline (not counted)
+};
+
+// Splits on '\n'. Every newline-terminated line must parse; what follows the
+// last newline is a partial line and is not counted.
+parsed_file parse_jsonl(const std::string& text) {
+  parsed_file out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) {
+      out.partial = text.substr(start);
+      break;
+    }
+    try {
+      out.lines.push_back(json::parse(text.substr(start, nl - start)));
+    } catch (const json::exception&) {
+      out.all_complete_valid = false;
+    }
+    start = nl + 1;
+  }
+  return out;
+}
+
+// A payload large enough that a line spans many bytes, so a kill lands inside one.
+layer_gradients_event big_payload() {
+  layer_gradients_event p;
+  for (int i = 0; i < 40; ++i)
+    p.report.layers.push_back({.name = "layer_" + std::to_string(i) + ".weight", .numel = 4096, .norm = 0.1 * i});
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("every line parses; the last line is hub_stats with the hub's counts") {
+  const fs::path file = fresh_dir("basic") / "sub" / "events.jsonl";
+  {
+    hub h({.context = {.run_id = "r"}});
+    auto s = std::make_shared<jsonl_sink>(file);
+    CHECK(s->name() == "jsonl:" + file.string());
+    h.add_sink(s);
+    for (std::uint64_t i = 0; i < 50; ++i) h.emit(i, i / 10, update_metrics{.loss = 1.0 / (1.0 + i)});
+    h.emit(50, 5, anomaly_event{.kind = anomaly_kind::entropy_low, .detail = "0.2 < 0.3", .level_after = level::debug});
+    h.close();
+    CHECK(s->lines_written() == 52);
+  }
+  const std::string text = read_all(file);
+  const parsed_file pf = parse_jsonl(text);
+  CHECK(pf.all_complete_valid);
+  CHECK(pf.partial.empty());
+  REQUIRE(pf.lines.size() == 52);
+  for (std::size_t i = 0; i < 50; ++i) {
+    CHECK(pf.lines[i]["event"] == "update");
+    CHECK(pf.lines[i]["update"] == i);
+    CHECK(pf.lines[i]["epoch"] == i / 10);
+    CHECK(pf.lines[i]["run_id"] == "r");
+    CHECK(pf.lines[i]["loss"].get<double>() == 1.0 / (1.0 + static_cast<double>(i)));
+    CHECK(pf.lines[i].contains("time"));
+  }
+  CHECK(pf.lines[50]["anomaly"] == "entropy_low");
+  CHECK(pf.lines[50]["detail"] == "0.2 < 0.3");
+  CHECK(pf.lines[50]["level_after"] == "DEBUG");
+  const json& last = pf.lines.back();
+  CHECK(last["event"] == "hub_stats");
+  CHECK(last["emitted"] == 51);
+  CHECK(last["delivered"] == 51);
+  CHECK(last["dropped"] == 0);
+  CHECK(last["failed"] == 0);
+  CHECK(last["update"] == 50);
+  CHECK(last["epoch"] == 5);
+}
+
+TEST_CASE("truncate by default, append on request") {
+  const fs::path file = fresh_dir("append") / "e.jsonl";
+  {
+    jsonl_sink s(file);
+    s.write(event(1, 0, update_metrics{}));
+    s.write(event(2, 0, update_metrics{}));
+  }
+  {
+    jsonl_sink s(file, {.append = true});
+    s.write(event(3, 0, update_metrics{}));
+  }
+  parsed_file pf = parse_jsonl(read_all(file));
+  REQUIRE(pf.lines.size() == 3);
+  CHECK(pf.lines[2]["update"] == 3);
+  {
+    jsonl_sink s(file);
+    s.write(event(4, 0, update_metrics{}));
+  }
+  pf = parse_jsonl(read_all(file));
+  REQUIRE(pf.lines.size() == 1);
+  CHECK(pf.lines[0]["update"] == 4);
+}
+
+TEST_CASE("a file that cannot be opened is an error naming the path") {
+  const fs::path dir = fresh_dir("unopenable");
+  fs::create_directories(dir);
+  CHECK_THROWS_WITH_AS(jsonl_sink{dir}, doctest::Contains(dir.c_str()), std::system_error);  // a directory
+  CHECK_THROWS_WITH_AS(jsonl_sink{fs::path{}}, doctest::Contains("path"), std::invalid_argument);
+}
+
+TEST_CASE("a process killed with SIGKILL mid-run leaves only complete valid lines, but for a partial last one") {
+  const fs::path file = fresh_dir("kill") / "events.jsonl";
+  fs::create_directories(file.parent_path());
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child emits forever (block: no gaps, so the lines can be checked for order).
+    try {
+      hub h({.capacity = 64, .overflow = overflow_policy::block});
+      h.add_sink(std::make_shared<jsonl_sink>(file));
+      const layer_gradients_event payload = big_payload();
+      for (std::uint64_t i = 0;; ++i) h.emit(i, 0, payload);
+    } catch (...) {
+    }
+    ::_exit(3);
+  }
+  // Wait until the child has written a good number of lines, then kill it.
+  bool grown = false;
+  for (int i = 0; i < 30000 && !grown; ++i) {
+    std::error_code ec;
+    grown = fs::file_size(file, ec) > 2'000'000 && !ec;
+    if (!grown) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(grown);
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+
+  const std::string text = read_all(file);
+  const parsed_file pf = parse_jsonl(text);
+  CHECK(pf.all_complete_valid);
+  REQUIRE(pf.lines.size() > 10);
+  // Complete lines are the events 0, 1, 2, ... in order; no hub_stats (never closed).
+  bool in_order = true;
+  for (std::size_t i = 0; i < pf.lines.size(); ++i)
+    if (pf.lines[i]["update"] != i || pf.lines[i]["layers"].size() != 40) in_order = false;
+  CHECK(in_order);
+  CHECK(pf.lines.back()["event"] == "layer_gradients");
+  // A partial last line, if any, is not valid JSON on its own and was not counted.
+  if (!pf.partial.empty()) CHECK_FALSE(json::accept(pf.partial));
+  MESSAGE("complete lines: " << pf.lines.size() << ", partial tail bytes: " << pf.partial.size());
+}
+
+TEST_CASE("a write that fails part way is cut back off, so no later line is glued to a torn one") {
+  // RLIMIT_FSIZE makes write(2) stop part way (then fail with EFBIG); done in a
+  // child so the limit does not touch the test process.
+  const fs::path file = fresh_dir("fsize") / "events.jsonl";
+  fs::create_directories(file.parent_path());
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{.rlim_cur = 50'000, .rlim_max = RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
+    int code = 11;
+    try {
+      jsonl_sink s(file);
+      const layer_gradients_event payload = big_payload();  // ~12 KB per line
+      int failures = 0;
+      for (std::uint64_t i = 0; i < 20; ++i) {
+        try {
+          s.write(event(i, 0, payload));
+        } catch (const std::system_error&) {
+          ++failures;
+        }
+      }
+      code = failures > 0 ? 0 : 12;
+    } catch (...) {
+      code = 13;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  const std::string text = read_all(file);
+  CHECK(text.size() <= 50'000);
+  const parsed_file pf = parse_jsonl(text);
+  CHECK(pf.all_complete_valid);
+  CHECK(pf.partial.empty());
+  CHECK(pf.lines.size() >= 1);
+  for (std::size_t i = 0; i < pf.lines.size(); ++i) CHECK(pf.lines[i]["update"] == i);
+}
+
+TEST_CASE("a failing file sink is reported through the hub with its exception type") {
+  const fs::path file = fresh_dir("full") / "events.jsonl";
+  fs::create_directories(file.parent_path());
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{.rlim_cur = 5'000, .rlim_max = RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
+    std::vector<sink_error> reports;
+    hub_counts c;
+    {
+      hub h;
+      h.set_error_handler([&](const sink_error& e) { reports.push_back(e); });
+      h.add_sink(std::make_shared<jsonl_sink>(file));
+      const layer_gradients_event payload = big_payload();
+      for (std::uint64_t i = 0; i < 10; ++i) h.emit(i, 0, payload);
+      h.close();
+      c = h.counts();
+    }
+    const bool ok = !reports.empty() && reports[0].exception_type == "std::system_error" &&
+                    reports[0].sink == "jsonl:" + file.string() && c.failed >= 8 && c.delivered == 10;
+    ::_exit(ok ? 0 : 20);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
