@@ -10,6 +10,20 @@
 #define SIMIC_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// LibTorch's profiler back end (used by simic/profile/profiler.hpp). Kineto
+// (ProfilerResult::save writes a Chrome trace, with CUDA activity) is in pip's
+// builds and in every 2.x; Debian's 1.13 is built without it, so there only the
+// legacy RecordProfile writes a (CPU) trace. USE_KINETO is defined only while
+// LibTorch itself builds, so the version decides; -DSIMIC_TORCH_KINETO=0/1
+// overrides (e.g. 1 for a pip 1.13).
+#ifndef SIMIC_TORCH_KINETO
+#if defined(USE_KINETO) || TORCH_VERSION_MAJOR >= 2
+#define SIMIC_TORCH_KINETO 1
+#else
+#define SIMIC_TORCH_KINETO 0
+#endif
+#endif
+
 namespace simic {
 inline namespace v0 {
 namespace detail {
@@ -51,6 +65,8 @@ inline at::Tensor vector_norm_float(const at::Tensor& t) {
 
 // Population variance (no Bessel correction). The `correction` overload
 // appeared in 1.13's successors; the bool overload is in every version.
+inline constexpr bool profiler_has_kineto = SIMIC_TORCH_KINETO != 0;
+
 inline at::Tensor population_var(const at::Tensor& t) { return at::var(t, /*unbiased=*/false); }
 
 }  // namespace detail
