@@ -63,10 +63,11 @@ inline at::Tensor vector_norm_float(const at::Tensor& t) {
   return at::linalg_vector_norm(t, 2, c10::nullopt, false, acc);
 }
 
-// Population variance (no Bessel correction). The `correction` overload
-// appeared in 1.13's successors; the bool overload is in every version.
+// Whether simic's profiler uses Kineto (else the legacy profiler).
 inline constexpr bool profiler_has_kineto = SIMIC_TORCH_KINETO != 0;
 
+// Population variance (no Bessel correction). The `correction` overload
+// appeared in 1.13's successors; the bool overload is in every version.
 inline at::Tensor population_var(const at::Tensor& t) { return at::var(t, /*unbiased=*/false); }
 
 }  // namespace detail
