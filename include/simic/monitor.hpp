@@ -167,7 +167,8 @@ class basic_monitor {
     result_.resp.act = action::proceed;
     result_.resp.reason.clear();
     result_.escalation_started = false;
-    std::apply([&](auto&... d) { (observe_one(d, s), ...); }, detectors_);
+    const level effective = cfg_.effective_level();
+    std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
     response_.decide(s, result_.report, rstate_, result_.resp);
     if (!result_.report.empty()) result_.escalation_started = cfg_.escalate();
     ++checks_;
@@ -229,10 +230,14 @@ class basic_monitor {
   static void validate_one(const D& d, const signals& s) {
     if constexpr (ValidatingDetector<D>) d.validate(s);
   }
+  // Every category's min_level is above OFF, so `effective >= min_level` also
+  // keeps everything off at OFF.
+  static_assert(((!Detector<Ds> || Ds::category::min_level > level::off) && ...),
+                "simic::monitor: a detector category must have a min_level above OFF");
   template <class D>
-  void observe_one(D& d, const signals& s) {
+  void observe_one(D& d, const signals& s, level effective) {
     if constexpr (Detector<D>)
-      if (cfg_.should_collect<typename D::category>()) d.observe(s, result_.report);
+      if (effective >= D::category::min_level) d.observe(s, result_.report);
   }
   template <class D>
   static typename detail::state_of<D>::type state_of_one(const D& d) {

@@ -43,8 +43,9 @@ struct ema_state {
 };
 
 struct ema_update {
-  bool accepted;  // false: x was NaN or Inf and the state is unchanged
-  double drift;   // 0 on the first accepted update and on refusal
+  bool accepted;    // false: x was NaN or Inf and the state is unchanged
+  double drift;     // 0 on the first accepted update and on refusal
+  double estimate;  // the estimate x was compared with (before this update)
 };
 
 template <class Correction = bias_corrected>
@@ -60,20 +61,17 @@ class ema {
   }
 
   ema_update update(double x) noexcept {
-    if (!std::isfinite(x)) return {false, 0.0};
-    const double d = s_.steps == 0 ? 0.0 : drift(x);
+    const double e = value();
+    if (!std::isfinite(x)) return {false, 0.0, e};
+    const double d = s_.steps == 0 ? 0.0 : drift_from(x, e);
     s_.raw = momentum_ * s_.raw + (1.0 - momentum_) * x;
     s_.momentum_pow *= momentum_;
     ++s_.steps;
-    return {true, d};
+    return {true, d, e};
   }
 
   // Relative distance of x from the current estimate (0 before any update).
-  double drift(double x) const noexcept {
-    if (s_.steps == 0) return 0.0;
-    const double e = value();
-    return std::abs(x - e) / (std::abs(e) + epsilon_);
-  }
+  double drift(double x) const noexcept { return s_.steps == 0 ? 0.0 : drift_from(x, value()); }
 
   double value() const noexcept { return Correction::estimate(s_.raw, s_.momentum_pow); }
   std::uint64_t steps() const noexcept { return s_.steps; }
@@ -89,6 +87,8 @@ class ema {
   }
 
  private:
+  double drift_from(double x, double e) const noexcept { return std::abs(x - e) / (std::abs(e) + epsilon_); }
+
   double momentum_;
   double epsilon_;
   ema_state s_{};

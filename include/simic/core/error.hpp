@@ -8,6 +8,14 @@
 #include <string>
 #include <string_view>
 
+// Marks the reporting path of a check (formatting a detail) as rarely taken,
+// so the quiet path stays small enough to inline into monitor::check.
+#if defined(__GNUC__)
+#define SIMIC_COLD [[gnu::cold, gnu::noinline]]
+#else
+#define SIMIC_COLD
+#endif
+
 namespace simic {
 inline namespace v0 {
 namespace detail {

@@ -57,12 +57,11 @@ class basic_gradient_drift {
 
  private:
   void track(ema<Correction>& e, double x, const char* what, anomaly_kind kind, anomaly_report& r) {
-    const double before = e.value();
     const ema_update u = e.update(x);
     if (!u.accepted) {
       r.add(anomaly_kind::numerical_instability, detail::format("%s is %g; not absorbed into its EMA", what, x));
     } else if (u.drift > threshold_) {
-      r.add(kind, detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, before,
+      r.add(kind, detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, u.estimate,
                                  threshold_));
     }
   }

@@ -29,8 +29,11 @@ class lstm_bounds {
   }
 
   void observe(const signals& s, anomaly_report& r) const {
-    if (!s.lstm || healthy(*s.lstm)) return;
-    const lstm_signal& l = *s.lstm;
+    if (s.lstm && !healthy(*s.lstm)) report(*s.lstm, r);
+  }
+
+ private:
+  SIMIC_COLD void report(const lstm_signal& l, anomaly_report& r) const {
     std::string why;
     if (l.has_nan) why += "NaN in state; ";
     if (l.has_inf) why += "Inf in state; ";
@@ -40,7 +43,6 @@ class lstm_bounds {
     r.add(anomaly_kind::lstm_unhealthy, std::move(why));
   }
 
- private:
   bool in_bounds(double n) const noexcept { return n > min_ && n < max_; }
   double min_;
   double max_;

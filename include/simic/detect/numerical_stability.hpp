@@ -24,20 +24,27 @@ class numerical_stability {
     scalar(s.explained_variance, "explained_variance", r);
     scalar(s.performance, "performance", r);
     for (const head_entropy& h : s.entropy)
-      if (!std::isfinite(h.normalized))
-        r.add(anomaly_kind::numerical_instability,
-              detail::format("entropy of head '%.*s' is %g", static_cast<int>(h.head.size()), h.head.data(),
-                             h.normalized));
-    if (s.gradients && !s.gradients->finite())
-      r.add(anomaly_kind::numerical_instability,
-            detail::format("gradients: %llu NaN, %llu Inf elements, total norm %g",
-                           static_cast<unsigned long long>(s.gradients->nan_count),
-                           static_cast<unsigned long long>(s.gradients->inf_count), s.gradients->total_norm));
+      if (!std::isfinite(h.normalized)) report_entropy(h, r);
+    if (s.gradients && !s.gradients->finite()) report_gradients(*s.gradients, r);
   }
 
  private:
   static void scalar(const std::optional<double>& v, const char* name, anomaly_report& r) {
-    if (v && !std::isfinite(*v)) r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, *v));
+    if (v && !std::isfinite(*v)) report_scalar(name, *v, r);
+  }
+  SIMIC_COLD static void report_scalar(const char* name, double v, anomaly_report& r) {
+    r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, v));
+  }
+  SIMIC_COLD static void report_entropy(const head_entropy& h, anomaly_report& r) {
+    r.add(anomaly_kind::numerical_instability,
+          detail::format("entropy of head '%.*s' is %g", static_cast<int>(h.head.size()), h.head.data(),
+                         h.normalized));
+  }
+  SIMIC_COLD static void report_gradients(const gradient_signal& g, anomaly_report& r) {
+    r.add(anomaly_kind::numerical_instability,
+          detail::format("gradients: %llu NaN, %llu Inf elements, total norm %g",
+                         static_cast<unsigned long long>(g.nan_count), static_cast<unsigned long long>(g.inf_count),
+                         g.total_norm));
   }
 };
 

@@ -5,6 +5,7 @@
 // allocated once, at construction: observing allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -52,20 +53,21 @@ class performance_degradation {
     const double x = *s.performance;
     if (size_ > 0 && s.progress->fraction() >= warmup_) {
       const double mean = rolling_mean();
-      const double rel = mean != 0.0 ? (mean - x) / std::abs(mean) : 0.0;
-      if (mean - x > 0.0 && rel >= drop_)
-        r.add(anomaly_kind::performance_degradation,
-              detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
-                             100.0 * rel, mean, static_cast<unsigned>(size_), 100.0 * drop_));
+      if (mean - x > 0.0 && (mean - x) / std::abs(mean) >= drop_) report(x, mean, r);
     }
     push(x);
   }
 
-  // Summed oldest first, so a reloaded window gives the same mean bit for bit.
+  // Summed oldest first, so a reloaded window gives the same mean bit for bit;
+  // two straight runs over the ring rather than a modulo per element.
   double rolling_mean() const noexcept {
+    if (size_ == 0) return 0.0;
+    const std::size_t start = head_ >= size_ ? head_ - size_ : head_ + cap_ - size_;
+    const std::size_t first = std::min(size_, cap_ - start);
     double sum = 0.0;
-    for (std::size_t i = 0; i < size_; ++i) sum += at(i);
-    return size_ ? sum / static_cast<double>(size_) : 0.0;
+    for (std::size_t i = 0; i < first; ++i) sum += ring_[start + i];
+    for (std::size_t i = 0; i < size_ - first; ++i) sum += ring_[i];
+    return sum / static_cast<double>(size_);
   }
   std::size_t filled() const noexcept { return size_; }
 
@@ -76,7 +78,7 @@ class performance_degradation {
     return st;
   }
   void load(const state_type& st) {
-    detail::require(st.window.size() <= ring_.size(), "simic::performance_degradation::load", "window.size()",
+    detail::require(st.window.size() <= cap_, "simic::performance_degradation::load", "window.size()",
                     st.window.size(), "<= window");
     for (double v : st.window)
       detail::require(std::isfinite(v), "simic::performance_degradation::load", "window value", v, "finite");
@@ -86,16 +88,22 @@ class performance_degradation {
   }
 
  private:
-  double at(std::size_t i) const noexcept { return ring_[(head_ + ring_.size() - size_ + i) % ring_.size()]; }
+  SIMIC_COLD void report(double x, double mean, anomaly_report& r) const {
+    r.add(anomaly_kind::performance_degradation,
+          detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
+                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * drop_));
+  }
+  double at(std::size_t i) const noexcept { return ring_[(head_ + cap_ - size_ + i) % cap_]; }
   void push(double x) noexcept {
     ring_[head_] = x;
-    head_ = (head_ + 1) % ring_.size();
-    if (size_ < ring_.size()) ++size_;
+    if (++head_ == cap_) head_ = 0;
+    if (size_ < cap_) ++size_;
   }
 
   double drop_;
   double warmup_;
   std::vector<double> ring_;
+  std::size_t cap_ = ring_.size();
   std::size_t head_ = 0;
   std::size_t size_ = 0;
 };
