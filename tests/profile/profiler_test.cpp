@@ -1,0 +1,182 @@
+#include "support/torch_doctest.hpp"
+
+#include <ATen/record_function.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "simic/profile/profiler.hpp"
+
+using namespace simic;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("simic_profile_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  return d;
+}
+
+// One training step: a named user scope around three matmuls.
+constexpr int mm_per_step = 3;
+at::Tensor workload(std::uint64_t step, at::Tensor a) {
+  RECORD_USER_SCOPE("simic_step_" + std::to_string(step));
+  for (int k = 0; k < mm_per_step; ++k) a = at::mm(a, a).tanh();
+  return a;
+}
+
+// Event-name counts of a Chrome trace: the legacy profiler writes an array,
+// Kineto an object with "traceEvents".
+std::map<std::string, int> trace_names(const fs::path& p) {
+  std::ifstream in(p);
+  const json j = json::parse(in);
+  const json& events = j.is_array() ? j : j.at("traceEvents");
+  std::map<std::string, int> out;
+  for (const auto& e : events)
+    if (e.contains("name") && e.value("ph", "") == "X") ++out[e["name"].get<std::string>()];
+  return out;
+}
+
+std::vector<std::string> files_in(const fs::path& d) {
+  std::vector<std::string> out;
+  if (!fs::exists(d)) return out;
+  for (const auto& e : fs::directory_iterator(d)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the schedule: wait, warmup, active per cycle, then done after repeat cycles") {
+  using P = profiler_phase;
+  const profiler_schedule s{.wait = 1, .warmup = 1, .active = 2, .repeat = 2};
+  const std::vector<P> expected{P::wait, P::warmup, P::active, P::active, P::wait,
+                                P::warmup, P::active, P::active, P::done, P::done};
+  for (std::uint64_t i = 0; i < expected.size(); ++i) CHECK(profiler::phase_at(s, i) == expected[i]);
+  // repeat 0: forever; no wait, no warmup: every step active.
+  const profiler_schedule forever{.wait = 0, .warmup = 0, .active = 1, .repeat = 0};
+  for (std::uint64_t i : {0ull, 1ull, 1000000ull}) CHECK(profiler::phase_at(forever, i) == P::active);
+  const profiler_schedule w{.wait = 3, .warmup = 0, .active = 1, .repeat = 1};
+  CHECK(profiler::phase_at(w, 2) == P::wait);
+  CHECK(profiler::phase_at(w, 3) == P::active);
+  CHECK(profiler::phase_at(w, 4) == P::done);
+}
+
+TEST_CASE("a disabled profiler creates nothing and returns nothing") {
+  const fs::path dir = fresh_dir("disabled");
+  profiler p({.enabled = false, .dir = dir, .schedule = {.wait = 0, .warmup = 0, .active = 1, .repeat = 0}});
+  at::Tensor a = at::rand({16, 16});
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    a = workload(i, a);
+    CHECK_FALSE(p.step().has_value());
+  }
+  CHECK_FALSE(p.close().has_value());
+  CHECK(p.phase() == profiler_phase::idle);
+  CHECK(p.traces_written() == 0);
+  CHECK_FALSE(fs::exists(dir));
+}
+
+TEST_CASE("an enabled profiler writes one Chrome trace per active window, holding exactly that window's steps") {
+  const fs::path dir = fresh_dir("schedule");
+  profiler p({.enabled = true, .dir = dir, .schedule = {.wait = 1, .warmup = 1, .active = 2, .repeat = 2}});
+  MESSAGE("back end: " << std::string(profiler::uses_kineto() ? "Kineto" : "legacy RecordProfile"));
+  at::Tensor a = at::rand({32, 32});
+  std::map<std::uint64_t, profiler_trace_event> written;  // keyed by the step whose step() returned it
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    a = workload(i, a);
+    if (auto t = p.step()) written[i] = *t;
+  }
+  CHECK(p.phase() == profiler_phase::done);
+  REQUIRE(written.size() == 2);
+  REQUIRE(written.count(3) == 1);
+  REQUIRE(written.count(7) == 1);
+  CHECK(written[3].first_step == 2);
+  CHECK(written[3].steps == 2);
+  CHECK(written[3].cycle == 0);
+  CHECK(written[7].first_step == 6);
+  CHECK(written[7].steps == 2);
+  CHECK(written[7].cycle == 1);
+  CHECK(fs::path(written[3].path) == dir / "trace_cycle0_steps2-3.json");
+  CHECK(fs::path(written[7].path) == dir / "trace_cycle1_steps6-7.json");
+  CHECK(files_in(dir) == std::vector<std::string>{"trace_cycle0_steps2-3.json", "trace_cycle1_steps6-7.json"});
+  CHECK(p.traces_written() == 2);
+
+  for (const auto& [at_step, t] : written) {
+    const auto names = trace_names(t.path);
+    for (std::uint64_t s = 0; s < 10; ++s) {
+      const bool in_window = s >= t.first_step && s < t.first_step + t.steps;
+      const std::string scope = "simic_step_" + std::to_string(s);
+      CHECK_MESSAGE((names.count(scope) ? names.at(scope) : 0) == (in_window ? 1 : 0), scope, " in ", t.path);
+    }
+    CHECK(names.count("aten::mm") == 1);
+    CHECK(names.at("aten::mm") == mm_per_step * 2);
+    CHECK(names.at("aten::tanh") == mm_per_step * 2);
+  }
+  CHECK_FALSE(p.step().has_value());  // done: nothing more
+}
+
+TEST_CASE("close() writes a window cut short; a window that had not begun leaves no file") {
+  at::Tensor a = at::rand({8, 8});
+  SUBCASE("cut short after one of three active steps") {
+    const fs::path dir = fresh_dir("cut");
+    profiler p({.enabled = true, .dir = dir, .schedule = {.wait = 0, .warmup = 1, .active = 3, .repeat = 1}});
+    a = workload(0, a);
+    CHECK_FALSE(p.step().has_value());  // warmup done
+    a = workload(1, a);
+    CHECK_FALSE(p.step().has_value());  // first active step done
+    const auto t = p.close();
+    REQUIRE(t.has_value());
+    CHECK(t->first_step == 1);
+    CHECK(t->steps == 1);
+    const auto names = trace_names(t->path);
+    CHECK(names.count("simic_step_1") == 1);
+    CHECK(names.count("simic_step_0") == 0);
+    CHECK(p.phase() == profiler_phase::done);
+    CHECK_FALSE(p.step().has_value());
+    CHECK_FALSE(p.close().has_value());
+  }
+  SUBCASE("closed as the window opens") {
+    const fs::path dir = fresh_dir("unbegun");
+    profiler p({.enabled = true, .dir = dir, .schedule = {.wait = 1, .warmup = 0, .active = 2, .repeat = 1}});
+    a = workload(0, a);
+    CHECK_FALSE(p.step().has_value());  // recording starts for step 1
+    CHECK_FALSE(p.close().has_value());
+    CHECK(files_in(dir).empty());
+  }
+  SUBCASE("the destructor writes the cut window too") {
+    const fs::path dir = fresh_dir("dtor");
+    {
+      profiler p({.enabled = true, .dir = dir, .schedule = {.wait = 0, .warmup = 0, .active = 5, .repeat = 1}});
+      for (std::uint64_t i = 0; i < 2; ++i) {
+        a = workload(i, a);
+        p.step();
+      }
+    }
+    CHECK(files_in(dir) == std::vector<std::string>{"trace_cycle0_steps0-1.json"});
+  }
+}
+
+TEST_CASE("bad options name themselves") {
+  CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = fresh_dir("bad"), .schedule = {.active = 0}}),
+                       doctest::Contains("schedule.active"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = fs::path{}}), doctest::Contains("dir"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = fresh_dir("bad"), .prefix = ""}),
+                       doctest::Contains("prefix"), std::invalid_argument);
+  // A directory that cannot be created (a file is in the way): the path is named.
+  const fs::path file = fresh_dir("blocked");
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << "x";
+  CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = file / "sub"}), doctest::Contains(file.c_str()),
+                       std::system_error);
+}
