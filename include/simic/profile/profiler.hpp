@@ -28,12 +28,16 @@
 #include <utility>
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/profiler_kineto.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "simic/core/error.hpp"
 #include "simic/emit/events.hpp"
-#include "simic/sensors/torch_compat.hpp"
+#include "simic/sensors/torch_compat.hpp"  // SIMIC_TORCH_KINETO
+
+#if SIMIC_TORCH_KINETO
+#include <torch/csrc/autograd/profiler_kineto.h>
+#else
+#include <torch/csrc/autograd/profiler_legacy.h>
+#endif
 
 namespace simic {
 inline namespace v0 {
@@ -154,6 +158,7 @@ class profiler {
     }
   }
 
+#if SIMIC_TORCH_KINETO
   std::set<torch::profiler::impl::ActivityType> activities() const {
     std::set<torch::profiler::impl::ActivityType> a{torch::profiler::impl::ActivityType::CPU};
     if (opts_.cuda && at::hasCUDA()) a.insert(torch::profiler::impl::ActivityType::CUDA);
@@ -163,46 +168,47 @@ class profiler {
     return torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::KINETO, opts_.record_shapes,
                                                  opts_.profile_memory);
   }
+#endif
 
   void start_warmup() {
-    if constexpr (detail::profiler_has_kineto) {
-      // Kineto's warm-up: prepare (CUPTI and buffers) without recording.
-      torch::autograd::profiler::prepareProfiler(kineto_config(), activities());
-    } else {
-      // The legacy profiler cannot prepare: record into a stream that is thrown away.
-      discard_.str({});
-      legacy_ = std::make_unique<torch::autograd::profiler::RecordProfile>(discard_);
-    }
+#if SIMIC_TORCH_KINETO
+    // Kineto's warm-up: prepare (CUPTI and buffers) without recording.
+    torch::autograd::profiler::prepareProfiler(kineto_config(), activities());
+#else
+    // The legacy profiler cannot prepare: record into a stream that is thrown away.
+    discard_.str({});
+    legacy_ = std::make_unique<torch::autograd::profiler::RecordProfile>(discard_);
+#endif
     warming_ = true;
   }
   void stop_warmup() {
     warming_ = false;
-    if constexpr (!detail::profiler_has_kineto) {
-      legacy_.reset();
-      discard_.str({});
-    }
+#if !SIMIC_TORCH_KINETO
+    legacy_.reset();
+    discard_.str({});
+#endif
   }
 
   void start_recording(std::uint64_t s) {
     if (warming_) stop_warmup();
     first_active_ = s;
     tmp_path_ = opts_.dir / (opts_.prefix + ".writing.json");
-    if constexpr (detail::profiler_has_kineto) {
-      if (opts_.schedule.warmup == 0) torch::autograd::profiler::prepareProfiler(kineto_config(), activities());
-      torch::autograd::profiler::enableProfiler(kineto_config(), activities());
-    } else {
-      legacy_ = std::make_unique<torch::autograd::profiler::RecordProfile>(tmp_path_.string());
-    }
+#if SIMIC_TORCH_KINETO
+    if (opts_.schedule.warmup == 0) torch::autograd::profiler::prepareProfiler(kineto_config(), activities());
+    torch::autograd::profiler::enableProfiler(kineto_config(), activities());
+#else
+    legacy_ = std::make_unique<torch::autograd::profiler::RecordProfile>(tmp_path_.string());
+#endif
     recording_ = true;
   }
 
   void discard_recording() {
     recording_ = false;
-    if constexpr (detail::profiler_has_kineto) {
-      torch::autograd::profiler::disableProfiler();
-    } else {
-      legacy_.reset();
-    }
+#if SIMIC_TORCH_KINETO
+    torch::autograd::profiler::disableProfiler();
+#else
+    legacy_.reset();
+#endif
     std::error_code ec;
     std::filesystem::remove(tmp_path_, ec);
   }
@@ -210,13 +216,13 @@ class profiler {
   // Stops recording after step `last` and writes the trace file.
   profiler_trace_event stop_and_write(std::uint64_t last) {
     recording_ = false;
-    if constexpr (detail::profiler_has_kineto) {
-      auto result = torch::autograd::profiler::disableProfiler();
-      if (!result) throw std::runtime_error("simic::profiler: LibTorch returned no profiler result");
-      result->save(tmp_path_.string());
-    } else {
-      legacy_.reset();  // RecordProfile writes its file when destroyed
-    }
+#if SIMIC_TORCH_KINETO
+    auto result = torch::autograd::profiler::disableProfiler();
+    if (!result) throw std::runtime_error("simic::profiler: LibTorch returned no profiler result");
+    result->save(tmp_path_.string());
+#else
+    legacy_.reset();  // RecordProfile writes its file when destroyed
+#endif
     const std::uint64_t cycle = cycle_of(first_active_);
     const std::filesystem::path final_path =
         opts_.dir / (opts_.prefix + "_cycle" + std::to_string(cycle) + "_steps" + std::to_string(first_active_) +
@@ -242,8 +248,10 @@ class profiler {
   bool recording_ = false;
   bool closed_ = false;
   std::filesystem::path tmp_path_;
+#if !SIMIC_TORCH_KINETO
   std::ostringstream discard_;
   std::unique_ptr<torch::autograd::profiler::RecordProfile> legacy_;
+#endif
 };
 
 }  // namespace v0
