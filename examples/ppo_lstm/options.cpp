@@ -1,0 +1,187 @@
+#include "options.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "simic/core/error.hpp"
+
+namespace ppo_lstm {
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+std::uint64_t parse_u64(std::string_view text, std::string_view what, std::uint64_t lo, std::uint64_t hi) {
+  std::uint64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc{} || p != end || v < lo || v > hi)
+    fail(std::string(what) + ": '" + std::string(text) + "' is not an integer in [" + std::to_string(lo) + ", " +
+         std::to_string(hi) + "]");
+  return v;
+}
+
+double parse_positive(std::string_view text, std::string_view what, double hi) {
+  const std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v) || v <= 0.0 || v > hi)
+    fail(std::string(what) + ": '" + s + "' is not a number in (0, " + std::to_string(hi) + "]");
+  return v;
+}
+
+}  // namespace
+
+injection parse_injection(std::string_view spec) {
+  const auto at = spec.find('@');
+  const std::string valid = "valid kinds: " + simic::detail::join_names(fault_names);
+  if (at == std::string_view::npos)
+    fail("--inject: '" + std::string(spec) + "' is not KIND@UPDATE, KIND@FIRST-LAST or KIND@FIRST-; " + valid);
+  const std::string_view name = spec.substr(0, at), when = spec.substr(at + 1);
+  injection inj{};
+  bool known = false;
+  for (std::size_t i = 0; i < fault_names.size(); ++i)
+    if (name == fault_names[i]) {
+      inj.kind = static_cast<fault>(i);
+      known = true;
+    }
+  if (!known) fail("--inject: unknown fault '" + std::string(name) + "'; " + valid);
+  const auto dash = when.find('-');
+  constexpr std::uint64_t max_update = 100'000'000;
+  if (dash == std::string_view::npos) {
+    inj.first = inj.last = parse_u64(when, "--inject update", 1, max_update);
+  } else {
+    inj.first = parse_u64(when.substr(0, dash), "--inject first update", 1, max_update);
+    inj.last = dash + 1 == when.size() ? until_end
+                                       : parse_u64(when.substr(dash + 1), "--inject last update", inj.first, max_update);
+  }
+  return inj;
+}
+
+void run_options::validate() const {
+  constexpr auto where = "ppo_lstm::run_options";
+  using simic::detail::require;
+  require(updates >= 1 && updates <= 100'000'000, where, "updates", updates, "[1, 100000000]");
+  require(planned_updates == 0 || planned_updates >= updates, where, "planned_updates", planned_updates,
+          "0 or >= updates");
+  require(envs >= 1 && envs <= 4096, where, "envs", envs, "[1, 4096]");
+  require(seq_len >= 1 && seq_len <= 1024, where, "seq_len", seq_len, "[1, 1024]");
+  require(rollout >= seq_len && rollout % seq_len == 0 && rollout <= 65536, where, "rollout", rollout,
+          "a multiple of seq_len, up to 65536");
+  require(ppo_epochs >= 1 && ppo_epochs <= 100, where, "ppo_epochs", ppo_epochs, "[1, 100]");
+  require(minibatches >= 1 && minibatches <= envs * (rollout / seq_len), where, "minibatches", minibatches,
+          "[1, envs * rollout / seq_len]");
+  require(std::isfinite(lr) && lr > 0.0 && lr <= 1.0, where, "lr", lr, "(0, 1]");
+  require(hidden >= 1 && hidden <= 4096, where, "hidden", hidden, "[1, 4096]");
+  require(threads >= 1 && threads <= 256, where, "threads", threads, "[1, 256]");
+  require(static_cast<unsigned>(level) <= 3u, where, "level", static_cast<unsigned>(level),
+          "OFF, MINIMAL, NORMAL or DEBUG");
+  require(epoch_updates >= 1, where, "epoch_updates", epoch_updates, ">= 1");
+  for (const auto& inj : injections) {
+    require(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
+    require(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
+  }
+}
+
+std::string usage(std::string_view program) {
+  std::string u = "usage: " + std::string(program) + R"( [options]
+PPO with an LSTM policy on CartPole, monitored by simic.
+  --updates N        PPO updates (default 200)
+  --envs N           parallel environments (default 8)
+  --seed S           random seed (default 1)
+  --events PATH      write every telemetry event as JSON lines to PATH
+  --level LEVEL      OFF, MINIMAL, NORMAL or DEBUG (default NORMAL)
+  --profile DIR      write profiler traces and phase timings under DIR
+  --inject KIND@U    inject a fault at update U (also KIND@U-V, KIND@U-); repeatable
+                     kinds: )";
+  u += simic::detail::join_names(fault_names);
+  u += R"(
+  --planned-updates N  measure progress against a schedule of N updates
+                     (default --updates; N >= --updates runs its first part)
+  --epoch-updates N  updates per telemetry epoch (default 1)
+  --escalation-epochs N  epochs at DEBUG after an anomaly (default 5)
+  --max-skips N      consecutive skipped optimizer steps before stopping
+                     (default: two updates' worth, 2 * ppo-epochs * minibatches)
+  --rollout N        steps per environment per update (default 128)
+  --seq-len N        BPTT sequence length; divides --rollout (default 16)
+  --ppo-epochs N     passes over each rollout (default 4)
+  --minibatches N    minibatches per pass (default 2)
+  --lr X             Adam learning rate (default 0.001)
+  --hidden N         LSTM width (default 64)
+  --threads N        LibTorch intra-op threads (default 1)
+  --quiet            no per-update progress lines
+  --help             this text
+Exit codes: 0 done, 2 bad command line, 3 stopped by the monitor.
+)";
+  return u;
+}
+
+parsed_command_line parse_command_line(const std::vector<std::string>& args) {
+  parsed_command_line out;
+  run_options& o = out.options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) fail(a + ": missing value");
+      return args[++i];
+    };
+    auto int_in = [&](std::uint64_t lo, std::uint64_t hi) { return parse_u64(value(), a, lo, hi); };
+    if (a == "--help" || a == "-h") {
+      out.help = true;
+    } else if (a == "--quiet") {
+      o.progress_lines = false;
+    } else if (a == "--updates") {
+      o.updates = int_in(1, 100'000'000);
+    } else if (a == "--planned-updates") {
+      o.planned_updates = int_in(1, 100'000'000);
+    } else if (a == "--envs") {
+      o.envs = static_cast<int>(int_in(1, 4096));
+    } else if (a == "--seed") {
+      o.seed = int_in(0, ~std::uint64_t{0});
+    } else if (a == "--events") {
+      o.events_path = value();
+      if (o.events_path.empty()) fail("--events: the path is empty");
+    } else if (a == "--profile") {
+      o.profile_dir = value();
+      if (o.profile_dir.empty()) fail("--profile: the directory is empty");
+    } else if (a == "--level") {
+      const std::string& v = value();
+      try {
+        o.level = simic::parse_level(v);
+      } catch (const std::invalid_argument&) {
+        fail("--level: unknown level '" + v + "'; valid: " + simic::detail::join_names(simic::level_names));
+      }
+    } else if (a == "--inject") {
+      o.injections.push_back(parse_injection(value()));
+    } else if (a == "--epoch-updates") {
+      o.epoch_updates = static_cast<std::uint32_t>(int_in(1, 1'000'000));
+    } else if (a == "--escalation-epochs") {
+      o.escalation_epochs = static_cast<std::uint32_t>(int_in(0, 1'000'000));
+    } else if (a == "--max-skips") {
+      o.max_skips = static_cast<std::uint32_t>(int_in(1, 1'000'000));
+    } else if (a == "--rollout") {
+      o.rollout = static_cast<int>(int_in(1, 65536));
+    } else if (a == "--seq-len") {
+      o.seq_len = static_cast<int>(int_in(1, 1024));
+    } else if (a == "--ppo-epochs") {
+      o.ppo_epochs = static_cast<int>(int_in(1, 100));
+    } else if (a == "--minibatches") {
+      o.minibatches = static_cast<int>(int_in(1, 65536));
+    } else if (a == "--lr") {
+      o.lr = parse_positive(value(), a, 1.0);
+    } else if (a == "--hidden") {
+      o.hidden = static_cast<int>(int_in(1, 4096));
+    } else if (a == "--threads") {
+      o.threads = static_cast<int>(int_in(1, 256));
+    } else {
+      fail("unknown option '" + a + "' (see --help)");
+    }
+  }
+  if (!out.help) o.validate();
+  return out;
+}
+
+}  // namespace ppo_lstm

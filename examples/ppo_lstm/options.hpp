@@ -1,0 +1,95 @@
+// Options of the PPO+LSTM trainer and the command line that sets them.
+// No LibTorch here: the command line is parsed (and its errors tested)
+// without it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "simic/core/level.hpp"
+
+namespace ppo_lstm {
+
+// The faults the trainer can inject, and the anomaly each one is meant to cause.
+enum class fault : unsigned char {
+  nan_grad,          // numerical_instability (a NaN in one gradient; the step is skipped)
+  grad_explode,      // gradient_exploding (gradients x1e3 before clipping)
+  grad_vanish,       // gradient_vanishing (gradients x1e-9)
+  grad_drift,        // gradient_norm_drift (gradients scaled up step by step)
+  lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x200)
+  entropy_collapse,  // entropy_collapse (policy logits x50: a near-deterministic policy)
+  value_collapse,    // value_collapse (the critic's output swamped by noise)
+  lstm_explode,      // lstm_unhealthy (the LSTM cell state x1e3 during the rollout)
+  reward_drop,       // performance_degradation (the environment pays no reward)
+};
+
+inline constexpr std::array<std::string_view, 9> fault_names{
+    "nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike",
+    "entropy-collapse", "value-collapse", "lstm-explode", "reward-drop"};
+
+constexpr std::string_view to_string(fault f) noexcept { return fault_names[static_cast<unsigned>(f)]; }
+
+// `kind` is active on updates first..last (1-based, inclusive).
+struct injection {
+  fault kind;
+  std::uint64_t first;
+  std::uint64_t last;
+  bool covers(std::uint64_t update) const noexcept { return update >= first && update <= last; }
+};
+
+inline constexpr std::uint64_t until_end = ~std::uint64_t{0};
+
+// Parses KIND@U (update U only), KIND@U-V (U through V) or KIND@U- (U to the end).
+injection parse_injection(std::string_view spec);
+
+struct run_options {
+  // training
+  std::uint64_t updates = 200;       // PPO updates (rollout + optimisation)
+  std::uint64_t planned_updates = 0; // length of the schedule progress is measured against; 0: updates
+                                     // (a larger value runs the first `updates` of a longer schedule)
+  int envs = 8;                      // parallel CartPole environments
+  int rollout = 128;                 // steps per environment per update
+  int seq_len = 16;                  // truncated-BPTT sequence length
+  int ppo_epochs = 4;                // passes over the rollout per update
+  int minibatches = 2;               // minibatches per pass
+  double lr = 1e-3;                  // Adam learning rate
+  int hidden = 64;                   // LSTM width
+  std::uint64_t seed = 1;
+  int threads = 1;                   // at::set_num_threads
+  // telemetry
+  simic::level level = simic::level::normal;
+  std::uint32_t epoch_updates = 1;   // updates per epoch (monitor.tick() at each epoch end)
+  std::uint32_t escalation_epochs = 5;
+  std::uint32_t max_skips = 0;       // consecutive skipped steps before stopping; 0: two updates' worth
+  std::string events_path;           // JSONL events ("" : none)
+  std::string profile_dir;           // profiler output ("" : none)
+  std::vector<injection> injections;
+  // output
+  bool progress_lines = true;        // one line per update on stdout
+  bool record_signals = false;       // keep every check's signals in the summary (tests)
+
+  std::uint64_t schedule() const noexcept { return planned_updates != 0 ? planned_updates : updates; }
+  int steps_per_update() const noexcept { return ppo_epochs * minibatches; }
+  std::uint32_t effective_max_skips() const noexcept {
+    return max_skips != 0 ? max_skips : static_cast<std::uint32_t>(2 * steps_per_update());
+  }
+  // Throws std::invalid_argument naming the first bad option and its valid range.
+  void validate() const;
+};
+
+// The usage text printed by --help and after an error.
+std::string usage(std::string_view program);
+
+struct parsed_command_line {
+  run_options options;
+  bool help = false;
+};
+
+// Parses argv (without argv[0]). Throws std::invalid_argument with a message
+// naming the option and the valid values.
+parsed_command_line parse_command_line(const std::vector<std::string>& args);
+
+}  // namespace ppo_lstm

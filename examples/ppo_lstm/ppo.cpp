@@ -1,0 +1,373 @@
+// PPO (clipped surrogate, GAE, value loss, entropy bonus, gradient clipping
+// at 1.0) with an LSTM policy trained by truncated BPTT over sequences of the
+// rollout. Telemetry call sites are marked "telemetry:".
+#include "ppo.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <numeric>
+
+#include "cartpole.hpp"
+#include "model.hpp"
+#include "telemetry.hpp"
+
+namespace ppo_lstm {
+namespace {
+
+constexpr double gamma_ = 0.99;
+constexpr double gae_lambda = 0.95;
+constexpr double clip_eps = 0.2;
+constexpr double value_coef = 0.5;
+constexpr double entropy_coef = 0.01;
+constexpr double max_grad_norm = 1.0;
+constexpr double reward_scale = 0.1;  // value targets stay O(10) on returns up to 500
+constexpr std::size_t return_window = 20;
+constexpr const char* head_name = "push";
+
+// The fault settings in force for one update.
+struct faults {
+  bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
+       entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false;
+  static faults at(const std::vector<injection>& inj, std::uint64_t update) {
+    faults f;
+    for (const auto& i : inj) {
+      if (!i.covers(update)) continue;
+      switch (i.kind) {
+        case fault::nan_grad: f.nan_grad = true; break;
+        case fault::grad_explode: f.grad_explode = true; break;
+        case fault::grad_vanish: f.grad_vanish = true; break;
+        case fault::grad_drift: f.grad_drift = true; break;
+        case fault::lr_spike: f.lr_spike = true; break;
+        case fault::entropy_collapse: f.entropy_collapse = true; break;
+        case fault::value_collapse: f.value_collapse = true; break;
+        case fault::lstm_explode: f.lstm_explode = true; break;
+        case fault::reward_drop: f.reward_drop = true; break;
+      }
+    }
+    return f;
+  }
+};
+constexpr double logit_collapse_scale = 50.0;
+constexpr double lr_spike_factor = 30.0;
+constexpr double lstm_explode_factor = 1e3;
+constexpr double value_noise = 50.0;  // in units of scaled return (at most 1 / (1 - gamma) * reward_scale = 10)
+// grad-drift: the k-th step into the fault scales gradients by min(1.5^k, 6).
+constexpr double drift_growth = 1.5;
+constexpr double drift_cap = 6.0;
+
+double explained_variance(const torch::Tensor& pred, const torch::Tensor& target) {
+  const double var_t = target.to(torch::kDouble).var(false).item<double>();
+  if (!(var_t > 0.0)) return std::numeric_limits<double>::quiet_NaN();
+  return 1.0 - (target - pred).to(torch::kDouble).var(false).item<double>() / var_t;
+}
+
+bool all_finite(const std::vector<torch::Tensor>& ps) {
+  for (const auto& p : ps)
+    if (!torch::isfinite(p.detach()).all().item<bool>()) return false;
+  return true;
+}
+
+}  // namespace
+
+run_summary run(const run_options& o) {
+  o.validate();
+  run_summary sum;
+  sum.events_path = o.events_path;
+  sum.profile_dir = o.profile_dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  at::set_num_threads(o.threads);
+  torch::manual_seed(o.seed);
+
+  const int E = o.envs, T = o.rollout, L = o.seq_len, H = o.hidden, C = T / L, S = C * E;
+  cartpole_vec env(E, o.seed);
+  lstm_policy model(cartpole_vec::obs_dim, cartpole_vec::actions, H);
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5));
+  const auto params = model->parameters();
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& kv : model->named_parameters()) named.emplace_back(kv.key(), kv.value());
+
+  telemetry tel(o, sum);
+
+  auto h = torch::zeros({E, H}), c = torch::zeros({E, H});
+  auto keep = torch::zeros({E});  // 0: the next step starts an episode
+  std::deque<double> recent;      // the last `return_window` episode returns
+  cartpole_vec::step_result sr;
+  std::vector<std::int64_t> actions(E);
+  std::uint64_t drift_steps = 0;  // optimizer steps into a grad-drift ramp
+  const double log_actions = std::log(static_cast<double>(cartpole_vec::actions));
+
+  for (std::uint64_t u = 1; u <= o.updates && !sum.stopped; ++u) {
+    const faults f = faults::at(o.injections, u);
+    tel.begin_update(u);
+    env.set_reward(f.reward_drop ? 0.0 : 1.0);
+
+    // ---- rollout -----------------------------------------------------------
+    auto obs_buf = torch::empty({T, E, cartpole_vec::obs_dim});
+    auto keep_buf = torch::empty({T, E});
+    auto act_buf = torch::empty({T, E}, torch::kLong);
+    auto logp_buf = torch::empty({T, E});
+    auto val_buf = torch::empty({T, E});
+    auto rew_buf = torch::empty({T, E});
+    auto done_buf = torch::empty({T, E});
+    auto h0_buf = torch::empty({C, E, H}), c0_buf = torch::empty({C, E, H});
+    {
+      torch::NoGradGuard ng;
+      for (int t = 0; t < T; ++t) {
+        if (t % L == 0) {
+          h0_buf[t / L].copy_(h);
+          c0_buf[t / L].copy_(c);
+        }
+        const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()),
+                                          {E, cartpole_vec::obs_dim}).clone();
+        obs_buf[t].copy_(obs);
+        keep_buf[t].copy_(keep);
+        const auto k = keep.unsqueeze(1);
+        if (f.lstm_explode && t == 0) c = c * lstm_explode_factor;  // fault: a blown-up cell state
+        auto [h1, c1] = model->cell(model->encode(obs), h * k, c * k);
+        h = h1;
+        c = c1;
+        tel.lstm_state(h, c);  // telemetry: LSTM health during the rollout
+        const auto out = model->head(h, c);
+        auto logits = out.logits;
+        if (f.entropy_collapse) logits = logits * logit_collapse_scale;
+        const auto logp_all = torch::log_softmax(logits, 1);
+        const auto a = torch::multinomial(logp_all.exp(), 1).squeeze(1);
+        act_buf[t].copy_(a);
+        logp_buf[t].copy_(logp_all.gather(1, a.unsqueeze(1)).squeeze(1));
+        auto value = out.value;
+        if (f.value_collapse) value = value + value_noise * torch::randn_like(value);  // fault: a broken critic
+        val_buf[t].copy_(value);
+        const auto acc = a.accessor<std::int64_t, 1>();
+        for (int e = 0; e < E; ++e) actions[e] = acc[e];
+        env.step(actions, sr);
+        rew_buf[t].copy_(torch::from_blob(sr.reward.data(), {E}));
+        auto done = torch::empty({E});
+        for (int e = 0; e < E; ++e) done[e] = static_cast<float>(sr.done[e]);
+        done_buf[t].copy_(done);
+        keep = 1.0 - done;
+        for (double r : sr.finished_returns) {
+          recent.push_back(r);
+          if (recent.size() > return_window) recent.pop_front();
+          ++sum.episodes;
+        }
+      }
+      if (f.lstm_explode) {  // the fault ends with the rollout: start clean
+        h.zero_();
+        c.zero_();
+      }
+    }
+    // Bootstrap value and GAE (plain loops: T x E is small).
+    torch::Tensor adv_t, ret_t;
+    {
+      torch::NoGradGuard ng;
+      const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {E, cartpole_vec::obs_dim});
+      const auto last = model->step(obs, h, c, keep);
+      auto next_v = last.value.contiguous();
+      adv_t = torch::empty({T, E});
+      auto A = adv_t.accessor<float, 2>();
+      auto V = val_buf.accessor<float, 2>();
+      auto R = rew_buf.accessor<float, 2>();
+      auto D = done_buf.accessor<float, 2>();
+      auto NV = next_v.accessor<float, 1>();
+      for (int e = 0; e < E; ++e) {
+        double gae = 0.0;
+        for (int t = T - 1; t >= 0; --t) {
+          const double nonterminal = 1.0 - D[t][e];
+          const double v_next = t == T - 1 ? NV[e] : V[t + 1][e];
+          const double delta = reward_scale * R[t][e] + gamma_ * v_next * nonterminal - V[t][e];
+          gae = delta + gamma_ * gae_lambda * nonterminal * gae;
+          A[t][e] = static_cast<float>(gae);
+        }
+      }
+      ret_t = adv_t + val_buf;
+    }
+    // How much of the return variance the critic explained during the rollout.
+    const double rollout_ev = explained_variance(val_buf, ret_t);
+
+    // ---- sequences for truncated BPTT: [L, S] with S = C * E -----------------
+    auto seq = [&](const torch::Tensor& x) {
+      auto sizes = x.sizes().vec();
+      std::vector<std::int64_t> v{C, L, E};
+      v.insert(v.end(), sizes.begin() + 2, sizes.end());
+      auto y = x.reshape(v).transpose(0, 1);  // [L, C, E, ...]
+      std::vector<std::int64_t> w{L, S};
+      w.insert(w.end(), sizes.begin() + 2, sizes.end());
+      return y.reshape(w);
+    };
+    const auto s_obs = seq(obs_buf), s_keep = seq(keep_buf), s_act = seq(act_buf), s_logp = seq(logp_buf),
+               s_adv = seq(adv_t), s_ret = seq(ret_t);
+    const auto s_h0 = h0_buf.reshape({S, H}), s_c0 = c0_buf.reshape({S, H});
+
+    // ---- optimisation --------------------------------------------------------
+    const double lr = f.lr_spike ? o.lr * lr_spike_factor : o.lr;
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    const simic::training_progress progress(u, o.schedule());
+    const bool epoch_end = u % o.epoch_updates == 0 || u == o.updates;
+    const int steps = o.steps_per_update();
+    const int mb_size = S / o.minibatches;
+    // Performance: the rolling mean return, at each epoch end once an episode ended.
+    std::optional<double> performance;
+    if (epoch_end && !recent.empty())
+      performance = std::accumulate(recent.begin(), recent.end(), 0.0) / static_cast<double>(recent.size());
+    update_record rec;
+    rec.update = u;
+    int step = 0;
+    for (int ep = 0; ep < o.ppo_epochs && !sum.stopped; ++ep) {
+      const auto perm = torch::randperm(S, torch::kLong);
+      for (int mb = 0; mb < o.minibatches && !sum.stopped; ++mb, ++step) {
+        const auto idx = perm.narrow(0, static_cast<std::int64_t>(mb) * mb_size, mb_size);
+        const auto obs = s_obs.index_select(1, idx), kp = s_keep.index_select(1, idx);
+        auto hh = s_h0.index_select(0, idx), cc = s_c0.index_select(0, idx);
+        const auto enc = model->encode(obs);
+        std::vector<torch::Tensor> hs;
+        hs.reserve(L);
+        for (int l = 0; l < L; ++l) {
+          const auto k = kp[l].unsqueeze(1);
+          auto [h1, c1] = model->cell(enc[l], hh * k, cc * k);
+          hh = h1;
+          cc = c1;
+          hs.push_back(hh);
+        }
+        const auto hseq = torch::stack(hs);  // [L, B, H]
+        auto logits = model->actor->forward(hseq);
+        if (f.entropy_collapse) logits = logits * logit_collapse_scale;
+        const auto value = model->critic->forward(hseq).squeeze(2);
+        const auto ret = s_ret.index_select(1, idx);
+        const auto logp_all = torch::log_softmax(logits, 2);
+        const auto act = s_act.index_select(1, idx);
+        const auto logp = logp_all.gather(2, act.unsqueeze(2)).squeeze(2);
+        const auto entropy = -(logp_all.exp() * logp_all).sum(2);
+        const auto log_ratio = logp - s_logp.index_select(1, idx);
+        const auto ratio = log_ratio.exp();
+        auto adv = s_adv.index_select(1, idx);
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8);
+        const auto pg_loss = torch::max(-adv * ratio, -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)).mean();
+        const auto v_loss = 0.5 * (value - ret).pow(2).mean();
+        const auto ent = entropy.mean();
+        const auto loss = pg_loss + value_coef * v_loss - entropy_coef * ent;
+
+        opt.zero_grad();
+        loss.backward();
+        {  // faults that act on the gradients
+          torch::NoGradGuard ng;
+          if (f.nan_grad) model->lstm->weight_hh.grad().view({-1})[0] = std::nan("");
+          if (f.grad_explode)
+            for (auto& p : params) p.grad().mul_(1e3);
+          if (f.grad_vanish)
+            for (auto& p : params) p.grad().mul_(1e-9);
+          if (f.grad_drift) {
+            ++drift_steps;
+            const double k = std::min(std::pow(drift_growth, static_cast<double>(drift_steps)), drift_cap);
+            for (auto& p : params) p.grad().mul_(k);
+          } else {
+            drift_steps = 0;
+          }
+        }
+
+        // telemetry: the signals of this step, gradients measured before clipping
+        simic::signals sig;
+        const simic::gradient_signal grads = tel.gradients(params);
+        sig.gradients = grads;
+        {
+          torch::NoGradGuard ng;
+          sig.ratio_max = ratio.max().item<double>();
+          sig.ratio_min = ratio.min().item<double>();
+          sig.approx_kl = ((ratio - 1.0) - log_ratio).mean().item<double>();
+          sig.loss = loss.item<double>();
+        }
+        const simic::head_entropy heads[] = {{head_name, ent.item<double>() / log_actions}};
+        sig.entropy = heads;
+        sig.progress = progress;
+        if (step == 0) {  // once per update: the rollout's LSTM state and critic
+          sig.lstm = tel.take_lstm();
+          if (!std::isnan(rollout_ev)) sig.explained_variance = rollout_ev;
+        }
+        if (step == steps - 1 && performance) sig.performance = performance;
+
+        const simic::check_result& res = tel.check(sig, step);
+        tel.debug(named, ratio, log_ratio, step);  // telemetry: DEBUG diagnostics while escalated
+
+        rec.grad_norm = grads.total_norm;
+        rec.grad_health = grads.health;
+        if (res.resp.act == simic::action::stop) {
+          sum.stopped = true;
+          sum.stop_reason = res.resp.reason;
+          sum.exit_code = exit_stopped;
+          tel.skipped(step, res.resp.reason);
+          ++rec.skipped_steps;
+        } else if (res.resp.act == simic::action::skip_step) {
+          tel.skipped(step, res.resp.reason);
+          ++rec.skipped_steps;
+        } else {
+          torch::nn::utils::clip_grad_norm_(params, max_grad_norm);
+          opt.step();
+          ++sum.optimizer_steps;
+        }
+      }
+    }
+
+    const double mean_ret =
+        recent.empty() ? 0.0 : std::accumulate(recent.begin(), recent.end(), 0.0) / static_cast<double>(recent.size());
+    sum.mean_return = mean_ret;
+    sum.best_mean_return = std::max(sum.best_mean_return, mean_ret);
+    rec.mean_return = mean_ret;
+    rec.anomalies = tel.take_update_anomalies();
+    if (epoch_end && !sum.stopped) tel.epoch_end();  // telemetry: monitor.tick() per epoch
+    rec.level = tel.level();
+    sum.updates.push_back(rec);
+    sum.updates_done = u;
+    if (o.progress_lines) {
+      std::printf("update %5llu  return %7.1f  grad %9.4g  health %.2f  level %-7s  anomalies %zu%s\n",
+                  static_cast<unsigned long long>(u), mean_ret, rec.grad_norm, rec.grad_health,
+                  std::string(simic::to_string(rec.level)).c_str(), rec.anomalies,
+                  rec.skipped_steps ? (" skipped " + std::to_string(rec.skipped_steps)).c_str() : "");
+      std::fflush(stdout);
+    }
+  }
+  tel.finish();
+  sum.weights_finite = all_finite(params);
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum;
+}
+
+std::string describe(const run_summary& s) {
+  std::string out;
+  out += simic::detail::format("updates %llu, episodes %llu, mean return %.1f (best %.1f), %.1f s\n",
+                               static_cast<unsigned long long>(s.updates_done),
+                               static_cast<unsigned long long>(s.episodes), s.mean_return, s.best_mean_return,
+                               s.seconds);
+  out += simic::detail::format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
+                               static_cast<unsigned long long>(s.optimizer_steps), s.skips.size(),
+                               static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
+  out += "anomalies:";
+  bool any = false;
+  for (std::size_t k = 0; k < simic::anomaly_kind_names.size(); ++k) {
+    const auto n = s.count(static_cast<simic::anomaly_kind>(k));
+    if (n == 0) continue;
+    std::uint64_t first = 0;
+    for (const auto& a : s.anomalies)
+      if (a.kind == static_cast<simic::anomaly_kind>(k)) {
+        first = a.update;
+        break;
+      }
+    out += simic::detail::format("\n  %-24s x%zu (first at update %llu)", std::string(simic::anomaly_kind_names[k]).c_str(),
+                                 n, static_cast<unsigned long long>(first));
+    any = true;
+  }
+  if (!any) out += " none";
+  out += "\n";
+  if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
+  if (!s.events_path.empty())
+    out += simic::detail::format("events: %s (%llu written, %llu dropped)\n", s.events_path.c_str(),
+                                 static_cast<unsigned long long>(s.events_emitted),
+                                 static_cast<unsigned long long>(s.events_dropped));
+  if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";
+  return out;
+}
+
+}  // namespace ppo_lstm

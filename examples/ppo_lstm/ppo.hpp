@@ -1,0 +1,113 @@
+// The PPO+LSTM CartPole trainer as a library: run(options) trains, obeys the
+// monitor, and returns a summary of what happened (the tests call it
+// in-process; main.cpp wraps it in a command line).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+#include "simic/monitor.hpp"
+
+namespace ppo_lstm {
+
+// The trainer's monitor: every detector simic ships.
+using monitor_type = simic::default_monitor;
+
+// Exit codes of the command line.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_stopped = 3;
+
+struct update_record {
+  std::uint64_t update = 0;
+  double mean_return = 0.0;  // rolling mean of the last 20 episode returns
+  double grad_norm = 0.0;    // total gradient norm before clipping, last step of the update
+  double grad_health = 1.0;
+  simic::level level = simic::level::normal;  // effective level at the end of the update
+  std::size_t anomalies = 0;                  // anomalies reported during the update
+  int skipped_steps = 0;
+};
+
+struct anomaly_record {
+  std::uint64_t update = 0;
+  int step = 0;  // optimizer step within the update (0-based)
+  simic::anomaly_kind kind{};
+  std::string detail;
+};
+
+// The effective level changed: up to DEBUG on an anomaly, back at an epoch end.
+struct level_change {
+  std::uint64_t update = 0;
+  simic::level from{};
+  simic::level to{};
+};
+
+// A DEBUG-level diagnostic: "layer_stats", "nan_inf_scan" or "ratio_diagnostic".
+struct debug_record {
+  std::uint64_t update = 0;
+  int step = 0;
+  std::string what;
+  std::string detail;
+};
+
+struct skip_record {
+  std::uint64_t update = 0;
+  int step = 0;
+  std::string reason;
+};
+
+// A copy of the signals of one check that owns its entropy heads.
+struct recorded_signals {
+  simic::signals base;  // entropy span left empty; use view()
+  std::vector<simic::head_entropy> heads;
+  simic::signals view() const {
+    simic::signals s = base;
+    s.entropy = heads;
+    return s;
+  }
+};
+
+struct run_summary {
+  int exit_code = exit_ok;
+  bool stopped = false;
+  std::string stop_reason;
+  std::uint64_t updates_done = 0;
+  double mean_return = 0.0;  // rolling mean at the end
+  double best_mean_return = 0.0;
+  std::uint64_t episodes = 0;
+  double seconds = 0.0;
+  std::uint64_t optimizer_steps = 0;  // steps taken
+  std::uint64_t checks = 0;           // monitor checks (one per optimizer step attempted)
+  std::uint64_t epochs = 0;           // monitor ticks
+  bool weights_finite = true;
+  std::vector<update_record> updates;
+  std::vector<anomaly_record> anomalies;
+  std::vector<level_change> level_changes;
+  std::vector<debug_record> debug;
+  std::vector<skip_record> skips;
+  std::map<std::string, std::uint64_t> sensor_events;  // sensor name -> events it produced
+  std::vector<recorded_signals> signals;               // when options.record_signals
+  // events
+  std::string events_path;
+  std::uint64_t events_emitted = 0;
+  std::uint64_t events_dropped = 0;
+  std::string profile_dir;
+
+  std::size_t count(simic::anomaly_kind k) const {
+    std::size_t n = 0;
+    for (const auto& a : anomalies) n += a.kind == k;
+    return n;
+  }
+};
+
+// Trains with `options` (validated first: bad options throw
+// std::invalid_argument before anything runs).
+run_summary run(const run_options& options);
+
+// The summary printed at the end of a command-line run.
+std::string describe(const run_summary& s);
+
+}  // namespace ppo_lstm
