@@ -52,13 +52,21 @@ struct faults {
     return f;
   }
 };
-constexpr double logit_collapse_scale = 50.0;
+// entropy-collapse: the greedy action's logit raised by this margin, so the
+// policy is near-deterministic (normalised entropy ~1e-3) while it lasts.
+constexpr double logit_collapse_margin = 10.0;
 constexpr double lr_spike_factor = 30.0;
 constexpr double lstm_explode_factor = 1e3;
 constexpr double value_noise = 50.0;  // in units of scaled return (at most 1 / (1 - gamma) * reward_scale = 10)
-// grad-drift: the k-th step into the fault scales gradients by min(1.5^k, 6).
-constexpr double drift_growth = 1.5;
-constexpr double drift_cap = 6.0;
+// grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
+constexpr double drift_growth = 2.0;
+constexpr double drift_cap = 8.0;
+
+// A near-deterministic policy: the greedy logit raised by a constant margin.
+torch::Tensor collapse(const torch::Tensor& logits, std::int64_t dim) {
+  const auto greedy = torch::one_hot(logits.detach().argmax(dim), logits.size(dim)).to(logits.scalar_type());
+  return logits + logit_collapse_margin * greedy;
+}
 
 double explained_variance(const torch::Tensor& pred, const torch::Tensor& target) {
   const double var_t = target.to(torch::kDouble).var(false).item<double>();
@@ -88,8 +96,6 @@ run_summary run(const run_options& o) {
   lstm_policy model(cartpole_vec::obs_dim, cartpole_vec::actions, H);
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5));
   const auto params = model->parameters();
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& kv : model->named_parameters()) named.emplace_back(kv.key(), kv.value());
 
   telemetry tel(o, sum);
 
@@ -117,6 +123,7 @@ run_summary run(const run_options& o) {
     auto h0_buf = torch::empty({C, E, H}), c0_buf = torch::empty({C, E, H});
     {
       torch::NoGradGuard ng;
+      auto rollout_timer = tel.timers().time("rollout");
       for (int t = 0; t < T; ++t) {
         if (t % L == 0) {
           h0_buf[t / L].copy_(h);
@@ -131,10 +138,10 @@ run_summary run(const run_options& o) {
         auto [h1, c1] = model->cell(model->encode(obs), h * k, c * k);
         h = h1;
         c = c1;
-        tel.lstm_state(h, c);  // telemetry: LSTM health during the rollout
+        if (t % L == 0) tel.lstm_state(h, c);  // telemetry: LSTM health during the rollout
         const auto out = model->head(h, c);
         auto logits = out.logits;
-        if (f.entropy_collapse) logits = logits * logit_collapse_scale;
+        if (f.entropy_collapse) logits = collapse(logits, 1);
         const auto logp_all = torch::log_softmax(logits, 1);
         const auto a = torch::multinomial(logp_all.exp(), 1).squeeze(1);
         act_buf[t].copy_(a);
@@ -210,6 +217,7 @@ run_summary run(const run_options& o) {
     const bool epoch_end = u % o.epoch_updates == 0 || u == o.updates;
     const int steps = o.steps_per_update();
     const int mb_size = S / o.minibatches;
+    auto optimize_timer = tel.timers().time("optimize");
     // Performance: the rolling mean return, at each epoch end once an episode ended.
     std::optional<double> performance;
     if (epoch_end && !recent.empty())
@@ -235,7 +243,7 @@ run_summary run(const run_options& o) {
         }
         const auto hseq = torch::stack(hs);  // [L, B, H]
         auto logits = model->actor->forward(hseq);
-        if (f.entropy_collapse) logits = logits * logit_collapse_scale;
+        if (f.entropy_collapse) logits = collapse(logits, 2);
         const auto value = model->critic->forward(hseq).squeeze(2);
         const auto ret = s_ret.index_select(1, idx);
         const auto logp_all = torch::log_softmax(logits, 2);
@@ -271,7 +279,7 @@ run_summary run(const run_options& o) {
 
         // telemetry: the signals of this step, gradients measured before clipping
         simic::signals sig;
-        const simic::gradient_signal grads = tel.gradients(params);
+        const simic::gradient_signal grads = tel.gradients(*model);
         sig.gradients = grads;
         {
           torch::NoGradGuard ng;
@@ -289,8 +297,20 @@ run_summary run(const run_options& o) {
         }
         if (step == steps - 1 && performance) sig.performance = performance;
 
-        const simic::check_result& res = tel.check(sig, step);
-        tel.debug(named, ratio, log_ratio, step);  // telemetry: DEBUG diagnostics while escalated
+        simic::update_metrics metrics{.loss = sig.loss,
+                                      .policy_loss = pg_loss.item<double>(),
+                                      .value_loss = v_loss.item<double>(),
+                                      .entropy = heads[0].normalized,
+                                      .approx_kl = sig.approx_kl,
+                                      .ratio_max = sig.ratio_max,
+                                      .ratio_min = sig.ratio_min,
+                                      .explained_variance = sig.explained_variance,
+                                      .learning_rate = lr,
+                                      .extra = {{"step", static_cast<double>(step)}}};
+        if (performance && sig.performance) metrics.extra.push_back({"mean_return", *performance});
+        const simic::check_result& res = tel.check(sig, step, metrics);
+        // telemetry: DEBUG diagnostics (each runs only while the effective level is DEBUG)
+        tel.debug(*model, loss, ratio, s_logp.index_select(1, idx), logp, act, step);
 
         rec.grad_norm = grads.total_norm;
         rec.grad_health = grads.health;
@@ -317,7 +337,12 @@ run_summary run(const run_options& o) {
     sum.best_mean_return = std::max(sum.best_mean_return, mean_ret);
     rec.mean_return = mean_ret;
     rec.anomalies = tel.take_update_anomalies();
-    if (epoch_end && !sum.stopped) tel.epoch_end();  // telemetry: monitor.tick() per epoch
+    optimize_timer.stop();
+    tel.update_done();
+    if (epoch_end && !sum.stopped) {  // telemetry: monitor.tick() per epoch
+      const std::uint64_t in_epoch = (u - 1) % o.epoch_updates + 1;
+      tel.epoch_end(performance, in_epoch);
+    }
     rec.level = tel.level();
     sum.updates.push_back(rec);
     sum.updates_done = u;
@@ -329,7 +354,7 @@ run_summary run(const run_options& o) {
       std::fflush(stdout);
     }
   }
-  tel.finish();
+  tel.finish();  // every event flushed, also after a stop
   sum.weights_finite = all_finite(params);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;

@@ -88,7 +88,8 @@ struct run_summary {
   std::vector<level_change> level_changes;
   std::vector<debug_record> debug;
   std::vector<skip_record> skips;
-  std::map<std::string, std::uint64_t> sensor_events;  // sensor name -> events it produced
+  std::map<std::string, std::uint64_t> sensor_events;  // sensor name -> measurements it made
+  std::map<std::string, std::uint64_t> event_counts;   // event name -> events emitted to the hub
   std::vector<recorded_signals> signals;               // when options.record_signals
   // events
   std::string events_path;

@@ -1,66 +1,44 @@
 // The trainer's telemetry wiring: every call site where the trainer hands
 // tensors to simic's sensors, signals to the monitor, and events to the hub.
 // ppo.cpp calls these in the order of an update:
-//   rollout:  lstm_state(h, c) after every LSTM step
+//   rollout:             lstm_state(h, c) at every sequence start (per environment)
 //   each optimizer step: gradients() before clipping -> check(signals) ->
-//             debug(...) while at DEBUG -> obey the response
-//   epoch end: epoch_end() -> monitor.tick()
+//                        debug(...) (only while the effective level is DEBUG)
+//                        -> the trainer obeys the response
+//   end of an update:    update_done(); at each epoch end epoch_end() -> monitor.tick()
+//   end of the run:      finish() (flushes and closes the hub)
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "options.hpp"
 #include "ppo.hpp"
 #include "simic/core/format.hpp"
+#include "simic/emit/events.hpp"
+#include "simic/emit/hub.hpp"
+#include "simic/emit/sink_jsonl.hpp"
+#include "simic/profile/phase_timer.hpp"
+#include "simic/profile/profiler.hpp"
+#include "simic/sensors/debug_layer_gradients.hpp"
+#include "simic/sensors/debug_nan_inf_scan.hpp"
+#include "simic/sensors/debug_ratio_explosion.hpp"
+#include "simic/sensors/gradient_health.hpp"
+#include "simic/sensors/lstm_health.hpp"
 
 namespace ppo_lstm {
 
-namespace interim {
-// Stand-ins until simic's tensor sensors are in the tree.
-inline simic::gradient_signal gradient_health(const std::vector<torch::Tensor>& grads) {
-  simic::gradient_signal g;
-  double sum_sq = 0.0;
-  g.min_param_norm = INFINITY;
-  for (const auto& t : grads) {
-    if (!t.defined()) continue;
-    const auto d = t.detach().to(torch::kDouble);
-    const double n = d.norm().item<double>();
-    g.nan_count += static_cast<std::uint64_t>(d.isnan().sum().item<std::int64_t>());
-    g.inf_count += static_cast<std::uint64_t>(d.isinf().sum().item<std::int64_t>());
-    sum_sq += n * n;
-    g.min_param_norm = std::min(g.min_param_norm, n);
-    g.max_param_norm = std::max(g.max_param_norm, n);
-    ++g.parameters;
-    g.vanishing += n < simic::defaults::grad_vanishing;
-    g.exploding += n > simic::defaults::grad_exploding;
-  }
-  if (g.parameters == 0) g.min_param_norm = 0.0;
-  g.total_norm = std::sqrt(sum_sq);
-  g.health = simic::gradient_health(g.vanishing, g.exploding, g.parameters);
-  return g;
-}
-inline simic::lstm_signal lstm_health(const torch::Tensor& h, const torch::Tensor& c) {
-  simic::lstm_signal l;
-  const auto hd = h.detach().to(torch::kDouble), cd = c.detach().to(torch::kDouble);
-  l.h_norm = hd.norm().item<double>();
-  l.c_norm = cd.norm().item<double>();
-  l.h_max_abs = hd.abs().max().item<double>();
-  l.c_max_abs = cd.abs().max().item<double>();
-  l.has_nan = hd.isnan().any().item<bool>() || cd.isnan().any().item<bool>();
-  l.has_inf = hd.isinf().any().item<bool>() || cd.isinf().any().item<bool>();
-  return l;
-}
-}  // namespace interim
-
 // PPO's per-minibatch gradient norms are heavy-tailed: on healthy CartPole
-// runs 26% of steps lie more than 0.5 (relative) from their EMA, 1.3% more
-// than 2.0 (docs/trainer.md). The trainer flags a norm beyond 3x its EMA.
+// runs about 26% of steps lie more than 0.5 (relative) from their EMA and
+// about 1% more than 2.0 (docs/trainer.md). The trainer flags a norm beyond
+// 3x its EMA (or a health score that far from its own).
 inline constexpr double drift_threshold = 2.0;
 
 class telemetry {
@@ -71,38 +49,59 @@ class telemetry {
         monitor_(make_config(o), simic::skip_nonfinite_then_stop(o.effective_max_skips()), simic::numerical_stability{},
                  simic::lstm_bounds{}, simic::ratio_bounds{}, simic::value_function{}, simic::entropy_floor{},
                  simic::kl_divergence{}, simic::gradient_drift{drift_threshold}, simic::gradient_bounds{},
-                 simic::performance_degradation{}) {}
+                 simic::performance_degradation{}),
+        // Block rather than drop when the queue is full: a trainer's events are
+        // few and the JSONL sink is fast; losing one would be worse than waiting.
+        hub_(simic::hub_options{.capacity = 8192,
+                                .overflow = simic::overflow_policy::block,
+                                .context = {.run_id = "ppo_lstm-seed" + std::to_string(o.seed), .device = "cpu"}}),
+        profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
+                                          .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
+        timers_(!o.profile_dir.empty()) {
+    if (!o.events_path.empty()) hub_.add_sink(std::make_shared<simic::jsonl_sink>(o.events_path));
+  }
+  telemetry(const telemetry&) = delete;
+  telemetry& operator=(const telemetry&) = delete;
+  ~telemetry() { hub_.close(); }
 
   monitor_type& monitor() noexcept { return monitor_; }
   simic::level level() const noexcept { return monitor_.effective_level(); }
+  simic::phase_timers& timers() noexcept { return timers_; }
 
   void begin_update(std::uint64_t update) {
     update_ = update;
     lstm_.reset();
   }
 
-  // --- rollout: LSTM state after each step -------------------------------
+  // --- rollout: LSTM health, per environment ------------------------------
+  // The detector's bounds are on the norm of one state vector, so each
+  // environment's (h, c) is measured on its own; the least healthy (or else
+  // the largest) is the rollout's figure.
   void lstm_state(const torch::Tensor& h, const torch::Tensor& c) {
-    const simic::lstm_signal l = interim::lstm_health(h, c);
-    ++sum_.sensor_events["lstm_health"];
-    // Keep the first unhealthy state of the rollout, else the latest.
-    if (!lstm_ || bounds_.healthy(*lstm_)) lstm_ = l;
+    for (std::int64_t e = 0; e < h.size(0); ++e) {
+      const simic::lstm_signal l = lstm_sensor_.measure(h[e], c[e]).signal();
+      ++sum_.sensor_events["lstm_health"];
+      if (!lstm_ || (bounds_.healthy(*lstm_) && (!bounds_.healthy(l) || l.c_norm > lstm_->c_norm))) lstm_ = l;
+    }
   }
-  // The LSTM figure of this update's rollout, handed over once (first check).
-  std::optional<simic::lstm_signal> take_lstm() { return std::exchange(lstm_, std::nullopt); }
+  // The LSTM figure of this update's rollout, handed to the first check.
+  std::optional<simic::lstm_signal> take_lstm() {
+    if (lstm_) emit(simic::lstm_health_event{.lstm = *lstm_, .healthy = bounds_.healthy(*lstm_)});
+    return std::exchange(lstm_, std::nullopt);
+  }
 
   // --- each optimizer step: gradients before clipping ----------------------
-  simic::gradient_signal gradients(const std::vector<torch::Tensor>& params) {
-    std::vector<torch::Tensor> grads;
-    grads.reserve(params.size());
-    for (const auto& p : params) grads.push_back(p.grad());
+  simic::gradient_signal gradients(const torch::nn::Module& model) {
+    const simic::gradient_signal g = grad_sensor_.measure(model).signal();
     ++sum_.sensor_events["gradient_health"];
-    return interim::gradient_health(grads);
+    emit(simic::gradient_health_event{.gradients = g});
+    return g;
   }
 
-  // Runs the monitor and records what it said.
-  const simic::check_result& check(const simic::signals& s, int step) {
+  // Runs the monitor, emits what it said, records it in the summary.
+  const simic::check_result& check(const simic::signals& s, int step, const simic::update_metrics& metrics) {
     const simic::level before = monitor_.effective_level();
+    const double perf_mean = monitor_.get<simic::performance_degradation>().rolling_mean();
     const simic::check_result& r = monitor_.check(s);
     ++sum_.checks;
     if (opts_.record_signals) {
@@ -112,55 +111,61 @@ class telemetry {
       rec.heads.assign(s.entropy.begin(), s.entropy.end());
       sum_.signals.push_back(std::move(rec));
     }
+    emit(metrics);
+    std::string kinds;
     for (const auto& a : r.report) {
       sum_.anomalies.push_back({update_, step, a.kind, a.detail});
       ++update_anomalies_;
+      ++epoch_anomalies_;
+      emit(simic::anomaly_event{.kind = a.kind, .detail = a.detail, .level_after = monitor_.effective_level()});
+      if (a.kind == simic::anomaly_kind::performance_degradation && s.performance)
+        emit(simic::performance_degradation_event{.current = *s.performance,
+                                                  .rolling_mean = perf_mean,
+                                                  .drop = (perf_mean - *s.performance) / std::abs(perf_mean),
+                                                  .threshold = simic::defaults::performance_drop});
+      if (kinds.find(simic::to_string(a.kind)) == std::string::npos)
+        kinds += (kinds.empty() ? "" : ",") + std::string(simic::to_string(a.kind));
     }
-    if (monitor_.effective_level() != before)
+    if (monitor_.effective_level() != before) {
       sum_.level_changes.push_back({update_, before, monitor_.effective_level()});
+      emit(simic::escalation_start_event{.from = before,
+                                         .to = monitor_.effective_level(),
+                                         .epochs = monitor_.cfg().options().escalation_epochs,
+                                         .reason = kinds});
+    }
     return r;
   }
 
-  // --- DEBUG diagnostics, run while the effective level is DEBUG ----------
-  void debug(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const torch::Tensor& ratio,
-             const torch::Tensor& log_ratio, int step) {
+  // --- DEBUG diagnostics, while the effective level is DEBUG --------------
+  void debug(const torch::nn::Module& model, const torch::Tensor& loss, const torch::Tensor& ratio,
+             const torch::Tensor& old_logp, const torch::Tensor& new_logp, const torch::Tensor& actions, int step) {
     const auto& cfg = monitor_.cfg();
     if (cfg.per_layer_due()) {
+      simic::layer_gradient_report r = layer_sensor_.measure(model);
       std::string d;
-      for (const auto& [name, p] : named_params) {
-        const auto g = p.grad();
-        if (!g.defined()) continue;
-        const auto a = g.detach().abs().to(torch::kDouble);
-        d += simic::detail::format("%s: norm %.4g, zero %.3f, small %.3f, large %.3f; ", name.c_str(),
-                                   a.norm().item<double>(), (a == 0).to(torch::kDouble).mean().item<double>(),
-                                   (a < simic::defaults::layer_small).to(torch::kDouble).mean().item<double>(),
-                                   (a > simic::defaults::layer_large).to(torch::kDouble).mean().item<double>());
-      }
-      sum_.debug.push_back({update_, step, "layer_stats", d});
-      ++sum_.sensor_events["layer_stats"];
+      for (const auto& l : r.layers) d += simic::detail::format("%s norm %.4g; ", l.name.c_str(), l.norm);
+      sum_.debug.push_back({update_, step, "layer_gradients", d});
+      ++sum_.sensor_events["layer_gradients"];
+      emit(simic::layer_gradients_event{.report = std::move(r)});
     }
     if (cfg.nan_inf_scan_due()) {
+      simic::nan_inf_scan_report r = scanner_.scan(model, loss.detach());
       std::string d;
-      for (const auto& [name, p] : named_params) {
-        const auto g = p.grad();
-        if (!torch::isfinite(p.detach()).all().item<bool>()) d += name + " (weights) ";
-        if (g.defined() && !torch::isfinite(g.detach()).all().item<bool>()) d += name + " (gradient) ";
-      }
+      for (const auto& p : r.offenders)
+        d += p.name + (p.weight_nan || p.weight_inf ? " (weights)" : "") + (p.grad_nan || p.grad_inf ? " (gradient)" : "") + "; ";
       sum_.debug.push_back({update_, step, "nan_inf_scan", d.empty() ? "clean" : d});
       ++sum_.sensor_events["nan_inf_scan"];
+      emit(simic::nan_inf_scan_event{.report = std::move(r)});
     }
     if (cfg.ratio_diagnostic_due()) {
-      const auto r = ratio.detach().to(torch::kDouble);
-      const auto lr = log_ratio.detach().to(torch::kDouble);
-      sum_.debug.push_back(
-          {update_, step, "ratio_diagnostic",
-           simic::detail::format("ratio max %.4g min %.4g; above %.3g: %.4f; below %.3g: %.4f; |log ratio| max %.4g",
-                                 r.max().item<double>(), r.min().item<double>(), simic::defaults::ratio_explosion,
-                                 (r > simic::defaults::ratio_explosion).to(torch::kDouble).mean().item<double>(),
-                                 simic::defaults::ratio_collapse,
-                                 (r < simic::defaults::ratio_collapse).to(torch::kDouble).mean().item<double>(),
-                                 lr.abs().max().item<double>())});
+      simic::ratio_diagnostic_report r = simic::diagnose_ratio_explosion(ratio.detach(), old_logp.detach(),
+                                                                         new_logp.detach(), actions);
+      sum_.debug.push_back({update_, step, "ratio_diagnostic",
+                            simic::detail::format("%zu outliers of %llu; max |log-prob diff| %.4g", r.outliers.size(),
+                                                  static_cast<unsigned long long>(r.batch_size),
+                                                  r.max_abs_logprob_diff)});
       ++sum_.sensor_events["ratio_diagnostic"];
+      emit(simic::ratio_diagnostic_event{.report = std::move(r)});
     }
   }
 
@@ -169,17 +174,42 @@ class telemetry {
   // --- end of an update / epoch -------------------------------------------
   std::size_t take_update_anomalies() { return std::exchange(update_anomalies_, 0); }
 
-  void epoch_end() {
-    const simic::level before = monitor_.effective_level();
-    monitor_.tick();
-    ++sum_.epochs;
-    if (monitor_.effective_level() != before)
-      sum_.level_changes.push_back({update_, before, monitor_.effective_level()});
+  void update_done() {
+    if (auto trace = profiler_.step()) emit(*trace);
   }
 
-  void finish() {}
+  void epoch_end(std::optional<double> performance, std::uint64_t updates_in_epoch) {
+    const simic::level before = monitor_.effective_level();
+    monitor_.tick();
+    const simic::level after = monitor_.effective_level();
+    if (after != before) {
+      sum_.level_changes.push_back({update_, before, after});
+      emit(simic::escalation_end_event{.from = before, .to = after});
+    }
+    emit(simic::epoch_summary{.performance = performance,
+                              .updates = updates_in_epoch,
+                              .anomalies = std::exchange(epoch_anomalies_, 0),
+                              .level_after = after});
+    ++sum_.epochs;
+  }
+
+  // Closes the profiler and the hub: every event is written before this returns.
+  void finish() {
+    if (auto trace = profiler_.close()) emit(*trace);
+    if (!opts_.profile_dir.empty()) emit(timers_.take());
+    hub_.close();
+    const auto c = hub_.counts();
+    sum_.events_emitted = c.emitted;
+    sum_.events_dropped = c.dropped;
+  }
 
  private:
+  template <class P>
+  void emit(P payload) {
+    ++sum_.event_counts[std::string(P::name)];
+    hub_.emit(update_, sum_.epochs + 1, std::move(payload));
+  }
+
   static simic::config make_config(const run_options& o) {
     simic::config_options c;
     c.configured = o.level;
@@ -190,10 +220,18 @@ class telemetry {
   const run_options& opts_;
   run_summary& sum_;
   monitor_type monitor_;
+  simic::hub hub_;
+  simic::profiler profiler_;
+  simic::phase_timers timers_;
+  simic::gradient_health_sensor<> grad_sensor_{};
+  simic::lstm_health_sensor<> lstm_sensor_{};
+  simic::layer_gradient_sensor<> layer_sensor_{};
+  simic::nan_inf_scanner<> scanner_{};
   simic::lstm_bounds bounds_{};
   std::optional<simic::lstm_signal> lstm_;
   std::uint64_t update_ = 0;
   std::size_t update_anomalies_ = 0;
+  std::uint64_t epoch_anomalies_ = 0;
 };
 
 }  // namespace ppo_lstm
