@@ -1,10 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simic/emit/hub.hpp"
+#include "simic/emit/sink_callback.hpp"
 #include "simic/emit/sink_jsonl.hpp"
 
 using namespace simic;
@@ -259,4 +262,46 @@ TEST_CASE("a failing file sink is reported through the hub with its exception ty
   REQUIRE(::waitpid(child, &status, 0) == child);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("drops and sink failures are in the file's last line") {
+  const fs::path file = fresh_dir("counted") / "events.jsonl";
+  hub_counts final_counts;
+  {
+    hub h({.capacity = 2});
+    h.set_error_handler([](const sink_error&) {});
+    std::mutex gate;
+    gate.lock();
+    std::atomic<bool> inside{false};
+    // Blocks on the first event so that the queue overflows; throws on update 1.
+    h.add_sink(std::make_shared<callback_sink>([&](const event& e) {
+      if (e.update() == 0) {
+        inside = true;
+        std::lock_guard l(gate);
+      }
+      if (e.update() == 1) throw std::runtime_error("bad event");
+    }));
+    auto s = std::make_shared<jsonl_sink>(file);
+    h.add_sink(s);
+    h.emit(0, 0, update_metrics{});
+    while (!inside) std::this_thread::yield();
+    for (std::uint64_t i = 1; i <= 6; ++i) h.emit(i, 0, update_metrics{});  // 1, 2 queued; 3..6 dropped
+    gate.unlock();
+    h.close();
+    final_counts = h.counts();
+  }
+  CHECK(final_counts == hub_counts{.emitted = 7, .delivered = 3, .dropped = 4, .failed = 1});
+  const parsed_file pf = parse_jsonl(read_all(file));
+  CHECK(pf.all_complete_valid);
+  REQUIRE(pf.lines.size() == 4);
+  CHECK(pf.lines[0]["update"] == 0);
+  CHECK(pf.lines[1]["update"] == 1);  // the other sink's failure does not stop this one
+  CHECK(pf.lines[2]["update"] == 2);
+  const json& last = pf.lines[3];
+  CHECK(last["event"] == "hub_stats");
+  CHECK(last["emitted"] == 7);
+  CHECK(last["delivered"] == 3);
+  CHECK(last["dropped"] == 4);
+  CHECK(last["failed"] == 1);
+  CHECK(last["update"] == 2);
 }
