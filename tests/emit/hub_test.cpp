@@ -366,3 +366,22 @@ TEST_CASE("the memory sink's take empties it") {
   CHECK(updates_of(m.take()) == std::vector<std::uint64_t>{1, 2});
   CHECK(m.size() == 0);
 }
+
+TEST_CASE("two failing sinks of the same name are two kinds, each reported") {
+  hub h;
+  std::vector<sink_error> reports;
+  h.set_error_handler([&](const sink_error& e) { reports.push_back(e); });
+  h.add_sink(std::make_shared<callback_sink>([](const event&) { throw std::runtime_error("first"); }));
+  h.add_sink(std::make_shared<callback_sink>([](const event&) { throw std::runtime_error("second"); }));
+  h.emit(numbered(0));
+  h.emit(numbered(1));
+  h.close();
+  const auto kinds = h.errors();
+  REQUIRE(kinds.size() == 2);
+  CHECK(kinds[0].message == "first");
+  CHECK(kinds[1].message == "second");
+  CHECK(kinds[0].occurrences == 2);
+  CHECK(kinds[1].occurrences == 2);
+  CHECK(h.counts().failed == 4);
+  CHECK(reports.size() == 4);  // two first reports, two summaries
+}

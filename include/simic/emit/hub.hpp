@@ -126,7 +126,8 @@ class hub {
     sinks_ = std::move(next);
   }
 
-  // Queues the event (the hub's own copy). Returns false when it was dropped
+  // Queues the event (the hub's own copy). Not from inside a sink: a sink
+  // must not call emit() or flush() of the hub that feeds it. Returns false when it was dropped
   // (queue full under discard_newest, or the hub is closed); drops are counted.
   bool emit(const event& e) { return push(event(e)); }
   bool emit(event&& e) { return push(std::move(e)); }
@@ -285,12 +286,14 @@ class hub {
       {
         std::lock_guard lock(errors_mutex_);
         ++failed_;
+        // A kind is (this sink object, exception type): two sinks of one name stay apart.
         sink_error* found = nullptr;
-        for (auto& e : errors_)
-          if (e.sink == sink_name && e.exception_type == type) found = &e;
+        for (std::size_t i = 0; i < errors_.size(); ++i)
+          if (error_sinks_[i] == &s && errors_[i].exception_type == type) found = &errors_[i];
         if (found) {
           ++found->occurrences;
         } else {
+          error_sinks_.push_back(&s);
           errors_.push_back({std::move(sink_name), std::move(type), std::move(message), std::string(what), 1});
           first = errors_.back();
           report = true;
@@ -336,6 +339,7 @@ class hub {
 
   mutable std::mutex errors_mutex_;
   std::vector<sink_error> errors_;
+  std::vector<const sink*> error_sinks_;  // the sink of each entry of errors_
   std::uint64_t failed_ = 0;
   error_handler handler_ = detail::print_sink_error;
 
