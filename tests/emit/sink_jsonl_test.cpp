@@ -29,8 +29,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
+fs::path test_root() { return fs::temp_directory_path() / ("simic_emit_" + std::to_string(::getpid())); }
+
+// Removes this process's files at exit (forked children leave with _exit and skip it).
+struct remove_test_root {
+  ~remove_test_root() {
+    std::error_code ec;
+    fs::remove_all(test_root(), ec);
+  }
+} const remove_at_exit;
+
 fs::path fresh_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("simic_emit_" + std::to_string(::getpid())) / name;
+  const fs::path d = test_root() / name;
   fs::remove_all(d);
   return d;
 }

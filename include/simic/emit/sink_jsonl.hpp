@@ -7,6 +7,7 @@
 // POSIX only (open/write/ftruncate/fsync).
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -52,7 +53,7 @@ class jsonl_sink final : public sink {
   std::string name() const override { return "jsonl:" + path_.string(); }
   const std::filesystem::path& path() const noexcept { return path_; }
   // Lines this sink wrote (events and the final hub_stats line).
-  std::uint64_t lines_written() const noexcept { return lines_; }
+  std::uint64_t lines_written() const noexcept { return lines_.load(); }
 
  protected:
   void do_write(const event& e) override {
@@ -92,7 +93,7 @@ class jsonl_sink final : public sink {
   jsonl_options opts_;
   int fd_ = -1;
   std::uint64_t size_ = 0;  // bytes of complete lines in the file
-  std::uint64_t lines_ = 0;
+  std::atomic<std::uint64_t> lines_{0};  // read by other threads
   std::uint64_t last_update_ = 0;
   std::uint64_t last_epoch_ = 0;
 };
