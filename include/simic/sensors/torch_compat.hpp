@@ -43,15 +43,22 @@ inline bool foreach_norm_accepts(at::ScalarType t) noexcept {
   return t == at::kFloat || t == at::kDouble;
 }
 
-// L2 norms of every tensor in `list`, accumulated in float32 or wider; one
-// fused call. Precondition: foreach_norm_accepts() for every dtype in `list`.
+// L2 norms of every tensor in `list`, accumulated in float32 or wider, in
+// list order; one fused call per accumulation type. Precondition:
+// foreach_norm_accepts() for every dtype in `list`.
 inline std::vector<at::Tensor> foreach_norm_float(at::TensorList list) {
 #if SIMIC_TORCH_AT_LEAST(2, 4)
-  // Half and bfloat16 accumulate and return in float32; float64 stays.
-  bool any_double = false;
-  for (const auto& t : list) any_double = any_double || t.scalar_type() == at::kDouble;
-  if (!any_double) return at::_foreach_norm(list, 2, at::kFloat);
-  return at::_foreach_norm(list, 2);
+  // float64 keeps its own accumulator; everything else accumulates and
+  // returns in float32 (dtype argument).
+  std::vector<at::Tensor> wide, narrow;
+  for (const auto& t : list) (t.scalar_type() == at::kDouble ? wide : narrow).push_back(t);
+  std::vector<at::Tensor> wn = wide.empty() ? std::vector<at::Tensor>{} : at::_foreach_norm(wide, 2);
+  std::vector<at::Tensor> nn = narrow.empty() ? std::vector<at::Tensor>{} : at::_foreach_norm(narrow, 2, at::kFloat);
+  std::vector<at::Tensor> out;
+  out.reserve(list.size());
+  std::size_t iw = 0, in = 0;
+  for (const auto& t : list) out.push_back(t.scalar_type() == at::kDouble ? wn[iw++] : nn[in++]);
+  return out;
 #else
   return at::_foreach_norm(list, 2);
 #endif

@@ -1,0 +1,187 @@
+// Gradient health of one update: per-parameter L2 norms, the total norm
+// (sqrt of the sum of squares, as clip_grad_norm_ computes it), the
+// reference's norm-per-tensor figure, smallest / largest per-parameter norm
+// and their ratio, vanishing / exploding counts and the health score
+// (simic::gradient_health in core/thresholds.hpp), zero fraction, NaN and Inf
+// counts. One read of every gradient, one device->host transfer.
+//
+//   simic::gradient_health_sensor<> grads;
+//   signals.gradients = grads.measure(*policy).signal();
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "simic/core/error.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+#include "simic/sensors/auto_backend.hpp"
+#include "simic/sensors/backend.hpp"
+#include "simic/sensors/param_filter.hpp"
+#include "simic/sensors/parameters.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+struct gradient_health_options {
+  double vanishing = defaults::grad_vanishing;  // per-parameter norm strictly below: vanishing
+  double exploding = defaults::grad_exploding;  // per-parameter norm strictly above: exploding
+  param_filter filter{};                        // for named parameters and modules
+
+  void validate() const {
+    detail::require(vanishing >= 0.0 && std::isfinite(vanishing), "simic::gradient_health_options", "vanishing",
+                    vanishing, "[0, exploding)");
+    detail::require(exploding > vanishing && std::isfinite(exploding), "simic::gradient_health_options",
+                    "exploding", exploding, "(vanishing, inf)");
+  }
+};
+
+struct gradient_health_report {
+  std::vector<std::string> names;   // of the parameters with a gradient; empty for unnamed lists
+  std::vector<double> param_norms;  // per parameter with a gradient, in order
+  double total_norm = 0.0;          // sqrt(sum over all elements of g^2)
+  // The reference telemetry's "gradient_norm": total_norm / number of
+  // gradient tensors. Kept for comparison with its logs; not a norm.
+  double norm_per_tensor = 0.0;
+  double min_param_norm = 0.0;  // over non-NaN per-parameter norms; 0 without gradients
+  double max_param_norm = 0.0;
+  std::optional<double> max_min_ratio;  // max / min norm; absent without gradients or when min is 0
+  std::uint64_t parameters = 0;         // parameters (tensors) with a gradient
+  std::uint64_t skipped_without_grad = 0;
+  std::uint64_t vanishing = 0;
+  std::uint64_t exploding = 0;
+  std::uint64_t elements = 0;
+  std::uint64_t zeros = 0;
+  double zero_fraction = 0.0;  // zeros / elements; 0 without elements
+  std::uint64_t nan_count = 0;
+  std::uint64_t inf_count = 0;
+  double health = 1.0;  // gradient_health(vanishing, exploding, parameters)
+
+  gradient_signal signal() const noexcept {
+    gradient_signal s;
+    s.total_norm = total_norm;
+    s.health = health;
+    s.min_param_norm = min_param_norm;
+    s.max_param_norm = max_param_norm;
+    s.parameters = parameters;
+    s.vanishing = vanishing;
+    s.exploding = exploding;
+    s.nan_count = nan_count;
+    s.inf_count = inf_count;
+    return s;
+  }
+};
+
+namespace detail {
+
+inline gradient_health_report finish_gradient_health(const stats_table& t, double vanishing, double exploding,
+                                                     std::vector<std::string> names, std::uint64_t skipped) {
+  gradient_health_report r;
+  r.names = std::move(names);
+  r.parameters = t.size();
+  r.skipped_without_grad = skipped;
+  r.param_norms.reserve(t.size());
+  double total_sq = 0.0;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const tensor_stats s = t[i];
+    const double norm = s.norm();
+    r.param_norms.push_back(norm);
+    total_sq += s.sum_of_squares();
+    if (!std::isnan(norm)) {
+      lo = std::min(lo, norm);
+      hi = std::max(hi, norm);
+    }
+    if (norm < vanishing) ++r.vanishing;
+    if (norm > exploding) ++r.exploding;
+    r.elements += s.numel();
+    r.zeros += s.zeros();
+    r.nan_count += s.nans();
+    r.inf_count += s.infs();
+  }
+  r.total_norm = std::sqrt(total_sq);
+  if (r.parameters == 0) {
+    lo = hi = 0.0;
+  } else if (lo > hi) {  // every norm NaN
+    lo = hi = std::numeric_limits<double>::quiet_NaN();
+  }
+  r.min_param_norm = lo;
+  r.max_param_norm = hi;
+  if (r.parameters > 0 && lo > 0.0) r.max_min_ratio = hi / lo;
+  r.norm_per_tensor = r.parameters == 0 ? 0.0 : r.total_norm / static_cast<double>(r.parameters);
+  r.zero_fraction = r.elements == 0 ? 0.0 : static_cast<double>(r.zeros) / static_cast<double>(r.elements);
+  r.health = gradient_health(r.vanishing, r.exploding, r.parameters);
+  return r;
+}
+
+}  // namespace detail
+
+template <reduction_backend Backend = auto_backend>
+class gradient_health_sensor {
+ public:
+  explicit gradient_health_sensor(gradient_health_options options = {}, Backend backend = {})
+      : opts_(std::move(options)), backend_(std::move(backend)) {
+    opts_.validate();
+  }
+
+  // Gradient tensors; undefined entries (parameters without a gradient) are
+  // skipped and counted.
+  pending_report<gradient_health_report> measure_async(std::span<const at::Tensor> grads) const {
+    return start(grads, {});
+  }
+  // Named parameters (filtered by options().filter); reads their .grad().
+  template <named_parameter_range R>
+  pending_report<gradient_health_report> measure_async(const R& named) const {
+    watched_parameters w = watch(named, opts_.filter);
+    return start(w.grads, std::move(w.names));
+  }
+  template <parameter_module M>
+  pending_report<gradient_health_report> measure_async(const M& module) const {
+    return measure_async(module.named_parameters(true));
+  }
+
+  // Sync: the same, materialized (exactly one device->host transfer).
+  gradient_health_report measure(std::span<const at::Tensor> grads) const { return measure_async(grads).materialize(); }
+  template <class In>
+    requires named_parameter_range<In> || parameter_module<In>
+  gradient_health_report measure(const In& in) const {
+    return measure_async(in).materialize();
+  }
+
+  const gradient_health_options& options() const noexcept { return opts_; }
+  const Backend& backend() const noexcept { return backend_; }
+
+ private:
+  pending_report<gradient_health_report> start(std::span<const at::Tensor> grads, std::vector<std::string> names) const {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> present;
+    std::vector<std::string> present_names;
+    present.reserve(grads.size());
+    std::uint64_t skipped = 0;
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined()) {
+        ++skipped;
+        continue;
+      }
+      present.push_back(grads[i]);
+      if (!names.empty()) present_names.push_back(std::move(names[i]));
+    }
+    at::Tensor stats = backend_.reduce(reduce_request{present, stat_set::basic});
+    return pending_report<gradient_health_report>(
+        std::move(stats), [v = opts_.vanishing, e = opts_.exploding, n = std::move(present_names), skipped](
+                              const stats_table& t) { return detail::finish_gradient_health(t, v, e, n, skipped); });
+  }
+
+  gradient_health_options opts_;
+  Backend backend_;
+};
+
+}  // namespace v0
+}  // namespace simic

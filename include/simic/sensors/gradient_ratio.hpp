@@ -1,0 +1,96 @@
+// Host / module gradient ratio: how strong the gradients of a module (the
+// reference's "seed") are compared with those of the host network it grows
+// in, each normalised by its size:
+//
+//   ratio = (module_norm / sqrt(module_params)) / (host_norm / sqrt(host_params))
+//
+// where *_params counts scalar parameters (elements) with a gradient. Measure
+// the host once per update (one read, one transfer) and reuse it for every
+// module. No data (either side without parameters, or a zero host norm)
+// gives an absent ratio, distinct from a ratio of 0.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "simic/sensors/auto_backend.hpp"
+#include "simic/sensors/backend.hpp"
+#include "simic/sensors/param_filter.hpp"
+#include "simic/sensors/parameters.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+// Squared gradient norm and size of one network (or module).
+struct gradient_mass {
+  double squared_norm = 0.0;
+  std::uint64_t parameters = 0;  // elements with a gradient
+  std::uint64_t tensors = 0;     // tensors with a gradient
+  std::uint64_t skipped_without_grad = 0;
+  double norm() const noexcept { return std::sqrt(squared_norm); }
+};
+
+// The ratio above; std::nullopt when there is no data to compare.
+inline std::optional<double> gradient_ratio(const gradient_mass& host, const gradient_mass& module) noexcept {
+  if (host.parameters == 0 || module.parameters == 0 || host.squared_norm == 0.0) return std::nullopt;
+  const double h = host.norm() / std::sqrt(static_cast<double>(host.parameters));
+  const double m = module.norm() / std::sqrt(static_cast<double>(module.parameters));
+  return m / h;
+}
+
+template <reduction_backend Backend = auto_backend>
+class gradient_mass_sensor {
+ public:
+  explicit gradient_mass_sensor(param_filter filter = {}, Backend backend = {})
+      : filter_(std::move(filter)), backend_(std::move(backend)) {}
+
+  pending_report<gradient_mass> measure_async(std::span<const at::Tensor> grads) const {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> present;
+    std::uint64_t skipped = 0;
+    for (const auto& g : grads) {
+      if (g.defined())
+        present.push_back(g);
+      else
+        ++skipped;
+    }
+    return pending_report<gradient_mass>(backend_.reduce(reduce_request{present, stat_set::basic}),
+                                         [skipped](const stats_table& t) {
+                                           gradient_mass m;
+                                           m.skipped_without_grad = skipped;
+                                           m.tensors = t.size();
+                                           for (std::size_t i = 0; i < t.size(); ++i) {
+                                             m.squared_norm += t[i].sum_of_squares();
+                                             m.parameters += t[i].numel();
+                                           }
+                                           return m;
+                                         });
+  }
+  template <named_parameter_range R>
+  pending_report<gradient_mass> measure_async(const R& named) const {
+    return measure_async(std::span<const at::Tensor>(watch(named, filter_).grads));
+  }
+  template <parameter_module M>
+  pending_report<gradient_mass> measure_async(const M& module) const {
+    return measure_async(module.named_parameters(true));
+  }
+
+  gradient_mass measure(std::span<const at::Tensor> grads) const { return measure_async(grads).materialize(); }
+  template <class In>
+    requires named_parameter_range<In> || parameter_module<In>
+  gradient_mass measure(const In& in) const {
+    return measure_async(in).materialize();
+  }
+
+ private:
+  param_filter filter_;
+  Backend backend_;
+};
+
+}  // namespace v0
+}  // namespace simic
