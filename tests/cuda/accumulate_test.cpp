@@ -1,0 +1,483 @@
+// The fused kernels' per-element logic (simic/cuda/accumulate.hpp), run on
+// the CPU through the same functions the kernels run, against float64
+// references computed here by plain loops.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "cuda/emulate.hpp"
+#include "simic/core/thresholds.hpp"
+#include "simic/cuda/accumulate.hpp"
+#include "simic/cuda/launch_plan.hpp"
+
+namespace cd = simic::cuda::detail;
+
+namespace {
+
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+// IEEE binary16 decoded arithmetically (not by bit placement).
+double ref_half(std::uint16_t h) {
+  const int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+  double v;
+  if (e == 31) v = m ? std::numeric_limits<double>::quiet_NaN() : inf;
+  else if (e == 0) v = std::ldexp(static_cast<double>(m), -24);
+  else v = std::ldexp(static_cast<double>(1024 + m), e - 25);
+  return s ? -v : v;
+}
+double ref_bf16(std::uint16_t h) {
+  const int s = h >> 15, e = (h >> 7) & 255, m = h & 127;
+  double v;
+  if (e == 255) v = m ? std::numeric_limits<double>::quiet_NaN() : inf;
+  else if (e == 0) v = std::ldexp(static_cast<double>(m), -133);
+  else v = std::ldexp(static_cast<double>(128 + m), e - 134);
+  return s ? -v : v;
+}
+
+// The smallest float b' with (x < b') == (x < b) for every float x.
+float bound_less(double b) {
+  float f = static_cast<float>(b);
+  if (static_cast<double>(f) < b) f = std::nextafterf(f, INFINITY);
+  return f;
+}
+float bound_greater(double b) {
+  float f = static_cast<float>(b);
+  if (static_cast<double>(f) > b) f = std::nextafterf(f, -INFINITY);
+  return f;
+}
+
+cd::launch_params params(bool full, double small = 1e-6, double large = 10.0, double vanish = 1e-7,
+                         double explode = 10.0) {
+  cd::launch_params p{};
+  p.small = small;
+  p.large = large;
+  p.small_f = bound_less(small);
+  p.large_f = bound_greater(large);
+  p.vanishing = vanish;
+  p.exploding = explode;
+  p.full = full ? 1 : 0;
+  return p;
+}
+
+// Float64 reference statistics of one tensor's (widened) values.
+struct reference {
+  double sumsq = 0, sum = 0, max_abs = 0, min = inf, max = -inf, m2 = 0;
+  std::uint64_t zeros = 0, nans = 0, infs = 0, small = 0, large = 0, n = 0;
+};
+reference ref_stats(const std::vector<double>& x, double small, double large) {
+  reference r;
+  r.n = x.size();
+  for (double v : x) {
+    r.sumsq += v * v;
+    r.sum += v;
+    if (v == 0) ++r.zeros;
+    if (std::isnan(v)) {
+      ++r.nans;
+      continue;
+    }
+    if (std::isinf(v)) ++r.infs;
+    r.max_abs = std::max(r.max_abs, std::fabs(v));
+    r.min = std::min(r.min, v);
+    r.max = std::max(r.max, v);
+    if (std::fabs(v) < small) ++r.small;
+    if (std::fabs(v) > large) ++r.large;
+  }
+  if (r.nans + r.infs > 0) {
+    r.m2 = std::numeric_limits<double>::quiet_NaN();
+  } else if (r.n > 0) {
+    const double mean = r.sum / static_cast<double>(r.n);
+    for (double v : x) r.m2 += (v - mean) * (v - mean);
+  }
+  return r;
+}
+
+bool same_or_both_nan(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+bool close(double got, double want, double rel, double abs_tol = 0.0) {
+  if (std::isnan(want) || std::isnan(got)) return std::isnan(want) && std::isnan(got);
+  if (std::isinf(want) || std::isinf(got)) return got == want;
+  return std::fabs(got - want) <= rel * std::fabs(want) + abs_tol;
+}
+
+// Checks one packed row against the reference. `spread_scale` bounds the
+// rounding of sum / m2 (float32 groups of <= 64 elements, float64 beyond).
+void check_row(const double* row, const reference& r, bool full, double sum_abs) {
+  CHECK(row[cd::col_numel] == static_cast<double>(r.n));
+  CHECK(row[cd::col_zeros] == static_cast<double>(r.zeros));
+  CHECK(row[cd::col_nans] == static_cast<double>(r.nans));
+  CHECK(row[cd::col_infs] == static_cast<double>(r.infs));
+  CHECK(row[cd::col_max_abs] == r.max_abs);
+  CHECK(close(row[cd::col_sumsq], r.sumsq, 1e-5));
+  if (full) {
+    CHECK(row[cd::col_min] == r.min);
+    CHECK(row[cd::col_max] == r.max);
+    CHECK(row[cd::col_small] == static_cast<double>(r.small));
+    CHECK(row[cd::col_large] == static_cast<double>(r.large));
+    if (r.nans + r.infs == 0) CHECK(close(row[cd::col_sum], r.sum, 1e-6, 1e-6 * sum_abs));
+    else CHECK(!std::isfinite(row[cd::col_sum]));
+    CHECK(close(row[cd::col_m2], r.m2, 1e-4, 1e-6 * r.sumsq));
+  } else {
+    for (int c : {cd::col_sum, cd::col_min, cd::col_max, cd::col_m2, cd::col_small, cd::col_large}) CHECK(row[c] == 0.0);
+  }
+}
+
+std::vector<float> random_floats(std::mt19937_64& rng, std::size_t n, bool specials) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::uniform_real_distribution<double> logscale(-8, 3);
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    const double k = u(rng);
+    x = nd(rng) * static_cast<float>(std::pow(10.0, logscale(rng)));
+    if (k < 0.08) x = 0.0f;
+    else if (specials && k < 0.085) x = std::numeric_limits<float>::quiet_NaN();
+    else if (specials && k < 0.09) x = (k < 0.0875 ? 1.f : -1.f) * std::numeric_limits<float>::infinity();
+    else if (k < 0.095) x = nd(rng) * 1e25f;  // its square overflows float32
+    else if (k < 0.097) x = 1e-40f;           // subnormal
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("float16 and bfloat16 decode exactly for all 65536 bit patterns") {
+  int mismatches = 0;
+  for (std::uint32_t h = 0; h < 65536; ++h) {
+    if (!same_or_both_nan(static_cast<double>(cd::half_to_f32(h)), ref_half(static_cast<std::uint16_t>(h)))) ++mismatches;
+    if (!same_or_both_nan(static_cast<double>(cd::bf16_to_f32(h)), ref_bf16(static_cast<std::uint16_t>(h)))) ++mismatches;
+  }
+  CHECK(mismatches == 0);
+  CHECK(cd::half_to_f32(0x3c00) == 1.0f);
+  CHECK(cd::half_to_f32(0x7bff) == 65504.0f);
+  CHECK(std::signbit(cd::half_to_f32(0x8000)));
+  CHECK(cd::bf16_to_f32(0x3f80) == 1.0f);
+  // Only the low 16 bits are read.
+  CHECK(cd::bf16_to_f32(0xffff3f80u) == 1.0f);
+  CHECK(cd::half_to_f32(0xffff3c00u) == 1.0f);
+}
+
+TEST_CASE("one group: counts, extremes and sums of mixed values against float64") {
+  const cd::launch_params p = params(true);
+  const float below_small = std::nextafterf(static_cast<float>(1e-6), 0.f);
+  const std::vector<float> xs{0.0f, -0.0f, 1.5f, -2.0f, below_small, p.small_f, 10.0f, std::nextafterf(10.0f, 11.0f),
+                              -1e30f, 3.0f, std::numeric_limits<float>::quiet_NaN(), INFINITY};
+  cd::accumulator a;
+  cd::acc_init(a);
+  cd::group g;
+  cd::group_init(g);
+  const float shift = cd::shift_of(xs[0]);
+  for (float x : xs) cd::add_narrow<1>(g, a, x, shift, cd::shift_is_wide(shift), p);
+  cd::fold<1>(a, g);
+  double row[cd::col_count];
+  cd::finish_row(a, static_cast<std::int64_t>(xs.size()), shift, 1, row);
+  CHECK(row[cd::col_zeros] == 2);
+  CHECK(row[cd::col_nans] == 1);
+  CHECK(row[cd::col_infs] == 1);
+  CHECK(row[cd::col_max_abs] == inf);
+  CHECK(row[cd::col_min] == -1e30f);
+  CHECK(row[cd::col_max] == inf);
+  // |x| < 1e-6: the zeros and the float just below 1e-6; p.small_f is the
+  // first float >= 1e-6, so it is not small.
+  CHECK(row[cd::col_small] == 3);
+  // |x| > 10: 10 itself is not large; its successor, 1e30 and Inf are (NaN is not).
+  CHECK(row[cd::col_large] == 3);
+  CHECK(std::isnan(row[cd::col_sumsq]));  // NaN (and Inf) propagate, as in float64
+  CHECK(std::isnan(row[cd::col_sum]));
+}
+
+TEST_CASE("large finite values take the float64 route: no float32 overflow") {
+  const cd::launch_params p = params(true);
+  std::vector<float> xs(64, 3e19f);  // squares 9e38 > float32 max
+  xs[5] = -2e20f;
+  xs[6] = std::ldexp(1.0f, 60);              // at the wide bound: float64 route
+  xs[7] = std::nextafterf(std::ldexp(1.0f, 60), 0.f);  // just below it: float32 route
+  std::vector<double> xd(xs.begin(), xs.end());
+  const reference r = ref_stats(xd, p.small, p.large);
+  cd::launch_plan plan = cd::make_launch_plan(
+      std::vector<cd::plan_input>{{reinterpret_cast<std::uint64_t>(xs.data()), 64, cd::dtype_f32}}, {});
+  const std::vector<double> rows = simic_test::emulate(plan, p, 32);
+  CHECK(std::isfinite(rows[cd::col_sumsq]));
+  check_row(rows.data(), r, true, 64 * 2e20);
+}
+
+TEST_CASE("a huge first element (the spread's shift) keeps the spread finite") {
+  const cd::launch_params p = params(true);
+  std::vector<float> xs{3e38f, -3e38f, 1.0f, 2.0f};
+  std::vector<double> xd(xs.begin(), xs.end());
+  const reference r = ref_stats(xd, p.small, p.large);
+  cd::launch_plan plan = cd::make_launch_plan(
+      std::vector<cd::plan_input>{{reinterpret_cast<std::uint64_t>(xs.data()), 4, cd::dtype_f32}}, {});
+  const std::vector<double> rows = simic_test::emulate(plan, p, 32);
+  CHECK(cd::shift_is_wide(cd::shift_of(3e38)));
+  CHECK(std::isfinite(rows[cd::col_m2]));
+  // The exact sum is 3; any float64 method loses it beside 3e38: the error
+  // is bounded by the rounding of the magnitudes involved.
+  CHECK(std::fabs(rows[cd::col_sum] - r.sum) <= 1e-15 * 6e38);
+  CHECK(std::fabs(rows[cd::col_m2] - r.m2) <= 1e-15 * r.sumsq);
+}
+
+TEST_CASE("float32 tensors through the kernel's control flow match float64 plain loops") {
+  std::mt19937_64 rng(20261127);
+  for (bool specials : {false, true}) {
+    for (bool full : {false, true}) {
+      CAPTURE(specials);
+      CAPTURE(full);
+      // Sizes around the vector width, the four-vector group and the block.
+      const std::vector<std::int64_t> sizes{0, 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 1023, 1024, 1025, 4097, 100003};
+      std::vector<std::vector<float>> data;
+      std::vector<cd::plan_input> in;
+      for (auto n : sizes) data.push_back(random_floats(rng, static_cast<std::size_t>(n) + 3, specials));
+      for (std::size_t t = 0; t < sizes.size(); ++t) {
+        // Start 0..3 elements past the vector boundary: exercises the scalar head.
+        const std::size_t off = t % 4;
+        in.push_back({reinterpret_cast<std::uint64_t>(data[t].data() + off), sizes[t], cd::dtype_f32});
+      }
+      const cd::launch_params p = params(full);
+      for (int blocks : {1, 7, 64}) {
+        for (int threads : {32, 256}) {
+          CAPTURE(blocks);
+          CAPTURE(threads);
+          cd::plan_options o;
+          o.max_blocks = blocks;
+          o.min_block_bytes = 256;
+          const cd::launch_plan plan = cd::make_launch_plan(in, o);
+          const std::vector<double> rows = simic_test::emulate(plan, p, threads);
+          for (std::size_t t = 0; t < sizes.size(); ++t) {
+            CAPTURE(t);
+            std::vector<double> x(data[t].begin() + static_cast<std::ptrdiff_t>(t % 4),
+                                  data[t].begin() + static_cast<std::ptrdiff_t>(t % 4 + sizes[t]));
+            double sum_abs = 0;
+            for (double v : x) sum_abs += std::isfinite(v) ? std::fabs(v) : 0.0;
+            check_row(rows.data() + t * cd::col_count, ref_stats(x, p.small, p.large), full, sum_abs);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("float16, bfloat16 and float64 tensors match float64 plain loops") {
+  std::mt19937_64 rng(7);
+  for (int dtype : {cd::dtype_f16, cd::dtype_bf16, cd::dtype_f64}) {
+    for (bool full : {false, true}) {
+      CAPTURE(dtype);
+      CAPTURE(full);
+      const std::vector<std::int64_t> sizes{0, 1, 7, 8, 9, 31, 32, 33, 257, 5000};
+      std::vector<std::vector<unsigned char>> bytes;
+      std::vector<std::vector<double>> values;
+      std::vector<cd::plan_input> in;
+      for (auto n : sizes) {
+        std::vector<float> f = random_floats(rng, static_cast<std::size_t>(n), true);
+        std::vector<unsigned char> b(static_cast<std::size_t>(n) * (dtype == cd::dtype_f64 ? 8 : 2) + 16);
+        std::vector<double> v;
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (dtype == cd::dtype_f64) {
+            const double d = static_cast<double>(f[static_cast<std::size_t>(i)]) * (1.0 + 1e-12);
+            std::memcpy(b.data() + i * 8, &d, 8);
+            v.push_back(d);
+          } else {
+            // Any 16-bit pattern: random values, plus every kind of special.
+            std::uint16_t h = static_cast<std::uint16_t>(rng());
+            if (i % 5 == 0) h = 0;
+            std::memcpy(b.data() + i * 2, &h, 2);
+            v.push_back(dtype == cd::dtype_f16 ? ref_half(h) : ref_bf16(h));
+          }
+        }
+        bytes.push_back(std::move(b));
+        values.push_back(std::move(v));
+      }
+      for (std::size_t t = 0; t < sizes.size(); ++t)
+        in.push_back({reinterpret_cast<std::uint64_t>(bytes[t].data()), sizes[t], dtype});
+      const cd::launch_params p = params(full);
+      cd::plan_options o;
+      o.max_blocks = 5;
+      o.min_block_bytes = 128;
+      const std::vector<double> rows = simic_test::emulate(cd::make_launch_plan(in, o), p, 64);
+      for (std::size_t t = 0; t < sizes.size(); ++t) {
+        CAPTURE(t);
+        double sum_abs = 0;
+        for (double v : values[t]) sum_abs += std::isfinite(v) ? std::fabs(v) : 0.0;
+        check_row(rows.data() + t * cd::col_count, ref_stats(values[t], p.small, p.large), full, sum_abs);
+      }
+    }
+  }
+}
+
+TEST_CASE("merging partials in any order gives the same counts and extremes, sums within rounding") {
+  std::mt19937_64 rng(3);
+  const cd::launch_params p = params(true);
+  const std::vector<float> xs = random_floats(rng, 10000, true);
+  // Partials of 37 slices, each reduced alone.
+  std::vector<cd::accumulator> parts;
+  for (std::size_t lo = 0; lo < xs.size(); lo += 271) {
+    cd::accumulator a;
+    cd::acc_init(a);
+    cd::group g;
+    cd::group_init(g);
+    int in_group = 0;
+    for (std::size_t i = lo; i < std::min(xs.size(), lo + 271); ++i) {
+      cd::add_narrow<1>(g, a, xs[i], 0.0f, false, p);
+      if (++in_group == 64) {
+        cd::fold<1>(a, g);
+        cd::group_init(g);
+        in_group = 0;
+      }
+    }
+    cd::fold<1>(a, g);
+    parts.push_back(a);
+  }
+  auto merged = [&](const std::vector<std::size_t>& order) {
+    cd::accumulator a;
+    cd::acc_init(a);
+    for (std::size_t i : order) cd::merge(a, parts[i]);
+    return a;
+  };
+  std::vector<std::size_t> fwd(parts.size());
+  std::iota(fwd.begin(), fwd.end(), 0);
+  std::vector<std::size_t> rev(fwd.rbegin(), fwd.rend());
+  std::vector<std::size_t> shuffled = fwd;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  // Tree order, as the warp shuffles merge.
+  std::vector<cd::accumulator> level = parts;
+  while (level.size() > 1) {
+    std::vector<cd::accumulator> next;
+    for (std::size_t i = 0; i < level.size(); i += 2) {
+      cd::accumulator a = level[i];
+      if (i + 1 < level.size()) cd::merge(a, level[i + 1]);
+      next.push_back(a);
+    }
+    level = next;
+  }
+  const cd::accumulator a = merged(fwd);
+  for (const cd::accumulator& b : {merged(rev), merged(shuffled), level[0]}) {
+    CHECK(b.zeros == a.zeros);
+    CHECK(b.nans == a.nans);
+    CHECK(b.infs == a.infs);
+    CHECK(b.small == a.small);
+    CHECK(b.large == a.large);
+    CHECK(b.min == a.min);
+    CHECK(b.max == a.max);
+    CHECK(b.max_abs == a.max_abs);
+    CHECK(same_or_both_nan(b.sumsq, a.sumsq));  // Inf/NaN present: identical non-finite
+  }
+  std::vector<double> xd(xs.begin(), xs.end());
+  const reference r = ref_stats(xd, p.small, p.large);
+  CHECK(a.zeros == r.zeros);
+  CHECK(a.nans == r.nans);
+  CHECK(a.infs == r.infs);
+  CHECK(a.small == r.small);
+  CHECK(a.large == r.large);
+  CHECK(a.min == r.min);
+  CHECK(a.max == r.max);
+}
+
+TEST_CASE("finish_row: an empty tensor and the basic set") {
+  cd::accumulator a;
+  cd::acc_init(a);
+  double row[cd::col_count];
+  cd::finish_row(a, 0, 0.0, 1, row);
+  CHECK(row[cd::col_numel] == 0);
+  CHECK(row[cd::col_sumsq] == 0);
+  CHECK(row[cd::col_sum] == 0);
+  CHECK(row[cd::col_m2] == 0);
+  CHECK(row[cd::col_min] == inf);
+  CHECK(row[cd::col_max] == -inf);
+  CHECK(row[cd::col_max_abs] == 0);
+  for (double& v : row) v = 42;
+  cd::finish_row(a, 0, 0.0, 0, row);
+  for (double v : row) CHECK(v == 0.0);  // every column written
+}
+
+TEST_CASE("summary: totals, norm extremes, vanishing / exploding at their bounds, health") {
+  const double vanish = 1e-7, explode = 10.0;
+  const cd::launch_params p = params(false, 1e-6, 10.0, vanish, explode);
+  // Per-tensor norms: just below / at / just above each bound, a NaN norm.
+  const std::vector<double> norms{std::nextafter(vanish, 0.0), vanish, std::nextafter(vanish, 1.0), 1.0,
+                                  std::nextafter(explode, 0.0), explode, std::nextafter(explode, 100.0),
+                                  std::numeric_limits<double>::quiet_NaN()};
+  std::vector<double> rows((norms.size() + 1) * cd::col_count, 0.0);
+  cd::summary s;
+  cd::summary_init(s);
+  double total = 0;
+  for (std::size_t i = 0; i < norms.size(); ++i) {
+    double* row = rows.data() + i * cd::col_count;
+    row[cd::col_sumsq] = norms[i] * norms[i];
+    row[cd::col_numel] = static_cast<double>(i + 1);
+    row[cd::col_zeros] = 1;
+    row[cd::col_nans] = i == 7 ? 2 : 0;
+    total += row[cd::col_sumsq];
+    // Merge half of the rows through a second summary, as warps do.
+    if (i % 2 == 0) {
+      cd::summary_add_row(s, row, p);
+    } else {
+      cd::summary o;
+      cd::summary_init(o);
+      cd::summary_add_row(o, row, p);
+      cd::summary_merge(s, o);
+    }
+  }
+  double out[cd::col_count];
+  cd::summary_finish(s, out);
+  CHECK(std::isnan(out[cd::sum_total_sumsq]));  // a NaN norm makes the total NaN, as on the host
+  CHECK(out[cd::sum_tensors] == 8);
+  // sqrt(x^2) can differ from x by rounding: compare through the same route.
+  CHECK(out[cd::sum_min_norm] == std::sqrt(norms[0] * norms[0]));
+  CHECK(out[cd::sum_max_norm] == std::sqrt(norms[6] * norms[6]));
+  CHECK(out[cd::sum_elements] == 36);
+  CHECK(out[cd::sum_zeros] == 8);
+  CHECK(out[cd::sum_nans] == 2);
+  std::uint64_t v = 0, e = 0;
+  for (double n : norms) {
+    const double r = std::sqrt(n * n);
+    v += r < vanish;
+    e += r > explode;
+  }
+  CHECK(out[cd::sum_vanishing] == static_cast<double>(v));
+  CHECK(out[cd::sum_exploding] == static_cast<double>(e));
+  CHECK(v >= 1);
+  CHECK(e >= 1);
+  CHECK(out[cd::sum_health] == simic::gradient_health(v, e, 8));
+  (void)total;
+
+  cd::summary empty;
+  cd::summary_init(empty);
+  cd::summary_finish(empty, out);
+  CHECK(out[cd::sum_min_norm] == 0);
+  CHECK(out[cd::sum_max_norm] == 0);
+  CHECK(out[cd::sum_health] == 1.0);
+  CHECK(out[cd::sum_tensors] == 0);
+}
+
+TEST_CASE("the shared code's text is what the host compiled") {
+  const std::string src = cd::shared_source;
+  for (const char* name : {"add_narrow", "add_double", "fold", "merge", "finish_row", "summary_add_row", "summary_finish",
+                           "struct plan_piece", "struct launch_params"})
+    CHECK(src.find(name) != std::string::npos);
+  CHECK(src.find("SIMIC_CUDA_FN") != std::string::npos);  // left for the device prelude to define
+}
+
+TEST_CASE("signaling NaNs are counted as NaN and ignored by max / min, like quiet ones") {
+  const cd::launch_params p = params(true);
+  const float snan = cd::bits_to_f32(0x7f800001u);
+  REQUIRE(std::isnan(snan));
+  const std::vector<float> xs{cd::half_to_f32(0x7c01), 2.0f, snan, cd::bf16_to_f32(0xff81), -3.0f};
+  cd::accumulator a;
+  cd::acc_init(a);
+  cd::group g;
+  cd::group_init(g);
+  for (float x : xs) cd::add_narrow<1>(g, a, x, 0.0f, false, p);
+  cd::fold<1>(a, g);
+  CHECK(a.nans == 3);
+  CHECK(a.max_abs == 3.0);
+  CHECK(a.max == 2.0);
+  CHECK(a.min == -3.0);
+  CHECK(cd::max_f32(1.0f, snan) == 1.0f);
+  CHECK(cd::min_f32(snan, 1.0f) == 1.0f);
+  CHECK(cd::max_f64(-1.0, std::numeric_limits<double>::quiet_NaN()) == -1.0);
+}
