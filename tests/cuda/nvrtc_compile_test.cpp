@@ -110,7 +110,7 @@ TEST_CASE("every driver entry point the back end uses exists under the name cuda
   CHECK(d.loaded());
   int n = 0;
   cd::driver_for_each_symbol(d, [&](const char*, auto& f) { n += f != nullptr; });
-  CHECK(n == 19);
+  CHECK(n == 20);
   std::string why2;
   CHECK(!cd::load_driver("/nonexistent/libcuda.so.1", why2).loaded());
   CHECK(why2.find("/nonexistent/libcuda.so.1") != std::string::npos);

@@ -2,10 +2,12 @@
 // compiled out (0). The run-time part needs LibTorch's CUDA headers
 // (c10/cuda) and the CUDA runtime's header they include; Debian's LibTorch is
 // CPU-only, so there it is compiled out and CUDA tensors go through
-// torch_ops_backend. Meson defines SIMIC_CUDA=0 when it finds no torch_cuda
-// library (headers alone do not mean the library is there to link); other
-// builds may define it themselves. This is the one place the CUDA back end's
-// availability is decided.
+// torch_ops_backend. The headers alone decide nothing (Debian's CPU-only
+// LibTorch ships c10/cuda headers without the library), so it is off unless
+// the build says otherwise: Meson defines SIMIC_CUDA=1 when it finds the
+// torch_cuda and c10_cuda libraries; other builds add -DSIMIC_CUDA=1 and the
+// CUDA runtime's include directory. This is the one place the CUDA back
+// end's availability is decided.
 //
 // What never needs CUDA: the per-element accumulation code
 // (simic/cuda/accumulate.hpp), the launch planner (launch_plan.hpp) and the
@@ -13,13 +15,6 @@
 // and tests those on machines without a GPU.
 #pragma once
 
-#ifndef SIMIC_CUDA
-#if defined(__has_include)
-#if __has_include(<c10/cuda/CUDAStream.h>) && __has_include(<cuda_runtime_api.h>)
-#define SIMIC_CUDA 1
-#endif
-#endif
-#endif
 #ifndef SIMIC_CUDA
 #define SIMIC_CUDA 0
 #endif

@@ -39,6 +39,7 @@ struct driver_api {
   void* handle = nullptr;
   std::string path;
   result (*get_error_string)(result, const char**) = nullptr;
+  result (*init)(unsigned) = nullptr;
   result (*device_get)(device*, int) = nullptr;
   result (*device_get_attribute)(int*, int, device) = nullptr;
   result (*ctx_get_current)(context*) = nullptr;
@@ -72,6 +73,7 @@ struct driver_api {
 template <class Fn>
 inline void driver_for_each_symbol(driver_api& a, Fn&& fn) {
   fn("cuGetErrorString", a.get_error_string);
+  fn("cuInit", a.init);
   fn("cuDeviceGet", a.device_get);
   fn("cuDeviceGetAttribute", a.device_get_attribute);
   fn("cuCtxGetCurrent", a.ctx_get_current);

@@ -1,0 +1,187 @@
+// The fused CUDA back end's host side (simic/cuda/fused_backend.hpp) on a
+// machine without a GPU: its kernels' logic, run through the host emulation
+// of their control flow (emulate.hpp, built from the shared accumulation
+// code), gives the rows of simic's CPU back end; the back end falls back to
+// LibTorch operations where the fused path is not available; bad requests
+// are refused as by every back end.
+#include "support/torch_doctest.hpp"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cuda/emulate.hpp"
+#include "simic/cuda/fused_backend.hpp"
+#include "simic/sensors/cpu_fused_backend.hpp"
+#include "simic/sensors/gradient_health.hpp"
+#include "simic/sensors/torch_ops_backend.hpp"
+
+namespace cd = simic::cuda::detail;
+
+namespace {
+
+at::Tensor spiky(std::vector<std::int64_t> shape, at::ScalarType dt, bool specials, std::uint64_t seed) {
+  at::manual_seed(seed);
+  at::Tensor t = at::randn(shape, at::kFloat) * 1e-2;
+  t.masked_fill_(at::rand(shape) < 0.1, 0.0);
+  t.masked_fill_(at::rand(shape) < 0.01, 12.0);   // large
+  t.masked_fill_(at::rand(shape) < 0.01, 5e-7);   // small, not zero
+  if (specials && t.numel() > 4) {
+    t.view(-1)[1] = std::numeric_limits<float>::quiet_NaN();
+    t.view(-1)[3] = -std::numeric_limits<float>::infinity();
+  }
+  return t.to(dt);
+}
+
+// The plan the back end would build (contiguous copies where needed), and
+// the tensors that must stay alive while it is read.
+struct host_plan {
+  std::vector<at::Tensor> keep;
+  cd::launch_plan plan;
+};
+host_plan plan_for(const std::vector<at::Tensor>& ts, int max_blocks) {
+  host_plan h;
+  std::vector<cd::plan_input> in;
+  for (const auto& t : ts) {
+    const at::Tensor c = t.contiguous();
+    h.keep.push_back(c);
+    in.push_back({reinterpret_cast<std::uint64_t>(c.data_ptr()), c.numel(), cd::dtype_code(c.scalar_type())});
+  }
+  cd::plan_options o;
+  o.max_blocks = max_blocks;
+  o.min_block_bytes = 512;
+  h.plan = cd::make_launch_plan(in, o);
+  return h;
+}
+
+bool agree(double got, double want, double rel) {
+  if (std::isnan(want)) return std::isnan(got);
+  if (std::isinf(want)) return got == want;
+  return std::fabs(got - want) <= rel * std::max(1e-300, std::fabs(want)) + 1e-12;
+}
+
+}  // namespace
+
+TEST_CASE("the kernels' row layout is simic::stat's") {
+  CHECK(cd::col_sumsq == simic::stat::sumsq);
+  CHECK(cd::col_max_abs == simic::stat::max_abs);
+  CHECK(cd::col_zeros == simic::stat::zeros);
+  CHECK(cd::col_nans == simic::stat::nans);
+  CHECK(cd::col_infs == simic::stat::infs);
+  CHECK(cd::col_numel == simic::stat::numel);
+  CHECK(cd::col_sum == simic::stat::sum);
+  CHECK(cd::col_min == simic::stat::min);
+  CHECK(cd::col_max == simic::stat::max);
+  CHECK(cd::col_m2 == simic::stat::m2);
+  CHECK(cd::col_small == simic::stat::small);
+  CHECK(cd::col_large == simic::stat::large);
+  CHECK(cd::col_count == simic::stat::count);
+}
+
+TEST_CASE("dtype codes and launch constants") {
+  CHECK(cd::dtype_code(at::kFloat) == cd::dtype_f32);
+  CHECK(cd::dtype_code(at::kHalf) == cd::dtype_f16);
+  CHECK(cd::dtype_code(at::kBFloat16) == cd::dtype_bf16);
+  CHECK(cd::dtype_code(at::kDouble) == cd::dtype_f64);
+  CHECK(cd::dtype_code(at::kInt) == -1);
+  std::vector<at::Tensor> none;
+  simic::reduce_request r{none, simic::stat_set::full, 1e-6, 10.0};
+  const cd::launch_params p = cd::make_params(r, 1e-7, 10.0);
+  CHECK(p.full == 1);
+  CHECK(p.small_f == simic::detail::float_bound_for_less(1e-6));
+  CHECK(p.large_f == simic::detail::float_bound_for_greater(10.0));
+  CHECK(cd::finish_threads(0) == 32);
+  CHECK(cd::finish_threads(5) == 160);
+  CHECK(cd::finish_threads(400) == 1024);
+}
+
+TEST_CASE("the kernels' logic on CPU tensors gives the CPU back end's rows (all dtypes, strided, empty)") {
+  for (bool full : {false, true}) {
+    for (bool specials : {false, true}) {
+      CAPTURE(full);
+      CAPTURE(specials);
+      std::vector<at::Tensor> ts{
+          spiky({1000, 37}, at::kFloat, specials, 1),
+          spiky({4099}, at::kHalf, specials, 2),
+          spiky({333, 7}, at::kBFloat16, specials, 3),
+          spiky({2501}, at::kDouble, specials, 4),
+          spiky({64, 80}, at::kFloat, specials, 5).t(),  // non-contiguous
+          at::empty({0}, at::kFloat),
+          spiky({1}, at::kFloat, false, 6),
+          spiky({1, 1000}, at::kFloat, specials, 7).narrow(1, 3, 990),  // unaligned start
+      };
+      simic::reduce_request req{ts, full ? simic::stat_set::full : simic::stat_set::basic, 1e-6, 10.0};
+      const at::Tensor want = simic::cpu_fused_backend{}.reduce(req);
+      for (int blocks : {1, 9, 200}) {
+        CAPTURE(blocks);
+        const host_plan h = plan_for(ts, blocks);
+        const std::vector<double> rows = simic_test::emulate(h.plan, cd::make_params(req, 1e-7, 10.0), 128);
+        for (std::size_t t = 0; t < ts.size(); ++t) {
+          CAPTURE(t);
+          const double* w = want.data_ptr<double>() + t * simic::stat::count;
+          const double* g = rows.data() + t * simic::stat::count;
+          for (int c : {simic::stat::zeros, simic::stat::nans, simic::stat::infs, simic::stat::numel, simic::stat::max_abs,
+                        simic::stat::min, simic::stat::max, simic::stat::small, simic::stat::large}) {
+            CAPTURE(c);
+            CHECK(((std::isnan(g[c]) && std::isnan(w[c])) || g[c] == w[c]));
+          }
+          CHECK(agree(g[simic::stat::sumsq], w[simic::stat::sumsq], 1e-5));
+          CHECK(agree(g[simic::stat::sum], w[simic::stat::sum], 1e-4));
+          CHECK(agree(g[simic::stat::m2], w[simic::stat::m2], 1e-4));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the device-finished summary equals the gradient-health sensor's host figures") {
+  std::vector<at::Tensor> ts;
+  at::manual_seed(100);
+  for (int i = 0; i < 30; ++i) ts.push_back((at::randn({100 + 37 * i}) * 0.05).to(i % 3 == 0 ? at::kBFloat16 : at::kFloat));
+  ts.push_back(at::zeros({50}));             // vanishing
+  ts.push_back(at::full({10}, 100.0f));      // exploding
+  simic::reduce_request req{ts, simic::stat_set::basic};
+  const host_plan h = plan_for(ts, 16);
+  const std::vector<double> rows = simic_test::emulate(h.plan, cd::make_params(req, 1e-7, 10.0), 64);
+  const double* s = rows.data() + ts.size() * cd::col_count;
+  const simic::gradient_health_report host = simic::gradient_health_sensor<simic::cpu_fused_backend>{}.measure(ts);
+  CHECK(s[cd::sum_tensors] == static_cast<double>(host.parameters));
+  CHECK(s[cd::sum_vanishing] == static_cast<double>(host.vanishing));
+  CHECK(s[cd::sum_exploding] == static_cast<double>(host.exploding));
+  CHECK(host.vanishing == 1);
+  CHECK(host.exploding == 1);
+  CHECK(s[cd::sum_elements] == static_cast<double>(host.elements));
+  CHECK(s[cd::sum_zeros] == static_cast<double>(host.zeros));
+  CHECK(std::sqrt(s[cd::sum_total_sumsq]) == doctest::Approx(host.total_norm).epsilon(1e-6));
+  CHECK(s[cd::sum_min_norm] == 0.0);
+  CHECK(s[cd::sum_max_norm] == doctest::Approx(host.max_param_norm).epsilon(1e-6));
+  CHECK(s[cd::sum_health] == doctest::Approx(host.health).epsilon(1e-12));
+}
+
+TEST_CASE("without the fused path, the back end is LibTorch operations, and says why") {
+  std::vector<at::Tensor> ts{spiky({300}, at::kFloat, true, 9), spiky({20, 3}, at::kHalf, false, 10)};
+  simic::reduce_request req{ts, simic::stat_set::full};
+  CHECK_FALSE(simic::cuda_fused_backend::accepts(req));  // CPU tensors
+  if (!simic::cuda::compiled_in) CHECK(!simic::cuda_fused_backend::unavailable_reason().empty());
+  const at::Tensor got = simic::cuda_fused_backend{}.reduce(req);
+  const at::Tensor want = simic::torch_ops_backend{}.reduce(req);
+  CHECK(got.sizes() == want.sizes());
+  CHECK(at::allclose(got, want, 1e-12, 0.0, /*equal_nan=*/true));
+  CHECK_THROWS_WITH_AS(simic::cuda_fused_backend{}.reduce_async(req), doctest::Contains("tensors"),
+                       std::invalid_argument);
+  // Bad input is refused before any work, naming the tensor.
+  std::vector<at::Tensor> bad{at::ones({3}), at::ones({3}, at::kInt)};
+  CHECK_THROWS_WITH_AS(simic::cuda_fused_backend{}.reduce(simic::reduce_request{bad}), doctest::Contains("tensors[1]"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("cuda::pin of a CPU result is the plain materialize") {
+  std::vector<at::Tensor> ts{spiky({500}, at::kFloat, false, 11)};
+  const simic::gradient_health_sensor<> sensor;
+  const auto direct = sensor.measure(ts);
+  const auto pinned = simic::cuda::pin(sensor.measure_async(ts));
+  CHECK(pinned.ready());
+  const auto r = pinned.materialize();
+  CHECK(r.total_norm == direct.total_norm);
+  CHECK(r.parameters == direct.parameters);
+}
