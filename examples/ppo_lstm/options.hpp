@@ -19,7 +19,7 @@ enum class fault : unsigned char {
   grad_explode,      // gradient_exploding (gradients x1e3 before clipping)
   grad_vanish,       // gradient_vanishing (gradients x1e-9)
   grad_drift,        // gradient_norm_drift (gradients scaled x2, x4, x8, x8, ... step by step)
-  lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x30)
+  lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x20)
   entropy_collapse,  // entropy_collapse (greedy logit +10: a near-deterministic policy)
   value_collapse,    // value_collapse (the critic's rollout estimates swamped by noise)
   lstm_explode,      // lstm_unhealthy (the LSTM cell state x1e3 during the rollout)

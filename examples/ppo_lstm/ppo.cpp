@@ -55,7 +55,7 @@ struct faults {
 // entropy-collapse: the greedy action's logit raised by this margin, so the
 // policy is near-deterministic (normalised entropy ~1e-3) while it lasts.
 constexpr double logit_collapse_margin = 10.0;
-constexpr double lr_spike_factor = 30.0;
+constexpr double lr_spike_factor = 20.0;
 constexpr double lstm_explode_factor = 1e3;
 constexpr double value_noise = 50.0;  // in units of scaled return (at most 1 / (1 - gamma) * reward_scale = 10)
 // grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
@@ -102,6 +102,7 @@ run_summary run(const run_options& o) {
   auto h = torch::zeros({E, H}), c = torch::zeros({E, H});
   auto keep = torch::zeros({E});  // 0: the next step starts an episode
   std::deque<double> recent;      // the last `return_window` episode returns
+  std::vector<double> epoch_returns;  // returns of the episodes ended in this epoch
   cartpole_vec::step_result sr;
   std::vector<std::int64_t> actions(E);
   std::uint64_t drift_steps = 0;  // optimizer steps into a grad-drift ramp
@@ -160,6 +161,7 @@ run_summary run(const run_options& o) {
         for (double r : sr.finished_returns) {
           recent.push_back(r);
           if (recent.size() > return_window) recent.pop_front();
+          epoch_returns.push_back(r);
           ++sum.episodes;
         }
       }
@@ -218,10 +220,13 @@ run_summary run(const run_options& o) {
     const int steps = o.steps_per_update();
     const int mb_size = S / o.minibatches;
     auto optimize_timer = tel.timers().time("optimize");
-    // Performance: the rolling mean return, at each epoch end once an episode ended.
+    // Performance: the mean return of the episodes that ended during the
+    // epoch, at its end (absent if none ended); the detector compares it with
+    // its rolling mean over the previous epochs.
     std::optional<double> performance;
-    if (epoch_end && !recent.empty())
-      performance = std::accumulate(recent.begin(), recent.end(), 0.0) / static_cast<double>(recent.size());
+    if (epoch_end && !epoch_returns.empty())
+      performance = std::accumulate(epoch_returns.begin(), epoch_returns.end(), 0.0) /
+                    static_cast<double>(epoch_returns.size());
     update_record rec;
     rec.update = u;
     int step = 0;
@@ -338,6 +343,7 @@ run_summary run(const run_options& o) {
     rec.mean_return = mean_ret;
     rec.anomalies = tel.take_update_anomalies();
     optimize_timer.stop();
+    if (epoch_end) epoch_returns.clear();
     tel.update_done();
     if (epoch_end && !sum.stopped) {  // telemetry: monitor.tick() per epoch
       const std::uint64_t in_epoch = (u - 1) % o.epoch_updates + 1;

@@ -16,6 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,10 +48,7 @@ class telemetry {
   telemetry(const run_options& o, run_summary& summary)
       : opts_(o),
         sum_(summary),
-        monitor_(make_config(o), simic::skip_nonfinite_then_stop(o.effective_max_skips()), simic::numerical_stability{},
-                 simic::lstm_bounds{}, simic::ratio_bounds{}, simic::value_function{}, simic::entropy_floor{},
-                 simic::kl_divergence{}, simic::gradient_drift{drift_threshold}, simic::gradient_bounds{},
-                 simic::performance_degradation{}),
+        monitor_(make_monitor(o, static_cast<monitor_type::detectors_tuple*>(nullptr))),
         // Block rather than drop when the queue is full: a trainer's events are
         // few and the JSONL sink is fast; losing one would be worse than waiting.
         hub_(simic::hub_options{.capacity = 8192,
@@ -208,6 +207,21 @@ class telemetry {
   void emit(P payload) {
     ++sum_.event_counts[std::string(P::name)];
     hub_.emit(update_, sum_.epochs + 1, std::move(payload));
+  }
+
+  // Every detector type of monitor_type, default-constructed but for the
+  // trainer's own settings: a detector added to the monitor is held here
+  // without further edits (and the wiring test then asks for its signal).
+  template <class D>
+  static D make_detector() {
+    if constexpr (std::is_same_v<D, simic::gradient_drift>)
+      return D(drift_threshold);
+    else
+      return D{};
+  }
+  template <class... Ds>
+  static monitor_type make_monitor(const run_options& o, std::tuple<Ds...>*) {
+    return monitor_type(make_config(o), simic::skip_nonfinite_then_stop(o.effective_max_skips()), make_detector<Ds>()...);
   }
 
   static simic::config make_config(const run_options& o) {

@@ -1,0 +1,363 @@
+// In-process runs of the PPO+LSTM trainer (examples/ppo_lstm): each injected
+// fault is detected, escalates telemetry to DEBUG, produces the DEBUG
+// diagnostics, and the level returns afterwards; a healthy run stays clean;
+// every detector in the trainer's monitor sees its signal; the monitor's
+// skip/stop responses are obeyed.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "options.hpp"
+#include "ppo.hpp"
+
+using namespace ppo_lstm;
+using simic::anomaly_kind;
+using simic::level;
+
+namespace {
+
+constexpr std::uint64_t run_updates = 44;
+
+// The first updates of the default 200-update schedule, with a smaller batch.
+run_options small_run(std::uint64_t updates = run_updates) {
+  run_options o;
+  o.updates = updates;
+  o.planned_updates = 200;
+  o.envs = 8;
+  o.rollout = 64;
+  o.seq_len = 16;
+  o.ppo_epochs = 2;
+  o.minibatches = 2;
+  o.epoch_updates = 1;
+  o.escalation_epochs = 5;
+  o.progress_lines = false;
+  return o;
+}
+
+const run_summary& healthy_run() {
+  static const run_summary s = run(small_run());
+  return s;
+}
+
+bool has_kind_in(const run_summary& s, const std::vector<anomaly_kind>& kinds, std::uint64_t first,
+                 std::uint64_t last) {
+  for (const auto& a : s.anomalies)
+    if (a.update >= first && a.update <= last && std::find(kinds.begin(), kinds.end(), a.kind) != kinds.end())
+      return true;
+  return false;
+}
+
+level level_after(const run_summary& s, std::uint64_t update) { return s.updates.at(update - 1).level; }
+
+// With one update per epoch and an escalation of E epochs, the level after
+// update u's tick is DEBUG exactly when an anomaly was reported in updates
+// u - (E - 2) .. u (the E-th tick after the last anomaly ends it).
+void check_levels_follow_anomalies(const run_summary& s, std::uint32_t escalation_epochs) {
+  std::set<std::uint64_t> with_anomaly;
+  for (const auto& a : s.anomalies) with_anomaly.insert(a.update);
+  for (const auto& rec : s.updates) {
+    bool recent = false;
+    for (std::uint64_t v = rec.update >= escalation_epochs - 2 ? rec.update - (escalation_epochs - 2) : 1;
+         v <= rec.update; ++v)
+      recent = recent || with_anomaly.count(v) > 0;
+    INFO("update " << rec.update);
+    CHECK(rec.level == (recent ? level::debug : level::normal));
+  }
+}
+
+// Faults are injected where the healthy run of the same seed is quiet for a
+// few updates (its anomalies: value_collapse while the critic is young,
+// occasional gradient_norm_drift); reward-drop after the performance check's
+// warm-up (10% of the 200-update schedule).
+struct fault_case {
+  std::string name;
+  std::vector<anomaly_kind> expected;
+  std::uint64_t at = 16;
+};
+
+const std::vector<fault_case>& fault_cases() {
+  static const std::vector<fault_case> c{
+      {"nan-grad", {anomaly_kind::numerical_instability}},
+      {"grad-explode", {anomaly_kind::gradient_exploding}},
+      {"grad-vanish", {anomaly_kind::gradient_vanishing}},
+      {"grad-drift", {anomaly_kind::gradient_norm_drift}},
+      {"lr-spike",
+       {anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse},
+       24},
+      {"entropy-collapse", {anomaly_kind::entropy_collapse}},
+      {"value-collapse", {anomaly_kind::value_collapse}},
+      {"lstm-explode", {anomaly_kind::lstm_unhealthy}},
+      {"reward-drop", {anomaly_kind::performance_degradation}, 20},
+  };
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("every fault kind has a test case, and each case names a known fault") {
+  CHECK(fault_cases().size() == fault_names.size());
+  for (const auto& fc : fault_cases()) CHECK_NOTHROW(parse_injection(fc.name + "@1"));
+}
+
+TEST_CASE("a healthy run learns and reports none of the hard failures") {
+  const run_summary& s = healthy_run();
+  CHECK(s.exit_code == exit_ok);
+  CHECK(s.updates_done == run_updates);
+  CHECK(s.skips.empty());
+  CHECK(s.weights_finite);
+  for (auto k : {anomaly_kind::numerical_instability, anomaly_kind::ratio_explosion, anomaly_kind::kl_extreme,
+                 anomaly_kind::lstm_unhealthy}) {
+    INFO("kind " << simic::to_string(k));
+    CHECK(s.count(k) == 0);
+  }
+  // It learns: the rolling mean return at the end is well above a random
+  // policy's (about 22 on CartPole).
+  CHECK(s.mean_return > 60.0);
+  CHECK(s.checks == run_updates * 4);
+  CHECK(s.epochs == run_updates);
+  check_levels_follow_anomalies(s, 5);
+}
+
+TEST_CASE("each injected fault is detected, escalates to DEBUG, runs the DEBUG diagnostics, and the level returns") {
+  for (const auto& fc : fault_cases()) {
+    SUBCASE(fc.name.c_str()) {
+      const std::uint64_t inject_at = fc.at;
+      run_options o = small_run();
+      o.injections.push_back(parse_injection(fc.name + "@" + std::to_string(inject_at)));
+      const run_summary s = run(o);
+      INFO("fault " << fc.name);
+      // Reference: the same seed without the fault shows no such anomaly then.
+      CHECK_FALSE(has_kind_in(healthy_run(), fc.expected, inject_at, inject_at + 3));
+      // Detected at the injected update or within three after it.
+      REQUIRE(has_kind_in(s, fc.expected, inject_at, inject_at + 3));
+      std::uint64_t detected = 0;
+      for (const auto& a : s.anomalies)
+        if (a.update >= inject_at &&
+            std::find(fc.expected.begin(), fc.expected.end(), a.kind) != fc.expected.end()) {
+          detected = a.update;
+          break;
+        }
+      // Escalated: DEBUG from the detection for the whole window of 5 epochs
+      // (1 update each; the 5th tick, at the end of update detected + 4,
+      // ends it unless renewed), whatever the level was before.
+      for (std::uint64_t u = detected; u < detected + o.escalation_epochs - 1; ++u) {
+        INFO("update " << u);
+        CHECK(level_after(s, u) == level::debug);
+      }
+      // The DEBUG diagnostics ran during the update that detected it.
+      std::set<std::string> seen;
+      for (const auto& d : s.debug)
+        if (d.update == detected) seen.insert(d.what);
+      CHECK(seen == std::set<std::string>{"layer_gradients", "nan_inf_scan", "ratio_diagnostic"});
+      // Back to the configured level once the escalation expired (later
+      // anomalies may renew it; it must end within the run).
+      bool returned = false;
+      for (const auto& c : s.level_changes)
+        if (c.update >= detected + o.escalation_epochs - 1 && c.from == level::debug && c.to == level::normal)
+          returned = true;
+      CHECK(returned);
+      check_levels_follow_anomalies(s, o.escalation_epochs);
+      // No DEBUG diagnostics in an update that ended at NORMAL and began at NORMAL.
+      for (const auto& d : s.debug) {
+        if (d.update < 2) continue;
+        const bool normal_throughout = level_after(s, d.update - 1) == level::normal &&
+                                       level_after(s, d.update) == level::normal;
+        INFO("diagnostic " << d.what << " at update " << d.update);
+        CHECK_FALSE(normal_throughout);
+      }
+      CHECK(s.weights_finite);
+    }
+  }
+}
+
+TEST_CASE("wiring: every detector of the trainer's monitor sees its signal, every sensor emits") {
+  run_options o = small_run();
+  std::uint64_t u = 20;
+  for (std::string_view name : fault_names) {
+    o.injections.push_back(parse_injection(std::string(name) + "@" + std::to_string(u)));
+    u += 2;
+  }
+  o.record_signals = true;
+  o.events_path = "ppo_lstm_wiring_events.jsonl";
+  const run_summary s = run(o);
+  REQUIRE(s.signals.size() == s.checks);
+
+  // Replay what the trainer handed the monitor through a fresh copy of each
+  // detector type the monitor holds: each must report at least once. A
+  // detector added to monitor_type whose signal the trainer does not fill
+  // reports nothing here, and this fails.
+  monitor_type::detectors_tuple fresh{};
+  std::size_t detectors = 0;
+  std::apply(
+      [&](auto&... d) {
+        auto one = [&](auto& det) {
+          ++detectors;
+          std::size_t reported = 0;
+          for (const auto& rec : s.signals) {
+            simic::anomaly_report r;
+            det.observe(rec.view(), r);
+            reported += r.size();
+          }
+          INFO("detector #" << detectors << " (category " << std::decay_t<decltype(det)>::category::name << ")");
+          CHECK(reported > 0);
+        };
+        (one(d), ...);
+      },
+      fresh);
+  CHECK(detectors == monitor_type::size);
+
+  // Every sensor measured, and its event reached the hub.
+  for (const char* sensor : {"gradient_health", "lstm_health", "layer_gradients", "nan_inf_scan", "ratio_diagnostic"}) {
+    INFO("sensor " << sensor);
+    CHECK(s.sensor_events.count(sensor) == 1);
+    CHECK(s.event_counts.count(sensor) == 1);
+  }
+  for (const char* ev : {"update", "anomaly", "escalation_start", "escalation_end", "epoch_summary",
+                         "performance_degradation"}) {
+    INFO("event " << ev);
+    CHECK(s.event_counts.count(ev) == 1);
+  }
+  // Every anomaly kind an injection targets was reported by the run itself.
+  for (const auto& fc : fault_cases()) {
+    INFO("fault " << fc.name);
+    CHECK(has_kind_in(s, fc.expected, 1, o.updates));
+  }
+  // The JSONL file holds every event emitted, closed by the hub_stats line.
+  std::ifstream in(o.events_path);
+  std::string line, last;
+  std::uint64_t lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    last = line;
+  }
+  CHECK(s.events_dropped == 0);
+  CHECK(lines == s.events_emitted + 1);
+  CHECK(last.find("\"event\":\"hub_stats\"") != std::string::npos);
+  std::remove(o.events_path.c_str());
+}
+
+TEST_CASE("nan-grad at one update: its steps are skipped, training goes on, weights stay finite") {
+  run_options o = small_run(30);
+  o.injections.push_back(parse_injection("nan-grad@24"));
+  const run_summary s = run(o);
+  CHECK(s.exit_code == exit_ok);
+  CHECK_FALSE(s.stopped);
+  CHECK(s.updates_done == 30);
+  REQUIRE(s.skips.size() == static_cast<std::size_t>(o.steps_per_update()));
+  for (const auto& k : s.skips) {
+    CHECK(k.update == 24);
+    CHECK(k.reason.find("non-finite gradients") != std::string::npos);
+  }
+  CHECK(s.optimizer_steps == 30 * 4 - 4);
+  CHECK(s.updates.at(23).skipped_steps == 4);
+  CHECK(s.weights_finite);
+}
+
+TEST_CASE("nan-grad from an update on: the run stops after the configured consecutive skips, exit code 3") {
+  SUBCASE("default limit: two updates' worth of steps") {
+    run_options o = small_run(30);
+    o.injections.push_back(parse_injection("nan-grad@10-"));
+    o.events_path = "ppo_lstm_stop_events.jsonl";
+    const run_summary s = run(o);
+    CHECK(s.stopped);
+    CHECK(s.exit_code == exit_stopped);
+    CHECK(s.skips.size() == o.effective_max_skips());
+    CHECK(o.effective_max_skips() == 8);
+    CHECK(s.updates_done == 11);  // updates 10 and 11 fully skipped
+    CHECK(s.stop_reason.find("8 consecutive updates skipped") != std::string::npos);
+    CHECK(s.weights_finite);
+    // Every event was flushed before run() returned.
+    std::ifstream in(o.events_path);
+    std::string line, last;
+    std::uint64_t lines = 0;
+    while (std::getline(in, line)) {
+      ++lines;
+      last = line;
+    }
+    CHECK(lines == s.events_emitted + 1);
+    CHECK(last.find("\"event\":\"hub_stats\"") != std::string::npos);
+    std::remove(o.events_path.c_str());
+  }
+  SUBCASE("--max-skips 3: stops at the third skipped step") {
+    run_options o = small_run(30);
+    o.max_skips = 3;
+    o.injections.push_back(parse_injection("nan-grad@10-12"));
+    const run_summary s = run(o);
+    CHECK(s.exit_code == exit_stopped);
+    CHECK(s.skips.size() == 3);
+    CHECK(s.updates_done == 10);
+    CHECK(s.optimizer_steps == 9 * 4);
+  }
+  SUBCASE("just below the limit the run goes on") {
+    run_options o = small_run(14);
+    o.max_skips = 5;
+    o.injections.push_back(parse_injection("nan-grad@10"));  // 4 skips in a row, then a clean step
+    const run_summary s = run(o);
+    CHECK(s.exit_code == exit_ok);
+    CHECK(s.skips.size() == 4);
+  }
+}
+
+TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with the argument named") {
+  const injection a = parse_injection("lr-spike@7");
+  CHECK(a.kind == fault::lr_spike);
+  CHECK(a.first == 7);
+  CHECK(a.last == 7);
+  const injection b = parse_injection("reward-drop@3-5");
+  CHECK(b.first == 3);
+  CHECK(b.last == 5);
+  CHECK_FALSE(b.covers(2));
+  CHECK(b.covers(3));
+  CHECK(b.covers(5));
+  CHECK_FALSE(b.covers(6));
+  CHECK(parse_injection("nan-grad@4-").last == until_end);
+
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK(message([] { parse_injection("nan-grads@3"); }).find("unknown fault 'nan-grads'") != std::string::npos);
+  CHECK(message([] { parse_injection("nan-grad"); }).find("KIND@UPDATE") != std::string::npos);
+  CHECK(message([] { parse_injection("nan-grad@0"); }).find("[1, ") != std::string::npos);
+  CHECK(message([] { parse_injection("nan-grad@5-4"); }).find("last update") != std::string::npos);
+  CHECK(message([] { parse_injection("nan-grad@x"); }).find("--inject update") != std::string::npos);
+
+  CHECK(message([] { parse_command_line({"--updates", "0"}); }).find("--updates") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--updates", "1"}); }) == "(no error)");
+  CHECK(message([] { parse_command_line({"--envs", "4097"}); }).find("--envs") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--envs", "4096", "--updates", "1"}); }) == "(no error)");
+  CHECK(message([] { parse_command_line({"--level", "LOUD"}); }).find("OFF, MINIMAL, NORMAL, DEBUG") !=
+        std::string::npos);
+  CHECK(message([] { parse_command_line({"--seed"}); }).find("missing value") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--lr", "-1"}); }).find("--lr") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--frobnicate"}); }).find("unknown option") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--updates", "10", "--inject", "nan-grad@11"}); }).find("injection") !=
+        std::string::npos);
+  CHECK(message([] { parse_command_line({"--rollout", "20", "--seq-len", "16"}); }).find("rollout") !=
+        std::string::npos);
+  const auto ok = parse_command_line({"--updates", "12", "--envs", "3", "--seed", "9", "--level", "debug", "--inject",
+                                      "grad-vanish@2", "--inject", "lstm-explode@4-6", "--events", "e.jsonl"});
+  CHECK(ok.options.updates == 12);
+  CHECK(ok.options.envs == 3);
+  CHECK(ok.options.seed == 9);
+  CHECK(ok.options.level == level::debug);
+  REQUIRE(ok.options.injections.size() == 2);
+  CHECK(ok.options.injections[1].kind == fault::lstm_explode);
+  CHECK(ok.options.injections[1].last == 6);
+  CHECK(ok.options.events_path == "e.jsonl");
+  // run() validates too, before anything runs.
+  run_options bad = small_run();
+  bad.minibatches = 0;
+  CHECK(message([&] { run(bad); }).find("minibatches") != std::string::npos);
+}
