@@ -342,6 +342,7 @@ run_summary run(const run_options& o) {
     sum.best_mean_return = std::max(sum.best_mean_return, mean_ret);
     rec.mean_return = mean_ret;
     rec.anomalies = tel.take_update_anomalies();
+    rec.kinds = tel.take_update_kinds();
     optimize_timer.stop();
     if (epoch_end) epoch_returns.clear();
     tel.update_done();
@@ -353,10 +354,12 @@ run_summary run(const run_options& o) {
     sum.updates.push_back(rec);
     sum.updates_done = u;
     if (o.progress_lines) {
+      std::string extra;
+      if (rec.anomalies) extra += " (" + rec.kinds + ")";
+      if (rec.skipped_steps) extra += "  skipped steps " + std::to_string(rec.skipped_steps);
       std::printf("update %5llu  return %7.1f  grad %9.4g  health %.2f  level %-7s  anomalies %zu%s\n",
                   static_cast<unsigned long long>(u), mean_ret, rec.grad_norm, rec.grad_health,
-                  std::string(simic::to_string(rec.level)).c_str(), rec.anomalies,
-                  rec.skipped_steps ? (" skipped " + std::to_string(rec.skipped_steps)).c_str() : "");
+                  std::string(simic::to_string(rec.level)).c_str(), rec.anomalies, extra.c_str());
       std::fflush(stdout);
     }
   }

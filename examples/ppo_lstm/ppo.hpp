@@ -28,6 +28,7 @@ struct update_record {
   double grad_health = 1.0;
   simic::level level = simic::level::normal;  // effective level at the end of the update
   std::size_t anomalies = 0;                  // anomalies reported during the update
+  std::string kinds;                          // their distinct kinds, comma-separated
   int skipped_steps = 0;
 };
 

@@ -115,6 +115,8 @@ class telemetry {
     for (const auto& a : r.report) {
       sum_.anomalies.push_back({update_, step, a.kind, a.detail});
       ++update_anomalies_;
+      if (update_kinds_.find(simic::to_string(a.kind)) == std::string::npos)
+        update_kinds_ += (update_kinds_.empty() ? "" : ",") + std::string(simic::to_string(a.kind));
       ++epoch_anomalies_;
       emit(simic::anomaly_event{.kind = a.kind, .detail = a.detail, .level_after = monitor_.effective_level()});
       if (a.kind == simic::anomaly_kind::performance_degradation && s.performance)
@@ -172,6 +174,7 @@ class telemetry {
 
   // --- end of an update / epoch -------------------------------------------
   std::size_t take_update_anomalies() { return std::exchange(update_anomalies_, 0); }
+  std::string take_update_kinds() { return std::exchange(update_kinds_, std::string()); }
 
   void update_done() {
     if (auto trace = profiler_.step()) emit(*trace);
@@ -245,6 +248,7 @@ class telemetry {
   std::optional<simic::lstm_signal> lstm_;
   std::uint64_t update_ = 0;
   std::size_t update_anomalies_ = 0;
+  std::string update_kinds_;
   std::uint64_t epoch_anomalies_ = 0;
 };
 
