@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The GPU check of the fused CUDA back end, in one run (docs/cuda.md):
+#   1. builds simic against the machine's LibTorch (pip torch; no nvcc used),
+#   2. runs the CUDA tests: the shared logic and NVRTC compile check, then the
+#      sensors on CUDA tensors against float64 references (fresh random
+#      inputs, poisoned outputs, NaN never passes),
+#   3. times every case of shared/bench/anchor_ops.py with simic's fused back
+#      end (bench_cuda, Google Benchmark) and anchor_ops.py itself, in the
+#      same run, and prints one table (bench/gpu/table.py).
+# Logs and raw results go to $OUT (the device tool's output folder; default
+# .device/out). Needs .device/ from scripts/prepare_device.sh.
+#
+#   run: bash bench/gpu/run.sh        carry: [".device"]
+#
+# Environment: SIMIC_GPU_SKIP_BUILD=1 reuses build-gpu/; SIMIC_GPU_DRY=1
+# stops after configuring, SIMIC_TORCH_DIR=<LibTorch folder> replaces the
+# python3 torch lookup and SIMIC_GPU_PC_STANDIN=1 forces the pkg-config
+# stand-in (for checking the script on a machine without a GPU).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/.device/out}
+mkdir -p "$OUT"
+DEV=$ROOT/.device
+B=build-gpu
+T0=$(date +%s)
+step() { echo "== [$(( $(date +%s) - T0 ))s] $*"; }
+fail() { echo "FAILED: $*"; echo "logs in $OUT"; exit 1; }
+
+[ -d "$DEV/include/doctest" ] || fail ".device/ is missing or empty: run scripts/prepare_device.sh here and carry .device"
+
+step "machine"
+{ date -u; uname -a; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true; } | tee "$OUT/machine.txt"
+if [ -n "${SIMIC_TORCH_DIR:-}" ]; then
+  TP=$SIMIC_TORCH_DIR  # a LibTorch folder with share/cmake and lib (dry runs)
+else
+  TP=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))") || fail "no python3 torch"
+  python3 -c "import torch;print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/machine.txt"
+fi
+
+export PKG_CONFIG_PATH=$DEV/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+export LD_LIBRARY_PATH=$TP/lib:$DEV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if ! command -v pkg-config >/dev/null 2>&1 || [ "${SIMIC_GPU_PC_STANDIN:-0}" = 1 ]; then
+  export PKG_CONFIG=$DEV/bin/pkg-config  # stand-in from prepare_device.sh
+fi
+
+if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
+  step "configure (LibTorch at $TP)"
+  rm -rf "$B"
+  meson setup "$B" --buildtype=release -Dcmake_prefix_path="$TP/share/cmake" -Dtorch_lib_dir="$TP/lib" \
+    -Dexamples=false -Dcudart_include_dir=/usr/local/cuda/include >"$OUT/setup.log" 2>&1 ||
+    { tail -40 "$OUT/setup.log"; fail "meson setup"; }
+  grep -E "Run-time dependency|Library (torch|c10)" "$OUT/setup.log" | tee -a "$OUT/machine.txt"
+  if ! grep -q "Library torch_cuda found: YES" "$OUT/setup.log"; then
+    [ "${SIMIC_GPU_DRY:-0}" = 1 ] || fail "torch_cuda not found: the fused back end would be compiled out"
+    echo "(dry run: no torch_cuda here; the CUDA targets are not defined)"
+  fi
+  [ "${SIMIC_GPU_DRY:-0}" = 1 ] && { step "dry run: configured"; exit 0; }
+  step "build"
+  ninja -C "$B" tests/cuda/test_cuda_logic tests/cuda/test_cuda_nvrtc tests/cuda/test_cuda_device bench/gpu/bench_cuda \
+    >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -30; tail -20 "$OUT/build.log"; fail "build"; }
+fi
+
+status=0
+step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors"
+for t in test_cuda_logic test_cuda_nvrtc test_cuda_device; do
+  timeout 240 "$B/tests/cuda/$t" >"$OUT/$t.log" 2>&1
+  rc=$?
+  echo "$t: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/$t.log" | tr -s ' ' | tr '\n' ' ')"
+  grep -E "skipped:|MESSAGE" "$OUT/$t.log" | head -5
+  if [ $rc -ne 0 ]; then status=1; grep -B2 -A6 "ERROR" "$OUT/$t.log" | head -40; fi
+done
+
+step "benchmarks: simic (bench_cuda)"
+timeout 200 "$B/bench/gpu/bench_cuda" --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json \
+  >"$OUT/bench_cuda.txt" 2>&1 || { status=1; tail -20 "$OUT/bench_cuda.txt"; }
+
+step "benchmarks: reference pipeline (anchor_ops.py)"
+ANCHOR=""
+for a in shared/bench/anchor_ops.py ../shared/bench/anchor_ops.py "$DEV/anchor_ops.py"; do
+  [ -f "$a" ] && { ANCHOR=$a; break; }
+done
+[ -n "$ANCHOR" ] || fail "anchor_ops.py not found (prepare_device.sh copies it into .device/)"
+timeout 200 python3 "$ANCHOR" --device cuda --out "$OUT/anchor.jsonl" >"$OUT/anchor.txt" 2>&1 ||
+  { status=1; tail -20 "$OUT/anchor.txt"; }
+
+step "table"
+python3 bench/gpu/table.py "$OUT/anchor.jsonl" "$OUT/bench_cuda.json" --machine "$OUT/machine.txt" \
+  --out "$OUT/table.md" || status=1
+cat "$OUT/table.md" 2>/dev/null
+step "done (exit $status)"
+exit $status
