@@ -98,7 +98,7 @@ class telemetry {
   }
 
   // Runs the monitor, emits what it said, records it in the summary.
-  const simic::check_result& check(const simic::signals& s, int step, const simic::update_metrics& metrics) {
+  const simic::check_result& check(const simic::signals& s, int step, simic::update_metrics metrics) {
     const simic::level before = monitor_.effective_level();
     const double perf_mean = monitor_.get<simic::performance_degradation>().rolling_mean();
     const simic::check_result& r = monitor_.check(s);
@@ -110,7 +110,10 @@ class telemetry {
       rec.heads.assign(s.entropy.begin(), s.entropy.end());
       sum_.signals.push_back(std::move(rec));
     }
-    emit(metrics);
+    // The response, in the step's metrics: 1 when the step was skipped / the run stopped.
+    metrics.extra.push_back({"skipped_step", r.resp.act == simic::action::skip_step ? 1.0 : 0.0});
+    metrics.extra.push_back({"stopped", r.resp.act == simic::action::stop ? 1.0 : 0.0});
+    emit(std::move(metrics));
     std::string kinds;
     for (const auto& a : r.report) {
       sum_.anomalies.push_back({update_, step, a.kind, a.detail});
