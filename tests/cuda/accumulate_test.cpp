@@ -481,3 +481,47 @@ TEST_CASE("signaling NaNs are counted as NaN and ignored by max / min, like quie
   CHECK(cd::min_f32(snan, 1.0f) == 1.0f);
   CHECK(cd::max_f64(-1.0, std::numeric_limits<double>::quiet_NaN()) == -1.0);
 }
+
+TEST_CASE("fast path: clean groups stay on it; NaN, Inf or float32 overflow send a group to the careful path") {
+  const cd::launch_params p = params(true);
+  std::mt19937_64 rng(5);
+  std::vector<float> clean = random_floats(rng, 4096, false);
+  for (float& x : clean)
+    if (std::fabs(x) > 1e18f) x = 1.0f;  // no overflow anywhere
+  auto run = [&](const std::vector<float>& xs) {
+    const cd::launch_plan plan = cd::make_launch_plan(
+        std::vector<cd::plan_input>{{reinterpret_cast<std::uint64_t>(xs.data()), static_cast<std::int64_t>(xs.size()),
+                                     cd::dtype_f32}},
+        {});
+    return simic_test::emulate(plan, p, 1);  // one thread: every group of 16 goes through the fast path
+  };
+  const std::uint64_t before = simic_test::careful_groups();
+  std::vector<double> rows = run(clean);
+  CHECK(simic_test::careful_groups() == before);
+  std::vector<double> xd(clean.begin(), clean.end());
+  check_row(rows.data(), ref_stats(xd, p.small, p.large), true, 1e3);
+
+  for (float special : {std::numeric_limits<float>::quiet_NaN(), INFINITY, 3e19f}) {
+    CAPTURE(special);
+    std::vector<float> xs = clean;
+    xs[1000] = special;
+    xs[1001] = special;  // same group of 16 (elements 992..1007)
+    xs[2000] = special;  // another group
+    const std::uint64_t b = simic_test::careful_groups();
+    rows = run(xs);
+    CHECK(simic_test::careful_groups() - b == 2);
+    std::vector<double> v(xs.begin(), xs.end());
+    check_row(rows.data(), ref_stats(v, p.small, p.large), true, 1e3 + 3 * 3e19);
+  }
+  // needs_careful on its own.
+  cd::group g;
+  cd::group_init(g);
+  cd::add_fast<0>(g, 1e19f, 0.0f, p);
+  CHECK_FALSE(cd::needs_careful<0>(g));  // 1e38 still fits
+  cd::add_fast<0>(g, 2e19f, 0.0f, p);
+  CHECK(cd::needs_careful<0>(g));  // 5e38 does not
+  cd::group_init(g);
+  cd::add_fast<1>(g, 1.0f, -2e19f, p);  // (x - shift)^2 = 4e38 overflows
+  CHECK_FALSE(cd::needs_careful<0>(g));
+  CHECK(cd::needs_careful<1>(g));
+}

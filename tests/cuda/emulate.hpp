@@ -1,8 +1,9 @@
 // A host emulation of the fused kernels' control flow (kernel_source.hpp),
 // built from the very accumulation functions the kernels run
 // (accumulate.hpp): per piece, `threads` virtual threads each take the
-// scalar head / four-vector groups / remainder vectors / scalar tail the
-// device code gives them, their accumulators are merged, pieces are merged
+// scalar head / four-vector groups (fast path, redone on the careful path
+// when needs_careful says so) / remainder vectors / scalar tail the device
+// code gives them, their accumulators are merged, pieces are merged
 // per tensor in piece order, and rows and the summary are finished. Reads
 // plan addresses as host pointers, so it runs on CPU tensors or raw arrays.
 #pragma once
@@ -17,6 +18,12 @@
 namespace simic_test {
 
 namespace cd = simic::cuda::detail;
+
+// Groups the emulation summed again on the careful path (for tests).
+inline std::uint64_t& careful_groups() {
+  static std::uint64_t n = 0;
+  return n;
+}
 
 inline float load_narrow(const unsigned char* base, int dtype, std::int64_t j) {
   if (dtype == cd::dtype_f32) {
@@ -65,15 +72,34 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
       if (head > n) head = n;
       cd::group g;
       cd::group_init(g);
-      if (tid < head) cd::add_narrow<Full>(g, a, load_narrow(base, t.dtype, tid), shift, sw, p);
+      if (tid < head) {
+        cd::add_narrow<Full>(g, a, load_narrow(base, t.dtype, tid), shift, sw, p);
+        cd::fold<Full>(a, g);
+        cd::group_init(g);
+      }
       const std::int64_t nv = (n - head) / per_vec;
-      auto add_vec = [&](std::int64_t v) {
+      auto add_vec_to = [&](std::int64_t v, cd::accumulator& acc) {
         for (std::int64_t e = 0; e < per_vec; ++e)
-          cd::add_narrow<Full>(g, a, load_narrow(base, t.dtype, head + v * per_vec + e), shift, sw, p);
+          cd::add_narrow<Full>(g, acc, load_narrow(base, t.dtype, head + v * per_vec + e), shift, sw, p);
+      };
+      auto add_vec = [&](std::int64_t v) { add_vec_to(v, a); };
+      auto add_vec_fast = [&](std::int64_t v) {
+        for (std::int64_t e = 0; e < per_vec; ++e)
+          cd::add_fast<Full>(g, load_narrow(base, t.dtype, head + v * per_vec + e), shift, p);
       };
       std::int64_t i = tid;
       for (; i + 3 * threads < nv; i += 4 * threads) {
-        for (int u = 0; u < 4; ++u) add_vec(i + u * threads);
+        for (int u = 0; u < 4; ++u) add_vec_fast(i + u * threads);
+        if (sw || cd::needs_careful<Full>(g)) {  // as careful_group: float64 parts beside the group
+          ++careful_groups();
+          cd::group_init(g);
+          cd::accumulator wide;
+          cd::acc_init(wide);
+          for (int u = 0; u < 4; ++u) add_vec_to(i + u * threads, wide);
+          a.sumsq += wide.sumsq;
+          a.sum_d += wide.sum_d;
+          a.sumsq_d += wide.sumsq_d;
+        }
         cd::fold<Full>(a, g);
         cd::group_init(g);
       }

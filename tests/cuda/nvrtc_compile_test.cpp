@@ -73,6 +73,21 @@ TEST_CASE("NVRTC compiles the kernels to CUBIN for sm_80 and sm_90 without spill
       ++checked;
     }
     CHECK(checked == 2);
+    // Registers bound the resident blocks of 256 threads (65536 per SM):
+    // basic <= 64 keeps 4 blocks, full <= 128 keeps 2, enough 16-byte loads
+    // in flight for the memory system (the careful path is out of line so
+    // that it does not raise these).
+    const std::regex regs(R"(entry function '(simic_partials_\w+)'[^\n]*\n(?:[^\n]*\n)*?[^\n]*Used (\d+) registers)");
+    int seen = 0;
+    for (auto it = std::sregex_iterator(out.log.begin(), out.log.end(), regs); it != std::sregex_iterator(); ++it) {
+      const std::string name = (*it)[1].str();
+      const int used = std::stoi((*it)[2].str());
+      CAPTURE(name);
+      CAPTURE(used);
+      CHECK(used <= (name == "simic_partials_basic" ? 64 : 128));
+      ++seen;
+    }
+    CHECK(seen == 2);
   }
 }
 

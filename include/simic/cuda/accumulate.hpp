@@ -8,9 +8,11 @@
 // max_f32 ...) their device meaning. Nothing else differs between the two compilations.
 //
 // What lives here (everything that decides a figure):
-//   add_narrow  one float32 / float16 / bfloat16 element into a short float32
-//               group (<= 64 elements) and, for rare huge or NaN elements, the
-//               float64 accumulator directly;
+//   add_fast    one float32 / float16 / bfloat16 element into a short float32
+//               group (<= 64 elements): the hot path;
+//   needs_careful  whether that group must be summed again by
+//   add_narrow  which counts NaN and Inf apart and squares huge values
+//               (|x| >= 2^60) in float64;
 //   add_double  one float64 element (all in float64);
 //   fold        a group into a float64 accumulator;
 //   merge       two partial accumulators (thread, warp, block, chunk);
@@ -19,9 +21,11 @@
 //   summary_*   per-row totals for gradient health, finished on the device.
 //
 // Accuracy: squares and sums are float32 only within a group of at most 64
-// elements, then float64. Elements with |x| >= 2^60 (and NaN) add their
-// squares in float64, so no float32 partial can overflow where float64
-// would not; counts are exact integers.
+// elements, then float64. A group that overflowed in float32 (or held NaN /
+// Inf) is summed again with elements >= 2^60 in magnitude squared in
+// float64, so no float32 partial overflows where float64 would not; counts
+// are exact integers. Squares below float32's range (|x| < ~1e-19) flush to
+// zero, as in the CPU back end's vector loop.
 //
 // No LibTorch here (layer rule): the CPU tests compare against plain loops.
 #pragma once
@@ -128,6 +132,7 @@ struct accumulator {
 struct group {
   float sumsq; float sum_d; float sumsq_d; float max_abs; float min; float max;
   u32 zeros; u32 nans; u32 infs; u32 small; u32 large;
+  u32 nonfinite;  // add_fast only: NaN and Inf together
 };
 
 SIMIC_CUDA_FN float f32_inf() { return bits_to_f32(0x7f800000u); }
@@ -153,10 +158,42 @@ SIMIC_CUDA_FN void acc_init(accumulator& a) {
 SIMIC_CUDA_FN void group_init(group& g) {
   g.sumsq = 0.0f; g.sum_d = 0.0f; g.sumsq_d = 0.0f; g.max_abs = 0.0f;
   g.min = f32_inf(); g.max = -f32_inf();
-  g.zeros = 0; g.nans = 0; g.infs = 0; g.small = 0; g.large = 0;
+  g.zeros = 0; g.nans = 0; g.infs = 0; g.small = 0; g.large = 0; g.nonfinite = 0;
 }
 
-// One float32 (or widened float16 / bfloat16) element.
+// The fast path for one float32 (or widened) element: float32 only, NaN and
+// Inf counted together. Exact whenever the group it went into passes
+// needs_careful (no NaN / Inf, no float32 overflow); otherwise the group is
+// summed again with add_narrow. NaN and Inf would give the same sums either
+// way; the redo only separates their counts.
+template <int Full>
+SIMIC_CUDA_FN void add_fast(group& g, float x, float shift, const launch_params& p) {
+  const float ax = fabsf(x);
+  g.zeros += (x == 0.0f) ? 1u : 0u;
+  g.nonfinite += (ax <= largest_f32()) ? 0u : 1u;
+  g.max_abs = max_f32(g.max_abs, ax);
+  g.sumsq += x * x;
+  if (Full) {
+    const float d = x - shift;
+    g.sum_d += d;
+    g.sumsq_d += d * d;
+    g.min = min_f32(g.min, x);
+    g.max = max_f32(g.max, x);
+    g.small += (ax < p.small_f) ? 1u : 0u;
+    g.large += (ax > p.large_f) ? 1u : 0u;
+  }
+}
+
+// Whether a group summed by add_fast must be summed again by add_narrow: it
+// held a NaN or Inf, or a float32 square (or squared difference) overflowed
+// where float64 would not.
+template <int Full>
+SIMIC_CUDA_FN bool needs_careful(const group& g) {
+  return g.nonfinite != 0u || !(g.sumsq <= largest_f32()) || (Full && !(g.sumsq_d <= largest_f32()));
+}
+
+// One float32 (or widened float16 / bfloat16) element, the careful path:
+// NaN and Inf counted apart, huge values squared in float64.
 template <int Full>
 SIMIC_CUDA_FN void add_narrow(group& g, accumulator& a, float x, float shift, bool shift_wide,
                               const launch_params& p) {

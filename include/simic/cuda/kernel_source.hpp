@@ -9,8 +9,10 @@
 //       grid = launch_plan::blocks(), 256 threads. Block b reduces its pieces
 //       (contiguous element ranges of one tensor, MultiTensorApply-style) to
 //       one accumulator each: 16-byte vector loads, four in flight per
-//       thread, float32 groups folded into float64 per thread, then a warp
-//       shuffle and a shared-memory block merge.
+//       thread summed by the fast path (a group with NaN / Inf / float32
+//       overflow is summed again by the careful one), float32 groups folded
+//       into float64 per thread, then a warp shuffle and a shared-memory
+//       block merge.
 //   simic_finish
 //       one block (<= 1024 threads). Warp w merges the pieces of tensors w,
 //       w + warps, ... in piece order, writes their packed rows, and the
@@ -99,6 +101,11 @@ struct f32_traits {
     add_narrow<Full>(g, a, v.x, s, w, p); add_narrow<Full>(g, a, v.y, s, w, p);
     add_narrow<Full>(g, a, v.z, s, w, p); add_narrow<Full>(g, a, v.w, s, w, p);
   }
+  template <int Full>
+  static __device__ __forceinline__ void add_fast_vec(group& g, const vec& v, float s, const launch_params& p) {
+    add_fast<Full>(g, v.x, s, p); add_fast<Full>(g, v.y, s, p);
+    add_fast<Full>(g, v.z, s, p); add_fast<Full>(g, v.w, s, p);
+  }
 };
 template <int Half>
 struct h16_traits {
@@ -118,7 +125,35 @@ struct h16_traits {
     add2<Full>(g, a, v.x, s, w, p); add2<Full>(g, a, v.y, s, w, p);
     add2<Full>(g, a, v.z, s, w, p); add2<Full>(g, a, v.w, s, w, p);
   }
+  template <int Full>
+  static __device__ __forceinline__ void fast2(group& g, u32 w2, float s, const launch_params& p) {
+    add_fast<Full>(g, conv(w2 & 0xffffu), s, p);
+    add_fast<Full>(g, conv(w2 >> 16), s, p);
+  }
+  template <int Full>
+  static __device__ __forceinline__ void add_fast_vec(group& g, const vec& v, float s, const launch_params& p) {
+    fast2<Full>(g, v.x, s, p); fast2<Full>(g, v.y, s, p); fast2<Full>(g, v.z, s, p); fast2<Full>(g, v.w, s, p);
+  }
 };
+
+// The careful path of one four-vector group, out of line so that its
+// float64 code does not cost the fast path registers. The float64 sums of
+// huge elements come back beside the group (the accumulator's other fields
+// are untouched by add_narrow).
+struct careful_out { group g; double sumsq; double sum_d; double sumsq_d; };
+template <int Full, class T>
+__device__ __noinline__ careful_out careful_group(typename T::vec x0, typename T::vec x1, typename T::vec x2,
+                                                  typename T::vec x3, float shift, bool sw, launch_params p) {
+  careful_out o;
+  group_init(o.g);
+  accumulator a; acc_init(a);
+  T::template add<Full>(o.g, a, x0, shift, sw, p);
+  T::template add<Full>(o.g, a, x1, shift, sw, p);
+  T::template add<Full>(o.g, a, x2, shift, sw, p);
+  T::template add<Full>(o.g, a, x3, shift, sw, p);
+  o.sumsq = a.sumsq; o.sum_d = a.sum_d; o.sumsq_d = a.sumsq_d;
+  return o;
+}
 
 // One piece of a float32 / float16 / bfloat16 tensor: scalar head up to the
 // first 16-byte boundary, 16-byte vectors four per thread per step (each
@@ -130,16 +165,24 @@ __device__ __forceinline__ void run_narrow(const char* base, i64 n, float shift,
   i64 head = (i64)(((16u - ((u32)(u64)base & 15u)) & 15u) / (u32)T::bytes);
   if (head > n) head = n;
   group g; group_init(g);
-  if (tid < head) add_narrow<Full>(g, a, T::at(base, tid), shift, sw, p);
+  if (tid < head) {
+    add_narrow<Full>(g, a, T::at(base, tid), shift, sw, p);
+    fold<Full>(a, g); group_init(g);
+  }
   const typename T::vec* v = (const typename T::vec*)(base + head * T::bytes);
   const i64 nv = (n - head) / T::per_vec;
   i64 i = tid;
   for (; i + 3 * B < nv; i += 4 * B) {
     const typename T::vec x0 = __ldg(v + i), x1 = __ldg(v + i + B), x2 = __ldg(v + i + 2 * B), x3 = __ldg(v + i + 3 * B);
-    T::template add<Full>(g, a, x0, shift, sw, p);
-    T::template add<Full>(g, a, x1, shift, sw, p);
-    T::template add<Full>(g, a, x2, shift, sw, p);
-    T::template add<Full>(g, a, x3, shift, sw, p);
+    T::template add_fast_vec<Full>(g, x0, shift, p);
+    T::template add_fast_vec<Full>(g, x1, shift, p);
+    T::template add_fast_vec<Full>(g, x2, shift, p);
+    T::template add_fast_vec<Full>(g, x3, shift, p);
+    if (sw || needs_careful<Full>(g)) {  // rare: NaN / Inf / float32 overflow in this group
+      const careful_out o = careful_group<Full, T>(x0, x1, x2, x3, shift, sw, p);
+      g = o.g;
+      a.sumsq += o.sumsq; a.sum_d += o.sum_d; a.sumsq_d += o.sumsq_d;
+    }
     fold<Full>(a, g); group_init(g);
   }
   for (; i < nv; i += B) T::template add<Full>(g, a, __ldg(v + i), shift, sw, p);  // <= 3 vectors
