@@ -81,6 +81,49 @@ TEST_CASE("cpu_fused_backend: NaN and Inf at known places are counted exactly, a
   }
 }
 
+TEST_CASE("cpu_fused_backend: the nonfinite set gives max |x|, NaN and Inf counts and sizes exactly") {
+  for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble}) {
+    for (const auto& b : both_loops()) {
+      std::vector<at::Tensor> ts = simic_test::mixed_tensors(13, dtype);
+      ts[5][7] = nan_f;       // first stream of the 4-stream part
+      ts[5][39990] = inf_f;   // the single-stream remainder
+      ts[7].view({-1})[2999] = -inf_f;  // the scalar tail
+      ts[7].view({-1})[1500] = nan_f;
+      const auto t = run(b, ts, stat_set::nonfinite);
+      for (std::size_t i = 0; i < ts.size(); ++i) {
+        INFO("dtype " << dtype << " tensor " << i);
+        const auto r = reference(ts[i]);
+        CHECK(t[i].max_abs() == r.max_abs);
+        CHECK(t[i].nans() == static_cast<std::uint64_t>(r.nans));
+        CHECK(t[i].infs() == static_cast<std::uint64_t>(r.infs));
+        CHECK(t[i].numel() == static_cast<std::uint64_t>(r.numel));
+      }
+      CHECK(t[5].nans() == 1);
+      CHECK(t[5].infs() == 1);
+      CHECK(t[7].nans() == 1);
+      CHECK(t[7].infs() == 1);
+    }
+  }
+}
+
+TEST_CASE("cpu_fused_backend: zeros, small and large elements in any part of a tensor are counted") {
+  // 40000 elements: four streams over the first 39936, one stream over the next 64.
+  for (const auto& b : both_loops()) {
+    at::Tensor x = at::full({40003}, 1.0f);
+    for (std::int64_t i : {0, 9984 + 3, 2 * 9984 + 100, 3 * 9984 + 9983, 39936 + 5, 40001}) x[i] = 0.0f;
+    for (std::int64_t i : {17, 39936 + 63, 40002}) x[i] = 1e-9f;
+    for (std::int64_t i : {9984, 25000, 39998}) x[i] = -50.0f;
+    const auto t = run(b, {x}, stat_set::full);
+    CHECK(t[0].zeros() == 6);
+    CHECK(t[0].small() == 9);
+    CHECK(t[0].large() == 3);
+    check_row(t[0], reference(x), false);
+    const auto basic = run(b, {x}, stat_set::basic);
+    CHECK(basic[0].zeros() == 6);
+    CHECK(basic[0].max_abs() == 50.0);
+  }
+}
+
 TEST_CASE("cpu_fused_backend: non-contiguous views give the values of their elements") {
   for (const auto& b : both_loops()) {
     auto gen = at::detail::createCPUGenerator(3);

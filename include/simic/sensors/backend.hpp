@@ -34,7 +34,8 @@ namespace simic {
 inline namespace v0 {
 
 // Columns of the packed per-tensor stats buffer. stat_set::basic fills
-// sumsq..numel (the rest are 0); stat_set::full fills all of them.
+// sumsq..numel (the rest are 0); stat_set::full fills all of them;
+// stat_set::nonfinite fills max_abs, nans, infs and numel.
 namespace stat {
 enum : std::int64_t {
   sumsq = 0,  // sum of x^2 (NaN/Inf propagate)
@@ -54,8 +55,10 @@ enum : std::int64_t {
 }  // namespace stat
 
 enum class stat_set : std::uint8_t {
-  basic,  // norms, max |x|, zero / NaN / Inf counts: what gradient health and scans need
-  full,   // basic plus sum, min, max, spread, small / large counts: per-layer debug
+  basic,      // norms, max |x|, zero / NaN / Inf counts: what gradient health needs
+  full,       // basic plus sum, min, max, spread, small / large counts: per-layer debug
+  nonfinite,  // max |x|, NaN / Inf counts, numel: what the NaN/Inf scan needs. A back end
+              // may take basic instead (a superset); the other columns are then unspecified.
 };
 
 struct reduce_request {

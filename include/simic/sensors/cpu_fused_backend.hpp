@@ -86,13 +86,18 @@ inline double widen<double>(double v) noexcept {
   return v;
 }
 
+// Which statistics a pass takes (a stat_set, as a template argument).
+inline constexpr int mode_nonfinite = 0, mode_basic = 1, mode_full = 2;
+
 // The reference semantics, in float64, one element at a time.
-template <bool Full, class T>
+template <int Mode, class T>
 inline void scalar_range(const T* p, std::int64_t n, const kernel_params& k, accumulator& a) noexcept {
   for (std::int64_t i = 0; i < n; ++i) {
     const double x = widen(p[i]);
-    a.sumsq += x * x;
-    if (x == 0.0) ++a.zeros;
+    if constexpr (Mode >= mode_basic) {
+      a.sumsq += x * x;
+      if (x == 0.0) ++a.zeros;
+    }
     const double ax = std::fabs(x);
     if (std::isnan(x)) {
       ++a.nans;
@@ -100,7 +105,7 @@ inline void scalar_range(const T* p, std::int64_t n, const kernel_params& k, acc
       a.max_abs = std::max(a.max_abs, ax);
       if (std::isinf(x)) ++a.infs;
     }
-    if constexpr (Full) {
+    if constexpr (Mode == mode_full) {
       const double d = x - k.shift;
       a.sum_d += d;
       a.sumsq_d += d * d;
@@ -149,99 +154,140 @@ SIMIC_AVX2_TARGET inline float hmin(__m256 v) noexcept {
   return *std::min_element(t, t + 8);
 }
 
-// Blocks of block_elems elements: two independent 8-lane accumulator sets
-// (so FMA latency does not bound the loop), flushed into float64 per block.
-inline constexpr std::int64_t block_elems = 1024;
+// Counts, over one block still in L1, the elements that are zero, |x| < small
+// and |x| > large (each only when asked). The main loop calls it only for the
+// rare blocks whose min / max |x| shows there is something to count, so the
+// common block costs no compares at all.
+template <class T>
+SIMIC_AVX2_TARGET void count_block(const T* q, std::int64_t len, bool zeros_small, bool large, const kernel_params& k,
+                                   accumulator& a, bool want_small) noexcept {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 small_b = _mm256_set1_ps(k.small_f);
+  const __m256 large_b = _mm256_set1_ps(k.large_f);
+  __m256i zc = _mm256_setzero_si256(), sc = zc, lc = zc;
+  for (std::int64_t j = 0; j < len; j += 8) {
+    const __m256 x = load8(q + j);
+    const __m256 ax = _mm256_and_ps(x, abs_mask);
+    if (zeros_small) {
+      zc = _mm256_sub_epi32(zc, _mm256_castps_si256(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ)));
+      if (want_small) sc = _mm256_sub_epi32(sc, _mm256_castps_si256(_mm256_cmp_ps(ax, small_b, _CMP_LT_OQ)));
+    }
+    if (large) lc = _mm256_sub_epi32(lc, _mm256_castps_si256(_mm256_cmp_ps(ax, large_b, _CMP_GT_OQ)));
+  }
+  a.zeros += hsum(zc);
+  a.small += hsum(sc);
+  a.large += hsum(lc);
+}
 
-template <bool Full, class T>
-SIMIC_AVX2_TARGET void avx2_range(const T* p, std::int64_t n, const kernel_params& k, accumulator& a) noexcept {
+// Running float64 / float32 totals of the vector loop.
+struct vector_totals {
+  __m256d sq, sd, sdd;
+  __m256 max_abs, min, max;
+};
+
+// One block: S sub-blocks of `len` elements each (len a multiple of 16),
+// read in lockstep so that S memory streams are in flight at once (one
+// stream leaves bandwidth unused on this class of machine). Two independent
+// 8-lane accumulator sets, so FMA latency does not bound the loop; each lane
+// takes at most 64 values before the block is flushed into float64.
+//
+// Per element the loop only does what cannot be deferred: the sums, and
+// min / max (of |x| for basic; of x and |x| for full). A block's min |x| tells
+// whether it holds zeros or small elements, its max |x| whether it holds
+// large ones; only then are its elements compared and counted (count_block,
+// from L1). NaN / Inf make the block's float32 sum of squares (nonfinite
+// mode: sum of x * 0) non-finite: the block is then redone by the exact
+// scalar loop.
+template <int Mode, int S, class T>
+SIMIC_AVX2_TARGET inline void vector_block(const T* const* q, std::int64_t len, const kernel_params& k, accumulator& a,
+                                           vector_totals& t) noexcept {
+  constexpr bool full = Mode == mode_full;
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 zero = _mm256_setzero_ps();
   const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-  const __m256 shift = _mm256_set1_ps(k.shift_f);
-  const __m256 small_b = _mm256_set1_ps(k.small_f);
-  const __m256 large_b = _mm256_set1_ps(k.large_f);
   const __m256 neg_inf = _mm256_sub_ps(zero, inf);
-  __m256d t_sq = _mm256_setzero_pd(), t_sd = _mm256_setzero_pd(), t_sdd = _mm256_setzero_pd();
-  __m256 t_maxabs = zero, t_min = inf, t_max = neg_inf;
-  std::int64_t zeros = 0, smalls = 0, larges = 0;
+  const __m256 shift = _mm256_set1_ps(k.shift_f);
+  __m256 sq[2] = {zero, zero}, sd[2] = {zero, zero}, sdd[2] = {zero, zero};
+  __m256 ma[2] = {zero, zero}, mi[2] = {inf, inf}, mn[2] = {inf, inf}, mx[2] = {neg_inf, neg_inf};
+  for (std::int64_t j = 0; j < len; j += 16) {
+    for (int h = 0; h < 2 * S; ++h) {
+      const int u = h & 1;  // accumulator set
+      const __m256 x = load8(q[h >> 1] + j + 8 * u);
+      if constexpr (Mode == mode_nonfinite)
+        sq[u] = _mm256_fmadd_ps(x, zero, sq[u]);  // x * 0 is NaN exactly for NaN and Inf
+      else
+        sq[u] = _mm256_fmadd_ps(x, x, sq[u]);
+      const __m256 ax = _mm256_and_ps(x, abs_mask);
+      if constexpr (Mode != mode_full) ma[u] = _mm256_max_ps(ax, ma[u]);
+      if constexpr (Mode >= mode_basic) mi[u] = _mm256_min_ps(ax, mi[u]);
+      if constexpr (full) {
+        const __m256 d = _mm256_sub_ps(x, shift);
+        sd[u] = _mm256_add_ps(sd[u], d);
+        sdd[u] = _mm256_fmadd_ps(d, d, sdd[u]);
+        mn[u] = _mm256_min_ps(x, mn[u]);
+        mx[u] = _mm256_max_ps(x, mx[u]);
+      }
+    }
+  }
+  const __m256 bsq = _mm256_add_ps(sq[0], sq[1]);
+  __m256 check = bsq;
+  if constexpr (full) check = _mm256_add_ps(check, _mm256_add_ps(sdd[0], sdd[1]));
+  const __m256 finite = _mm256_cmp_ps(_mm256_and_ps(check, abs_mask), inf, _CMP_LT_OQ);
+  if (_mm256_movemask_ps(finite) != 0xff) {
+    for (int s = 0; s < S; ++s) scalar_range<Mode>(q[s], len, k, a);
+    return;
+  }
+  if constexpr (Mode != mode_full) t.max_abs = _mm256_max_ps(t.max_abs, _mm256_max_ps(ma[0], ma[1]));
+  if constexpr (Mode >= mode_basic) {
+    t.sq = _mm256_add_pd(t.sq, widen_sum(bsq));
+    const float min_abs = hmin(_mm256_min_ps(mi[0], mi[1]));
+    const bool zeros_small = min_abs == 0.0f || (full && min_abs < k.small_f);
+    bool large = false;
+    if constexpr (full) {
+      const __m256 bmn = _mm256_min_ps(mn[0], mn[1]), bmx = _mm256_max_ps(mx[0], mx[1]);
+      large = std::max(-hmin(bmn), hmax(bmx)) > k.large_f;
+      t.sd = _mm256_add_pd(t.sd, widen_sum(_mm256_add_ps(sd[0], sd[1])));
+      t.sdd = _mm256_add_pd(t.sdd, widen_sum(_mm256_add_ps(sdd[0], sdd[1])));
+      t.min = _mm256_min_ps(t.min, bmn);
+      t.max = _mm256_max_ps(t.max, bmx);
+    }
+    if (zeros_small || large)
+      for (int s = 0; s < S; ++s) count_block(q[s], len, zeros_small, large, k, a, full);
+  }
+}
 
-  const std::int64_t nvec = n - n % 16;
-  std::int64_t i = 0;
-  while (i < nvec) {
-    const std::int64_t len = std::min(block_elems, nvec - i);
-    __m256 sq0 = zero, sq1 = zero, sd0 = zero, sd1 = zero, sdd0 = zero, sdd1 = zero;
-    __m256 ma0 = zero, ma1 = zero, mn0 = inf, mn1 = inf, mx0 = neg_inf, mx1 = neg_inf;
-    __m256i zc = _mm256_setzero_si256(), sc = zc, lc = zc;
-    const T* q = p + i;
-    for (std::int64_t j = 0; j < len; j += 16) {
-      const __m256 x0 = load8(q + j);
-      const __m256 x1 = load8(q + j + 8);
-      sq0 = _mm256_fmadd_ps(x0, x0, sq0);
-      sq1 = _mm256_fmadd_ps(x1, x1, sq1);
-      // A compare mask is -1 per true lane: subtracting it counts.
-      zc = _mm256_sub_epi32(zc, _mm256_castps_si256(_mm256_cmp_ps(x0, zero, _CMP_EQ_OQ)));
-      zc = _mm256_sub_epi32(zc, _mm256_castps_si256(_mm256_cmp_ps(x1, zero, _CMP_EQ_OQ)));
-      const __m256 a0 = _mm256_and_ps(x0, abs_mask);
-      const __m256 a1 = _mm256_and_ps(x1, abs_mask);
-      if constexpr (Full) {
-        const __m256 d0 = _mm256_sub_ps(x0, shift);
-        const __m256 d1 = _mm256_sub_ps(x1, shift);
-        sd0 = _mm256_add_ps(sd0, d0);
-        sd1 = _mm256_add_ps(sd1, d1);
-        sdd0 = _mm256_fmadd_ps(d0, d0, sdd0);
-        sdd1 = _mm256_fmadd_ps(d1, d1, sdd1);
-        mn0 = _mm256_min_ps(x0, mn0);
-        mn1 = _mm256_min_ps(x1, mn1);
-        mx0 = _mm256_max_ps(x0, mx0);
-        mx1 = _mm256_max_ps(x1, mx1);
-        sc = _mm256_sub_epi32(sc, _mm256_castps_si256(_mm256_cmp_ps(a0, small_b, _CMP_LT_OQ)));
-        sc = _mm256_sub_epi32(sc, _mm256_castps_si256(_mm256_cmp_ps(a1, small_b, _CMP_LT_OQ)));
-        lc = _mm256_sub_epi32(lc, _mm256_castps_si256(_mm256_cmp_ps(a0, large_b, _CMP_GT_OQ)));
-        lc = _mm256_sub_epi32(lc, _mm256_castps_si256(_mm256_cmp_ps(a1, large_b, _CMP_GT_OQ)));
-      } else {
-        ma0 = _mm256_max_ps(a0, ma0);
-        ma1 = _mm256_max_ps(a1, ma1);
-      }
-    }
-    // NaN or Inf anywhere in the block (or float32 overflow of the squares)
-    // makes the sum of squares non-finite: redo the block exactly.
-    const __m256 sq = _mm256_add_ps(sq0, sq1);
-    __m256 check = sq;
-    if constexpr (Full) check = _mm256_add_ps(check, _mm256_add_ps(sdd0, sdd1));
-    const __m256 finite = _mm256_cmp_ps(_mm256_and_ps(check, abs_mask), inf, _CMP_LT_OQ);
-    if (_mm256_movemask_ps(finite) == 0xff) {
-      t_sq = _mm256_add_pd(t_sq, widen_sum(sq));
-      zeros += hsum(zc);
-      if constexpr (Full) {
-        t_sd = _mm256_add_pd(t_sd, widen_sum(_mm256_add_ps(sd0, sd1)));
-        t_sdd = _mm256_add_pd(t_sdd, widen_sum(_mm256_add_ps(sdd0, sdd1)));
-        t_min = _mm256_min_ps(t_min, _mm256_min_ps(mn0, mn1));
-        t_max = _mm256_max_ps(t_max, _mm256_max_ps(mx0, mx1));
-        smalls += hsum(sc);
-        larges += hsum(lc);
-      } else {
-        t_maxabs = _mm256_max_ps(t_maxabs, _mm256_max_ps(ma0, ma1));
-      }
-    } else {
-      scalar_range<Full>(q, len, k, a);
-    }
-    i += len;
+inline constexpr int streams = 4;
+inline constexpr std::int64_t stream_block = 256;  // elements per stream per block
+inline constexpr std::int64_t single_block = 1024;
+
+template <int Mode, class T>
+SIMIC_AVX2_TARGET void avx2_range(const T* p, std::int64_t n, const kernel_params& k, accumulator& a) noexcept {
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  vector_totals t{_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_ps(), inf,
+                  _mm256_sub_ps(_mm256_setzero_ps(), inf)};
+  // Four streams over the first 4 L elements, one stream over the rest.
+  const std::int64_t L = n / (streams * stream_block) * stream_block;
+  for (std::int64_t off = 0; off < L; off += stream_block) {
+    const T* q[streams];
+    for (int s = 0; s < streams; ++s) q[s] = p + s * L + off;
+    vector_block<Mode, streams>(q, stream_block, k, a, t);
   }
-  a.sumsq += hsum(t_sq);
-  a.zeros += zeros;
-  if constexpr (Full) {
-    a.sum_d += hsum(t_sd);
-    a.sumsq_d += hsum(t_sdd);
-    const double lo = hmin(t_min), hi = hmax(t_max);
-    a.min = std::min(a.min, lo);
-    a.max = std::max(a.max, hi);
-    a.small += smalls;
-    a.large += larges;
+  const std::int64_t nvec = n - (n - streams * L) % 16;
+  for (std::int64_t i = streams * L; i < nvec; i += single_block) {
+    const T* q[1] = {p + i};
+    vector_block<Mode, 1>(q, std::min(single_block, nvec - i), k, a, t);
+  }
+  if constexpr (Mode >= mode_basic) a.sumsq += hsum(t.sq);
+  if constexpr (Mode == mode_full) {
+    a.sum_d += hsum(t.sd);
+    a.sumsq_d += hsum(t.sdd);
+    a.min = std::min(a.min, static_cast<double>(hmin(t.min)));
+    a.max = std::max(a.max, static_cast<double>(hmax(t.max)));
   } else {
-    a.max_abs = std::max(a.max_abs, static_cast<double>(hmax(t_maxabs)));
+    a.max_abs = std::max(a.max_abs, static_cast<double>(hmax(t.max_abs)));
   }
-  scalar_range<Full>(p + nvec, n - nvec, k, a);
+  scalar_range<Mode>(p + nvec, n - nvec, k, a);
 }
 
 inline bool cpu_has_avx2() noexcept {
@@ -255,25 +301,25 @@ inline bool cpu_has_avx2() noexcept {
 inline bool cpu_has_avx2() noexcept { return false; }
 #endif
 
-template <bool Full, class T>
+template <int Mode, class T>
 inline void typed_range(const T* p, std::int64_t n, const kernel_params& k, accumulator& a, bool simd) noexcept {
 #if SIMIC_HAVE_X86
   if constexpr (!std::is_same_v<T, double>) {
-    if (simd) return avx2_range<Full>(p, n, k, a);
+    if (simd) return avx2_range<Mode>(p, n, k, a);
   }
 #endif
   (void)simd;
-  scalar_range<Full>(p, n, k, a);
+  scalar_range<Mode>(p, n, k, a);
 }
 
-template <bool Full>
+template <int Mode>
 inline void reduce_piece(const at::Tensor& t, std::int64_t offset, std::int64_t n, const kernel_params& k,
                          accumulator& a, bool simd) {
   switch (t.scalar_type()) {
-    case at::kFloat: return typed_range<Full>(t.data_ptr<float>() + offset, n, k, a, simd);
-    case at::kDouble: return typed_range<Full>(t.data_ptr<double>() + offset, n, k, a, simd);
-    case at::kHalf: return typed_range<Full>(t.data_ptr<c10::Half>() + offset, n, k, a, simd);
-    case at::kBFloat16: return typed_range<Full>(t.data_ptr<c10::BFloat16>() + offset, n, k, a, simd);
+    case at::kFloat: return typed_range<Mode>(t.data_ptr<float>() + offset, n, k, a, simd);
+    case at::kDouble: return typed_range<Mode>(t.data_ptr<double>() + offset, n, k, a, simd);
+    case at::kHalf: return typed_range<Mode>(t.data_ptr<c10::Half>() + offset, n, k, a, simd);
+    case at::kBFloat16: return typed_range<Mode>(t.data_ptr<c10::BFloat16>() + offset, n, k, a, simd);
     default: throw_invalid("simic::cpu_fused_backend", "dtype", t.scalar_type(), "float32, float64, float16, bfloat16");
   }
 }
@@ -294,7 +340,7 @@ inline double first_finite_or_zero(const at::Tensor& t) {
 
 // Reduces contiguous CPU tensors `ts` into `out_rows` (indices into the
 // result buffer `out`), splitting all their elements evenly over threads.
-inline void reduce_contiguous(const std::vector<at::Tensor>& ts, const std::vector<std::int64_t>& out_rows, bool full,
+inline void reduce_contiguous(const std::vector<at::Tensor>& ts, const std::vector<std::int64_t>& out_rows, int mode,
                               const reduce_request& r, bool simd, std::int64_t grain, double* out) {
   const std::size_t n = ts.size();
   if (n == 0) return;
@@ -307,7 +353,7 @@ inline void reduce_contiguous(const std::vector<at::Tensor>& ts, const std::vect
     k.large = r.large;
     k.small_f = float_bound_for_less(r.small);
     k.large_f = float_bound_for_greater(r.large);
-    if (full) k.shift = first_finite_or_zero(ts[i]);
+    if (mode == mode_full) k.shift = first_finite_or_zero(ts[i]);
     k.shift_f = static_cast<float>(k.shift);
   }
   const std::int64_t total = offsets[n];
@@ -322,10 +368,13 @@ inline void reduce_contiguous(const std::vector<at::Tensor>& ts, const std::vect
       const std::int64_t end = std::min(hi, offsets[i + 1]);
       if (end > pos) {
         accumulator& a = partial[static_cast<std::size_t>(rg) * n + i];
-        if (full)
-          reduce_piece<true>(ts[i], pos - offsets[i], end - pos, params[i], a, simd);
+        const std::int64_t off = pos - offsets[i], len = end - pos;
+        if (mode == mode_full)
+          reduce_piece<mode_full>(ts[i], off, len, params[i], a, simd);
+        else if (mode == mode_basic)
+          reduce_piece<mode_basic>(ts[i], off, len, params[i], a, simd);
         else
-          reduce_piece<false>(ts[i], pos - offsets[i], end - pos, params[i], a, simd);
+          reduce_piece<mode_nonfinite>(ts[i], off, len, params[i], a, simd);
       }
       pos = std::max(pos, end);
     }
@@ -347,7 +396,7 @@ inline void reduce_contiguous(const std::vector<at::Tensor>& ts, const std::vect
     row[stat::nans] = static_cast<double>(a.nans);
     row[stat::infs] = static_cast<double>(a.infs);
     row[stat::numel] = cnt;
-    if (full) {
+    if (mode == mode_full) {
       // The vector loop tracks min/max only; |x| max follows from them.
       const double ma = a.min <= a.max ? std::max(-a.min, a.max) : 0.0;
       row[stat::max_abs] = std::max(a.max_abs, ma);
@@ -385,7 +434,9 @@ struct cpu_fused_backend {
     at::Tensor out = at::zeros({n, stat::count}, at::TensorOptions().dtype(at::kDouble));
     double* o = out.data_ptr<double>();
     const bool simd_on = simd == simd_mode::automatic && vector_loop_available();
-    const bool full = r.set == stat_set::full;
+    const int mode = r.set == stat_set::full    ? detail::cpu::mode_full
+                     : r.set == stat_set::basic ? detail::cpu::mode_basic
+                                                : detail::cpu::mode_nonfinite;
     std::vector<at::Tensor> contiguous;
     std::vector<std::int64_t> rows;
     contiguous.reserve(r.tensors.size());
@@ -397,12 +448,12 @@ struct cpu_fused_backend {
         rows.push_back(i);
       }
     }
-    detail::cpu::reduce_contiguous(contiguous, rows, full, r, simd_on, grain, o);
+    detail::cpu::reduce_contiguous(contiguous, rows, mode, r, simd_on, grain, o);
     // Strided tensors: one transient contiguous copy at a time.
     for (std::int64_t i = 0; i < n; ++i) {
       const at::Tensor& t = r.tensors[static_cast<std::size_t>(i)];
       if (!t.is_contiguous())
-        detail::cpu::reduce_contiguous({t.contiguous()}, {i}, full, r, simd_on, grain, o);
+        detail::cpu::reduce_contiguous({t.contiguous()}, {i}, mode, r, simd_on, grain, o);
     }
     return out;
   }

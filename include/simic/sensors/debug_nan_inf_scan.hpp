@@ -58,7 +58,7 @@ class nan_inf_scanner {
       // no sync) so that everything comes back in the one transfer.
       list.push_back(list.empty() ? loss : loss.to(list.front().device(), /*non_blocking=*/true));
     }
-    at::Tensor stats = backend_.reduce(reduce_request{list, stat_set::basic});
+    at::Tensor stats = backend_.reduce(reduce_request{list, stat_set::nonfinite});
     return pending_report<nan_inf_scan_report>(
         std::move(stats), [names = std::move(w.names), grad_row = std::move(grad_row), has_loss](const stats_table& t) {
           nan_inf_scan_report r;
