@@ -22,7 +22,7 @@ enum class fault : unsigned char {
   lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x20)
   entropy_collapse,  // entropy_collapse (greedy logit +10: a near-deterministic policy)
   value_collapse,    // value_collapse (the critic's rollout estimates swamped by noise)
-  lstm_explode,      // lstm_unhealthy (the LSTM cell state x1e3 during the rollout)
+  lstm_explode,      // lstm_unhealthy (the LSTM cell state c <- 1e3 (c + 1) at the rollout's first step)
   reward_drop,       // performance_degradation (the environment pays no reward)
 };
 

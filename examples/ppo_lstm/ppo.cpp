@@ -135,10 +135,10 @@ run_summary run(const run_options& o) {
         obs_buf[t].copy_(obs);
         keep_buf[t].copy_(keep);
         const auto k = keep.unsqueeze(1);
-        if (f.lstm_explode && t == 0) c = c * lstm_explode_factor;  // fault: a blown-up cell state
         auto [h1, c1] = model->cell(model->encode(obs), h * k, c * k);
         h = h1;
         c = c1;
+        if (f.lstm_explode && t == 0) c = (c + 1.0) * lstm_explode_factor;  // fault: a blown-up cell state
         if (t % L == 0) tel.lstm_state(h, c);  // telemetry: LSTM health during the rollout
         const auto out = model->head(h, c);
         auto logits = out.logits;
