@@ -176,8 +176,18 @@ void device_bench(benchmark::State& st, const std::string& case_name, double byt
 const simic::cuda_fused_backend fused{};
 
 void register_case(const std::string& name, int iters) {
+  // A CUDA error (or a host sync under sync-debug "error") ends that
+  // benchmark with its message instead of the whole run.
   auto reg = [&](const std::string& what, auto fn) {
-    return benchmark::RegisterBenchmark((name + "/" + what).c_str(), fn)
+    auto guarded = [fn](benchmark::State& st) {
+      try {
+        fn(st);
+      } catch (const std::exception& e) {
+        c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+        st.SkipWithError(e.what());
+      }
+    };
+    return benchmark::RegisterBenchmark((name + "/" + what).c_str(), guarded)
         ->Iterations(iters)
         ->Repetitions(5)
         ->ReportAggregatesOnly(true)
@@ -243,7 +253,13 @@ void register_case(const std::string& name, int iters) {
     const std::int64_t extra = extra_bytes([&] { simic::cuda::pin(s.measure_async(c.grads)).materialize(); });
     const std::uint64_t s0 = simic::cuda::host_syncs();
     c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
-    for (auto _ : st) pending.push_back(simic::cuda::pin(s.measure_async(c.grads)));
+    try {
+      for (auto _ : st) pending.push_back(simic::cuda::pin(s.measure_async(c.grads)));
+    } catch (const std::exception& e) {  // a host sync under sync-debug "error", or a CUDA error
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+      st.SkipWithError(e.what());
+      return;
+    }
     c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
     const double syncs = static_cast<double>(simic::cuda::host_syncs() - s0) / static_cast<double>(pending.size());
     for (const auto& p : pending) benchmark::DoNotOptimize(p.materialize());

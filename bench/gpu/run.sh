@@ -47,7 +47,7 @@ fi
 if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   step "configure (LibTorch at $TP)"
   rm -rf "$B"
-  meson setup "$B" --buildtype=release -Dcmake_prefix_path="$TP/share/cmake" -Dtorch_lib_dir="$TP/lib" \
+  timeout 120 meson setup "$B" --buildtype=release -Dcmake_prefix_path="$TP/share/cmake" -Dtorch_lib_dir="$TP/lib" \
     -Dexamples=false -Dcudart_include_dir=/usr/local/cuda/include >"$OUT/setup.log" 2>&1 ||
     { tail -40 "$OUT/setup.log"; fail "meson setup"; }
   grep -E "Run-time dependency|Library (torch|c10)" "$OUT/setup.log" | tee -a "$OUT/machine.txt"
@@ -57,13 +57,19 @@ if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   fi
   [ "${SIMIC_GPU_DRY:-0}" = 1 ] && { step "dry run: configured"; exit 0; }
   step "build"
-  ninja -C "$B" tests/cuda/test_cuda_logic tests/cuda/test_cuda_nvrtc tests/cuda/test_cuda_device bench/gpu/bench_cuda \
-    >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -30; tail -20 "$OUT/build.log"; fail "build"; }
+  # -k 0: one target that fails to compile does not stop the others (their checks still run).
+  if ! timeout 300 ninja -k 0 -C "$B" tests/cuda/test_cuda_logic tests/cuda/test_cuda_nvrtc tests/cuda/test_cuda_device \
+    bench/gpu/bench_cuda >"$OUT/build.log" 2>&1; then
+    echo "BUILD ERRORS (continuing with what was built):"
+    grep -E "error|FAILED" "$OUT/build.log" | head -30
+    status_build=1
+  fi
 fi
 
-status=0
+status=${status_build:-0}
 step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors"
 for t in test_cuda_logic test_cuda_nvrtc test_cuda_device; do
+  [ -x "$B/tests/cuda/$t" ] || { echo "$t: NOT BUILT"; status=1; continue; }
   timeout 240 "$B/tests/cuda/$t" >"$OUT/$t.log" 2>&1
   rc=$?
   echo "$t: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/$t.log" | tr -s ' ' | tr '\n' ' ')"
@@ -72,7 +78,8 @@ for t in test_cuda_logic test_cuda_nvrtc test_cuda_device; do
 done
 
 step "benchmarks: simic (bench_cuda)"
-timeout 200 "$B/bench/gpu/bench_cuda" --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json \
+[ -x "$B/bench/gpu/bench_cuda" ] || echo "bench_cuda: NOT BUILT"
+[ -x "$B/bench/gpu/bench_cuda" ] && timeout 200 "$B/bench/gpu/bench_cuda" --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json \
   >"$OUT/bench_cuda.txt" 2>&1 || { status=1; tail -20 "$OUT/bench_cuda.txt"; }
 
 step "benchmarks: reference pipeline (anchor_ops.py)"

@@ -413,6 +413,7 @@ class cuda_pending_stats {
 #endif
   bool ready() const {
 #if SIMIC_CUDA
+    if (!e_.slot) return true;
     const auto& d = cuda::detail::runtime::get().driver();
     return d.event_query(e_.slot->done) != cuda::detail::driver_api::not_ready;
 #else
@@ -421,7 +422,7 @@ class cuda_pending_stats {
   }
   void wait() const {
 #if SIMIC_CUDA
-    if (waited_) return;
+    if (waited_ || !e_.slot) return;
     const auto& d = cuda::detail::runtime::get().driver();
     cuda::detail::host_sync_counter().fetch_add(1);
     cuda::detail::check(d, d.event_synchronize(e_.slot->done), "cuEventSynchronize");
@@ -432,6 +433,7 @@ class cuda_pending_stats {
   stats_table table() const {
     wait();
 #if SIMIC_CUDA
+    if (!e_.slot) return stats_table(simic::detail::empty_stats());
     auto slot = e_.slot;
     double* p = reinterpret_cast<double*>(static_cast<unsigned char*>(slot->host) + e_.rows_offset);
     at::Tensor host = at::from_blob(
@@ -446,6 +448,7 @@ class cuda_pending_stats {
     wait();
     cuda_stats_summary s;
 #if SIMIC_CUDA
+    if (!e_.slot) return s;
     const double* r = reinterpret_cast<const double*>(static_cast<const unsigned char*>(e_.slot->host) + e_.rows_offset) +
                       e_.tensors * stat::count;
     using namespace cuda::detail;
