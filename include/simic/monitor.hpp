@@ -79,6 +79,14 @@ constexpr bool assert_detector() {
   return true;
 }
 
+template <class D>
+constexpr bool collected_above_off() {
+  if constexpr (Detector<D>)
+    return D::category::min_level > level::off;
+  else
+    return true;  // reported by assert_detector
+}
+
 template <class D, class... Cats>
 constexpr bool in_categories() {
   if constexpr (Detector<D>)
@@ -232,7 +240,7 @@ class basic_monitor {
   }
   // Every category's min_level is above OFF, so `effective >= min_level` also
   // keeps everything off at OFF.
-  static_assert(((!Detector<Ds> || Ds::category::min_level > level::off) && ...),
+  static_assert((detail::collected_above_off<Ds>() && ...),
                 "simic::monitor: a detector category must have a min_level above OFF");
   template <class D>
   void observe_one(D& d, const signals& s, level effective) {
