@@ -72,14 +72,18 @@ void check_levels_follow_anomalies(const run_summary& s, std::uint32_t escalatio
   }
 }
 
-// Faults are injected where the healthy run of the same seed is quiet for a
-// few updates (its anomalies: value_collapse while the critic is young,
-// occasional gradient_norm_drift); reward-drop after the performance check's
-// warm-up (10% of the 200-update schedule).
+// Each fault is injected at the first update from `from` on where the
+// healthy run of the same seed, computed on this machine, reports none of the
+// expected kinds in that update and the three after it (its own anomalies:
+// value_collapse while the critic is young, occasional gradient_norm_drift
+// and performance_degradation). reward-drop comes after the performance
+// check's warm-up (10% of the 200-update schedule); lr-spike after update 16,
+// where a spike that early leaves this small configuration's LSTM state
+// above its bound for the rest of the run.
 struct fault_case {
   std::string name;
   std::vector<anomaly_kind> expected;
-  std::uint64_t at = 16;
+  std::uint64_t from = 16;
 };
 
 const std::vector<fault_case>& fault_cases() {
@@ -125,57 +129,73 @@ TEST_CASE("a healthy run learns and reports none of the hard failures") {
   check_levels_follow_anomalies(s, 5);
 }
 
-TEST_CASE("each injected fault is detected, escalates to DEBUG, runs the DEBUG diagnostics, and the level returns") {
-  for (const auto& fc : fault_cases()) {
-    SUBCASE(fc.name.c_str()) {
-      const std::uint64_t inject_at = fc.at;
-      run_options o = small_run();
-      o.injections.push_back(parse_injection(fc.name + "@" + std::to_string(inject_at)));
-      const run_summary s = run(o);
-      INFO("fault " << fc.name);
-      // Reference: the same seed without the fault shows no such anomaly then.
-      CHECK_FALSE(has_kind_in(healthy_run(), fc.expected, inject_at, inject_at + 3));
-      // Detected at the injected update or within three after it.
-      REQUIRE(has_kind_in(s, fc.expected, inject_at, inject_at + 3));
-      std::uint64_t detected = 0;
-      for (const auto& a : s.anomalies)
-        if (a.update >= inject_at &&
-            std::find(fc.expected.begin(), fc.expected.end(), a.kind) != fc.expected.end()) {
-          detected = a.update;
-          break;
-        }
-      // Escalated: DEBUG from the detection for the whole window of 5 epochs
-      // (1 update each; the 5th tick, at the end of update detected + 4,
-      // ends it unless renewed), whatever the level was before.
-      for (std::uint64_t u = detected; u < detected + o.escalation_epochs - 1; ++u) {
-        INFO("update " << u);
-        CHECK(level_after(s, u) == level::debug);
-      }
-      // The DEBUG diagnostics ran during the update that detected it.
-      std::set<std::string> seen;
-      for (const auto& d : s.debug)
-        if (d.update == detected) seen.insert(d.what);
-      CHECK(seen == std::set<std::string>{"layer_gradients", "nan_inf_scan", "ratio_diagnostic"});
-      // Back to the configured level once the escalation expired (later
-      // anomalies may renew it; it must end within the run).
-      bool returned = false;
-      for (const auto& c : s.level_changes)
-        if (c.update >= detected + o.escalation_epochs - 1 && c.from == level::debug && c.to == level::normal)
-          returned = true;
-      CHECK(returned);
-      check_levels_follow_anomalies(s, o.escalation_epochs);
-      // No DEBUG diagnostics in an update that ended at NORMAL and began at NORMAL.
-      for (const auto& d : s.debug) {
-        if (d.update < 2) continue;
-        const bool normal_throughout = level_after(s, d.update - 1) == level::normal &&
-                                       level_after(s, d.update) == level::normal;
-        INFO("diagnostic " << d.what << " at update " << d.update);
-        CHECK_FALSE(normal_throughout);
-      }
-      CHECK(s.weights_finite);
+namespace {
+// An injected fault is detected, escalates to DEBUG, runs the DEBUG
+// diagnostics, and the level returns to the configured one.
+void check_fault(std::string_view name) {
+  const auto it = std::find_if(fault_cases().begin(), fault_cases().end(),
+                               [&](const fault_case& c) { return c.name == name; });
+  REQUIRE(it != fault_cases().end());
+  const fault_case& fc = *it;
+  std::uint64_t inject_at = fc.from;
+  while (inject_at < fc.from + 12 && has_kind_in(healthy_run(), fc.expected, inject_at, inject_at + 3)) ++inject_at;
+  INFO("injected at update " << inject_at);
+  run_options o = small_run();
+  o.injections.push_back(parse_injection(fc.name + "@" + std::to_string(inject_at)));
+  const run_summary s = run(o);
+  INFO("fault " << fc.name);
+  // Reference: the same seed without the fault shows no such anomaly then.
+  CHECK_FALSE(has_kind_in(healthy_run(), fc.expected, inject_at, inject_at + 3));
+  // Detected at the injected update or within three after it.
+  REQUIRE(has_kind_in(s, fc.expected, inject_at, inject_at + 3));
+  std::uint64_t detected = 0;
+  for (const auto& a : s.anomalies)
+    if (a.update >= inject_at &&
+        std::find(fc.expected.begin(), fc.expected.end(), a.kind) != fc.expected.end()) {
+      detected = a.update;
+      break;
     }
+  // Escalated: DEBUG from the detection for the whole window of 5 epochs
+  // (1 update each; the 5th tick, at the end of update detected + 4,
+  // ends it unless renewed), whatever the level was before.
+  for (std::uint64_t u = detected; u < detected + o.escalation_epochs - 1; ++u) {
+    INFO("update " << u);
+    CHECK(level_after(s, u) == level::debug);
   }
+  // The DEBUG diagnostics ran during the update that detected it.
+  std::set<std::string> seen;
+  for (const auto& d : s.debug)
+    if (d.update == detected) seen.insert(d.what);
+  CHECK(seen == std::set<std::string>{"layer_gradients", "nan_inf_scan", "ratio_diagnostic"});
+  // Back to the configured level once the escalation expired (later
+  // anomalies may renew it; it must end within the run).
+  bool returned = false;
+  for (const auto& c : s.level_changes)
+    if (c.update >= detected + o.escalation_epochs - 1 && c.from == level::debug && c.to == level::normal)
+      returned = true;
+  CHECK(returned);
+  check_levels_follow_anomalies(s, o.escalation_epochs);
+  // No DEBUG diagnostics in an update that ended at NORMAL and began at NORMAL.
+  for (const auto& d : s.debug) {
+    if (d.update < 2) continue;
+    const bool normal_throughout = level_after(s, d.update - 1) == level::normal &&
+                                   level_after(s, d.update) == level::normal;
+    INFO("diagnostic " << d.what << " at update " << d.update);
+    CHECK_FALSE(normal_throughout);
+  }
+  CHECK(s.weights_finite);
 }
+}  // namespace
+
+TEST_CASE("fault nan-grad: numerical_instability, DEBUG, back to NORMAL") { check_fault("nan-grad"); }
+TEST_CASE("fault grad-explode: gradient_exploding, DEBUG, back to NORMAL") { check_fault("grad-explode"); }
+TEST_CASE("fault grad-vanish: gradient_vanishing, DEBUG, back to NORMAL") { check_fault("grad-vanish"); }
+TEST_CASE("fault grad-drift: gradient_norm_drift, DEBUG, back to NORMAL") { check_fault("grad-drift"); }
+TEST_CASE("fault lr-spike: KL / ratio anomalies, DEBUG, back to NORMAL") { check_fault("lr-spike"); }
+TEST_CASE("fault entropy-collapse: entropy_collapse, DEBUG, back to NORMAL") { check_fault("entropy-collapse"); }
+TEST_CASE("fault value-collapse: value_collapse, DEBUG, back to NORMAL") { check_fault("value-collapse"); }
+TEST_CASE("fault lstm-explode: lstm_unhealthy, DEBUG, back to NORMAL") { check_fault("lstm-explode"); }
+TEST_CASE("fault reward-drop: performance_degradation, DEBUG, back to NORMAL") { check_fault("reward-drop"); }
 
 TEST_CASE("wiring: every detector of the trainer's monitor sees its signal, every sensor emits") {
   run_options o = small_run();
