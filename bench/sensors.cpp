@@ -12,6 +12,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -176,8 +177,14 @@ int main(int argc, char** argv) {
     const std::string cs = name.substr(0, name.find('/')), fn = name.substr(name.find('/') + 1);
     const double xf = floor.count(cs) ? s / floor[cs] : 0.0 / 0.0;
     std::printf("%-20s%-34s%11.3f%9.2f\n", cs.c_str(), fn.c_str(), s * 1e3, xf);
-    if (jl) jl << "{\"case\": \"" << cs << "\", \"fn\": \"" << fn << "\", \"median_s\": " << s << ", \"x_floor\": " << xf
-               << ", \"device\": \"" << device << "\"}\n";
+    if (jl) {
+      jl << "{\"case\": \"" << cs << "\", \"fn\": \"" << fn << "\", \"median_s\": " << s << ", \"x_floor\": ";
+      if (std::isnan(xf))
+        jl << "null";  // no floor for this case
+      else
+        jl << xf;
+      jl << ", \"device\": \"" << device << "\"}\n";
+    }
   }
   benchmark::Shutdown();
   return 0;
