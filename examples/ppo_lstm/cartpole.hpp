@@ -5,6 +5,7 @@
 // LibTorch: every environment resets itself when its episode ends.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -31,6 +32,16 @@ class cartpole_vec {
   // Observations, env-major: [envs][4] = x, x_dot, theta, theta_dot.
   const std::vector<float>& observations() const noexcept { return state_; }
 
+  // Sets one environment's state and step count (tests).
+  void set_state(int e, const std::array<float, obs_dim>& s, int steps = 0) {
+    simic::detail::require(e >= 0 && e < n_, "ppo_lstm::cartpole_vec::set_state", "e", e, "[0, envs)");
+    simic::detail::require(steps >= 0 && steps < max_steps_, "ppo_lstm::cartpole_vec::set_state", "steps", steps,
+                           "[0, max_steps)");
+    for (int i = 0; i < obs_dim; ++i) state_[static_cast<std::size_t>(e) * obs_dim + i] = s[i];
+    steps_[e] = steps;
+    episode_return_[e] = 0.0;
+  }
+
   // The reward each step pays (1 for the classic task). The reward-drop fault
   // lowers it for a while; episode returns are sums of what was paid.
   void set_reward(double r) noexcept { reward_ = r; }
@@ -43,6 +54,10 @@ class cartpole_vec {
 
   // Applies one action per environment (0: push left, 1: push right).
   void step(const std::vector<std::int64_t>& action, step_result& out) {
+    simic::detail::require(action.size() == static_cast<std::size_t>(n_), "ppo_lstm::cartpole_vec::step",
+                           "action.size()", action.size(), "envs");
+    for (std::int64_t a : action)
+      simic::detail::require(a == 0 || a == 1, "ppo_lstm::cartpole_vec::step", "action", a, "0 or 1");
     out.reward.assign(n_, 0.0f);
     out.done.assign(n_, 0);
     out.finished_returns.clear();

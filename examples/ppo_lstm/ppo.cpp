@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <deque>
 #include <numeric>
+#include <span>
 
 #include "cartpole.hpp"
+#include "gae.hpp"
 #include "model.hpp"
 #include "telemetry.hpp"
 
@@ -170,29 +172,19 @@ run_summary run(const run_options& o) {
         c.zero_();
       }
     }
-    // Bootstrap value and GAE (plain loops: T x E is small).
+    // Bootstrap value and GAE (gae.hpp: plain loops, T x E is small).
     torch::Tensor adv_t, ret_t;
     {
       torch::NoGradGuard ng;
       const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {E, cartpole_vec::obs_dim});
       const auto last = model->step(obs, h, c, keep);
-      auto next_v = last.value.contiguous();
+      const auto next_v = last.value.contiguous();
       adv_t = torch::empty({T, E});
-      auto A = adv_t.accessor<float, 2>();
-      auto V = val_buf.accessor<float, 2>();
-      auto R = rew_buf.accessor<float, 2>();
-      auto D = done_buf.accessor<float, 2>();
-      auto NV = next_v.accessor<float, 1>();
-      for (int e = 0; e < E; ++e) {
-        double gae = 0.0;
-        for (int t = T - 1; t >= 0; --t) {
-          const double nonterminal = 1.0 - D[t][e];
-          const double v_next = t == T - 1 ? NV[e] : V[t + 1][e];
-          const double delta = reward_scale * R[t][e] + gamma_ * v_next * nonterminal - V[t][e];
-          gae = delta + gamma_ * gae_lambda * nonterminal * gae;
-          A[t][e] = static_cast<float>(gae);
-        }
-      }
+      const auto n = static_cast<std::size_t>(T) * E;
+      auto span_of = [n](const torch::Tensor& x) { return std::span<const float>(x.data_ptr<float>(), n); };
+      compute_gae(span_of(rew_buf), span_of(val_buf), span_of(done_buf),
+                  std::span<const float>(next_v.data_ptr<float>(), static_cast<std::size_t>(E)), T, E,
+                  gae_params{gamma_, gae_lambda, reward_scale}, std::span<float>(adv_t.data_ptr<float>(), n));
       ret_t = adv_t + val_buf;
     }
     // How much of the return variance the critic explained during the rollout.
