@@ -131,6 +131,9 @@ TEST_CASE("cpu_fused_backend: non-contiguous views give the values of their elem
     at::Tensor v = at::randn({80000}, gen).to(at::kHalf);
     const std::vector<at::Tensor> ts{m.t(), v.slice(0, 0, 80000, 2), m.select(1, 7), at::randn({5}, gen).expand({100, 5})};
     for (const auto& x : ts) CHECK_FALSE(x.is_contiguous());
+    CHECK(cpu_fused_backend::reads_in_place(ts[0]));  // dense, permuted: read where it is
+    CHECK_FALSE(cpu_fused_backend::reads_in_place(ts[1]));  // a step-2 slice: copied
+    CHECK_FALSE(cpu_fused_backend::reads_in_place(ts[3]));  // expanded: copied
     const auto t = run(b, ts, stat_set::full);
     for (std::size_t i = 0; i < ts.size(); ++i) check_row(t[i], reference(ts[i]), false);
   }

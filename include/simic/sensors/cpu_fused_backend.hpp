@@ -14,9 +14,10 @@
 // NaN and Inf exactly, so the vector loop needs no NaN/Inf compares.
 //
 // Memory: O(threads x tensors) partial accumulators; nothing proportional to
-// the element count. Non-contiguous tensors are the one exception: each is
-// copied with .contiguous() just before it is read and freed right after, so
-// the extra memory is at most the largest non-contiguous tensor.
+// the element count. Tensors that are not dense (strided slices, expanded
+// views) are the one exception: each is copied with .contiguous() just
+// before it is read and freed right after, so the extra memory is at most the
+// largest such tensor. Dense permuted layouts are read in place.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -425,6 +426,13 @@ struct cpu_fused_backend {
 
   static bool vector_loop_available() noexcept { return detail::cpu::cpu_has_avx2(); }
 
+  // The statistics do not depend on element order, so any dense,
+  // non-overlapping layout (contiguous, channels-last, a transposed or
+  // permuted full tensor) is read in place as numel elements from data_ptr()
+  // (LibTorch strides are never negative, so data_ptr() is the lowest
+  // address). Anything else (slices with steps, expanded dimensions) is copied.
+  static bool reads_in_place(const at::Tensor& t) { return t.is_contiguous() || t.is_non_overlapping_and_dense(); }
+
   at::Tensor reduce(const reduce_request& r) const {
     static constexpr const char* where = "simic::cpu_fused_backend::reduce";
     detail::validate_request(r, where);
@@ -443,7 +451,7 @@ struct cpu_fused_backend {
     rows.reserve(r.tensors.size());
     for (std::int64_t i = 0; i < n; ++i) {
       const at::Tensor& t = r.tensors[static_cast<std::size_t>(i)];
-      if (t.is_contiguous()) {
+      if (reads_in_place(t)) {
         contiguous.push_back(t);
         rows.push_back(i);
       }
@@ -452,8 +460,7 @@ struct cpu_fused_backend {
     // Strided tensors: one transient contiguous copy at a time.
     for (std::int64_t i = 0; i < n; ++i) {
       const at::Tensor& t = r.tensors[static_cast<std::size_t>(i)];
-      if (!t.is_contiguous())
-        detail::cpu::reduce_contiguous({t.contiguous()}, {i}, mode, r, simd_on, grain, o);
+      if (!reads_in_place(t)) detail::cpu::reduce_contiguous({t.contiguous()}, {i}, mode, r, simd_on, grain, o);
     }
     return out;
   }
