@@ -6,11 +6,14 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <limits>
 #include <numeric>
+#include <optional>
 #include <span>
 
 #include "cartpole.hpp"
