@@ -92,8 +92,13 @@ std::vector<at::Tensor> make_grads(std::int64_t total, int n, at::ScalarType dt,
   return out;
 }
 
-case_data& get_case(const std::string& name) {
+std::map<std::string, std::unique_ptr<case_data>>& case_map() {
   static std::map<std::string, std::unique_ptr<case_data>> cases;
+  return cases;
+}
+
+case_data& get_case(const std::string& name) {
+  auto& cases = case_map();
   auto it = cases.find(name);
   if (it != cases.end()) return *it->second;
   auto c = std::make_unique<case_data>();
@@ -289,5 +294,6 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  case_map().clear();  // free the device tensors before CUDA's own teardown
   return 0;
 }
