@@ -184,3 +184,29 @@ TEST_CASE("bad input is refused with the argument named") {
   CHECK_THROWS_WITH_AS(cd::make_launch_plan(std::vector<cd::plan_input>{{0, 1, 9}}, {}), doctest::Contains("dtype"),
                        std::invalid_argument);
 }
+
+TEST_CASE("plan_key: a cached plan is reused only for the same tensors, block limit and stream") {
+  const std::vector<cd::plan_input> in{{0x1000, 10, cd::dtype_f32}, {0x2000, 20, cd::dtype_bf16}};
+  const cd::plan_key key{in, 528, 7};
+  CHECK(key.matches(in, 528, 7));
+  std::vector<cd::plan_input> other = in;
+  other[1].address = 0x3000;
+  CHECK_FALSE(key.matches(other, 528, 7));
+  other = in;
+  other[0].numel = 11;
+  CHECK_FALSE(key.matches(other, 528, 7));
+  other = in;
+  other[1].dtype = cd::dtype_f16;
+  CHECK_FALSE(key.matches(other, 528, 7));
+  other = in;
+  other.pop_back();
+  CHECK_FALSE(key.matches(other, 528, 7));
+  CHECK_FALSE(key.matches(in, 264, 7));  // the full kernel's limit differs
+  CHECK_FALSE(key.matches(in, 528, 8));  // another stream
+  // Equal keys mean equal metadata: the packed plans are byte-identical.
+  const cd::launch_plan a = cd::make_launch_plan(in, {}), b = cd::make_launch_plan(in, {});
+  std::vector<unsigned char> pa(a.packed_bytes()), pb(b.packed_bytes());
+  a.pack(pa.data());
+  b.pack(pb.data());
+  CHECK(pa == pb);
+}

@@ -129,6 +129,14 @@ struct pinned_slot {
   bool held = false;
 };
 
+// A plan and its packed copy on the device, reused while its key matches.
+struct cached_plan {
+  plan_key key;
+  launch_plan plan;
+  std::size_t meta_bytes = 0;  // packed size rounded up to 256
+  at::Tensor device_meta;      // the packed plan on the device (kept while cached)
+};
+
 struct device_kernels {
   driver_api::context ctx = nullptr;
   driver_api::module mod = nullptr;
@@ -228,6 +236,19 @@ class runtime {
     return hold(s);
   }
 
+  // The cached plan for `device` if it was built from exactly these inputs.
+  std::shared_ptr<const cached_plan> find_plan(int device, std::span<const plan_input> in, int max_blocks,
+                                               std::uint64_t stream) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = plans_.find(device);
+    if (it == plans_.end() || !it->second->key.matches(in, max_blocks, stream)) return nullptr;
+    return it->second;
+  }
+  void store_plan(int device, std::shared_ptr<const cached_plan> p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    plans_[device] = std::move(p);
+  }
+
   std::size_t pinned_slots() const {
     std::lock_guard<std::mutex> lock(mu_);
     return slots_.size();
@@ -292,6 +313,7 @@ class runtime {
   std::map<std::string, std::string> arches_;
   std::map<int, std::unique_ptr<device_kernels>> loaded_;
   std::map<int, driver_api::context> contexts_;
+  std::map<int, std::shared_ptr<const cached_plan>> plans_;
   std::vector<std::shared_ptr<pinned_slot>> slots_;
 };
 
@@ -342,31 +364,49 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
     in[i] = plan_input{reinterpret_cast<std::uint64_t>(c.data_ptr()), c.numel(), dtype_code(c.scalar_type())};
   }
   const launch_params p = make_params(r, vanishing, exploding);
-  plan_options po;
-  po.max_blocks = k.max_blocks[p.full];
-  const launch_plan plan = make_launch_plan(in, po);
-
-  const std::size_t meta = align_up(plan.packed_bytes(), 256);
+  const std::uint64_t stream_id = reinterpret_cast<std::uint64_t>(stream);
+  const int max_blocks = k.max_blocks[p.full];
   const std::size_t rows_bytes = (n + 1) * col_count * sizeof(double);
-  const std::size_t partial_bytes = std::max<std::size_t>(plan.pieces.size(), 1) * sizeof(accumulator);
+  const auto bytes = at::TensorOptions().dtype(at::kByte).device(device);
   enqueued e;
   e.tensors = n;
-  e.rows_offset = meta;
-  e.slot = rt.acquire(dev, meta + (to_host ? rows_bytes : 0));
-  plan.pack(static_cast<unsigned char*>(e.slot->host));
 
-  const auto bytes = at::TensorOptions().dtype(at::kByte).device(device);
-  at::Tensor work = at::empty({static_cast<std::int64_t>(meta + partial_bytes)}, bytes);
+  // The plan: reused when the tensors are the ones of the last call (no
+  // planning, no copy), else built, packed into a pinned slot and copied.
+  std::shared_ptr<const cached_plan> cp = rt.find_plan(dev, in, max_blocks, stream_id);
+  if (!cp) {
+    auto fresh = std::make_shared<cached_plan>();
+    fresh->key = plan_key{in, max_blocks, stream_id};
+    plan_options po;
+    po.max_blocks = max_blocks;
+    fresh->plan = make_launch_plan(in, po);
+    fresh->meta_bytes = align_up(fresh->plan.packed_bytes(), 256);
+    fresh->device_meta = at::empty({static_cast<std::int64_t>(fresh->meta_bytes)}, bytes);
+    e.slot = rt.acquire(dev, fresh->meta_bytes + (to_host ? rows_bytes : 0));
+    e.rows_offset = fresh->meta_bytes;
+    fresh->plan.pack(static_cast<unsigned char*>(e.slot->host));
+    check(d,
+          d.memcpy_htod_async(reinterpret_cast<driver_api::devptr>(fresh->device_meta.data_ptr()), e.slot->host,
+                              fresh->plan.packed_bytes(), stream),
+          "cuMemcpyHtoDAsync");
+    rt.store_plan(dev, fresh);
+    cp = std::move(fresh);
+  } else if (to_host) {
+    e.slot = rt.acquire(dev, rows_bytes);
+    e.rows_offset = 0;
+  }
+  const launch_plan& plan = cp->plan;
+
+  const std::size_t partial_bytes = std::max<std::size_t>(plan.pieces.size(), 1) * sizeof(accumulator);
+  at::Tensor work = at::empty({static_cast<std::int64_t>(partial_bytes)}, bytes);
   e.rows = at::empty({static_cast<std::int64_t>(n + 1), col_count}, bytes.dtype(at::kDouble));
   if (poison) e.rows.fill_(std::numeric_limits<double>::quiet_NaN());
-  auto* base = static_cast<unsigned char*>(work.data_ptr());
-  check(d, d.memcpy_htod_async(reinterpret_cast<driver_api::devptr>(base), e.slot->host, plan.packed_bytes(), stream),
-        "cuMemcpyHtoDAsync");
+  auto* base = static_cast<unsigned char*>(cp->device_meta.data_ptr());
 
   const auto* tensors = reinterpret_cast<const plan_tensor*>(base + plan.tensors_offset());
   const auto* pieces = reinterpret_cast<const plan_piece*>(base + plan.pieces_offset());
   const auto* firsts = reinterpret_cast<const int*>(base + plan.blocks_offset());
-  auto* partials = reinterpret_cast<accumulator*>(base + meta);
+  auto* partials = reinterpret_cast<accumulator*>(work.data_ptr());
   auto* rows = e.rows.data_ptr<double>();
   launch_params pv = p;
   if (plan.blocks() > 0) {
@@ -382,11 +422,12 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
         "cuLaunchKernel(simic_finish)");
   if (to_host) {
     check(d,
-          d.memcpy_dtoh_async(static_cast<unsigned char*>(e.slot->host) + meta,
+          d.memcpy_dtoh_async(static_cast<unsigned char*>(e.slot->host) + e.rows_offset,
                               reinterpret_cast<driver_api::devptr>(rows), rows_bytes, stream),
           "cuMemcpyDtoHAsync");
   }
-  check(d, d.event_record(e.slot->done, stream), "cuEventRecord");
+  // The slot (plan copy and/or rows) is reused only after this event.
+  if (e.slot) check(d, d.event_record(e.slot->done, stream), "cuEventRecord");
   return e;
 }
 

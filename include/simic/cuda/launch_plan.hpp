@@ -79,6 +79,26 @@ struct launch_plan {
   }
 };
 
+// What a plan was built from. Identical inputs give identical metadata, so
+// the back end keeps the last plan (and its device copy) per device and
+// reuses it while a trainer's tensors keep their addresses and sizes (the
+// usual case for gradients): no planning and no host->device copy then.
+// The stream is part of the key so that a cached device buffer is only ever
+// read on the stream it was allocated for.
+struct plan_key {
+  std::vector<plan_input> inputs;
+  int max_blocks = 0;
+  std::uint64_t stream = 0;
+
+  bool matches(std::span<const plan_input> in, int blocks, std::uint64_t s) const noexcept {
+    if (blocks != max_blocks || s != stream || in.size() != inputs.size()) return false;
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (in[i].address != inputs[i].address || in[i].numel != inputs[i].numel || in[i].dtype != inputs[i].dtype)
+        return false;
+    return true;
+  }
+};
+
 // Builds the plan. Throws std::invalid_argument for a negative element
 // count, an unknown dtype or options out of range.
 inline launch_plan make_launch_plan(std::span<const plan_input> in, const plan_options& o) {
