@@ -114,6 +114,11 @@ class telemetry {
     metrics.extra.push_back({"skipped_step", r.resp.act == simic::action::skip_step ? 1.0 : 0.0});
     metrics.extra.push_back({"stopped", r.resp.act == simic::action::stop ? 1.0 : 0.0});
     emit(std::move(metrics));
+    if (r.resp.act != simic::action::proceed)
+      emit(simic::response_event{.act = r.resp.act,
+                                 .reason = r.resp.reason,
+                                 .consecutive_skips = monitor_.responses().consecutive_skips,
+                                 .total_skips = monitor_.responses().total_skips});
     std::string kinds;
     for (const auto& a : r.report) {
       sum_.anomalies.push_back({update_, step, a.kind, a.detail});

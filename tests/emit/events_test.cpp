@@ -34,6 +34,7 @@ TEST_CASE("every payload has its documented event name") {
   CHECK(event(0, 0, anomaly_event{}).name() == "anomaly");
   CHECK(event(0, 0, escalation_start_event{}).name() == "escalation_start");
   CHECK(event(0, 0, escalation_end_event{}).name() == "escalation_end");
+  CHECK(event(0, 0, response_event{}).name() == "response");
   CHECK(event(0, 0, layer_gradients_event{}).name() == "layer_gradients");
   CHECK(event(0, 0, nan_inf_scan_event{}).name() == "nan_inf_scan");
   CHECK(event(0, 0, ratio_diagnostic_event{}).name() == "ratio_diagnostic");
@@ -41,7 +42,7 @@ TEST_CASE("every payload has its documented event name") {
   CHECK(event(0, 0, epoch_summary{}).name() == "epoch_summary");
   CHECK(event(0, 0, profiler_trace_event{}).name() == "profiler_trace");
   CHECK(event(0, 0, phase_timings_event{}).name() == "phase_timings");
-  CHECK(std::variant_size_v<event_payload> == 13);
+  CHECK(std::variant_size_v<event_payload> == 14);
 }
 
 TEST_CASE("the time defaults to now") {

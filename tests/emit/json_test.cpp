@@ -121,6 +121,18 @@ TEST_CASE("LSTM, escalation and performance payloads") {
   CHECK(j["from"] == "DEBUG");
   CHECK(j["to"] == "MINIMAL");
 
+  j = parse_line(event(7, 1,
+                       response_event{.act = action::stop, .reason = "stopping: 5 consecutive updates skipped",
+                                      .consecutive_skips = 5, .total_skips = 9},
+                       t0));
+  CHECK(j["event"] == "response");
+  CHECK(j["action"] == "stop");
+  CHECK(j["reason"] == "stopping: 5 consecutive updates skipped");
+  CHECK(j["consecutive_skips"] == 5);
+  CHECK(j["total_skips"] == 9);
+  j = parse_line(event(7, 1, response_event{.act = action::skip_step, .reason = "r"}, t0));
+  CHECK(j["action"] == "skip_step");
+
   j = parse_line(event(0, 2,
                        performance_degradation_event{.current = 0.6, .rolling_mean = 0.8, .drop = 0.25,
                                                      .threshold = 0.1},

@@ -312,14 +312,22 @@ TEST_CASE("nan-grad from an update on: the run stops after the configured consec
     CHECK(s.weights_finite);
     // Every event was flushed before run() returned.
     std::ifstream in(o.events_path);
-    std::string line, last;
-    std::uint64_t lines = 0;
+    std::string line, last, stop_line;
+    std::uint64_t lines = 0, skip_lines = 0;
     while (std::getline(in, line)) {
       ++lines;
       last = line;
+      if (line.find("\"event\":\"response\"") != std::string::npos) {
+        if (line.find("\"action\":\"skip_step\"") != std::string::npos) ++skip_lines;
+        if (line.find("\"action\":\"stop\"") != std::string::npos) stop_line = line;
+      }
     }
     CHECK(lines == s.events_emitted + 1);
     CHECK(last.find("\"event\":\"hub_stats\"") != std::string::npos);
+    // each skipped step and the stop, with its cause, are events
+    CHECK(skip_lines == o.effective_max_skips() - 1);
+    CHECK(stop_line.find("8 consecutive updates skipped") != std::string::npos);
+    CHECK(stop_line.find("non-finite gradients") != std::string::npos);
     std::remove(o.events_path.c_str());
   }
   SUBCASE("--max-skips 3: stops at the third skipped step") {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "simic/core/anomaly.hpp"
+#include "simic/core/response.hpp"
 #include "simic/core/diagnostics.hpp"
 #include "simic/core/level.hpp"
 #include "simic/core/signals.hpp"
@@ -118,6 +119,16 @@ struct ratio_diagnostic_event {
   ratio_diagnostic_report report{};
 };
 
+// What the monitor told the trainer when it was not "proceed": a skipped
+// optimizer step, or a stop with its cause.
+struct response_event {
+  static constexpr std::string_view name = "response";
+  action act = action::skip_step;
+  std::string reason{};
+  std::uint64_t consecutive_skips = 0;
+  std::uint64_t total_skips = 0;
+};
+
 struct performance_degradation_event {
   static constexpr std::string_view name = "performance_degradation";
   double current = 0.0;       // the figure just observed
@@ -162,7 +173,8 @@ struct phase_timings_event {
 using event_payload =
     std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, escalation_start_event,
                  escalation_end_event, layer_gradients_event, nan_inf_scan_event, ratio_diagnostic_event,
-                 performance_degradation_event, epoch_summary, profiler_trace_event, phase_timings_event>;
+                 response_event, performance_degradation_event, epoch_summary, profiler_trace_event,
+                 phase_timings_event>;
 
 template <class P>
 concept EventPayload = requires {

@@ -98,6 +98,13 @@ inline void put_payload(json_t& j, const escalation_start_event& p) {
   j["reason"] = p.reason;
 }
 
+inline void put_payload(json_t& j, const response_event& p) {
+  j["action"] = std::string(to_string(p.act));
+  j["reason"] = p.reason;
+  j["consecutive_skips"] = p.consecutive_skips;
+  j["total_skips"] = p.total_skips;
+}
+
 inline void put_payload(json_t& j, const escalation_end_event& p) {
   j["from"] = std::string(to_string(p.from));
   j["to"] = std::string(to_string(p.to));
