@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "simic/emit/sink_jsonl.hpp"
@@ -29,21 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path test_root() { return fs::temp_directory_path() / ("simic_emit_" + std::to_string(::getpid())); }
-
-// Removes this process's files at exit (forked children leave with _exit and skip it).
-struct remove_test_root {
-  ~remove_test_root() {
-    std::error_code ec;
-    fs::remove_all(test_root(), ec);
-  }
-} const remove_at_exit;
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d = test_root() / name;
-  fs::remove_all(d);
-  return d;
-}
+const simic::test::remove_at_exit cleanup{"emit"};
+fs::path fresh_dir(const std::string& name) { return simic::test::fresh_dir("emit", name); }
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.hpp"
 #include "simic/profile/profiler.hpp"
 
 using namespace simic;
@@ -21,21 +22,8 @@ using nlohmann::json;
 
 namespace {
 
-fs::path test_root() { return fs::temp_directory_path() / ("simic_profile_" + std::to_string(::getpid())); }
-
-// Removes this process's files at exit (forked children leave with _exit and skip it).
-struct remove_test_root {
-  ~remove_test_root() {
-    std::error_code ec;
-    fs::remove_all(test_root(), ec);
-  }
-} const remove_at_exit;
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d = test_root() / name;
-  fs::remove_all(d);
-  return d;
-}
+const simic::test::remove_at_exit cleanup{"profile"};
+fs::path fresh_dir(const std::string& name) { return simic::test::fresh_dir("profile", name); }
 
 // One training step: a named user scope around three matmuls.
 constexpr int mm_per_step = 3;
