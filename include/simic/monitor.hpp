@@ -2,7 +2,7 @@
 //
 // The monitor holds its detectors in a tuple and runs every one of them on
 // each check (those of categories above the effective level sit out until
-// the level rises), so a detector in the type list cannot go unwired. It then
+// the level rises), so a detector in the type list cannot sit idle. It then
 // asks its response policy what the trainer should do, and escalates the
 // config to DEBUG on any anomaly. `only<Cats...>` / `without<Cats...>` drop
 // detectors by category at compile time: a dropped detector costs nothing.
