@@ -74,11 +74,11 @@ class telemetry {
 
   // --- rollout: LSTM health, per environment ------------------------------
   // The detector's bounds are on the norm of one state vector, so each
-  // environment's (h, c) is measured on its own; the least healthy (or else
-  // the largest) is the rollout's figure.
+  // environment's (h, c) is measured as a row (all rows in one read and one
+  // transfer); the least healthy (or else the largest) is the rollout's figure.
   void lstm_state(const torch::Tensor& h, const torch::Tensor& c) {
-    for (std::int64_t e = 0; e < h.size(0); ++e) {
-      const simic::lstm_signal l = lstm_sensor_.measure(h[e], c[e]).signal();
+    for (const simic::lstm_health_report& row : lstm_sensor_.measure_rows(h, c)) {
+      const simic::lstm_signal l = row.signal();
       ++sum_.sensor_events["lstm_health"];
       if (!lstm_ || (bounds_.healthy(*lstm_) && (!bounds_.healthy(l) || l.c_norm > lstm_->c_norm))) lstm_ = l;
     }

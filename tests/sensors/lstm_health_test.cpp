@@ -78,3 +78,46 @@ TEST_CASE("lstm_health: bad input names the argument") {
                        doctest::Contains("c.device"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(lstm_health_report{}.healthy(1.0, 0.5), doctest::Contains("norm_max"), std::invalid_argument);
 }
+
+TEST_CASE("lstm_health rows: one report per row of the first dimension, against loops") {
+  auto gen = at::detail::createCPUGenerator(67);
+  at::Tensor h = at::randn({5, 32}, gen) * 0.1;
+  at::Tensor c = at::randn({5, 32}, gen);
+  h[1] *= 1e4;                                           // row 1 exploding
+  c[3][7] = std::numeric_limits<float>::infinity();       // row 3 Inf in c
+  h[4].zero_();                                           // row 4 vanished
+  const lstm_health_sensor<> s;
+  const auto rows = s.measure_rows(h, c);
+  REQUIRE(rows.size() == 5);
+  for (std::int64_t i = 0; i < 5; ++i) {
+    const auto rh = simic_test::reference(h[i]), rc = simic_test::reference(c[i]);
+    CHECK(simic_test::close(rows[i].h_norm, std::sqrt(rh.sumsq), 1e-5));
+    if (i != 3) CHECK(simic_test::close(rows[i].c_norm, std::sqrt(rc.sumsq), 1e-5));
+    CHECK(rows[i].h_max_abs == rh.max_abs);
+    CHECK(rows[i].c_max_abs == rc.max_abs);
+    CHECK(rows[i].c_inf == static_cast<std::uint64_t>(rc.infs));
+    // the same figures as measuring the row on its own
+    const auto alone = s.measure(h[i], c[i]);
+    CHECK(alone.h_norm == rows[i].h_norm);
+    CHECK(alone.c_max_abs == rows[i].c_max_abs);
+  }
+  CHECK(rows[0].healthy());
+  CHECK_FALSE(rows[1].healthy());
+  CHECK(rows[2].healthy());
+  CHECK_FALSE(rows[3].healthy());
+  CHECK(rows[3].has_inf());
+  CHECK_FALSE(rows[4].healthy());
+  // async gives identical values; an empty first dimension gives no rows
+  CHECK(s.measure_rows_async(h, c).materialize()[1].h_norm == rows[1].h_norm);
+  CHECK(s.measure_rows(at::zeros({0, 8}), at::zeros({0, 8})).empty());
+}
+
+TEST_CASE("lstm_health rows: bad shapes are rejected naming the argument") {
+  const lstm_health_sensor<> s;
+  CHECK_THROWS_WITH_AS(s.measure_rows(at::ones({3, 4}), at::ones({4, 3})), doctest::Contains("c.sizes()"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(s.measure_rows(at::ones({}), at::ones({})), doctest::Contains("h.dim()"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(s.measure_rows(at::ones({2, 2}, at::kLong), at::ones({2, 2})), doctest::Contains("h.dtype"),
+                       std::invalid_argument);
+}

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -53,33 +54,64 @@ class lstm_health_sensor {
   explicit lstm_health_sensor(Backend backend = {}) : backend_(std::move(backend)) {}
 
   pending_report<lstm_health_report> measure_async(const at::Tensor& h, const at::Tensor& c) const {
-    static constexpr const char* where = "simic::lstm_health_sensor::measure";
-    detail::require(h.defined(), where, "h", "undefined", "a defined floating-point tensor");
-    detail::require(c.defined(), where, "c", "undefined", "a defined floating-point tensor");
-    detail::require(at::isFloatingType(h.scalar_type()), where, "h.dtype", h.scalar_type(), "a floating-point type");
-    detail::require(at::isFloatingType(c.scalar_type()), where, "c.dtype", c.scalar_type(), "a floating-point type");
-    detail::require(c.device() == h.device(), where, "c.device", c.device(), "the device of h (" + h.device().str() + ")");
+    validate(h, c, "simic::lstm_health_sensor::measure");
     at::NoGradGuard no_grad;
     const std::vector<at::Tensor> both{h, c};
     return pending_report<lstm_health_report>(backend_.reduce(reduce_request{both, stat_set::basic}),
-                                              [](const stats_table& t) {
-                                                lstm_health_report r;
-                                                r.h_norm = t[0].norm();
-                                                r.c_norm = t[1].norm();
-                                                r.h_max_abs = t[0].max_abs();
-                                                r.c_max_abs = t[1].max_abs();
-                                                r.h_nan = t[0].nans();
-                                                r.c_nan = t[1].nans();
-                                                r.h_inf = t[0].infs();
-                                                r.c_inf = t[1].infs();
-                                                return r;
-                                              });
+                                              [](const stats_table& t) { return row_pair(t, 0); });
   }
   lstm_health_report measure(const at::Tensor& h, const at::Tensor& c) const {
     return measure_async(h, c).materialize();
   }
 
+  // Per row of the first dimension (one sequence or environment each, as the
+  // bounds are on one state vector): (h[i], c[i]) for every i, all read in one
+  // reduction and brought to the host in one transfer.
+  pending_report<std::vector<lstm_health_report>> measure_rows_async(const at::Tensor& h, const at::Tensor& c) const {
+    static constexpr const char* where = "simic::lstm_health_sensor::measure_rows";
+    validate(h, c, where);
+    detail::require(h.dim() >= 1, where, "h.dim()", h.dim(), ">= 1 (rows along the first dimension)");
+    detail::require(c.sizes() == h.sizes(), where, "c.sizes()", c.sizes(), "the sizes of h");
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> pairs;
+    pairs.reserve(2 * static_cast<std::size_t>(h.size(0)));
+    for (std::int64_t i = 0; i < h.size(0); ++i) {
+      pairs.push_back(h[i]);
+      pairs.push_back(c[i]);
+    }
+    return pending_report<std::vector<lstm_health_report>>(
+        backend_.reduce(reduce_request{pairs, stat_set::basic}), [](const stats_table& t) {
+          std::vector<lstm_health_report> rows(t.size() / 2);
+          for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = row_pair(t, 2 * i);
+          return rows;
+        });
+  }
+  std::vector<lstm_health_report> measure_rows(const at::Tensor& h, const at::Tensor& c) const {
+    return measure_rows_async(h, c).materialize();
+  }
+
  private:
+  static void validate(const at::Tensor& h, const at::Tensor& c, const char* where) {
+    detail::require(h.defined(), where, "h", "undefined", "a defined floating-point tensor");
+    detail::require(c.defined(), where, "c", "undefined", "a defined floating-point tensor");
+    detail::require(at::isFloatingType(h.scalar_type()), where, "h.dtype", h.scalar_type(), "a floating-point type");
+    detail::require(at::isFloatingType(c.scalar_type()), where, "c.dtype", c.scalar_type(), "a floating-point type");
+    detail::require(c.device() == h.device(), where, "c.device", c.device(), "the device of h (" + h.device().str() + ")");
+  }
+  // Rows i (h) and i + 1 (c) of the stats table.
+  static lstm_health_report row_pair(const stats_table& t, std::size_t i) {
+    lstm_health_report r;
+    r.h_norm = t[i].norm();
+    r.c_norm = t[i + 1].norm();
+    r.h_max_abs = t[i].max_abs();
+    r.c_max_abs = t[i + 1].max_abs();
+    r.h_nan = t[i].nans();
+    r.c_nan = t[i + 1].nans();
+    r.h_inf = t[i].infs();
+    r.c_inf = t[i + 1].infs();
+    return r;
+  }
+
   Backend backend_;
 };
 
