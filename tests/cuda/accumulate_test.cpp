@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "support/float64_reference.hpp"
 #include "cuda/emulate.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/cuda/accumulate.hpp"
@@ -66,35 +67,12 @@ cd::launch_params params(bool full, double small = 1e-6, double large = 10.0, do
   return p;
 }
 
-// Float64 reference statistics of one tensor's (widened) values.
-struct reference {
-  double sumsq = 0, sum = 0, max_abs = 0, min = inf, max = -inf, m2 = 0;
-  std::uint64_t zeros = 0, nans = 0, infs = 0, small = 0, large = 0, n = 0;
-};
+// Float64 reference statistics of one tensor's (widened) values; the kernels
+// report no spread for a tensor holding NaN or Inf.
+using reference = simic::test::float64_stats;
 reference ref_stats(const std::vector<double>& x, double small, double large) {
-  reference r;
-  r.n = x.size();
-  for (double v : x) {
-    r.sumsq += v * v;
-    r.sum += v;
-    if (v == 0) ++r.zeros;
-    if (std::isnan(v)) {
-      ++r.nans;
-      continue;
-    }
-    if (std::isinf(v)) ++r.infs;
-    r.max_abs = std::max(r.max_abs, std::fabs(v));
-    r.min = std::min(r.min, v);
-    r.max = std::max(r.max, v);
-    if (std::fabs(v) < small) ++r.small;
-    if (std::fabs(v) > large) ++r.large;
-  }
-  if (r.nans + r.infs > 0) {
-    r.m2 = std::numeric_limits<double>::quiet_NaN();
-  } else if (r.n > 0) {
-    const double mean = r.sum / static_cast<double>(r.n);
-    for (double v : x) r.m2 += (v - mean) * (v - mean);
-  }
+  reference r = simic::test::float64_reference(x, small, large);
+  if (r.nans + r.infs > 0) r.m2 = std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 

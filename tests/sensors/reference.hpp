@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "support/float64_reference.hpp"
+
 namespace simic_test {
 
 struct ref_stats {
@@ -24,32 +26,22 @@ inline std::vector<double> values(const at::Tensor& t) {
 }
 
 inline ref_stats reference(const at::Tensor& t, double small = 1e-6, double large = 10.0) {
+  const simic::test::float64_stats f = simic::test::float64_reference(values(t), small, large);
   ref_stats r;
-  const std::vector<double> v = values(t);
-  r.numel = static_cast<std::int64_t>(v.size());
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (double x : v) {
-    r.sumsq += x * x;
-    r.sum += x;
-    if (x == 0) ++r.zeros;
-    if (std::isnan(x)) {
-      ++r.nans;
-      continue;
-    }
-    if (std::isinf(x)) ++r.infs;
-    r.max_abs = std::max(r.max_abs, std::fabs(x));
-    lo = std::min(lo, x);
-    hi = std::max(hi, x);
-    if (std::fabs(x) < small) ++r.small;
-    if (std::fabs(x) > large) ++r.large;
-  }
-  if (r.numel == 0) return r;
-  r.min = lo;
-  r.max = hi;
-  r.mean = r.sum / static_cast<double>(r.numel);
-  double m2 = 0;
-  for (double x : v) m2 += (x - r.mean) * (x - r.mean);  // two-pass
-  r.std = std::sqrt(m2 / static_cast<double>(r.numel));
+  r.sumsq = f.sumsq;
+  r.max_abs = f.max_abs;
+  r.sum = f.sum;
+  r.zeros = static_cast<std::int64_t>(f.zeros);
+  r.nans = static_cast<std::int64_t>(f.nans);
+  r.infs = static_cast<std::int64_t>(f.infs);
+  r.small = static_cast<std::int64_t>(f.small);
+  r.large = static_cast<std::int64_t>(f.large);
+  r.numel = static_cast<std::int64_t>(f.n);
+  if (f.n == 0) return r;
+  r.min = f.min;
+  r.max = f.max;
+  r.mean = f.sum / static_cast<double>(f.n);
+  r.std = std::sqrt(f.m2 / static_cast<double>(f.n));
   return r;
 }
 
