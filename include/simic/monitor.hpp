@@ -24,12 +24,16 @@
 #include "simic/detect/entropy.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/detect/gradient_drift.hpp"
+#include "simic/detect/gradient_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
 #include "simic/detect/lstm_health.hpp"
+#include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
 #include "simic/detect/performance_degradation.hpp"
+#include "simic/detect/performance_drop.hpp"
 #include "simic/detect/ratio_bounds.hpp"
 #include "simic/detect/value_function.hpp"
+#include "simic/detect/value_trend.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -165,6 +169,10 @@ class basic_monitor {
     requires(sizeof...(Ds) > 0)
       : cfg_(cfg), detectors_(std::move(ds)...) {}
   basic_monitor(const config& cfg, Response r, Ds... ds) : cfg_(cfg), response_(std::move(r)), detectors_(std::move(ds)...) {}
+  // Default detectors with a configured response policy.
+  basic_monitor(const config& cfg, Response r)
+    requires(sizeof...(Ds) > 0)
+      : cfg_(cfg), response_(std::move(r)) {}
 
   // Runs every detector on `s`. Input is validated by every detector first, so
   // bad input throws std::invalid_argument before any state changes. With no
@@ -177,8 +185,8 @@ class basic_monitor {
     result_.escalation_started = false;
     const level effective = cfg_.effective_level();
     std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
+    if (!result_.report.empty()) stamp_and_escalate();
     response_.decide(s, result_.report, rstate_, result_.resp);
-    if (!result_.report.empty()) result_.escalation_started = cfg_.escalate();
     ++checks_;
     return result_;
   }
@@ -234,6 +242,11 @@ class basic_monitor {
   }
 
  private:
+  // Severities come from the config, so that one table rules every detector.
+  SIMIC_COLD void stamp_and_escalate() {
+    result_.report.stamp(cfg_.options().severities);
+    if (result_.report.has(cfg_.options().escalate_on)) result_.escalation_started = cfg_.escalate();
+  }
   template <class D>
   static void validate_one(const D& d, const signals& s) {
     if constexpr (ValidatingDetector<D>) d.validate(s);
@@ -281,9 +294,37 @@ struct monitor_of<R, std::tuple<Ds...>> {
 template <class... Ds>
 using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
 
-// Every detector simic ships, with the defaults of DESIGN.md.
-using default_monitor = monitor<numerical_stability, lstm_bounds, ratio_bounds, value_function, entropy_floor,
-                                kl_divergence, gradient_drift, gradient_bounds, performance_degradation>;
+// simic's defaults: a detector for every signal, those whose signal is noisy
+// judged against its own noise, each condition reported at its onset and its
+// clear, escalation and responses on critical anomalies (docs/detection.md).
+using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
+                                kl_divergence, gradient_shift, gradient_bounds, performance_drop>;
+
+// The reference preset: the reference telemetry's detectors and thresholds,
+// reporting on every check and escalating on any anomaly, to reproduce its
+// behaviour (and to measure against it: bench/detection).
+using reference_monitor = monitor<numerical_stability, lstm_bounds, ratio_bounds, value_function, entropy_floor,
+                                  kl_divergence, gradient_drift, gradient_bounds, performance_degradation>;
+
+// Config options as the reference ran: every anomaly escalates.
+inline config_options reference_config_options(config_options o = {}) {
+  o.escalate_on = severity::warning;
+  return o;
+}
+
+// The reference preset with its thresholds, every-check reporting, and the
+// default response acting on non-finite gradients at any severity.
+inline reference_monitor make_reference_monitor(const config_options& o = reference_config_options(),
+                                                std::uint32_t max_consecutive_skips = defaults::max_consecutive_skips) {
+  const reporting each = reporting::every_check();
+  return reference_monitor(config(o), skip_nonfinite_then_stop(max_consecutive_skips, severity::warning),
+                           numerical_stability{}, lstm_bounds{},
+                           ratio_bounds(defaults::ratio_explosion, defaults::ratio_collapse, each), value_function{},
+                           entropy_floor(defaults::entropy_collapse, defaults::entropy_low, each),
+                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each), gradient_drift{},
+                           gradient_bounds(defaults::grad_vanishing, defaults::grad_exploding, each),
+                           performance_degradation{});
+}
 
 }  // namespace v0
 }  // namespace simic

@@ -140,3 +140,26 @@ TEST_CASE("escalation state loads exactly, and a bad one changes nothing") {
   CHECK_THROWS_WITH_AS(d.load_escalation_state(6), doctest::Contains("left"), std::invalid_argument);
   CHECK(d.escalation_epochs_left() == 4);
 }
+
+TEST_CASE("severity options: escalate_on and the severity table, validated; set_level refuses a bad level") {
+  config c;
+  CHECK(c.options().escalate_on == severity::critical);
+  CHECK(c.escalates(severity::critical));
+  CHECK_FALSE(c.escalates(severity::warning));
+  config_options o;
+  o.escalate_on = severity::warning;
+  o.severities.set(anomaly_kind::kl_spike, severity::critical);
+  config w(o);
+  CHECK(w.escalates(severity::warning));
+  CHECK(w.severity_of(anomaly_kind::kl_spike) == severity::critical);
+  CHECK(w.severity_of(anomaly_kind::kl_extreme) == severity::critical);
+  CHECK(w.severity_of(anomaly_kind::entropy_low) == severity::warning);
+  o.escalate_on = static_cast<severity>(2);
+  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("escalate_on"), std::invalid_argument);
+  // level(9) would index past the level names: refused, and the level is kept
+  CHECK_THROWS_WITH_AS(c.set_level(static_cast<level>(9)), doctest::Contains("OFF, MINIMAL, NORMAL or DEBUG"),
+                       std::invalid_argument);
+  CHECK(c.configured_level() == level::normal);
+  c.set_level(level::debug);  // at the top of the range: accepted
+  CHECK(c.configured_level() == level::debug);
+}

@@ -18,13 +18,45 @@ signals with_grads(std::uint64_t nans, double norm = 1.0) {
   s.gradients = g;
   return s;
 }
-response decide(const skip_nonfinite_then_stop& p, const signals& s, response_state& st) {
+// The report as the monitor hands it over: non-finite gradients are reported
+// as numerical_instability (critical by default).
+response decide(const skip_nonfinite_then_stop& p, const signals& s, response_state& st,
+                severity reported = severity::critical) {
   response out;
   anomaly_report r;
+  if (s.gradients && !s.gradients->finite()) {
+    anomaly a{anomaly_kind::numerical_instability, "gradients"};
+    a.severity = reported;
+    r.add(a);
+  }
   p.decide(s, r, st, out);
   return out;
 }
 }  // namespace
+
+TEST_CASE("the policy acts on a reported numerical_instability at act_on severity or above") {
+  response_state st;
+  skip_nonfinite_then_stop p;  // acts on critical
+  CHECK(p.act_on() == severity::critical);
+  CHECK(decide(p, with_grads(1), st, severity::warning).act == action::proceed);  // below act_on
+  CHECK(st.total_skips == 0);
+  CHECK(decide(p, with_grads(1), st, severity::critical).act == action::skip_step);  // at act_on
+  skip_nonfinite_then_stop any(5, severity::warning);
+  CHECK(decide(any, with_grads(1), st, severity::warning).act == action::skip_step);
+  // non-finite gradients that no detector reported: nothing to act on
+  response out;
+  anomaly_report empty;
+  response_state fresh;
+  p.decide(with_grads(3), empty, fresh, out);
+  CHECK(out.act == action::proceed);
+  // a critical anomaly of another kind with finite gradients: proceed
+  anomaly_report other;
+  other.add(anomaly_kind::kl_extreme, "kl");
+  p.decide(with_grads(0), other, fresh, out);
+  CHECK(out.act == action::proceed);
+  CHECK_THROWS_WITH_AS(skip_nonfinite_then_stop(5, static_cast<severity>(2)), doctest::Contains("act_on"),
+                       std::invalid_argument);
+}
 
 TEST_CASE("finite or absent gradients proceed") {
   skip_nonfinite_then_stop p;

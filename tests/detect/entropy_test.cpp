@@ -39,3 +39,29 @@ TEST_CASE("no heads: nothing; bad bounds rejected") {
   CHECK_THROWS_WITH_AS(entropy_floor(-0.1, 0.3), doctest::Contains("collapse"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(entropy_floor(0.1, 1.5), doctest::Contains("low"), std::invalid_argument);
 }
+
+TEST_CASE("entropy: onset and clear per head position; heads past the tracked ones report every check") {
+  entropy_floor d;
+  std::array<head_entropy, 2> heads{{{"move", 0.05}, {"aim", 0.9}}};
+  signals s;
+  s.entropy = heads;
+  const auto r = observe(d, s);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].value == 0.05);
+  CHECK(r[0].threshold == 0.1);
+  CHECK(observe(d, s).empty());  // head 0 still collapsed: once
+  heads[1].normalized = 0.2;     // head 1 becomes low: its own onset
+  const auto r2 = observe(d, s);
+  REQUIRE(r2.size() == 1);
+  CHECK(r2[0].kind == anomaly_kind::entropy_low);
+  CHECK(r2[0].detail.find("head 'aim'") != std::string::npos);
+  std::array<head_entropy, entropy_floor::tracked_heads + 1> many{};
+  for (auto& h : many) h = {"h", 0.05};
+  s.entropy = many;
+  entropy_floor e;
+  CHECK(observe(e, s).size() == many.size());
+  CHECK(observe(e, s).size() == 1);  // only the untracked one repeats
+  entropy_floor f;
+  f.load(e.state());
+  CHECK(f.state() == e.state());
+}

@@ -47,3 +47,24 @@ TEST_CASE("both at once; absent or empty gradients are skipped; custom and bad b
   CHECK_THROWS_WITH_AS(gradient_bounds(-1.0, 10.0), doctest::Contains("vanishing"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(gradient_bounds(1.0, 1.0), doctest::Contains("exploding"), std::invalid_argument);
 }
+
+TEST_CASE("gradient bounds: figures, onset and clear") {
+  gradient_bounds d;
+  signals s;
+  s.gradients = grads(50.0, 1e-3, 40.0);
+  const auto r = observe(d, s);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].kind == anomaly_kind::gradient_exploding);
+  CHECK(r[0].value == 40.0);
+  CHECK(r[0].threshold == 10.0);
+  CHECK(observe(d, s).empty());
+  s.gradients = grads(1.0, 1e-3, 0.5);
+  anomaly_report cleared;
+  for (int i = 0; i < 3; ++i) cleared.merge(observe(d, s));
+  REQUIRE(cleared.clears().size() == 1);
+  CHECK(cleared.clears()[0].duration == 2);
+  gradient_bounds every(1e-7, 10.0, reporting::every_check());
+  s.gradients = grads(50.0, 1e-9, 40.0);
+  CHECK(observe(every, s).size() == 2);
+  CHECK(observe(every, s).size() == 2);
+}

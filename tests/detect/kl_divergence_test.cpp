@@ -33,3 +33,27 @@ TEST_CASE("absent KL is skipped; bad bounds rejected") {
   CHECK_THROWS_WITH_AS(kl_divergence(0.0, 0.5), doctest::Contains("spike"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(kl_divergence(0.2, 0.1), doctest::Contains("extreme"), std::invalid_argument);
 }
+
+TEST_CASE("kl: figures; a lasting spike is reported once, a rise to extreme is a new onset; every_check repeats") {
+  kl_divergence d;
+  signals s;
+  s.approx_kl = 0.2;
+  const auto r = observe(d, s);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].value == 0.2);
+  CHECK(r[0].threshold == 0.1);
+  CHECK(observe(d, s).empty());
+  s.approx_kl = 0.8;
+  const auto x = observe(d, s);
+  REQUIRE(x.size() == 1);
+  CHECK(x[0].kind == anomaly_kind::kl_extreme);
+  CHECK(x[0].threshold == 0.5);
+  s.approx_kl = 0.01;
+  anomaly_report cleared;
+  for (int i = 0; i < 3; ++i) cleared.merge(observe(d, s));
+  CHECK(cleared.clears().size() == 2);  // the spike (quiet since the rise) and the extreme
+  kl_divergence every(0.1, 0.5, reporting::every_check());
+  s.approx_kl = 0.2;
+  CHECK(observe(every, s).size() == 1);
+  CHECK(observe(every, s).size() == 1);
+}

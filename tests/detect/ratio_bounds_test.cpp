@@ -33,8 +33,8 @@ TEST_CASE("ratio collapse: strictly below 0.1") {
   CHECK(observe(d, s).has(anomaly_kind::ratio_collapse));
 }
 
-TEST_CASE("both bounds at once, custom thresholds, absent signals") {
-  ratio_bounds d(2.0, 0.5);
+TEST_CASE("both bounds at once, custom thresholds, absent signals (every check, as the reference)") {
+  ratio_bounds d(2.0, 0.5, reporting::every_check());
   signals s;
   CHECK(observe(d, s).empty());
   s.ratio_max = 2.5;
@@ -46,6 +46,32 @@ TEST_CASE("both bounds at once, custom thresholds, absent signals") {
   s.ratio_max = std::numeric_limits<double>::infinity();
   s.ratio_min = std::nullopt;
   CHECK(observe(d, s).has(anomaly_kind::ratio_explosion));
+}
+
+TEST_CASE("ratio bounds report their figures; a lasting explosion is reported at its onset and its clear") {
+  ratio_bounds d;
+  signals s;
+  s.ratio_max = 7.5;
+  const auto r = observe(d, s);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].value == 7.5);
+  CHECK(r[0].threshold == 5.0);
+  CHECK_FALSE(r[0].baseline.has_value());
+  CHECK(observe(d, s).empty());  // still above: no second report
+  s.ratio_max = 1.5;
+  CHECK(observe(d, s).clears().empty());
+  CHECK(observe(d, s).clears().empty());
+  const auto c = observe(d, s);  // third quiet observation
+  REQUIRE(c.clears().size() == 1);
+  CHECK(c.clears()[0].kind == anomaly_kind::ratio_explosion);
+  CHECK(c.clears()[0].duration == 2);
+  CHECK(c.clears()[0].value == 1.5);
+  s.ratio_max = 7.5;
+  CHECK(observe(d, s).has(anomaly_kind::ratio_explosion));  // a new onset
+  ratio_bounds e;
+  e.load(d.state());
+  CHECK(e.state() == d.state());
+  CHECK(observe(e, s).empty());
 }
 
 TEST_CASE("bad ratio thresholds are rejected") {

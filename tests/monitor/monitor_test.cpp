@@ -76,6 +76,7 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
   lstm_signal l;
   l.h_norm = 3.0;
   l.c_norm = 5.0;
+  l.elements = 64;
   s.lstm = l;
   s.performance = 150.0 + 0.1 * static_cast<double>(update % 7);
   s.progress = training_progress(update + 1, total);
@@ -83,48 +84,109 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
 }
 }  // namespace
 
-TEST_CASE("the default monitor holds every shipped detector and is quiet on a healthy update") {
+TEST_CASE("both presets hold a detector for every signal and are quiet on healthy updates") {
   default_monitor m;
-  static_assert(default_monitor::size == 9);
+  reference_monitor ref = make_reference_monitor();
+  static_assert(default_monitor::size == 9 && reference_monitor::size == 9);
   for (std::uint64_t u = 0; u < 50; ++u) {
     const auto& r = m.check(healthy(u));
     CHECK(r.report.empty());
     CHECK(r.resp.act == action::proceed);
+    CHECK(ref.check(healthy(u)).report.empty());
   }
   CHECK(m.checks() == 50);
-  CHECK(m.get<gradient_drift>().norm_ema().steps() == 50);  // the drift EMA is fed by check
-  CHECK(m.get<performance_degradation>().filled() == 10);
+  CHECK(m.get<gradient_shift>().log_norm().steps() == 50);  // the shift model is fed by check
+  CHECK(m.get<performance_drop>().filled() == 23);
+  CHECK(ref.get<gradient_drift>().norm_ema().steps() == 50);
+  CHECK(ref.get<performance_degradation>().filled() == 10);
+  CHECK(ref.cfg().options().escalate_on == severity::warning);
+  CHECK(m.cfg().options().escalate_on == severity::critical);
 }
 
-TEST_CASE("one check runs every detector: one fault per detector, all reported") {
-  default_monitor m;
-  m.check(healthy(0));
+namespace {
+template <class Monitor>
+void check_every_detector_reports(Monitor m, std::uint64_t healthy_checks, int faulty_checks) {
+  for (std::uint64_t u = 0; u < healthy_checks; ++u) m.check(healthy(u));
   signals s = healthy(500);  // 50 % of training
   const std::array<head_entropy, 1> collapsed{{{"move", 0.01}}};
   s.ratio_max = 9.0;
   s.approx_kl = 0.7;
-  s.explained_variance = -0.9;
+  s.explained_variance = -5.0;
   s.entropy = collapsed;
   s.loss = std::numeric_limits<double>::quiet_NaN();
   s.gradients->max_param_norm = 50.0;
   s.gradients->total_norm = 60.0;
   s.lstm->h_norm = 1e3;
   s.performance = 1.0;
-  const auto& r = m.check(s).report;
+  anomaly_report r;
+  for (int i = 0; i < faulty_checks; ++i) r.merge(m.check(s).report);
   for (auto k : {anomaly_kind::ratio_explosion, anomaly_kind::kl_extreme, anomaly_kind::value_collapse,
                  anomaly_kind::entropy_collapse, anomaly_kind::numerical_instability, anomaly_kind::gradient_exploding,
                  anomaly_kind::gradient_norm_drift, anomaly_kind::lstm_unhealthy,
                  anomaly_kind::performance_degradation})
     CHECK_MESSAGE(r.has(k), to_string(k));
 }
+}  // namespace
 
-TEST_CASE("an anomaly escalates to DEBUG, which counts down by tick and expires") {
+TEST_CASE("one check runs every detector: one fault per detector, all reported (both presets)") {
+  SUBCASE("reference preset, after one healthy check") { check_every_detector_reports(make_reference_monitor(), 1, 1); }
+  // simic's models need their warm-up (24 gradient norms, half a performance
+  // baseline), and the performance median of 5 moves on the third bad figure
+  SUBCASE("simic defaults, after 40 healthy checks") { check_every_detector_reports(default_monitor{}, 40, 3); }
+}
+
+TEST_CASE("severity: a warning is reported and does not escalate; a critical anomaly does (configurable)") {
+  signals s = healthy(1);
+  s.approx_kl = 0.2;  // kl_spike: a warning
+  default_monitor m;
+  m.check(healthy(0));
+  const auto& r = m.check(s);
+  REQUIRE(r.report.has(anomaly_kind::kl_spike));
+  CHECK(r.report[0].severity == severity::warning);
+  CHECK(r.report[0].value == 0.2);
+  CHECK(r.report[0].threshold == defaults::kl_spike);
+  CHECK_FALSE(r.escalation_started);
+  CHECK(m.effective_level() == level::normal);
+  SUBCASE("escalate_on = warning") {
+    config_options o;
+    o.escalate_on = severity::warning;
+    default_monitor w{config(o)};
+    w.check(healthy(0));
+    CHECK(w.check(s).escalation_started);
+  }
+  SUBCASE("kl_spike made critical in the severity table") {
+    config_options o;
+    o.severities.set(anomaly_kind::kl_spike, severity::critical);
+    default_monitor c{config(o)};
+    c.check(healthy(0));
+    const auto& rc = c.check(s);
+    CHECK(rc.report[0].severity == severity::critical);
+    CHECK(rc.escalation_started);
+  }
+  SUBCASE("kl_extreme made a warning: no escalation") {
+    config_options o;
+    o.severities.set(anomaly_kind::kl_extreme, severity::warning);
+    default_monitor c{config(o)};
+    c.check(healthy(0));
+    s.approx_kl = 0.9;
+    const auto& rc = c.check(s);
+    CHECK(rc.report.has(anomaly_kind::kl_extreme));
+    CHECK_FALSE(rc.escalation_started);
+  }
+  SUBCASE("the reference preset escalates on any anomaly") {
+    reference_monitor ref = make_reference_monitor();
+    ref.check(healthy(0));
+    CHECK(ref.check(s).escalation_started);
+  }
+}
+
+TEST_CASE("a critical anomaly escalates to DEBUG, which counts down by tick and expires") {
   default_monitor m;
   m.check(healthy(0));
   signals s = healthy(1);
-  s.approx_kl = 0.2;
+  s.approx_kl = 0.7;
   const auto& r = m.check(s);
-  CHECK(r.report.has(anomaly_kind::kl_spike));
+  CHECK(r.report.has(anomaly_kind::kl_extreme));
   CHECK(r.escalation_started);
   CHECK(m.effective_level() == level::debug);
   CHECK_FALSE(m.check(s).escalation_started);  // already escalated
@@ -152,7 +214,8 @@ TEST_CASE("levels gate detectors by category at run time") {
 
 TEST_CASE("only<> and without<> drop detectors at compile time") {
   using critical_only = default_monitor::only<cat::critical>;
-  static_assert(std::is_same_v<critical_only, monitor<numerical_stability, lstm_bounds>>);
+  static_assert(std::is_same_v<critical_only, monitor<numerical_stability, lstm_rms_bounds>>);
+  static_assert(std::is_same_v<reference_monitor::only<cat::critical>, monitor<numerical_stability, lstm_bounds>>);
   using no_ops = default_monitor::without<cat::ops_normal>;
   static_assert(std::is_same_v<no_ops, critical_only>);
   using both = default_monitor::only<cat::critical, cat::ops_normal>;
@@ -268,7 +331,7 @@ TEST_CASE("a bad state is refused whole") {
   for (std::uint64_t u = 0; u < 5; ++u) m.check(healthy(u));
   const auto keep = m.state();
   auto bad = keep;
-  std::get<6>(bad.detectors).norm.raw = std::numeric_limits<double>::quiet_NaN();  // gradient_drift
+  std::get<6>(bad.detectors).log_norm.mean_raw = std::numeric_limits<double>::quiet_NaN();  // gradient_shift
   bad.escalation_left = 1;
   CHECK_THROWS_AS(m.load(bad), std::invalid_argument);
   CHECK(m.state() == keep);
@@ -283,8 +346,9 @@ TEST_CASE("state visit names every field once") {
   auto st = m.state();
   std::vector<std::string> names;
   st.visit([&](const char* n, auto&) { names.emplace_back(n); });
-  CHECK(std::find(names.begin(), names.end(), "detector.6.norm.raw") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.8.window") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.6.log_norm.mean_raw") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.8.figures") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.8.condition.active") != names.end());
   CHECK(std::find(names.begin(), names.end(), "response.consecutive_skips") != names.end());
   CHECK(std::find(names.begin(), names.end(), "config.escalation_left") != names.end());
   std::sort(names.begin(), names.end());

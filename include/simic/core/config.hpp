@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "simic/core/anomaly.hpp"
 #include "simic/core/error.hpp"
 #include "simic/core/level.hpp"
 
@@ -27,6 +28,8 @@ struct config_options {
   debug_switches debug{};
   bool auto_escalate = true;
   std::uint32_t escalation_epochs = 5;  // epochs at DEBUG after an anomaly
+  severity escalate_on = severity::critical;  // the least severity that escalates
+  severity_table severities{};                // per-kind severity, stamped on every anomaly
 };
 
 class config {
@@ -36,7 +39,14 @@ class config {
 
   const config_options& options() const noexcept { return opts_; }
   level configured_level() const noexcept { return opts_.configured; }
-  void set_level(level l) noexcept { opts_.configured = l; }
+  void set_level(level l) {
+    detail::require(static_cast<unsigned>(l) <= 3u, "simic::config::set_level", "level", static_cast<unsigned>(l),
+                    "OFF, MINIMAL, NORMAL or DEBUG");
+    opts_.configured = l;
+  }
+  severity severity_of(anomaly_kind k) const noexcept { return opts_.severities.of(k); }
+  // Whether an anomaly of this severity escalates.
+  bool escalates(severity s) const noexcept { return s >= opts_.escalate_on; }
 
   // DEBUG while an escalation lasts, else the configured level. OFF stays OFF:
   // a user who turned telemetry off is not overridden.
@@ -97,6 +107,8 @@ class config {
     detail::require(o.memory_interval >= 1, where, "memory_interval", o.memory_interval, ">= 1");
     detail::require(static_cast<unsigned>(o.configured) <= 3u, where, "configured",
                     static_cast<unsigned>(o.configured), "OFF, MINIMAL, NORMAL or DEBUG");
+    detail::require(static_cast<unsigned>(o.escalate_on) <= 1u, where, "escalate_on",
+                    static_cast<unsigned>(o.escalate_on), "warning or critical");
     return o;
   }
 

@@ -1,7 +1,9 @@
 // What the trainer should do with an update, besides reading the report:
 // proceed, skip the optimizer step, or stop. The rules are a policy; the
-// default skips a step whose gradients are not finite and stops after
-// `max_consecutive` skips in a row, naming the cause.
+// default skips a step whose gradients are not finite, when the monitor
+// reported it at `act_on` severity or above (numerical_instability is
+// critical by default), and stops after `max_consecutive` skips in a row,
+// naming the cause.
 #pragma once
 
 #include <cstdint>
@@ -47,15 +49,18 @@ concept ResponsePolicy = requires(P& p, const signals& s, const anomaly_report& 
 
 class skip_nonfinite_then_stop {
  public:
-  explicit skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips)
-      : max_(max_consecutive) {
+  explicit skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips,
+                                    severity act_on = severity::critical)
+      : max_(max_consecutive), act_on_(act_on) {
     detail::require(max_consecutive >= 1, "simic::skip_nonfinite_then_stop", "max_consecutive", max_consecutive,
                     ">= 1");
+    detail::require(static_cast<unsigned>(act_on) <= 1u, "simic::skip_nonfinite_then_stop", "act_on",
+                    static_cast<unsigned>(act_on), "warning or critical");
   }
 
   // Writes the decision into `out` (whose reason is empty on entry).
-  void decide(const signals& s, const anomaly_report&, response_state& st, response& out) const {
-    if (!s.gradients || s.gradients->finite()) {
+  void decide(const signals& s, const anomaly_report& r, response_state& st, response& out) const {
+    if (!s.gradients || s.gradients->finite() || !reported(r)) {
       st.consecutive_skips = 0;
       out.act = action::proceed;
       return;
@@ -77,9 +82,16 @@ class skip_nonfinite_then_stop {
   }
 
   std::uint32_t max_consecutive() const noexcept { return max_; }
+  severity act_on() const noexcept { return act_on_; }
 
  private:
+  bool reported(const anomaly_report& r) const noexcept {
+    for (const anomaly& a : r)
+      if (a.kind == anomaly_kind::numerical_instability && a.severity >= act_on_) return true;
+    return false;
+  }
   std::uint32_t max_;
+  severity act_on_;
 };
 
 }  // namespace v0

@@ -53,6 +53,24 @@ struct lstm_signal {
   double c_max_abs = 0.0;
   bool has_nan = false;
   bool has_inf = false;
+  std::uint64_t elements = 0;  // elements of h (and of c) the norms are over; 0: unknown
+  // Root mean square per element, norm / sqrt(elements): independent of the
+  // state's width and of how many environments were measured together. NaN
+  // when `elements` is unknown.
+  double h_rms() const noexcept { return rms(h_norm); }
+  double c_rms() const noexcept { return rms(c_norm); }
+
+ private:
+  double rms(double norm) const noexcept {
+    return elements == 0 ? std::nan("") : norm / std::sqrt(static_cast<double>(elements));
+  }
+};
+
+// A figure of the user's own (a loss-spike score, a throughput), for a user
+// detector to read by name: signals::user_value("loss_spike").
+struct user_signal {
+  std::string_view name;
+  double value;
 };
 
 // Entropy of one named action head, normalised to 0..1 (entropy / log(actions)).
@@ -76,6 +94,14 @@ struct signals {
   std::optional<double> performance;
   // where training is; required with explained_variance and performance
   std::optional<training_progress> progress;
+  // the user's own figures, by name (not owned, like entropy)
+  std::span<const user_signal> user;
+
+  std::optional<double> user_value(std::string_view name) const noexcept {
+    for (const user_signal& u : user)
+      if (u.name == name) return u.value;
+    return std::nullopt;
+  }
 };
 
 }  // namespace v0

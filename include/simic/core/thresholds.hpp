@@ -1,5 +1,7 @@
-// The defaults users expect (DESIGN.md, taken from the reference telemetry),
-// and the formulas that sensors and detectors must agree on.
+// The defaults: the reference telemetry's thresholds (the reference preset,
+// monitor.hpp) and simic's own, for the detectors that judge a signal against
+// its own noise (docs/detection.md gives each model and its measured
+// trade-off); and the formulas that sensors and detectors must agree on.
 #pragma once
 
 #include <algorithm>
@@ -33,6 +35,30 @@ inline constexpr double performance_warmup = 0.10;    // fraction of training be
 inline constexpr std::uint32_t performance_window = 10;
 inline constexpr std::uint32_t escalation_epochs = 5;
 inline constexpr std::uint32_t max_consecutive_skips = 5;
+
+// simic's defaults (detect/gradient_shift.hpp, performance_drop.hpp,
+// value_trend.hpp, lstm_rms_bounds.hpp)
+inline constexpr double shift_momentum = 0.99;    // running mean and spread of log gradient norm, per check
+inline constexpr double shift_slack = 1.5;        // CUSUM allowance, in spreads
+inline constexpr double shift_bound = 6.0;        // CUSUM decision bound
+inline constexpr double shift_clip = 3.0;         // absorb at most 3 spreads from the mean
+inline constexpr double shift_floor = 0.1;        // least spread of log-norm
+inline constexpr std::uint32_t shift_warmup = 24; // norms absorbed before judging
+inline constexpr double health_drop = 0.25;       // gradient health below its running mean by this
+inline constexpr std::uint32_t drop_baseline = 20;  // performance figures in the baseline
+inline constexpr std::uint32_t drop_recent = 3;     // latest figures, judged by their median
+inline constexpr double drop_score = 3.0;           // standard errors of the recent median
+inline constexpr double drop_large = 0.5;           // and at least this fraction of |baseline|
+inline constexpr std::uint32_t trend_window = 10;   // figures in the trend test
+inline constexpr double trend_score = 3.0;          // Mann-Kendall standard score of a falling trend
+inline constexpr double trend_min_drop = 0.05;      // and a fall of at least this fraction across the window
+inline constexpr double value_fast_momentum = 0.5;  // smoothed explained variance
+inline constexpr double value_slow_momentum = 0.9;  // its baseline, for the trend
+inline constexpr double value_floor = -1.0;         // smoothed EV below: the critic is worse than none
+inline constexpr double value_fall = 1.0;           // smoothed EV this far below its baseline
+inline constexpr double value_warmup = 0.05;        // fraction of training before judging
+inline constexpr double lstm_rms_min = 1e-6;        // healthy: min < rms(h), rms(c) < max
+inline constexpr double lstm_rms_max = 100.0;
 }  // namespace defaults
 
 // Gradient health in [0, 1]: clamp(1 - 0.5 vanishing_ratio - 0.8 exploding_ratio).

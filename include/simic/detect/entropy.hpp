@@ -1,11 +1,16 @@
 // Policy-entropy floor per named action head: entropy_collapse below the
 // collapse bound, entropy_low below the low bound (a collapsed head is
-// reported once, as collapsed). Entropies are normalised to 0..1.
+// reported once, as collapsed). Entropies are normalised to 0..1. Onset and
+// clear are tracked per head position for the first `tracked_heads` heads;
+// heads beyond them are reported on every check.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
 
 #include "simic/core/anomaly.hpp"
+#include "simic/core/condition.hpp"
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
@@ -16,29 +21,77 @@ inline namespace v0 {
 class entropy_floor {
  public:
   using category = cat::ops_normal;
+  static constexpr std::size_t tracked_heads = 8;
 
-  explicit entropy_floor(double collapse = defaults::entropy_collapse, double low = defaults::entropy_low)
-      : collapse_(collapse), low_(low) {
+  struct state_type {
+    std::array<condition_state, tracked_heads> collapse{};
+    std::array<condition_state, tracked_heads> low{};
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      for (std::size_t i = 0; i < tracked_heads; ++i) {
+        const std::string c = "collapse." + std::to_string(i) + ".", l = "low." + std::to_string(i) + ".";
+        collapse[i].visit([&](const char* n, auto& f) { v((c + n).c_str(), f); });
+        low[i].visit([&](const char* n, auto& f) { v((l + n).c_str(), f); });
+      }
+    }
+  };
+
+  explicit entropy_floor(double collapse = defaults::entropy_collapse, double low = defaults::entropy_low,
+                         reporting how = {})
+      : collapse_(collapse), low_(low), how_(how) {
     detail::require(collapse >= 0.0 && collapse <= 1.0, "simic::entropy_floor", "collapse", collapse, "[0, 1]");
     detail::require(low >= collapse && low <= 1.0, "simic::entropy_floor", "low", low, "[collapse, 1]");
+    how.validate("simic::entropy_floor");
   }
 
-  void observe(const signals& s, anomaly_report& r) const {
-    for (const head_entropy& h : s.entropy) {
-      if (h.normalized < collapse_)
-        r.add(anomaly_kind::entropy_collapse, describe(h, collapse_));
-      else if (h.normalized < low_)
-        r.add(anomaly_kind::entropy_low, describe(h, low_));
+  void observe(const signals& s, anomaly_report& r) {
+    for (std::size_t i = 0; i < s.entropy.size(); ++i) {
+      const head_entropy& h = s.entropy[i];
+      const bool collapsed = h.normalized < collapse_;
+      const bool low = !collapsed && h.normalized < low_;
+      if (i >= tracked_heads) {
+        if (collapsed) report(anomaly_kind::entropy_collapse, h, collapse_, r);
+        if (low) report(anomaly_kind::entropy_low, h, low_, r);
+        continue;
+      }
+      if (collapse_latch_[i].update(collapsed, how_, anomaly_kind::entropy_collapse, h.normalized, r))
+        report(anomaly_kind::entropy_collapse, h, collapse_, r);
+      if (low_latch_[i].update(low, how_, anomaly_kind::entropy_low, h.normalized, r))
+        report(anomaly_kind::entropy_low, h, low_, r);
     }
   }
 
+  state_type state() const {
+    state_type st;
+    for (std::size_t i = 0; i < tracked_heads; ++i) {
+      st.collapse[i] = collapse_latch_[i].state();
+      st.low[i] = low_latch_[i].state();
+    }
+    return st;
+  }
+  void load(const state_type& st) {
+    std::array<condition_latch, tracked_heads> c, l;
+    for (std::size_t i = 0; i < tracked_heads; ++i) {
+      c[i].load(st.collapse[i]);
+      l[i].load(st.low[i]);
+    }
+    collapse_latch_ = c;
+    low_latch_ = l;
+  }
+
  private:
-  static std::string describe(const head_entropy& h, double bound) {
-    return detail::format("head '%.*s' normalised entropy %.6g < %.6g", static_cast<int>(h.head.size()),
-                          h.head.data(), h.normalized, bound);
+  SIMIC_COLD static void report(anomaly_kind k, const head_entropy& h, double bound, anomaly_report& r) {
+    r.add(k,
+          detail::format("head '%.*s' normalised entropy %.6g < %.6g", static_cast<int>(h.head.size()), h.head.data(),
+                         h.normalized, bound),
+          {h.normalized, bound});
   }
   double collapse_;
   double low_;
+  reporting how_;
+  std::array<condition_latch, tracked_heads> collapse_latch_{};
+  std::array<condition_latch, tracked_heads> low_latch_{};
 };
 
 }  // namespace v0

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cmath>
+#include <string>
 
 #include "simic/core/anomaly.hpp"
+#include "simic/core/condition.hpp"
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
@@ -18,31 +20,60 @@ class gradient_bounds {
  public:
   using category = cat::ops_normal;
 
-  explicit gradient_bounds(double vanishing = defaults::grad_vanishing, double exploding = defaults::grad_exploding)
-      : vanishing_(vanishing), exploding_(exploding) {
+  struct state_type {
+    condition_state vanishing;
+    condition_state exploding;
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      vanishing.visit([&](const char* n, auto& f) { v((std::string("vanishing.") + n).c_str(), f); });
+      exploding.visit([&](const char* n, auto& f) { v((std::string("exploding.") + n).c_str(), f); });
+    }
+  };
+
+  explicit gradient_bounds(double vanishing = defaults::grad_vanishing, double exploding = defaults::grad_exploding,
+                           reporting how = {})
+      : vanishing_(vanishing), exploding_(exploding), how_(how) {
     detail::require(vanishing >= 0.0, "simic::gradient_bounds", "vanishing", vanishing, "[0, exploding)");
     detail::require(exploding > vanishing && std::isfinite(exploding), "simic::gradient_bounds", "exploding",
                     exploding, "(vanishing, inf)");
+    how.validate("simic::gradient_bounds");
   }
 
-  void observe(const signals& s, anomaly_report& r) const {
+  void observe(const signals& s, anomaly_report& r) {
     if (!s.gradients || s.gradients->parameters == 0) return;
     const gradient_signal& g = *s.gradients;
-    if (g.min_param_norm < vanishing_)
-      r.add(anomaly_kind::gradient_vanishing,
-            detail::format("smallest parameter gradient norm %.6g < %.6g (%llu of %llu parameters vanishing)",
-                           g.min_param_norm, vanishing_, static_cast<unsigned long long>(g.vanishing),
-                           static_cast<unsigned long long>(g.parameters)));
-    if (g.max_param_norm > exploding_)
-      r.add(anomaly_kind::gradient_exploding,
-            detail::format("largest parameter gradient norm %.6g > %.6g (%llu of %llu parameters exploding)",
-                           g.max_param_norm, exploding_, static_cast<unsigned long long>(g.exploding),
-                           static_cast<unsigned long long>(g.parameters)));
+    if (vanishing_latch_.update(g.min_param_norm < vanishing_, how_, anomaly_kind::gradient_vanishing,
+                                g.min_param_norm, r))
+      report(anomaly_kind::gradient_vanishing, "smallest", "<", g.min_param_norm, vanishing_, g.vanishing, g, r);
+    if (exploding_latch_.update(g.max_param_norm > exploding_, how_, anomaly_kind::gradient_exploding,
+                                g.max_param_norm, r))
+      report(anomaly_kind::gradient_exploding, "largest", ">", g.max_param_norm, exploding_, g.exploding, g, r);
+  }
+
+  state_type state() const { return {vanishing_latch_.state(), exploding_latch_.state()}; }
+  void load(const state_type& st) {
+    condition_latch v, e;
+    v.load(st.vanishing);
+    e.load(st.exploding);
+    vanishing_latch_ = v;
+    exploding_latch_ = e;
   }
 
  private:
+  SIMIC_COLD static void report(anomaly_kind k, const char* which, const char* op, double norm, double bound,
+                                std::uint64_t count, const gradient_signal& g, anomaly_report& r) {
+    r.add(k,
+          detail::format("%s parameter gradient norm %.6g %s %.6g (%llu of %llu parameters %s)", which, norm, op, bound,
+                         static_cast<unsigned long long>(count), static_cast<unsigned long long>(g.parameters),
+                         k == anomaly_kind::gradient_vanishing ? "vanishing" : "exploding"),
+          {norm, bound});
+  }
   double vanishing_;
   double exploding_;
+  reporting how_;
+  condition_latch vanishing_latch_;
+  condition_latch exploding_latch_;
 };
 
 }  // namespace v0

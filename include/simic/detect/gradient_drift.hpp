@@ -1,4 +1,5 @@
-// Gradient drift: bias-corrected EMAs of the total gradient norm and of the
+// Gradient drift as the reference telemetry judged it (simic's default is
+// gradient_shift.hpp, against the norm's own noise): bias-corrected EMAs of the total gradient norm and of the
 // gradient health; a value further than `threshold` (relative) from its EMA
 // is gradient_norm_drift / gradient_health_drift. A non-finite value is not
 // absorbed: it is reported as numerical_instability and the EMA stays usable.
@@ -59,10 +60,13 @@ class basic_gradient_drift {
   void track(ema<Correction>& e, double x, const char* what, anomaly_kind kind, anomaly_report& r) {
     const ema_update u = e.update(x);
     if (!u.accepted) {
-      r.add(anomaly_kind::numerical_instability, detail::format("%s is %g; not absorbed into its EMA", what, x));
+      r.add(anomaly_kind::numerical_instability, detail::format("%s is %g; not absorbed into its EMA", what, x), {x});
     } else if (u.drift > threshold_) {
-      r.add(kind, detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, u.estimate,
-                                 threshold_));
+      const double bound = u.estimate + (x >= u.estimate ? 1.0 : -1.0) * threshold_ * std::abs(u.estimate);
+      r.add(kind,
+            detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, u.estimate,
+                           threshold_),
+            {x, bound, u.estimate});
     }
   }
 

@@ -2,7 +2,10 @@
 // extreme bound (an extreme KL is reported once, as extreme).
 #pragma once
 
+#include <string>
+
 #include "simic/core/anomaly.hpp"
+#include "simic/core/condition.hpp"
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
@@ -14,25 +17,49 @@ class kl_divergence {
  public:
   using category = cat::ops_normal;
 
-  explicit kl_divergence(double spike = defaults::kl_spike, double extreme = defaults::kl_extreme)
-      : spike_(spike), extreme_(extreme) {
+  struct state_type {
+    condition_state spike;
+    condition_state extreme;
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      spike.visit([&](const char* n, auto& f) { v((std::string("spike.") + n).c_str(), f); });
+      extreme.visit([&](const char* n, auto& f) { v((std::string("extreme.") + n).c_str(), f); });
+    }
+  };
+
+  explicit kl_divergence(double spike = defaults::kl_spike, double extreme = defaults::kl_extreme, reporting how = {})
+      : spike_(spike), extreme_(extreme), how_(how) {
     detail::require(spike > 0.0 && std::isfinite(spike), "simic::kl_divergence", "spike", spike, "(0, inf)");
     detail::require(extreme >= spike && std::isfinite(extreme), "simic::kl_divergence", "extreme", extreme,
                     "[spike, inf)");
+    how.validate("simic::kl_divergence");
   }
 
-  void observe(const signals& s, anomaly_report& r) const {
+  void observe(const signals& s, anomaly_report& r) {
     if (!s.approx_kl) return;
     const double kl = *s.approx_kl;
-    if (kl > extreme_)
-      r.add(anomaly_kind::kl_extreme, detail::format("approx KL %.6g > %.6g", kl, extreme_));
-    else if (kl > spike_)
-      r.add(anomaly_kind::kl_spike, detail::format("approx KL %.6g > %.6g", kl, spike_));
+    if (extreme_latch_.update(kl > extreme_, how_, anomaly_kind::kl_extreme, kl, r))
+      r.add(anomaly_kind::kl_extreme, detail::format("approx KL %.6g > %.6g", kl, extreme_), {kl, extreme_});
+    if (spike_latch_.update(kl > spike_ && !(kl > extreme_), how_, anomaly_kind::kl_spike, kl, r))
+      r.add(anomaly_kind::kl_spike, detail::format("approx KL %.6g > %.6g", kl, spike_), {kl, spike_});
+  }
+
+  state_type state() const { return {spike_latch_.state(), extreme_latch_.state()}; }
+  void load(const state_type& st) {
+    condition_latch s, e;
+    s.load(st.spike);
+    e.load(st.extreme);
+    spike_latch_ = s;
+    extreme_latch_ = e;
   }
 
  private:
   double spike_;
   double extreme_;
+  reporting how_;
+  condition_latch spike_latch_;
+  condition_latch extreme_latch_;
 };
 
 }  // namespace v0

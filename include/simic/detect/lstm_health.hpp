@@ -1,5 +1,7 @@
-// LSTM state health: healthy when (h, c) hold no NaN/Inf and
-// min < norm(h), norm(c) < max; anything else is lstm_unhealthy.
+// LSTM state health, as the reference telemetry judged it: healthy when (h, c)
+// hold no NaN/Inf and min < norm(h), norm(c) < max; anything else is
+// lstm_unhealthy, on every check. simic's default judges the per-element RMS
+// instead (lstm_rms_bounds.hpp), which the state's width does not move.
 #pragma once
 
 #include <cmath>
@@ -40,7 +42,8 @@ class lstm_bounds {
     if (!in_bounds(l.h_norm)) why += detail::format("norm(h) %.6g outside (%g, %g); ", l.h_norm, min_, max_);
     if (!in_bounds(l.c_norm)) why += detail::format("norm(c) %.6g outside (%g, %g); ", l.c_norm, min_, max_);
     why.resize(why.size() - 2);
-    r.add(anomaly_kind::lstm_unhealthy, std::move(why));
+    const double worst = !in_bounds(l.c_norm) ? l.c_norm : l.h_norm;
+    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {worst, worst <= min_ ? min_ : max_});
   }
 
   bool in_bounds(double n) const noexcept { return n > min_ && n < max_; }

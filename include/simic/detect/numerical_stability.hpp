@@ -33,18 +33,20 @@ class numerical_stability {
     if (v && !std::isfinite(*v)) report_scalar(name, *v, r);
   }
   SIMIC_COLD static void report_scalar(const char* name, double v, anomaly_report& r) {
-    r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, v));
+    r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, v), {v});
   }
   SIMIC_COLD static void report_entropy(const head_entropy& h, anomaly_report& r) {
     r.add(anomaly_kind::numerical_instability,
           detail::format("entropy of head '%.*s' is %g", static_cast<int>(h.head.size()), h.head.data(),
-                         h.normalized));
+                         h.normalized),
+          {h.normalized});
   }
   SIMIC_COLD static void report_gradients(const gradient_signal& g, anomaly_report& r) {
     r.add(anomaly_kind::numerical_instability,
           detail::format("gradients: %llu NaN, %llu Inf elements, total norm %g",
                          static_cast<unsigned long long>(g.nan_count), static_cast<unsigned long long>(g.inf_count),
-                         g.total_norm));
+                         g.total_norm),
+          {g.total_norm});
   }
 };
 

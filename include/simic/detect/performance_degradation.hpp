@@ -1,6 +1,8 @@
-// Performance degradation: a performance figure (accuracy, mean return;
-// higher is better) that falls by `drop` or more, relative to the rolling
-// mean of the previous `window` figures. Silent during warm-up (progress below
+// Performance degradation as the reference telemetry judged it: a performance
+// figure (accuracy, mean return; higher is better) that falls by `drop` or
+// more, relative to the rolling mean of the previous `window` figures, on every
+// check. simic's default judges the drop against the figures' own noise
+// (performance_drop.hpp). Silent during warm-up (progress below
 // `warmup`), though warm-up figures still fill the window. The window is
 // allocated once, at construction: observing allocates nothing.
 #pragma once
@@ -91,7 +93,8 @@ class performance_degradation {
   SIMIC_COLD void report(double x, double mean, anomaly_report& r) const {
     r.add(anomaly_kind::performance_degradation,
           detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
-                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * drop_));
+                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * drop_),
+          {x, mean - drop_ * std::abs(mean), mean});
   }
   double at(std::size_t i) const noexcept { return ring_[(head_ + cap_ - size_ + i) % cap_]; }
   void push(double x) noexcept {

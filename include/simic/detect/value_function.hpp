@@ -1,5 +1,7 @@
-// Value-function collapse: explained variance below a floor that rises as
-// training progresses (the critic is allowed to be bad early, not late).
+// Value-function collapse as the reference telemetry judged it: one batch's
+// explained variance below a floor that rises as training progresses (the
+// critic is allowed to be bad early, not late), on every check. simic's
+// default smooths it and follows its trend (value_trend.hpp).
 #pragma once
 
 #include <array>
@@ -51,7 +53,8 @@ class value_function {
     const double floor = floor_at(f);
     if (ev < floor)
       r.add(anomaly_kind::value_collapse,
-            detail::format("explained variance %.6g < %.6g at %.1f%% of training", ev, floor, 100.0 * f));
+            detail::format("explained variance %.6g < %.6g at %.1f%% of training", ev, floor, 100.0 * f),
+            {ev, floor});
   }
 
  private:

@@ -29,6 +29,7 @@ struct lstm_health_report {
   double h_max_abs = 0.0;
   double c_max_abs = 0.0;
   std::uint64_t h_nan = 0, c_nan = 0, h_inf = 0, c_inf = 0;
+  std::uint64_t elements = 0;  // of h (c has as many)
 
   bool has_nan() const noexcept { return h_nan + c_nan > 0; }
   bool has_inf() const noexcept { return h_inf + c_inf > 0; }
@@ -40,6 +41,7 @@ struct lstm_health_report {
     s.c_max_abs = c_max_abs;
     s.has_nan = has_nan();
     s.has_inf = has_inf();
+    s.elements = elements;
     return s;
   }
   // No NaN/Inf and norm_min < norm(h), norm(c) < norm_max.
@@ -109,6 +111,7 @@ class lstm_health_sensor {
     r.c_nan = t[i + 1].nans();
     r.h_inf = t[i].infs();
     r.c_inf = t[i + 1].infs();
+    r.elements = t[i].numel() == t[i + 1].numel() ? t[i].numel() : 0;  // one count for both, or unknown
     return r;
   }
 

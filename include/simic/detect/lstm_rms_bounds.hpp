@@ -1,0 +1,96 @@
+// LSTM state health on the per-element RMS, norm / sqrt(elements) (simic's
+// default; the reference's bounds on the norm are lstm_health.hpp).
+//
+// A norm bound moves with the state's width and with how many environments
+// are measured together: 64 units of RMS 6 have norm 48, 512 units of the same
+// RMS have norm 136. The RMS does not. lstm_unhealthy holds while (h, c) hold
+// NaN/Inf or rms(h) or rms(c) lies outside (rms_min, rms_max). A signal whose
+// element count is unknown (lstm_signal::elements == 0) is judged on NaN/Inf
+// only.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "simic/core/anomaly.hpp"
+#include "simic/core/condition.hpp"
+#include "simic/core/format.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/core/thresholds.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class lstm_rms_bounds {
+ public:
+  using category = cat::critical;
+
+  struct state_type {
+    condition_state condition;
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      condition.visit([&](const char* n, auto& f) { v((std::string("condition.") + n).c_str(), f); });
+    }
+  };
+
+  explicit lstm_rms_bounds(double rms_min = defaults::lstm_rms_min, double rms_max = defaults::lstm_rms_max,
+                           reporting how = {})
+      : min_(rms_min), max_(rms_max), how_(how) {
+    constexpr auto where = "simic::lstm_rms_bounds";
+    detail::require(rms_min >= 0.0, where, "rms_min", rms_min, "[0, rms_max)");
+    detail::require(rms_max > rms_min && std::isfinite(rms_max), where, "rms_max", rms_max, "(rms_min, inf)");
+    how.validate(where);
+  }
+
+  bool healthy(const lstm_signal& l) const noexcept {
+    return !l.has_nan && !l.has_inf && in_bounds(l.h_rms()) && in_bounds(l.c_rms());
+  }
+
+  void observe(const signals& s, anomaly_report& r) {
+    if (!s.lstm) return;
+    const lstm_signal& l = *s.lstm;
+    const bool ok = healthy(l);
+    if (latch_.update(!ok, how_, anomaly_kind::lstm_unhealthy, worst(l), r)) report(l, r);
+  }
+
+  double rms_min() const noexcept { return min_; }
+  double rms_max() const noexcept { return max_; }
+
+  state_type state() const { return {latch_.state()}; }
+  void load(const state_type& st) {
+    condition_latch l;
+    l.load(st.condition);
+    latch_ = l;
+  }
+
+ private:
+  // Unknown (NaN) RMS passes: only NaN/Inf can be judged without the count.
+  bool in_bounds(double rms) const noexcept { return std::isnan(rms) || (rms > min_ && rms < max_); }
+  // The RMS furthest out of bounds (the larger one when both are in).
+  double worst(const lstm_signal& l) const noexcept {
+    const double h = l.h_rms(), c = l.c_rms();
+    if (!in_bounds(c)) return c;
+    if (!in_bounds(h)) return h;
+    return std::isnan(c) || h > c ? h : c;
+  }
+
+  SIMIC_COLD void report(const lstm_signal& l, anomaly_report& r) const {
+    std::string why;
+    if (l.has_nan) why += "NaN in state; ";
+    if (l.has_inf) why += "Inf in state; ";
+    if (!in_bounds(l.h_rms())) why += detail::format("rms(h) %.6g outside (%g, %g); ", l.h_rms(), min_, max_);
+    if (!in_bounds(l.c_rms())) why += detail::format("rms(c) %.6g outside (%g, %g); ", l.c_rms(), min_, max_);
+    why.resize(why.size() - 2);
+    const double v = worst(l);
+    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {v, v <= min_ ? min_ : max_});
+  }
+
+  double min_;
+  double max_;
+  reporting how_;
+  condition_latch latch_;
+};
+
+}  // namespace v0
+}  // namespace simic
