@@ -32,6 +32,7 @@ TEST_CASE("every payload has its documented event name") {
   CHECK(event(0, 0, gradient_health_event{}).name() == "gradient_health");
   CHECK(event(0, 0, lstm_health_event{}).name() == "lstm_health");
   CHECK(event(0, 0, anomaly_event{}).name() == "anomaly");
+  CHECK(event(0, 0, anomaly_clear_event{}).name() == "anomaly_clear");
   CHECK(event(0, 0, escalation_start_event{}).name() == "escalation_start");
   CHECK(event(0, 0, escalation_end_event{}).name() == "escalation_end");
   CHECK(event(0, 0, response_event{}).name() == "response");
@@ -42,7 +43,7 @@ TEST_CASE("every payload has its documented event name") {
   CHECK(event(0, 0, epoch_summary{}).name() == "epoch_summary");
   CHECK(event(0, 0, profiler_trace_event{}).name() == "profiler_trace");
   CHECK(event(0, 0, phase_timings_event{}).name() == "phase_timings");
-  CHECK(std::variant_size_v<event_payload> == 14);
+  CHECK(std::variant_size_v<event_payload> == 15);
 }
 
 TEST_CASE("the time defaults to now") {

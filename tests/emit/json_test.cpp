@@ -83,9 +83,37 @@ TEST_CASE("non-finite numbers are written as strings, so the line stays JSON and
   CHECK(parse_line(event(0, 0, update_metrics{.loss = -inf}, t0))["loss"] == "-inf");
 }
 
-TEST_CASE("anomaly lines have anomaly, detail and level_after") {
+TEST_CASE("anomaly lines have anomaly, severity, value, threshold, baseline, detail and level_after") {
+  anomaly a{anomaly_kind::performance_degradation, "median 240 below 500", 240.0, 250.0, 500.0};
+  a.severity = severity::critical;
+  json j = parse_line(event(9, 1, anomaly_event::of(a, level::debug), t0));
+  CHECK(j["anomaly"] == "performance_degradation");
+  CHECK(j["severity"] == "critical");
+  CHECK(j["value"] == 240.0);
+  CHECK(j["threshold"] == 250.0);
+  CHECK(j["baseline"] == 500.0);
+  CHECK(j["detail"] == "median 240 below 500");
+  CHECK(j["level_after"] == "DEBUG");
+  // no comparison: a NaN value is written as "nan", threshold and baseline left out
+  const anomaly nan_loss{anomaly_kind::numerical_instability, "loss is nan", std::nan("")};
+  j = parse_line(event(9, 1, anomaly_event::of(nan_loss, level::normal), t0));
+  CHECK(j["value"] == "nan");
+  CHECK_FALSE(j.contains("threshold"));
+  CHECK_FALSE(j.contains("baseline"));
+  CHECK(j["severity"] == "critical");
+  // a clear
+  j = parse_line(event(12, 1, anomaly_clear_event{.kind = anomaly_kind::kl_spike, .duration = 7, .value = 0.02}, t0));
+  CHECK(j["event"] == "anomaly_clear");
+  CHECK(j["anomaly"] == "kl_spike");
+  CHECK(j["duration"] == 7);
+  CHECK(j["value"] == 0.02);
+  // a user kind is written by its name
+  const anomaly_kind mine = register_anomaly_kind("json_test_kind", severity::warning);
+  j = parse_line(event(1, 1, anomaly_event{.kind = mine, .detail = "d"}, t0));
+  CHECK(j["anomaly"] == "json_test_kind");
+  CHECK(j["severity"] == "warning");
   for (unsigned k = 0; k < anomaly_kind_names.size(); ++k) {
-    const auto kind = static_cast<anomaly_kind>(k);
+    const auto kind = anomaly_kind::from_id(static_cast<std::uint16_t>(k));
     const json j = parse_line(
         event(9, 1, anomaly_event{.kind = kind, .detail = "why \"quoted\"\n", .level_after = level::debug}, t0));
     CHECK(j["event"] == "anomaly");

@@ -83,11 +83,29 @@ struct lstm_health_event {
   bool healthy = true;
 };
 
+// One anomaly with its figures (core/anomaly.hpp): `value` and `threshold`
+// are NaN where the anomaly is no comparison (a NaN loss has no threshold).
 struct anomaly_event {
   static constexpr std::string_view name = "anomaly";
   anomaly_kind kind{};
   std::string detail{};
   level level_after = level::normal;  // the effective level after this check
+  simic::severity severity = simic::severity::warning;
+  double value = no_figure;
+  double threshold = no_figure;
+  std::optional<double> baseline{};
+
+  static anomaly_event of(const anomaly& a, level level_after) {
+    return {a.kind, a.detail, level_after, a.severity, a.value, a.threshold, a.baseline};
+  }
+};
+
+// A condition reported at its onset has ended after `duration` observations.
+struct anomaly_clear_event {
+  static constexpr std::string_view name = "anomaly_clear";
+  anomaly_kind kind{};
+  std::uint64_t duration = 0;
+  double value = no_figure;  // the figure that ended it
 };
 
 struct escalation_start_event {
@@ -171,7 +189,8 @@ struct phase_timings_event {
 };
 
 using event_payload =
-    std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, escalation_start_event,
+    std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, anomaly_clear_event,
+                 escalation_start_event,
                  escalation_end_event, layer_gradients_event, nan_inf_scan_event, ratio_diagnostic_event,
                  response_event, performance_degradation_event, epoch_summary, profiler_trace_event,
                  phase_timings_event>;

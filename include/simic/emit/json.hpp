@@ -87,8 +87,18 @@ inline void put_payload(json_t& j, const lstm_health_event& p) {
 
 inline void put_payload(json_t& j, const anomaly_event& p) {
   j["anomaly"] = std::string(to_string(p.kind));
+  j["severity"] = std::string(to_string(p.severity));
+  j["value"] = json_number(p.value);
+  if (!std::isnan(p.threshold)) j["threshold"] = json_number(p.threshold);
+  put_optional(j, "baseline", p.baseline);
   j["detail"] = p.detail;
   j["level_after"] = std::string(to_string(p.level_after));
+}
+
+inline void put_payload(json_t& j, const anomaly_clear_event& p) {
+  j["anomaly"] = std::string(to_string(p.kind));
+  j["duration"] = p.duration;
+  j["value"] = json_number(p.value);
 }
 
 inline void put_payload(json_t& j, const escalation_start_event& p) {
