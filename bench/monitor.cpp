@@ -1,6 +1,7 @@
-// monitor<all default detectors>::check against the same checks written by
-// hand as one if-chain, in one run. Also: a detector of a filtered-out
-// category (dropped at compile time) and one gated off at run time.
+// The reference preset's check against the same checks written by hand as one
+// if-chain, in one run; simic's defaults (noise-grounded models, onset and
+// clear) beside them. Also: a detector of a filtered-out category (dropped at
+// compile time) and one gated off at run time.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ signals full_signals(std::uint64_t u) {
   lstm_signal l;
   l.h_norm = 3.0;
   l.c_norm = 5.0;
+  l.elements = 64;
   s.lstm = l;
   s.performance = 150.0 + 0.1 * static_cast<double>(u % 3);
   s.progress = training_progress(500 + (u % 100), 1000);
@@ -136,7 +138,7 @@ using with_debug = monitor<numerical_stability, lstm_bounds, ratio_bounds, value
                            kl_divergence, gradient_drift, gradient_bounds, performance_degradation,
                            heavy_debug_detector>;
 using filtered = with_debug::without<cat::debug>;
-static_assert(std::is_same_v<filtered, default_monitor>, "a filtered-out detector leaves the very same type");
+static_assert(std::is_same_v<filtered, reference_monitor>, "a filtered-out detector leaves the very same type");
 
 constexpr std::size_t kSignals = 64;
 std::array<signals, kSignals> make_inputs() {
@@ -165,22 +167,31 @@ void run_monitor(benchmark::State& state, M& m) {
   }
 }
 
+void BM_reference_monitor_check(benchmark::State& state) {
+  reference_monitor m = make_reference_monitor();
+  run_monitor(state, m);
+}
 void BM_default_monitor_check(benchmark::State& state) {
   default_monitor m;
   run_monitor(state, m);
 }
 void BM_filtered_out_debug_detector(benchmark::State& state) {
-  filtered m;  // with_debug::without<cat::debug>
+  filtered m = make_reference_monitor();  // with_debug::without<cat::debug>
   run_monitor(state, m);
 }
 void BM_debug_detector_gated_at_normal(benchmark::State& state) {
-  with_debug m;  // the heavy detector is held but sits out at NORMAL (a run-time branch)
+  const reporting each = reporting::every_check();
+  with_debug m(config(reference_config_options()), numerical_stability{}, lstm_bounds{}, ratio_bounds(5.0, 0.1, each),
+               value_function{}, entropy_floor(0.1, 0.3, each), kl_divergence(0.1, 0.5, each), gradient_drift{},
+               gradient_bounds(1e-7, 10.0, each), performance_degradation{},
+               heavy_debug_detector{});  // the heavy detector is held but sits out at NORMAL (a run-time branch)
   run_monitor(state, m);
 }
 
 }  // namespace
 
 BENCHMARK(BM_hand_written_if_chain);
+BENCHMARK(BM_reference_monitor_check);
 BENCHMARK(BM_default_monitor_check);
 BENCHMARK(BM_filtered_out_debug_detector);
 BENCHMARK(BM_debug_detector_gated_at_normal);

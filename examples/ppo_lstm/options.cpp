@@ -80,6 +80,8 @@ void run_options::validate() const {
   require(static_cast<unsigned>(level) <= 3u, where, "level", static_cast<unsigned>(level),
           "OFF, MINIMAL, NORMAL or DEBUG");
   require(epoch_updates >= 1, where, "epoch_updates", epoch_updates, ">= 1");
+  require(static_cast<unsigned>(detectors) <= 1u, where, "detectors", static_cast<unsigned>(detectors),
+          "simic or reference");
   for (const auto& inj : injections) {
     require(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
     require(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
@@ -94,6 +96,8 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --seed S           random seed (default 1)
   --events PATH      write every telemetry event as JSON lines to PATH
   --level LEVEL      OFF, MINIMAL, NORMAL or DEBUG (default NORMAL)
+  --detectors NAME   simic (default: noise-grounded, onset and clear) or
+                     reference (the reference telemetry's thresholds, every check)
   --profile DIR      write profiler traces and phase timings under DIR
   --inject KIND@U    inject a fault at update U (also KIND@U-V, KIND@U-); repeatable
                      kinds: )";
@@ -154,6 +158,16 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       } catch (const std::invalid_argument&) {
         fail("--level: unknown level '" + v + "'; valid: " + simic::detail::join_names(simic::level_names));
       }
+    } else if (a == "--detectors") {
+      const std::string& v = value();
+      bool known = false;
+      for (std::size_t k = 0; k < detector_preset_names.size(); ++k)
+        if (v == detector_preset_names[k]) {
+          o.detectors = static_cast<detector_preset>(k);
+          known = true;
+        }
+      if (!known)
+        fail("--detectors: unknown preset '" + v + "'; valid: " + simic::detail::join_names(detector_preset_names));
     } else if (a == "--inject") {
       o.injections.push_back(parse_injection(value()));
     } else if (a == "--epoch-updates") {

@@ -24,11 +24,14 @@ enum class fault : unsigned char {
   value_collapse,    // value_collapse (the critic's rollout estimates swamped by noise)
   lstm_explode,      // lstm_unhealthy (the LSTM cell state c <- 1e3 (c + 1) at the rollout's first step)
   reward_drop,       // performance_degradation (the environment pays no reward)
+  // slow faults: degradation that builds up over tens of updates
+  lr_ramp,           // the learning rate grows 5% per update while the fault lasts (x2.65 after 20)
+  reward_decay,      // the reward shrinks 1% per update while the fault lasts (-18% after 20)
 };
 
-inline constexpr std::array<std::string_view, 9> fault_names{
+inline constexpr std::array<std::string_view, 11> fault_names{
     "nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike",
-    "entropy-collapse", "value-collapse", "lstm-explode", "reward-drop"};
+    "entropy-collapse", "value-collapse", "lstm-explode", "reward-drop", "lr-ramp", "reward-decay"};
 
 constexpr std::string_view to_string(fault f) noexcept { return fault_names[static_cast<unsigned>(f)]; }
 
@@ -45,6 +48,13 @@ inline constexpr std::uint64_t until_end = ~std::uint64_t{0};
 // Parses KIND@U (update U only), KIND@U-V (U through V) or KIND@U- (U to the end).
 injection parse_injection(std::string_view spec);
 
+// Which detector configuration the trainer's monitor runs.
+enum class detector_preset : unsigned char {
+  simic,      // simic::default_monitor: noise-grounded detectors, onset and clear, critical escalates
+  reference,  // simic::make_reference_monitor(): the reference telemetry's thresholds and behaviour
+};
+inline constexpr std::array<std::string_view, 2> detector_preset_names{"simic", "reference"};
+
 struct run_options {
   // training
   std::uint64_t updates = 200;       // PPO updates (rollout + optimisation)
@@ -60,6 +70,7 @@ struct run_options {
   std::uint64_t seed = 1;
   int threads = 1;                   // at::set_num_threads
   // telemetry
+  detector_preset detectors = detector_preset::simic;
   simic::level level = simic::level::normal;
   std::uint32_t epoch_updates = 1;   // updates per epoch (monitor.tick() at each epoch end)
   std::uint32_t escalation_epochs = 5;

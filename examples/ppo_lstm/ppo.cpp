@@ -34,14 +34,21 @@ constexpr double reward_scale = 0.1;  // value targets stay O(10) on returns up 
 constexpr std::size_t return_window = 20;
 constexpr const char* head_name = "push";
 
+// Slow faults: growth of the learning rate and decay of the reward per update.
+constexpr double lr_ramp_growth = 1.05;
+constexpr double reward_decay_rate = 0.99;
+
 // The fault settings in force for one update.
 struct faults {
   bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
        entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false;
+  double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
+  double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
   static faults at(const std::vector<injection>& inj, std::uint64_t update) {
     faults f;
     for (const auto& i : inj) {
       if (!i.covers(update)) continue;
+      const double k = static_cast<double>(update - i.first + 1);
       switch (i.kind) {
         case fault::nan_grad: f.nan_grad = true; break;
         case fault::grad_explode: f.grad_explode = true; break;
@@ -52,6 +59,8 @@ struct faults {
         case fault::value_collapse: f.value_collapse = true; break;
         case fault::lstm_explode: f.lstm_explode = true; break;
         case fault::reward_drop: f.reward_drop = true; break;
+        case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
+        case fault::reward_decay: f.reward_factor *= std::pow(reward_decay_rate, k); break;
       }
     }
     return f;
@@ -85,10 +94,9 @@ bool all_finite(const std::vector<torch::Tensor>& ps) {
   return true;
 }
 
-}  // namespace
 
-run_summary run(const run_options& o) {
-  o.validate();
+template <class Monitor>
+run_summary run_with(const run_options& o) {
   run_summary sum;
   sum.events_path = o.events_path;
   sum.profile_dir = o.profile_dir;
@@ -102,7 +110,7 @@ run_summary run(const run_options& o) {
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5));
   const auto params = model->parameters();
 
-  telemetry tel(o, sum);
+  telemetry<Monitor> tel(o, sum);
 
   auto h = torch::zeros({E, H}), c = torch::zeros({E, H});
   auto keep = torch::zeros({E});  // 0: the next step starts an episode
@@ -116,7 +124,7 @@ run_summary run(const run_options& o) {
   for (std::uint64_t u = 1; u <= o.updates && !sum.stopped; ++u) {
     const faults f = faults::at(o.injections, u);
     tel.begin_update(u);
-    env.set_reward(f.reward_drop ? 0.0 : 1.0);
+    env.set_reward(f.reward_drop ? 0.0 : f.reward_factor);
 
     // ---- rollout -----------------------------------------------------------
     auto obs_buf = torch::empty({T, E, cartpole_vec::obs_dim});
@@ -194,7 +202,7 @@ run_summary run(const run_options& o) {
     const double rollout_ev = explained_variance(val_buf, ret_t);
 
     // ---- sequences for truncated BPTT: [L, S] with S = C * E -----------------
-    auto seq = [&](const torch::Tensor& x) {
+    auto seq = [&](const torch::Tensor& x) -> torch::Tensor {
       auto sizes = x.sizes().vec();
       std::vector<std::int64_t> v{C, L, E};
       v.insert(v.end(), sizes.begin() + 2, sizes.end());
@@ -203,12 +211,12 @@ run_summary run(const run_options& o) {
       w.insert(w.end(), sizes.begin() + 2, sizes.end());
       return y.reshape(w);
     };
-    const auto s_obs = seq(obs_buf), s_keep = seq(keep_buf), s_act = seq(act_buf), s_logp = seq(logp_buf),
+    const torch::Tensor s_obs = seq(obs_buf), s_keep = seq(keep_buf), s_act = seq(act_buf), s_logp = seq(logp_buf),
                s_adv = seq(adv_t), s_ret = seq(ret_t);
     const auto s_h0 = h0_buf.reshape({S, H}), s_c0 = c0_buf.reshape({S, H});
 
     // ---- optimisation --------------------------------------------------------
-    const double lr = f.lr_spike ? o.lr * lr_spike_factor : o.lr;
+    const double lr = (f.lr_spike ? o.lr * lr_spike_factor : o.lr) * f.lr_factor;
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
     const simic::training_progress progress(u, o.schedule());
     const bool epoch_end = u % o.epoch_updates == 0 || u == o.updates;
@@ -364,6 +372,13 @@ run_summary run(const run_options& o) {
   return sum;
 }
 
+}  // namespace
+
+run_summary run(const run_options& o) {
+  o.validate();
+  return o.detectors == detector_preset::reference ? run_with<reference_monitor_type>(o) : run_with<monitor_type>(o);
+}
+
 std::string describe(const run_summary& s) {
   std::string out;
   out += simic::detail::format("updates %llu, episodes %llu, mean return %.1f (best %.1f), %.1f s\n",
@@ -373,22 +388,17 @@ std::string describe(const run_summary& s) {
   out += simic::detail::format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
                                static_cast<unsigned long long>(s.optimizer_steps), s.skips.size(),
                                static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
-  out += "anomalies:";
-  bool any = false;
-  for (std::size_t k = 0; k < simic::anomaly_kind_names.size(); ++k) {
-    const auto n = s.count(static_cast<simic::anomaly_kind>(k));
-    if (n == 0) continue;
-    std::uint64_t first = 0;
-    for (const auto& a : s.anomalies)
-      if (a.kind == static_cast<simic::anomaly_kind>(k)) {
-        first = a.update;
-        break;
-      }
-    out += simic::detail::format("\n  %-24s x%zu (first at update %llu)", std::string(simic::anomaly_kind_names[k]).c_str(),
-                                 n, static_cast<unsigned long long>(first));
-    any = true;
+  out += simic::detail::format("anomalies: %zu critical, %zu warning", s.count(simic::severity::critical),
+                               s.count(simic::severity::warning));
+  std::vector<simic::anomaly_kind> kinds;  // in order of first report
+  for (const auto& a : s.anomalies)
+    if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) kinds.push_back(a.kind);
+  for (const simic::anomaly_kind k : kinds) {
+    const auto first = std::find_if(s.anomalies.begin(), s.anomalies.end(), [k](const auto& a) { return a.kind == k; });
+    out += simic::detail::format("\n  %-24s x%zu %-8s (first at update %llu)", std::string(simic::to_string(k)).c_str(),
+                                 s.count(k), std::string(simic::to_string(first->severity)).c_str(),
+                                 static_cast<unsigned long long>(first->update));
   }
-  if (!any) out += " none";
   out += "\n";
   if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
   if (!s.events_path.empty())

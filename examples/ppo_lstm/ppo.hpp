@@ -13,8 +13,10 @@
 
 namespace ppo_lstm {
 
-// The trainer's monitor: every detector simic ships.
+// The trainer's monitor: simic's defaults (--detectors simic), or the
+// reference preset (--detectors reference).
 using monitor_type = simic::default_monitor;
+using reference_monitor_type = simic::reference_monitor;
 
 // Exit codes of the command line.
 inline constexpr int exit_ok = 0;
@@ -37,6 +39,17 @@ struct anomaly_record {
   int step = 0;  // optimizer step within the update (0-based)
   simic::anomaly_kind kind{};
   std::string detail;
+  simic::severity severity = simic::severity::warning;
+  double value = simic::no_figure;
+  double threshold = simic::no_figure;
+};
+
+// A condition reported at its onset ended (after `duration` observations).
+struct clear_record {
+  std::uint64_t update = 0;
+  int step = 0;
+  simic::anomaly_kind kind{};
+  std::uint64_t duration = 0;
 };
 
 // The effective level changed: up to DEBUG on an anomaly, back at an epoch end.
@@ -86,6 +99,7 @@ struct run_summary {
   bool weights_finite = true;
   std::vector<update_record> updates;
   std::vector<anomaly_record> anomalies;
+  std::vector<clear_record> clears;
   std::vector<level_change> level_changes;
   std::vector<debug_record> debug;
   std::vector<skip_record> skips;
@@ -101,6 +115,11 @@ struct run_summary {
   std::size_t count(simic::anomaly_kind k) const {
     std::size_t n = 0;
     for (const auto& a : anomalies) n += a.kind == k;
+    return n;
+  }
+  std::size_t count(simic::severity s) const {
+    std::size_t n = 0;
+    for (const auto& a : anomalies) n += a.severity == s;
     return n;
   }
 };

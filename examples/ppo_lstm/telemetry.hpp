@@ -37,18 +37,14 @@
 
 namespace ppo_lstm {
 
-// PPO's per-minibatch gradient norms are heavy-tailed: on healthy CartPole
-// runs about 26% of steps lie more than 0.5 (relative) from their EMA and
-// about 1% more than 2.0 (docs/trainer.md). The trainer flags a norm beyond
-// 3x its EMA (or a health score that far from its own).
-inline constexpr double drift_threshold = 2.0;
-
+// Monitor is monitor_type (simic's defaults) or reference_monitor_type.
+template <class Monitor>
 class telemetry {
  public:
   telemetry(const run_options& o, run_summary& summary)
       : opts_(o),
         sum_(summary),
-        monitor_(make_monitor(o, static_cast<monitor_type::detectors_tuple*>(nullptr))),
+        monitor_(make_monitor(o, static_cast<typename Monitor::detectors_tuple*>(nullptr))),
         // Block rather than drop when the queue is full: a trainer's events are
         // few and the JSONL sink is fast; losing one would be worse than waiting.
         hub_(simic::hub_options{.capacity = 8192,
@@ -63,7 +59,7 @@ class telemetry {
   telemetry& operator=(const telemetry&) = delete;
   ~telemetry() { hub_.close(); }
 
-  monitor_type& monitor() noexcept { return monitor_; }
+  Monitor& monitor() noexcept { return monitor_; }
   simic::level level() const noexcept { return monitor_.effective_level(); }
   simic::phase_timers& timers() noexcept { return timers_; }
 
@@ -80,12 +76,12 @@ class telemetry {
     for (const simic::lstm_health_report& row : lstm_sensor_.measure_rows(h, c)) {
       const simic::lstm_signal l = row.signal();
       ++sum_.sensor_events["lstm_health"];
-      if (!lstm_ || (bounds_.healthy(*lstm_) && (!bounds_.healthy(l) || l.c_norm > lstm_->c_norm))) lstm_ = l;
+      if (!lstm_ || (healthy(*lstm_) && (!healthy(l) || l.c_norm > lstm_->c_norm))) lstm_ = l;
     }
   }
   // The LSTM figure of this update's rollout, handed to the first check.
   std::optional<simic::lstm_signal> take_lstm() {
-    if (lstm_) emit(simic::lstm_health_event{.lstm = *lstm_, .healthy = bounds_.healthy(*lstm_)});
+    if (lstm_) emit(simic::lstm_health_event{.lstm = *lstm_, .healthy = healthy(*lstm_)});
     return std::exchange(lstm_, std::nullopt);
   }
 
@@ -100,7 +96,6 @@ class telemetry {
   // Runs the monitor, emits what it said, records it in the summary.
   const simic::check_result& check(const simic::signals& s, int step, simic::update_metrics metrics) {
     const simic::level before = monitor_.effective_level();
-    const double perf_mean = monitor_.get<simic::performance_degradation>().rolling_mean();
     const simic::check_result& r = monitor_.check(s);
     ++sum_.checks;
     if (opts_.record_signals) {
@@ -120,18 +115,24 @@ class telemetry {
                                  .consecutive_skips = monitor_.responses().consecutive_skips,
                                  .total_skips = monitor_.responses().total_skips});
     std::string kinds;
+    for (const auto& c : r.report.clears()) {
+      sum_.clears.push_back({update_, step, c.kind, c.duration});
+      emit(simic::anomaly_clear_event{.kind = c.kind, .duration = c.duration, .value = c.value});
+    }
     for (const auto& a : r.report) {
-      sum_.anomalies.push_back({update_, step, a.kind, a.detail});
+      sum_.anomalies.push_back({update_, step, a.kind, a.detail, a.severity, a.value, a.threshold});
       ++update_anomalies_;
       if (update_kinds_.find(simic::to_string(a.kind)) == std::string::npos)
         update_kinds_ += (update_kinds_.empty() ? "" : ",") + std::string(simic::to_string(a.kind));
       ++epoch_anomalies_;
-      emit(simic::anomaly_event{.kind = a.kind, .detail = a.detail, .level_after = monitor_.effective_level()});
-      if (a.kind == simic::anomaly_kind::performance_degradation && s.performance)
-        emit(simic::performance_degradation_event{.current = *s.performance,
-                                                  .rolling_mean = perf_mean,
-                                                  .drop = (perf_mean - *s.performance) / std::abs(perf_mean),
-                                                  .threshold = simic::defaults::performance_drop});
+      emit(simic::anomaly_event::of(a, monitor_.effective_level()));
+      if (a.kind == simic::anomaly_kind::performance_degradation && a.baseline) {
+        const double base = *a.baseline, scale = std::abs(base);
+        emit(simic::performance_degradation_event{.current = a.value,
+                                                  .rolling_mean = base,
+                                                  .drop = (base - a.value) / scale,
+                                                  .threshold = (base - a.threshold) / scale});
+      }
       if (kinds.find(simic::to_string(a.kind)) == std::string::npos)
         kinds += (kinds.empty() ? "" : ",") + std::string(simic::to_string(a.kind));
     }
@@ -220,31 +221,39 @@ class telemetry {
     hub_.emit(update_, sum_.epochs + 1, std::move(payload));
   }
 
-  // Every detector type of monitor_type, default-constructed but for the
-  // trainer's own settings: a detector added to the monitor is held here
-  // without further edits (and the wiring test then asks for its signal).
-  template <class D>
-  static D make_detector() {
-    if constexpr (std::is_same_v<D, simic::gradient_drift>)
-      return D(drift_threshold);
-    else
-      return D{};
-  }
+  // Every detector type of the monitor, default-constructed (simic's
+  // defaults), or the reference preset: a detector added to monitor_type is
+  // held here without further edits (and the wiring test then asks for its
+  // signal).
   template <class... Ds>
-  static monitor_type make_monitor(const run_options& o, std::tuple<Ds...>*) {
-    return monitor_type(make_config(o), simic::skip_nonfinite_then_stop(o.effective_max_skips()), make_detector<Ds>()...);
+  static Monitor make_monitor(const run_options& o, std::tuple<Ds...>*) {
+    if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
+      return simic::make_reference_monitor(simic::reference_config_options(config_options(o)),
+                                           o.effective_max_skips());
+    else
+      return Monitor(simic::config(config_options(o)), simic::skip_nonfinite_then_stop(o.effective_max_skips()),
+                     Ds{}...);
   }
 
-  static simic::config make_config(const run_options& o) {
+  static simic::config_options config_options(const run_options& o) {
     simic::config_options c;
     c.configured = o.level;
     c.escalation_epochs = o.escalation_epochs;
-    return simic::config(c);
+    return c;
+  }
+
+  // The least healthy environment's state is the rollout's figure, judged by
+  // the LSTM detector the monitor holds.
+  bool healthy(const simic::lstm_signal& l) const {
+    if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
+      return monitor_.template get<simic::lstm_bounds>().healthy(l);
+    else
+      return monitor_.template get<simic::lstm_rms_bounds>().healthy(l);
   }
 
   const run_options& opts_;
   run_summary& sum_;
-  monitor_type monitor_;
+  Monitor monitor_;
   simic::hub hub_;
   simic::profiler profiler_;
   simic::phase_timers timers_;
@@ -252,7 +261,6 @@ class telemetry {
   simic::lstm_health_sensor<> lstm_sensor_{};
   simic::layer_gradient_sensor<> layer_sensor_{};
   simic::nan_inf_scanner<> scanner_{};
-  simic::lstm_bounds bounds_{};
   std::optional<simic::lstm_signal> lstm_;
   std::uint64_t update_ = 0;
   std::size_t update_anomalies_ = 0;
