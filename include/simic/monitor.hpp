@@ -26,6 +26,7 @@
 #include "simic/detect/gradient_drift.hpp"
 #include "simic/detect/gradient_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
+#include "simic/detect/kl_shift.hpp"
 #include "simic/detect/lstm_health.hpp"
 #include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
@@ -298,7 +299,7 @@ using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
 // judged against its own noise, each condition reported at its onset and its
 // clear, escalation and responses on critical anomalies (docs/detection.md).
 using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                                kl_divergence, gradient_shift, gradient_bounds, performance_drop>;
+                                kl_divergence, kl_shift, gradient_shift, gradient_bounds, performance_drop>;
 
 // The reference preset: the reference telemetry's detectors and thresholds,
 // reporting on every check and escalating on any anomaly, to reproduce its

@@ -25,7 +25,7 @@ signals with_norm(double norm, double health = 1.0) {
 // kept explicitly (not as bias-corrected EMAs), the CUSUM as written in the
 // header comment. Returns, per observation, whether the condition holds.
 struct reference_shift {
-  gradient_shift_options o;
+  log_shift_options o;
   std::vector<double> absorbed;  // values absorbed so far
   double up = 0.0, down = 0.0, last_mean = 0.0;
   bool step(double norm) {
@@ -63,7 +63,7 @@ TEST_CASE("gradient_shift follows an independent float64 model on noisy norms wi
   for (int i = 0; i < 120; ++i) norms.push_back(0.6 * std::exp(noise(rng)));  // back
   for (int i = 0; i < 40; ++i) norms.push_back(0.02 * std::exp(noise(rng)));  // /30: a shift down
   gradient_shift d;
-  reference_shift ref{gradient_shift_options{}};
+  reference_shift ref{log_shift_options{}};
   bool was = false;
   int onsets = 0, clears = 0;
   std::vector<std::size_t> onset_at;
@@ -101,7 +101,7 @@ TEST_CASE("gradient_shift follows an independent float64 model on noisy norms wi
 
 TEST_CASE("gradient_shift: nothing is judged during warm-up; just below and just above the bound") {
   gradient_shift_options o;
-  o.warmup = 5;
+  o.shift.warmup = 5;
   // A constant norm 1 during warm-up: mean 0, no variance, spread = floor.
   auto fresh = [&] {
     gradient_shift d(o);
@@ -114,10 +114,10 @@ TEST_CASE("gradient_shift: nothing is judged during warm-up; just below and just
     CHECK(observe(d, with_norm(1e6)).empty());  // the 5th is still warm-up, absorbed
   }
   // One step from a score of 0 crosses when z - slack > bound: z > 7.5, x > 0.75 (floor 0.1).
-  const double z_bound = o.slack + o.bound;
+  const double z_bound = o.shift.slack + o.shift.bound;
   gradient_shift below = fresh();
   CHECK(observe(below, with_norm(std::exp(0.1 * (z_bound - 1e-6)))).empty());
-  CHECK(below.up() == doctest::Approx(o.bound - 1e-6).epsilon(1e-9));
+  CHECK(below.up() == doctest::Approx(o.shift.bound - 1e-6).epsilon(1e-9));
   gradient_shift above = fresh();
   const anomaly_report r = observe(above, with_norm(std::exp(0.1 * (z_bound + 1e-6))));
   REQUIRE(r.size() == 1);
@@ -158,7 +158,7 @@ TEST_CASE("gradient_shift: non-finite and zero norms are not absorbed") {
 
 TEST_CASE("gradient_shift: health more than health_drop below its running mean") {
   gradient_shift_options o;
-  o.warmup = 3;
+  o.shift.warmup = 3;
   o.health_drop = 0.25;
   gradient_shift d(o);
   for (int i = 0; i < 3; ++i) observe(d, with_norm(1.0, 1.0));
@@ -180,7 +180,7 @@ TEST_CASE("gradient_shift: state round-trips; bad options and states are refused
   CHECK(e.state() == d.state());
   for (int i = 0; i < 5; ++i) CHECK(observe(d, with_norm(9.0)) == observe(e, with_norm(9.0)));
   auto st = d.state();
-  st.up = -1.0;
+  st.norm.up = -1.0;
   CHECK_THROWS_WITH_AS(e.load(st), doctest::Contains("up"), std::invalid_argument);
   st = d.state();
   st.norm_condition.active = 5;
@@ -190,11 +190,11 @@ TEST_CASE("gradient_shift: state round-trips; bad options and states are refused
     f(o);
     return o;
   };
-  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.bound = 0.0; })), doctest::Contains("bound"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.slack = -1.0; })), doctest::Contains("slack"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.floor = 0.0; })), doctest::Contains("floor"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.warmup = 1; })), doctest::Contains("warmup"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.momentum = 1.0; })), doctest::Contains("momentum"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.shift.bound = 0.0; })), doctest::Contains("bound"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.shift.slack = -1.0; })), doctest::Contains("slack"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.shift.floor = 0.0; })), doctest::Contains("floor"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.shift.warmup = 1; })), doctest::Contains("warmup"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.shift.momentum = 1.0; })), doctest::Contains("momentum"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.health_drop = 0.0; })), doctest::Contains("health_drop"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(gradient_shift(bad([](auto& o) { o.how.clear_after = 0; })), doctest::Contains("clear_after"), std::invalid_argument);
 }

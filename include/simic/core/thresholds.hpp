@@ -36,14 +36,14 @@ inline constexpr std::uint32_t performance_window = 10;
 inline constexpr std::uint32_t escalation_epochs = 5;
 inline constexpr std::uint32_t max_consecutive_skips = 5;
 
-// simic's defaults (detect/gradient_shift.hpp, performance_drop.hpp,
-// value_trend.hpp, lstm_rms_bounds.hpp)
-inline constexpr double shift_momentum = 0.99;    // running mean and spread of log gradient norm, per check
+// simic's defaults (core/log_shift.hpp for gradient_shift.hpp and
+// kl_shift.hpp; performance_drop.hpp, value_trend.hpp, lstm_rms_bounds.hpp)
+inline constexpr double shift_momentum = 0.99;    // running mean and spread of log(value), per check
 inline constexpr double shift_slack = 1.5;        // CUSUM allowance, in spreads
 inline constexpr double shift_bound = 6.0;        // CUSUM decision bound
 inline constexpr double shift_clip = 3.0;         // absorb at most 3 spreads from the mean
-inline constexpr double shift_floor = 0.1;        // least spread of log-norm
-inline constexpr std::uint32_t shift_warmup = 24; // norms absorbed before judging
+inline constexpr double shift_floor = 0.1;        // least spread of log(value)
+inline constexpr std::uint32_t shift_warmup = 24; // values absorbed before judging
 inline constexpr double health_drop = 0.25;       // gradient health below its running mean by this
 inline constexpr std::uint32_t drop_baseline = 20;  // performance figures in the baseline
 inline constexpr std::uint32_t drop_recent = 3;     // latest figures, judged by their median
