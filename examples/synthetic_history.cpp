@@ -10,14 +10,19 @@
 
 int main() {
   using namespace simic;
-  default_monitor m;  // every shipped detector, defaults of DESIGN.md
-  constexpr std::uint64_t updates = 60, updates_per_epoch = 2;
+  default_monitor m;  // every shipped detector, simic's defaults
+  // simic's models warm up on the first 24 checks, so the history starts with 30 healthy ones
+  constexpr std::uint64_t updates = 74, updates_per_epoch = 2;
+  constexpr std::uint64_t drift_at = 30, recover_at = 38, explode_at = 54, nan_at = 64;
   const head_entropy heads[] = {{"move", 0.8}, {"fire", 0.6}};
   std::map<std::string, int> seen;
 
   std::printf("%-7s %-9s %-10s %-8s %-10s %s\n", "update", "phase", "grad norm", "level", "response", "anomalies");
   for (std::uint64_t u = 0; u < updates; ++u) {
-    const char* phase = u < 16 ? "healthy" : u < 24 ? "drifting" : u < 40 ? "recovered" : "exploding";
+    const char* phase = u < drift_at     ? "healthy"
+                        : u < recover_at ? "drifting"
+                        : u < explode_at ? "recovered"
+                                         : "exploding";
     signals s;
     s.progress = training_progress(u + 1, updates);
     s.entropy = heads;
@@ -31,21 +36,21 @@ int main() {
     g.min_param_norm = 1e-3;
     g.max_param_norm = 0.5;
     g.parameters = 24;
-    if (u >= 16 && u < 24) g.total_norm *= 1.0 + 0.2 * static_cast<double>(u - 15);  // drifting up
-    if (u >= 40) {                                                             // exploding
+    if (u >= drift_at && u < recover_at) g.total_norm *= 1.0 + 0.2 * static_cast<double>(u - drift_at + 1);  // drifting
+    if (u >= explode_at) {  // exploding
       g.total_norm *= 10.0;
-      g.max_param_norm = 40.0 * static_cast<double>(u - 39);
+      g.max_param_norm = 40.0 * static_cast<double>(u - explode_at + 1);
       g.exploding = 3;
       s.approx_kl = 0.3;
       s.ratio_max = 7.5;
     }
-    if (u >= 50) {  // and finally NaN
+    if (u >= nan_at) {  // and finally NaN
       g.nan_count = 12;
       g.total_norm = std::nan("");
     }
     g.health = gradient_health(g.vanishing, g.exploding, g.parameters);
     s.gradients = g;
-    s.performance = u < 40 ? 150.0 + static_cast<double>(u) : 60.0;
+    s.performance = u < explode_at ? 150.0 + static_cast<double>(u) : 60.0;
 
     const check_result& r = m.check(s);
     std::string kinds;

@@ -26,7 +26,6 @@
 #include "simic/detect/gradient_drift.hpp"
 #include "simic/detect/gradient_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
-#include "simic/detect/kl_shift.hpp"
 #include "simic/detect/lstm_health.hpp"
 #include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
@@ -299,7 +298,7 @@ using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
 // judged against its own noise, each condition reported at its onset and its
 // clear, escalation and responses on critical anomalies (docs/detection.md).
 using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                                kl_divergence, kl_shift, gradient_shift, gradient_bounds, performance_drop>;
+                                kl_divergence, gradient_shift, gradient_bounds, performance_drop>;
 
 // The reference preset: the reference telemetry's detectors and thresholds,
 // reporting on every check and escalating on any anomaly, to reproduce its
@@ -322,7 +321,8 @@ inline reference_monitor make_reference_monitor(const config_options& o = refere
                            numerical_stability{}, lstm_bounds{},
                            ratio_bounds(defaults::ratio_explosion, defaults::ratio_collapse, each), value_function{},
                            entropy_floor(defaults::entropy_collapse, defaults::entropy_low, each),
-                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each), gradient_drift{},
+                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each, std::nullopt),
+                           gradient_drift{},
                            gradient_bounds(defaults::grad_vanishing, defaults::grad_exploding, each),
                            performance_degradation{});
 }

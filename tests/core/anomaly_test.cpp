@@ -9,7 +9,7 @@
 
 using namespace simic;
 
-TEST_CASE("every kind has the DESIGN.md name and round-trips") {
+TEST_CASE("every built-in kind has its reference name and round-trips") {
   const char* expected[] = {"ratio_explosion",     "ratio_collapse",        "value_collapse",
                             "numerical_instability", "entropy_collapse",     "entropy_low",
                             "kl_spike",            "kl_extreme",            "gradient_norm_drift",

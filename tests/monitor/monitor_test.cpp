@@ -87,7 +87,9 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
 TEST_CASE("both presets hold a detector for every signal and are quiet on healthy updates") {
   default_monitor m;
   reference_monitor ref = make_reference_monitor();
-  static_assert(default_monitor::size == 10 && reference_monitor::size == 9);
+  static_assert(default_monitor::size == 9 && reference_monitor::size == 9);
+  CHECK(m.get<kl_divergence>().shift_rule());
+  CHECK_FALSE(ref.get<kl_divergence>().shift_rule());
   for (std::uint64_t u = 0; u < 50; ++u) {
     const auto& r = m.check(healthy(u));
     CHECK(r.report.empty());
@@ -331,7 +333,7 @@ TEST_CASE("a bad state is refused whole") {
   for (std::uint64_t u = 0; u < 5; ++u) m.check(healthy(u));
   const auto keep = m.state();
   auto bad = keep;
-  std::get<7>(bad.detectors).norm.log_value.mean_raw = std::numeric_limits<double>::quiet_NaN();  // gradient_shift
+  std::get<6>(bad.detectors).norm.log_value.mean_raw = std::numeric_limits<double>::quiet_NaN();  // gradient_shift
   bad.escalation_left = 1;
   CHECK_THROWS_AS(m.load(bad), std::invalid_argument);
   CHECK(m.state() == keep);
@@ -346,10 +348,10 @@ TEST_CASE("state visit names every field once") {
   auto st = m.state();
   std::vector<std::string> names;
   st.visit([&](const char* n, auto&) { names.emplace_back(n); });
-  CHECK(std::find(names.begin(), names.end(), "detector.7.norm.log_value.mean_raw") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.9.figures") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.9.condition.active") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.6.kl.up") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.6.norm.log_value.mean_raw") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.8.figures") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.8.condition.active") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.5.shift.up") != names.end());
   CHECK(std::find(names.begin(), names.end(), "response.consecutive_skips") != names.end());
   CHECK(std::find(names.begin(), names.end(), "config.escalation_left") != names.end());
   std::sort(names.begin(), names.end());

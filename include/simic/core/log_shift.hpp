@@ -1,6 +1,6 @@
 // A sustained shift of a positive, heavy-tailed signal (a gradient norm, an
-// approximate KL) against its own noise: the model gradient_shift and
-// kl_shift share.
+// approximate KL) against its own noise: the model of gradient_shift and of
+// kl_divergence's shift rule.
 //
 // x = log(value): such signals are multiplicative, and their logarithm is
 // close to symmetric. An exponentially weighted mean and spread of x

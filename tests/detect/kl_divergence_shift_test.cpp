@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "detect_support.hpp"
-#include "simic/detect/kl_shift.hpp"
+#include "simic/detect/kl_divergence.hpp"
 
 using namespace simic;
 using namespace simic::test;
@@ -19,10 +19,10 @@ signals kl(double v) {
 }
 }  // namespace
 
-TEST_CASE("kl_shift: a hundredfold KL under the fixed bound is a kl_spike; the settled noise is not") {
+TEST_CASE("kl_divergence shift rule: a fiftyfold KL under the fixed bound is a kl_spike; the settled noise is not") {
   std::mt19937_64 rng(3);
   std::normal_distribution<double> noise(0.0, 0.8);  // healthy KL spans orders of magnitude
-  kl_shift d;
+  kl_divergence d;
   for (int i = 0; i < 400; ++i) CHECK(observe(d, kl(1e-3 * std::exp(noise(rng)))).empty());
   // 0.05 is far under kl_divergence's 0.1, and some 50x the running level
   anomaly_report r;
@@ -43,43 +43,50 @@ TEST_CASE("kl_shift: a hundredfold KL under the fixed bound is a kl_spike; the s
   CHECK(observe(d, kl(0.05)).empty());  // held: once
 }
 
-TEST_CASE("kl_shift: only upward shifts; zero, negative and non-finite KL are not absorbed") {
-  kl_shift d;
+TEST_CASE("kl_divergence shift rule: only upward shifts; zero, negative and non-finite KL are not absorbed") {
+  kl_divergence d;
   for (int i = 0; i < 100; ++i) observe(d, kl(1e-2));
   for (int i = 0; i < 50; ++i) CHECK(observe(d, kl(1e-6)).empty());  // far below: smaller steps, no fault
-  const auto steps = d.log_kl().steps();
+  const auto steps = d.shift()->log_value().steps();
   for (double bad : {0.0, -1e-3, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()})
-    CHECK(observe(d, kl(bad)).empty());
-  CHECK(d.log_kl().steps() == steps);
+    CHECK_FALSE(observe(d, kl(bad)).has(anomaly_kind::kl_spike));  // (inf is kl_extreme, by the fixed bound)
+  CHECK(d.shift()->log_value().steps() == steps);
   CHECK(observe(d, signals{}).empty());
 }
 
-TEST_CASE("kl_shift: just below and just above one step's bound, from a settled constant") {
-  kl_shift_options o;
-  o.shift.warmup = 4;
+TEST_CASE("kl_divergence shift rule: just below and just above one step's bound, from a settled constant") {
+  log_shift_options o;
+  o.warmup = 4;
   auto fresh = [&] {
-    kl_shift d(o);
+    kl_divergence d(0.1, 0.5, {}, o);
     for (int i = 0; i < 4; ++i) observe(d, kl(1e-3));
     return d;
   };
   // constant history: spread = floor 0.1; one step crosses when z > slack + bound = 7.5
-  kl_shift below = fresh();
+  kl_divergence below = fresh();
   CHECK(observe(below, kl(1e-3 * std::exp(0.1 * (7.5 - 1e-6)))).empty());
-  kl_shift above = fresh();
+  kl_divergence above = fresh();
   CHECK(observe(above, kl(1e-3 * std::exp(0.1 * (7.5 + 1e-6)))).has(anomaly_kind::kl_spike));
 }
 
-TEST_CASE("kl_shift: state round-trips; bad options are refused") {
-  kl_shift d;
+TEST_CASE("kl_divergence shift rule: state round-trips; bad options are refused") {
+  kl_divergence d;
   for (int i = 0; i < 30; ++i) observe(d, kl(1e-3 * (1 + i % 3)));
-  kl_shift e;
+  kl_divergence e;
   e.load(d.state());
   CHECK(e.state() == d.state());
   CHECK(observe(d, kl(0.5)) == observe(e, kl(0.5)));
   auto st = d.state();
-  st.kl.up = std::nan("");
+  st.shift.up = std::nan("");
   CHECK_THROWS_WITH_AS(e.load(st), doctest::Contains("up"), std::invalid_argument);
-  kl_shift_options o;
-  o.shift.bound = -1.0;
-  CHECK_THROWS_WITH_AS(kl_shift{o}, doctest::Contains("simic::kl_shift: bound"), std::invalid_argument);
+  log_shift_options o;
+  o.bound = -1.0;
+  CHECK_THROWS_WITH_AS(kl_divergence(0.1, 0.5, {}, o), doctest::Contains("simic::kl_divergence: bound"),
+                       std::invalid_argument);
+  // without the rule (the reference preset) nothing is modelled
+  kl_divergence plain(0.1, 0.5, reporting::every_check(), std::nullopt);
+  CHECK(plain.shift() == nullptr);
+  for (int i = 0; i < 100; ++i) observe(plain, kl(1e-4));
+  CHECK(observe(plain, kl(0.05)).empty());
+  CHECK(plain.state().shift == log_shift_state{});
 }
