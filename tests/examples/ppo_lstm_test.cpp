@@ -462,8 +462,29 @@ TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with t
   CHECK(ok.options.injections[1].kind == fault::lstm_explode);
   CHECK(ok.options.injections[1].last == 6);
   CHECK(ok.options.events_path == "e.jsonl");
+  CHECK(message([] { parse_command_line({"--detectors", "strict"}); }).find("valid: simic, reference") !=
+        std::string::npos);
+  CHECK(parse_command_line({"--detectors", "reference"}).options.detectors == detector_preset::reference);
+  CHECK(parse_command_line({}).options.detectors == detector_preset::simic);
   // run() validates too, before anything runs.
   run_options bad = small_run();
   bad.minibatches = 0;
   CHECK(message([&] { run(bad); }).find("minibatches") != std::string::npos);
+}
+
+TEST_CASE("--detectors reference runs the reference preset: every check, relative drift, escalation on warnings") {
+  run_options o = small_run(30);
+  o.detectors = detector_preset::reference;
+  const run_summary ref = run(o);
+  const run_summary& simic_run = healthy_run();  // the same seed with simic's defaults (44 updates)
+  // The reference's relative drift bound (0.5) flags PPO's heavy-tailed minibatch norms on most updates;
+  // simic's defaults flag no warning-level drift that often, and no critical anomaly at all.
+  CHECK(ref.count(anomaly_kind::gradient_norm_drift) > 20);
+  CHECK(simic_run.count(anomaly_kind::gradient_norm_drift) <= 2);
+  CHECK(simic_run.count(simic::severity::critical) == 0);
+  // any anomaly escalates in the reference preset
+  std::size_t escalated = 0;
+  for (const auto& u : ref.updates) escalated += u.level == level::debug;
+  CHECK(escalated > 15);
+  for (const auto& a : ref.anomalies) CHECK_FALSE(std::isnan(a.value));
 }
