@@ -321,8 +321,7 @@ inline reference_monitor make_reference_monitor(const config_options& o = refere
                            numerical_stability{}, lstm_bounds{},
                            ratio_bounds(defaults::ratio_explosion, defaults::ratio_collapse, each), value_function{},
                            entropy_floor(defaults::entropy_collapse, defaults::entropy_low, each),
-                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each, std::nullopt),
-                           gradient_drift{},
+                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each), gradient_drift{},
                            gradient_bounds(defaults::grad_vanishing, defaults::grad_exploding, each),
                            performance_degradation{});
 }

@@ -1,6 +1,6 @@
-// A sustained shift of a positive, heavy-tailed signal (a gradient norm, an
-// approximate KL) against its own noise: the model of gradient_shift and of
-// kl_divergence's shift rule.
+// A sustained shift of a positive, heavy-tailed signal (a gradient norm)
+// against its own noise: gradient_shift's model, kept apart so that another
+// multiplicative signal can use it.
 //
 // x = log(value): such signals are multiplicative, and their logarithm is
 // close to symmetric. An exponentially weighted mean and spread of x

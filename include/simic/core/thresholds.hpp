@@ -36,9 +36,8 @@ inline constexpr std::uint32_t performance_window = 10;
 inline constexpr std::uint32_t escalation_epochs = 5;
 inline constexpr std::uint32_t max_consecutive_skips = 5;
 
-// simic's defaults (core/log_shift.hpp for gradient_shift.hpp and
-// kl_divergence.hpp's shift rule; performance_drop.hpp, value_trend.hpp,
-// lstm_rms_bounds.hpp)
+// simic's defaults (core/log_shift.hpp for gradient_shift.hpp;
+// performance_drop.hpp, value_trend.hpp, lstm_rms_bounds.hpp)
 inline constexpr double shift_momentum = 0.99;    // running mean and spread of log(value), per check
 inline constexpr double shift_slack = 1.5;        // CUSUM allowance, in spreads
 inline constexpr double shift_bound = 6.0;        // CUSUM decision bound
