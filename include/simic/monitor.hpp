@@ -21,6 +21,7 @@
 #include "simic/core/level.hpp"
 #include "simic/core/response.hpp"
 #include "simic/core/signals.hpp"
+#include "simic/core/state.hpp"
 #include "simic/detect/entropy.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/detect/gradient_drift.hpp"
@@ -148,7 +149,7 @@ class basic_monitor {
     template <class V>
     void visit(V&& v) {
       visit_detectors(v, std::index_sequence_for<Ds...>{});
-      response.visit([&](const char* n, auto& f) { v((std::string("response.") + n).c_str(), f); });
+      detail::visit_nested(v, "response.", response);
       v("config.escalation_left", escalation_left);
       v("monitor.checks", checks);
     }
@@ -156,10 +157,7 @@ class basic_monitor {
    private:
     template <class V, std::size_t... I>
     void visit_detectors(V& v, std::index_sequence<I...>) {
-      (std::get<I>(detectors).visit([&](const char* n, auto& f) {
-        v(("detector." + std::to_string(I) + "." + n).c_str(), f);
-      }),
-       ...);
+      (detail::visit_nested(v, "detector." + std::to_string(I) + ".", std::get<I>(detectors)), ...);
     }
   };
 

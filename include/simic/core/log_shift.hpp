@@ -25,6 +25,7 @@
 #include "simic/core/error.hpp"
 #include "simic/core/moments.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -54,7 +55,7 @@ struct log_shift_state {
   friend bool operator==(const log_shift_state&, const log_shift_state&) = default;
   template <class V>
   void visit(V&& v) {
-    log_value.visit([&](const char* n, auto& f) { v((std::string("log_value.") + n).c_str(), f); });
+    detail::visit_nested(v, "log_value.", log_value);
     v("up", up);
     v("down", down);
   }

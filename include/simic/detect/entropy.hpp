@@ -13,6 +13,7 @@
 #include "simic/core/condition.hpp"
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
+#include "simic/core/state.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {
@@ -30,9 +31,8 @@ class entropy_floor {
     template <class V>
     void visit(V&& v) {
       for (std::size_t i = 0; i < tracked_heads; ++i) {
-        const std::string c = "collapse." + std::to_string(i) + ".", l = "low." + std::to_string(i) + ".";
-        collapse[i].visit([&](const char* n, auto& f) { v((c + n).c_str(), f); });
-        low[i].visit([&](const char* n, auto& f) { v((l + n).c_str(), f); });
+        detail::visit_nested(v, "collapse." + std::to_string(i) + ".", collapse[i]);
+        detail::visit_nested(v, "low." + std::to_string(i) + ".", low[i]);
       }
     }
   };

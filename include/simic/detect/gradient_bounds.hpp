@@ -12,6 +12,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -26,8 +27,8 @@ class gradient_bounds {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      vanishing.visit([&](const char* n, auto& f) { v((std::string("vanishing.") + n).c_str(), f); });
-      exploding.visit([&](const char* n, auto& f) { v((std::string("exploding.") + n).c_str(), f); });
+      detail::visit_nested(v, "vanishing.", vanishing);
+      detail::visit_nested(v, "exploding.", exploding);
     }
   };
 

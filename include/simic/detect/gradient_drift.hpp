@@ -10,6 +10,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -25,8 +26,8 @@ class basic_gradient_drift {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      norm.visit([&](const char* n, auto& f) { v((std::string("norm.") + n).c_str(), f); });
-      health.visit([&](const char* n, auto& f) { v((std::string("health.") + n).c_str(), f); });
+      detail::visit_nested(v, "norm.", norm);
+      detail::visit_nested(v, "health.", health);
     }
   };
 

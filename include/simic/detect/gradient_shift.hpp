@@ -22,6 +22,7 @@
 #include "simic/core/moments.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -44,10 +45,10 @@ class gradient_shift {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      norm.visit([&](const char* n, auto& f) { v((std::string("norm.") + n).c_str(), f); });
-      health.visit([&](const char* n, auto& f) { v((std::string("health.") + n).c_str(), f); });
-      norm_condition.visit([&](const char* n, auto& f) { v((std::string("norm_condition.") + n).c_str(), f); });
-      health_condition.visit([&](const char* n, auto& f) { v((std::string("health_condition.") + n).c_str(), f); });
+      detail::visit_nested(v, "norm.", norm);
+      detail::visit_nested(v, "health.", health);
+      detail::visit_nested(v, "norm_condition.", norm_condition);
+      detail::visit_nested(v, "health_condition.", health_condition);
     }
   };
 

@@ -9,6 +9,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -23,8 +24,8 @@ class kl_divergence {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      spike.visit([&](const char* n, auto& f) { v((std::string("spike.") + n).c_str(), f); });
-      extreme.visit([&](const char* n, auto& f) { v((std::string("extreme.") + n).c_str(), f); });
+      detail::visit_nested(v, "spike.", spike);
+      detail::visit_nested(v, "extreme.", extreme);
     }
   };
 

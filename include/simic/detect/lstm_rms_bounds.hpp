@@ -17,6 +17,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -30,7 +31,7 @@ class lstm_rms_bounds {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      condition.visit([&](const char* n, auto& f) { v((std::string("condition.") + n).c_str(), f); });
+      detail::visit_nested(v, "condition.", condition);
     }
   };
 

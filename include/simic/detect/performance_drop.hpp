@@ -37,6 +37,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -88,7 +89,7 @@ class performance_drop {
     template <class V>
     void visit(V&& v) {
       v("figures", figures);
-      condition.visit([&](const char* n, auto& f) { v((std::string("condition.") + n).c_str(), f); });
+      detail::visit_nested(v, "condition.", condition);
     }
   };
 

@@ -8,6 +8,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -22,8 +23,8 @@ class ratio_bounds {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      explosion.visit([&](const char* n, auto& f) { v((std::string("explosion.") + n).c_str(), f); });
-      collapse.visit([&](const char* n, auto& f) { v((std::string("collapse.") + n).c_str(), f); });
+      detail::visit_nested(v, "explosion.", explosion);
+      detail::visit_nested(v, "collapse.", collapse);
     }
   };
 

@@ -24,6 +24,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/core/state.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -48,9 +49,9 @@ class value_trend {
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
-      fast.visit([&](const char* n, auto& f) { v((std::string("fast.") + n).c_str(), f); });
-      slow.visit([&](const char* n, auto& f) { v((std::string("slow.") + n).c_str(), f); });
-      condition.visit([&](const char* n, auto& f) { v((std::string("condition.") + n).c_str(), f); });
+      detail::visit_nested(v, "fast.", fast);
+      detail::visit_nested(v, "slow.", slow);
+      detail::visit_nested(v, "condition.", condition);
     }
   };
 

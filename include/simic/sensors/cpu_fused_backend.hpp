@@ -4,7 +4,7 @@
 // intrinsics in functions compiled for that target only, chosen at run time
 // (__builtin_cpu_supports), with a scalar loop as fallback: no special
 // compile flags are needed, and plain loops do not vectorise under strict
-// floating point (DESIGN.md, performance model).
+// floating point (docs/sensors.md).
 //
 // Accuracy: each 8-lane float32 accumulator takes at most 64 values before it
 // is added to float64 totals, so long sums are float64 sums of short float32

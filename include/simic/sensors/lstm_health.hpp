@@ -1,7 +1,8 @@
 // LSTM state health from (h, c): L2 norms, max |x| (over non-NaN elements),
 // NaN / Inf flags; one read of each, one device->host transfer. healthy()
-// applies DESIGN.md's bounds through the detector itself (lstm_bounds), so
-// sensor and detector cannot disagree.
+// applies the reference preset's norm bounds through its detector itself
+// (lstm_bounds), so sensor and detector cannot disagree; simic's default
+// judges signal() with lstm_rms_bounds (docs/detection.md).
 //
 //   signals.lstm = simic::lstm_health_sensor<>{}.measure(h, c).signal();
 #pragma once
