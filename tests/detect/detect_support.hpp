@@ -1,10 +1,13 @@
 // Helpers shared by the detector tests.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "simic/core/anomaly.hpp"
+#include "simic/core/log_shift.hpp"
 #include "simic/core/signals.hpp"
 
 namespace simic::test {
@@ -29,4 +32,53 @@ inline gradient_signal grads(double total, double min_norm, double max_norm, std
   return g;
 }
 
+// An independent float64 model of core/log_shift.hpp (gradient_shift's norm
+// rule, update_shift's ratio rule): weighted sums kept explicitly (not as
+// bias-corrected EMAs), the CUSUM as written in the header comment. Returns,
+// per observation, whether the condition holds.
+struct reference_shift {
+  log_shift_options o;
+  std::vector<double> absorbed;  // values absorbed so far (clipped)
+  std::vector<double> raw;       // every log value, for the rise rule's fast mean
+  double up = 0.0, down = 0.0, last_mean = 0.0, fast = 0.0, level = 0.0;
+  bool rising = false;
+  static double weighted_mean(const std::vector<double>& xs, double momentum) {
+    double w = 0.0, s = 0.0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const double wi = std::pow(momentum, static_cast<double>(xs.size() - 1 - i));
+      w += wi;
+      s += wi * xs[i];
+    }
+    return s / w;
+  }
+  bool step(double value) {
+    const double x = std::log(value);
+    raw.push_back(x);
+    if (absorbed.size() < o.warmup) {
+      absorbed.push_back(x);
+      return false;
+    }
+    double w = 0.0, s = 0.0, q = 0.0;
+    const std::size_t n = absorbed.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const double wi = std::pow(o.momentum, static_cast<double>(n - 1 - i));
+      w += wi;
+      s += wi * absorbed[i];
+      q += wi * absorbed[i] * absorbed[i];
+    }
+    const double mean = s / w, var = std::max(0.0, q / w - mean * mean);
+    last_mean = mean;
+    const double spread = std::sqrt(var + o.floor * o.floor);
+    const double z = (x - mean) / spread;
+    up = std::max(0.0, up + z - o.slack);
+    down = std::max(0.0, down - z - o.slack);
+    absorbed.push_back(std::clamp(x, mean - o.clip * spread, mean + o.clip * spread));
+    // the rise rule, once the running mean spans 1 / (1 - momentum) values
+    fast = weighted_mean(raw, o.rise_momentum);
+    level = weighted_mean(absorbed, o.momentum);
+    rising = static_cast<double>(absorbed.size()) >= std::max<double>(o.warmup, std::ceil(1.0 / (1.0 - o.momentum))) &&
+             fast - level > o.rise;
+    return up > o.bound || down > o.bound || rising;
+  }
+};
 }  // namespace simic::test

@@ -21,37 +21,6 @@ signals with_norm(double norm, double health = 1.0) {
   return s;
 }
 
-// An independent float64 model of gradient_shift's norm rule: weighted sums
-// kept explicitly (not as bias-corrected EMAs), the CUSUM as written in the
-// header comment. Returns, per observation, whether the condition holds.
-struct reference_shift {
-  log_shift_options o;
-  std::vector<double> absorbed;  // values absorbed so far
-  double up = 0.0, down = 0.0, last_mean = 0.0;
-  bool step(double norm) {
-    const double x = std::log(norm);
-    if (absorbed.size() < o.warmup) {
-      absorbed.push_back(x);
-      return false;
-    }
-    double w = 0.0, s = 0.0, q = 0.0;
-    const std::size_t n = absorbed.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const double wi = std::pow(o.momentum, static_cast<double>(n - 1 - i));
-      w += wi;
-      s += wi * absorbed[i];
-      q += wi * absorbed[i] * absorbed[i];
-    }
-    const double mean = s / w, var = std::max(0.0, q / w - mean * mean);
-    last_mean = mean;
-    const double spread = std::sqrt(var + o.floor * o.floor);
-    const double z = (x - mean) / spread;
-    up = std::max(0.0, up + z - o.slack);
-    down = std::max(0.0, down - z - o.slack);
-    absorbed.push_back(std::clamp(x, mean - o.clip * spread, mean + o.clip * spread));
-    return up > o.bound || down > o.bound;
-  }
-};
 }  // namespace
 
 TEST_CASE("gradient_shift follows an independent float64 model on noisy norms with a step up and a step down") {

@@ -15,11 +15,19 @@
 // absorbed clipped, so a fault does not become the new normal at once (the
 // mean still follows a lasting change, with the momentum's time constant).
 // The first `warmup` values only build the model.
+//
+// A steady ramp keeps z nearly constant (the mean follows it, and the spread
+// grows with it), so the CUSUM can miss it for good. The optional rise rule
+// sees it: a fast exponentially weighted mean of x (momentum `rise_momentum`,
+// unclipped) more than `rise` above the running mean. It judges once the
+// running mean spans its time constant, 1 / (1 - momentum) values; `rise` =
+// inf (the default) turns it off.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "simic/core/error.hpp"
@@ -37,6 +45,13 @@ struct log_shift_options {
   double clip = defaults::shift_clip;          // absorb at most this many spreads from the mean
   double floor = defaults::shift_floor;        // least spread of log(value) (a constant has none)
   std::uint32_t warmup = defaults::shift_warmup;  // values absorbed before any judgement
+  double rise = std::numeric_limits<double>::infinity();  // rise rule bound, in log units; inf: off
+  double rise_momentum = defaults::shift_rise_momentum;    // of the rise rule's fast mean
+
+  // Values absorbed before the rise rule judges: the running mean's time constant.
+  std::uint64_t rise_warmup() const noexcept {
+    return std::max<std::uint64_t>(warmup, static_cast<std::uint64_t>(std::ceil(1.0 / (1.0 - momentum))));
+  }
 
   void validate(const char* where) const {
     detail::require(momentum > 0.0 && momentum < 1.0, where, "momentum", momentum, "(0, 1)");
@@ -45,17 +60,21 @@ struct log_shift_options {
     detail::require(clip > 0.0, where, "clip", clip, "(0, inf]");
     detail::require(floor > 0.0 && std::isfinite(floor), where, "floor", floor, "(0, inf)");
     detail::require(warmup >= 2, where, "warmup", warmup, ">= 2");
+    detail::require(rise > 0.0, where, "rise", rise, "(0, inf]");
+    detail::require(rise_momentum > 0.0 && rise_momentum < 1.0, where, "rise_momentum", rise_momentum, "(0, 1)");
   }
 };
 
 struct log_shift_state {
   moments_state log_value;
+  moments_state fast;
   double up = 0.0;
   double down = 0.0;
   friend bool operator==(const log_shift_state&, const log_shift_state&) = default;
   template <class V>
   void visit(V&& v) {
     detail::visit_nested(v, "log_value.", log_value);
+    detail::visit_nested(v, "fast.", fast);
     v("up", up);
     v("down", down);
   }
@@ -70,11 +89,12 @@ class log_shift {
     double spread = 0.0;  // sqrt(variance + floor^2), before this value
   };
 
-  explicit log_shift(const log_shift_options& o) : o_(o), moments_(o.momentum) {}
+  explicit log_shift(const log_shift_options& o) : o_(o), moments_(o.momentum), fast_(o.rise_momentum) {}
 
   // Absorbs a finite value > 0 (the caller refuses others) and updates the CUSUM.
   step add(double value) noexcept {
     const double x = std::log(value);
+    fast_.add(x);
     if (moments_.steps() < o_.warmup) {
       moments_.add(x);
       return {};
@@ -89,6 +109,11 @@ class log_shift {
 
   bool up_shift() const noexcept { return up_ > o_.bound; }
   bool down_shift() const noexcept { return down_ > o_.bound; }
+  // The rise rule: the fast mean more than `rise` above the running mean.
+  bool rising() const noexcept {
+    return moments_.steps() >= o_.rise_warmup() && fast_.mean() - moments_.mean() > o_.rise;
+  }
+  const ew_moments& fast() const noexcept { return fast_; }
   double up() const noexcept { return up_; }
   double down() const noexcept { return down_; }
   const ew_moments& log_value() const noexcept { return moments_; }
@@ -98,14 +123,16 @@ class log_shift {
     return std::exp(s.mean + (upwards ? 1.0 : -1.0) * (o_.slack + o_.bound) * s.spread);
   }
 
-  log_shift_state state() const { return {moments_.state(), up_, down_}; }
+  log_shift_state state() const { return {moments_.state(), fast_.state(), up_, down_}; }
   void load(const log_shift_state& st) {
     constexpr auto where = "simic::log_shift::load";
     detail::require(std::isfinite(st.up) && st.up >= 0.0, where, "up", st.up, "a finite number >= 0");
     detail::require(std::isfinite(st.down) && st.down >= 0.0, where, "down", st.down, "a finite number >= 0");
-    ew_moments m = moments_;
+    ew_moments m = moments_, f = fast_;
     m.load(st.log_value);
+    f.load(st.fast);
     moments_ = m;
+    fast_ = f;
     up_ = st.up;
     down_ = st.down;
   }
@@ -113,6 +140,7 @@ class log_shift {
  private:
   log_shift_options o_;
   ew_moments moments_;
+  ew_moments fast_;
   double up_ = 0.0;
   double down_ = 0.0;
 };

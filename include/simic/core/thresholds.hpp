@@ -44,6 +44,13 @@ inline constexpr double shift_bound = 6.0;        // CUSUM decision bound
 inline constexpr double shift_clip = 3.0;         // absorb at most 3 spreads from the mean
 inline constexpr double shift_floor = 0.1;        // least spread of log(value)
 inline constexpr std::uint32_t shift_warmup = 24; // values absorbed before judging
+inline constexpr double shift_rise_momentum = 0.96;  // the rise rule's fast mean (25 values)
+// update_shift: the update ratio is steadier than the gradient norm, and
+// healthy training moves it slowly (Adam's steps shrink as the policy settles)
+inline constexpr double update_shift_momentum = 0.995;  // per check
+inline constexpr double update_shift_slack = 2.0;       // in spreads
+inline constexpr double update_shift_floor = 0.15;      // least spread of log(ratio)
+inline constexpr double update_shift_rise = 0.4;        // the ratio's recent level 1.5x its running level
 inline constexpr double health_drop = 0.25;       // gradient health below its running mean by this
 inline constexpr std::uint32_t drop_baseline = 20;  // performance figures in the baseline
 inline constexpr std::uint32_t drop_recent = 3;     // latest figures, judged by their median

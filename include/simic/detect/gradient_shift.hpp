@@ -7,8 +7,8 @@
 // while the gradient-health score (0..1) is more than `health_drop` below its
 // own running mean.
 //
-// Non-finite and zero norms are not absorbed: numerical_stability and
-// gradient_bounds report those.
+// Non-finite and zero norms are not absorbed (core/shift_condition.hpp):
+// numerical_stability and gradient_bounds report those.
 #pragma once
 
 #include <cmath>
@@ -20,6 +20,7 @@
 #include "simic/core/format.hpp"
 #include "simic/core/log_shift.hpp"
 #include "simic/core/moments.hpp"
+#include "simic/core/shift_condition.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/core/state.hpp"
@@ -53,32 +54,34 @@ class gradient_shift {
   };
 
   explicit gradient_shift(const gradient_shift_options& o = {})
-      : o_(validated(o)), norm_(o.shift), health_(o.shift.momentum) {}
+      : o_(validated(o)),
+        norm_(o.shift, anomaly_kind::gradient_norm_drift, "gradient norm"),
+        health_(o.shift.momentum) {}
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.gradients) return;
-    observe_norm(s.gradients->total_norm, r);
+    norm_.observe(s.gradients->total_norm, o_.how, r);
     observe_health(s.gradients->health, r);
   }
 
   const gradient_shift_options& options() const noexcept { return o_; }
   // log-norm's running mean and spread, and the two CUSUM statistics.
-  const ew_moments& log_norm() const noexcept { return norm_.log_value(); }
-  double up() const noexcept { return norm_.up(); }
-  double down() const noexcept { return norm_.down(); }
+  const ew_moments& log_norm() const noexcept { return norm_.model().log_value(); }
+  double up() const noexcept { return norm_.model().up(); }
+  double down() const noexcept { return norm_.model().down(); }
 
-  state_type state() const { return {norm_.state(), health_.state(), norm_latch_.state(), health_latch_.state()}; }
+  state_type state() const {
+    return {norm_.model_state(), health_.state(), norm_.latch_state(), health_latch_.state()};
+  }
   void load(const state_type& st) {
-    log_shift n = norm_;
+    shift_condition n = norm_;
     ew_moments h = health_;
-    condition_latch nl, hl;
-    n.load(st.norm);
+    condition_latch hl;
+    n.load(st.norm, st.norm_condition);
     h.load(st.health);
-    nl.load(st.norm_condition);
     hl.load(st.health_condition);
     norm_ = n;
     health_ = h;
-    norm_latch_ = nl;
     health_latch_ = hl;
   }
 
@@ -89,23 +92,6 @@ class gradient_shift {
     detail::require(o.health_drop > 0.0 && o.health_drop <= 1.0, where, "health_drop", o.health_drop, "(0, 1]");
     o.how.validate(where);
     return o;
-  }
-
-  void observe_norm(double norm, anomaly_report& r) {
-    if (!(norm > 0.0) || !std::isfinite(norm)) return;
-    const log_shift::step st = norm_.add(norm);
-    if (!st.judged) return;
-    const bool holds = norm_.up_shift() || norm_.down_shift();
-    if (norm_latch_.update(holds, o_.how, anomaly_kind::gradient_norm_drift, norm, r)) report_norm(norm, st, r);
-  }
-
-  SIMIC_COLD void report_norm(double norm, const log_shift::step& st, anomaly_report& r) const {
-    const bool rising = norm_.up() >= norm_.down();
-    r.add(anomaly_kind::gradient_norm_drift,
-          detail::format("gradient norm %.6g %s its running level %.6g (log spread %.3g): shift score %.3g > %.3g",
-                         norm, rising ? "above" : "below", std::exp(st.mean), st.spread,
-                         rising ? norm_.up() : norm_.down(), o_.shift.bound),
-          {norm, norm_.one_step_bound(st, rising), std::exp(st.mean)});
   }
 
   void observe_health(double h, anomaly_report& r) {
@@ -127,9 +113,8 @@ class gradient_shift {
   }
 
   gradient_shift_options o_;
-  log_shift norm_;
+  shift_condition norm_;
   ew_moments health_;
-  condition_latch norm_latch_;
   condition_latch health_latch_;
 };
 
