@@ -18,6 +18,7 @@ ROWS = [
     ("total norm (fp32 accumulation)", "simic_total_norm", "anchor_grad_norm_surrogate", None),
     ("per-layer statistics", "simic_layer_gradients", "anchor_per_layer_debug", 3.0),
     ("NaN/Inf scan, weights + gradients", "simic_nan_inf_scan", "anchor_numerical_scan", 2.0),
+    ("relative update size (weights vs their copy)", "simic_parameter_update", None, None),
 ]
 
 

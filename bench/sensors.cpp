@@ -26,6 +26,7 @@
 #include "simic/sensors/gradient_health.hpp"
 #include "simic/sensors/gradient_ratio.hpp"
 #include "simic/sensors/lstm_health.hpp"
+#include "simic/sensors/parameter_update.hpp"
 
 namespace {
 
@@ -50,6 +51,7 @@ struct bench_case {
   named params;  // weights (seed 1) holding the gradients as .grad()
   at::Tensor flat;
   std::int64_t bytes = 0;
+  simic::parameter_update_sensor update_sensor;  // holds its copy of the weights
 };
 
 std::vector<std::unique_ptr<bench_case>> g_cases;
@@ -102,6 +104,10 @@ void register_case(const std::string& name, std::int64_t total, std::int64_t n, 
   reg("simic_layer_gradients", [](bench_case& b) {
     static const simic::layer_gradient_sensor<> s;
     benchmark::DoNotOptimize(s.measure(b.params).layers.size());
+  });
+  cp->update_sensor.measure(cp->params);  // the first call only takes the copy
+  reg("simic_parameter_update", [](bench_case& b) {
+    benchmark::DoNotOptimize(b.update_sensor.measure(b.params));
   });
   reg("simic_nan_inf_scan", [](bench_case& b) {
     static const simic::nan_inf_scanner<> s;

@@ -33,6 +33,7 @@
 #include "simic/detect/performance_degradation.hpp"
 #include "simic/detect/performance_drop.hpp"
 #include "simic/detect/ratio_bounds.hpp"
+#include "simic/detect/update_shift.hpp"
 #include "simic/detect/value_function.hpp"
 #include "simic/detect/value_trend.hpp"
 
@@ -296,7 +297,7 @@ using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
 // judged against its own noise, each condition reported at its onset and its
 // clear, escalation and responses on critical anomalies (docs/detection.md).
 using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                                kl_divergence, gradient_shift, gradient_bounds, performance_drop>;
+                                kl_divergence, gradient_shift, update_shift, gradient_bounds, performance_drop>;
 
 // The reference preset: the reference telemetry's detectors and thresholds,
 // reporting on every check and escalating on any anomaly, to reproduce its

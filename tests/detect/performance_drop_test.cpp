@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -15,6 +16,12 @@ namespace {
 signals perf(double x, std::uint64_t episode = 50, std::uint64_t total = 100) {
   signals s;
   s.performance = x;
+  s.progress = training_progress(episode, total);
+  return s;
+}
+signals reward(double rate, std::uint64_t episode = 50, std::uint64_t total = 100) {
+  signals s;
+  s.reward_rate = rate;
   s.progress = training_progress(episode, total);
   return s;
 }
@@ -146,19 +153,84 @@ TEST_CASE("performance_drop: warm-up, absent and non-finite figures, onset and c
       doctest::Contains("progress is required"), std::invalid_argument);
 }
 
+TEST_CASE("performance_drop judges the reward rate apart: a constant rate that drops to 0 holds at its second 0") {
+  performance_drop d;
+  for (int i = 0; i < 20; ++i) {
+    CHECK(observe(d, reward(1.0)).empty());  // CartPole: 1 per step, no spread at all
+    CHECK(observe(d, perf(100.0 + (i % 5))).empty());
+  }
+  CHECK(d.reward_filled() == 20);
+  CHECK(d.filled() == 20);
+  CHECK(observe(d, reward(0.0)).empty());  // median of {1, 1, 0}
+  const anomaly_report r = observe(d, reward(0.0));
+  REQUIRE(r.has(anomaly_kind::performance_degradation));
+  CHECK(r[0].value == 0.0);
+  CHECK(r[0].threshold == 0.5);  // no noise: the 50 % floor of the baseline 1
+  CHECK(*r[0].baseline == 1.0);
+  CHECK(r[0].detail.rfind("reward rate:", 0) == 0);
+  CHECK(d.reward_judgement().level);
+  CHECK_FALSE(d.last_judgement().holds());  // the performance series is healthy
+  // a healthy performance figure does not clear what the reward rate holds
+  CHECK(observe(d, perf(102.0)).clears().empty());
+  CHECK(observe(d, perf(102.0)).clears().empty());
+  CHECK(observe(d, perf(102.0)).clears().empty());
+  // just above half of the baseline: quiet (a fresh detector)
+  performance_drop e;
+  for (int i = 0; i < 20; ++i) observe(e, reward(1.0));
+  CHECK(observe(e, reward(0.5000001)).empty());
+  CHECK(observe(e, reward(0.5000001)).empty());
+  CHECK(observe(e, reward(0.5)).empty());  // median 0.5000001
+  CHECK(observe(e, reward(0.5)).has(anomaly_kind::performance_degradation));  // median 0.5: at the bound
+  // progress is required with the reward rate too
+  CHECK_THROWS_WITH_AS(
+      [] {
+        signals s;
+        s.reward_rate = 1.0;
+        performance_drop{}.validate(s);
+      }(),
+      doctest::Contains("reward_rate"), std::invalid_argument);
+}
+
+TEST_CASE("performance_drop: a reward rate decaying 1 % per figure holds by the trend rule") {
+  performance_drop d;
+  std::vector<double> rates(20, 1.0);
+  for (int k = 1; k <= 20; ++k) rates.push_back(std::pow(0.99, k));
+  std::size_t onset = 0;
+  for (std::size_t i = 0; i < rates.size() && onset == 0; ++i)
+    if (observe(d, reward(rates[i])).has(anomaly_kind::performance_degradation)) onset = i;
+  REQUIRE(onset > 20);
+  CHECK(d.reward_judgement().trend);
+  CHECK_FALSE(d.reward_judgement().level);
+  // an independent check of the trend rule at the onset: the window's first
+  // and last three medians fall by at least 5 %
+  const double first3 = rates[onset - 8], last3 = rates[onset - 1];
+  CHECK((first3 - last3) / first3 >= 0.05);
+  CHECK(onset <= 30);  // within 10 figures of the decay's start
+}
+
 TEST_CASE("performance_drop: state round-trips; bad options and states are refused") {
   performance_drop d;
-  for (int i = 0; i < 30; ++i) observe(d, perf(100.0 + i));
+  for (int i = 0; i < 30; ++i) {
+    observe(d, perf(100.0 + i));
+    observe(d, reward(1.0 + 0.01 * (i % 3)));
+  }
   performance_drop e;
   e.load(d.state());
   CHECK(e.state() == d.state());
+  CHECK(e.state().reward_figures.size() == 23);
   CHECK(observe(d, perf(1.0)) == observe(e, perf(1.0)));
+  CHECK(observe(d, reward(0.1)) == observe(e, reward(0.1)));
   auto st = d.state();
   st.figures.assign(24, 1.0);
   CHECK_THROWS_WITH_AS(e.load(st), doctest::Contains("figures.size()"), std::invalid_argument);
   st = d.state();
   st.figures[0] = std::nan("");
   CHECK_THROWS_WITH_AS(e.load(st), doctest::Contains("figure"), std::invalid_argument);
+  st = d.state();
+  st.reward_figures[3] = std::numeric_limits<double>::infinity();
+  const auto before = e.state();
+  CHECK_THROWS_WITH_AS(e.load(st), doctest::Contains("figure"), std::invalid_argument);
+  CHECK(e.state() == before);  // nothing half-loaded
   auto with = [](auto f) {
     performance_drop_options o;
     f(o);

@@ -65,6 +65,7 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
   s.approx_kl = 0.01;
   s.explained_variance = 0.5;
   s.loss = 0.3;
+  s.update_ratio = 2e-3 * (1.0 + 0.01 * std::cos(static_cast<double>(update)));
   s.entropy = healthy_heads;
   gradient_signal g;
   g.total_norm = 0.5 + 0.01 * std::sin(static_cast<double>(update));
@@ -87,7 +88,7 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
 TEST_CASE("both presets hold a detector for every signal and are quiet on healthy updates") {
   default_monitor m;
   reference_monitor ref = make_reference_monitor();
-  static_assert(default_monitor::size == 9 && reference_monitor::size == 9);
+  static_assert(default_monitor::size == 10 && reference_monitor::size == 9);
   for (std::uint64_t u = 0; u < 50; ++u) {
     const auto& r = m.check(healthy(u));
     CHECK(r.report.empty());
@@ -96,6 +97,7 @@ TEST_CASE("both presets hold a detector for every signal and are quiet on health
   }
   CHECK(m.checks() == 50);
   CHECK(m.get<gradient_shift>().log_norm().steps() == 50);  // the shift model is fed by check
+  CHECK(m.get<update_shift>().log_ratio().steps() == 50);
   CHECK(m.get<performance_drop>().filled() == 23);
   CHECK(ref.get<gradient_drift>().norm_ema().steps() == 50);
   CHECK(ref.get<performance_degradation>().filled() == 10);
@@ -118,6 +120,7 @@ void check_every_detector_reports(Monitor m, std::uint64_t healthy_checks, int f
   s.gradients->total_norm = 60.0;
   s.lstm->h_norm = 1e3;
   s.performance = 1.0;
+  s.update_ratio = 0.2;  // 100x: the reference preset has no update detector
   anomaly_report r;
   for (int i = 0; i < faulty_checks; ++i) r.merge(m.check(s).report);
   for (auto k : {anomaly_kind::ratio_explosion, anomaly_kind::kl_extreme, anomaly_kind::value_collapse,
@@ -125,6 +128,7 @@ void check_every_detector_reports(Monitor m, std::uint64_t healthy_checks, int f
                  anomaly_kind::gradient_norm_drift, anomaly_kind::lstm_unhealthy,
                  anomaly_kind::performance_degradation})
     CHECK_MESSAGE(r.has(k), to_string(k));
+  CHECK(r.has(anomaly_kind::update_ratio_drift) == std::is_same_v<Monitor, default_monitor>);
 }
 }  // namespace
 
@@ -347,8 +351,11 @@ TEST_CASE("state visit names every field once") {
   std::vector<std::string> names;
   st.visit([&](const char* n, auto&) { names.emplace_back(n); });
   CHECK(std::find(names.begin(), names.end(), "detector.6.norm.log_value.mean_raw") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.8.figures") != names.end());
-  CHECK(std::find(names.begin(), names.end(), "detector.8.condition.active") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.6.norm.fast.mean_raw") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.7.ratio.up") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.9.figures") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.9.reward_figures") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.9.condition.active") != names.end());
   CHECK(std::find(names.begin(), names.end(), "detector.5.extreme.active") != names.end());
   CHECK(std::find(names.begin(), names.end(), "response.consecutive_skips") != names.end());
   CHECK(std::find(names.begin(), names.end(), "config.escalation_left") != names.end());

@@ -86,13 +86,21 @@ struct signals {
   std::optional<double> approx_kl;           // approximate KL(old || new)
   std::optional<double> explained_variance;  // of the value function on the batch
   std::optional<double> loss;                // total loss of the update
+  // relative size of the latest parameter update, ||delta theta|| / ||theta||
+  // (sensors/parameter_update.hpp): follows the learning rate step by step
+  std::optional<double> update_ratio;
   std::span<const head_entropy> entropy;     // per action head; empty: absent
   // gradients, LSTM state
   std::optional<gradient_signal> gradients;
   std::optional<lstm_signal> lstm;
   // performance (higher is better: accuracy, mean return), usually per epoch
   std::optional<double> performance;
-  // where training is; required with explained_variance and performance
+  // mean reward per environment step of the latest rollout (higher is
+  // better): a faster, noisier view than the return of finished episodes,
+  // which lags by up to an episode
+  std::optional<double> reward_rate;
+  // where training is; required with explained_variance, performance and
+  // reward_rate
   std::optional<training_progress> progress;
   // the user's own figures, by name (not owned, like entropy)
   std::span<const user_signal> user;

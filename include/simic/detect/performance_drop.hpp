@@ -20,14 +20,21 @@
 //   three's median| below that of its first three. A rank test needs no noise
 //   model: a dip that recovers is no monotone trend, a steady decay is.
 //
-// performance_degradation holds while either rule does. It is silent during
-// warm-up (progress below `warmup`) and until the trend window is full. All
-// buffers are allocated at construction: observing allocates nothing.
+// Both rules judge two series apart: the performance figures, and the reward
+// rate (signals::reward_rate, mean reward per environment step of a rollout),
+// a faster view where a return needs whole episodes to show a change: a
+// reward that drops to 0 shows in the rate at once, in the return of
+// 500-step episodes over several updates. performance_degradation holds
+// while either rule holds on either series (each series' latest verdict). It
+// is silent during warm-up (progress below `warmup`) and until a series' trend
+// window is full. All buffers are allocated at construction: observing
+// allocates nothing.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -83,17 +90,19 @@ class performance_drop {
   using category = cat::ops_normal;
 
   struct state_type {
-    std::vector<double> figures;  // oldest first
+    std::vector<double> figures;         // performance, oldest first
+    std::vector<double> reward_figures;  // reward rate, oldest first
     condition_state condition;
     friend bool operator==(const state_type&, const state_type&) = default;
     template <class V>
     void visit(V&& v) {
       v("figures", figures);
+      v("reward_figures", reward_figures);
       detail::visit_nested(v, "condition.", condition);
     }
   };
 
-  // What the last judged figure was compared with.
+  // What the last judged figure of a series was compared with.
   struct judgement {
     double baseline = no_figure;     // median of the baseline figures
     double recent = no_figure;       // median of the latest figures
@@ -104,54 +113,93 @@ class performance_drop {
     double trend_end = no_figure;    // and of its last three
     bool level = false;
     bool trend = false;
+    bool holds() const noexcept { return level || trend; }
   };
 
   explicit performance_drop(const performance_drop_options& o = {})
       : o_(validated(o)),
-        ring_(std::max<std::size_t>(o.baseline + o.recent, o.trend_window)),
-        scratch_(ring_.size()),
-        window_(ring_.size()) {}
+        performance_(capacity(o), "performance"),
+        reward_(capacity(o), "reward rate"),
+        scratch_(capacity(o)),
+        window_(capacity(o)) {}
 
   void validate(const signals& s) const {
-    if (s.performance && !s.progress)
+    if ((s.performance || s.reward_rate) && !s.progress)
       throw std::invalid_argument(
-          "simic::performance_drop: progress is required with performance (episode >= 1, total >= episode)");
+          "simic::performance_drop: progress is required with performance and reward_rate (episode >= 1, total >= "
+          "episode)");
   }
 
   void observe(const signals& s, anomaly_report& r) {
-    if (!s.performance || !s.progress || !std::isfinite(*s.performance)) return;
-    push(*s.performance);
-    if (s.progress->fraction() < o_.warmup || size_ < o_.trend_window || size_ < o_.recent + 2) return;
-    judge();
-    if (latch_.update(last_.level || last_.trend, o_.how, anomaly_kind::performance_degradation, last_.recent, r))
-      report(r);
+    if (!s.progress) return;
+    const bool judged = feed(performance_, s.performance, *s.progress);
+    const bool reward_judged = feed(reward_, s.reward_rate, *s.progress);
+    if (!judged && !reward_judged) return;
+    const bool holds = performance_.last.holds() || reward_.last.holds();
+    const series& shown = performance_.last.holds() ? performance_ : reward_;
+    if (latch_.update(holds, o_.how, anomaly_kind::performance_degradation, shown.last.recent, r)) report(shown, r);
   }
 
   const performance_drop_options& options() const noexcept { return o_; }
-  const judgement& last_judgement() const noexcept { return last_; }
-  std::size_t filled() const noexcept { return size_; }
+  const judgement& last_judgement() const noexcept { return performance_.last; }
+  const judgement& reward_judgement() const noexcept { return reward_.last; }
+  std::size_t filled() const noexcept { return performance_.size; }
+  std::size_t reward_filled() const noexcept { return reward_.size; }
 
   state_type state() const {
-    state_type st;
-    st.figures.reserve(size_);
-    for (std::size_t i = 0; i < size_; ++i) st.figures.push_back(at(i));
-    st.condition = latch_.state();
-    return st;
+    return {performance_.figures(), reward_.figures(), latch_.state()};
   }
   void load(const state_type& st) {
     constexpr auto where = "simic::performance_drop::load";
-    detail::require(st.figures.size() <= ring_.size(), where, "figures.size()", st.figures.size(),
-                    "<= max(baseline + recent, trend_window)");
-    for (double v : st.figures) detail::require(std::isfinite(v), where, "figure", v, "finite");
+    for (const auto* figures : {&st.figures, &st.reward_figures}) {
+      detail::require(figures->size() <= scratch_.size(), where, "figures.size()", figures->size(),
+                      "<= max(baseline + recent, trend_window)");
+      for (double v : *figures) detail::require(std::isfinite(v), where, "figure", v, "finite");
+    }
     condition_latch l;
     l.load(st.condition);
     latch_ = l;
-    size_ = 0;
-    head_ = 0;
-    for (double v : st.figures) push(v);
+    performance_.assign(st.figures);
+    reward_.assign(st.reward_figures);
   }
 
  private:
+  // One series of figures: a ring of the latest, and its latest judgement.
+  struct series {
+    series(std::size_t capacity, const char* name) : ring(capacity), name(name) {}
+    std::vector<double> ring;
+    const char* name;
+    std::size_t head = 0;
+    std::size_t size = 0;
+    judgement last{};
+
+    double at(std::size_t i) const noexcept {
+      const std::size_t cap = ring.size();
+      return ring[(head + cap - size + i) % cap];
+    }
+    void push(double x) noexcept {
+      ring[head] = x;
+      if (++head == ring.size()) head = 0;
+      if (size < ring.size()) ++size;
+    }
+    std::vector<double> figures() const {
+      std::vector<double> f;
+      f.reserve(size);
+      for (std::size_t i = 0; i < size; ++i) f.push_back(at(i));
+      return f;
+    }
+    void assign(const std::vector<double>& figures) noexcept {
+      size = 0;
+      head = 0;
+      last = {};
+      for (double v : figures) push(v);
+    }
+  };
+
+  static std::size_t capacity(const performance_drop_options& o) noexcept {
+    return std::max<std::size_t>(o.baseline + o.recent, o.trend_window);
+  }
+
   static performance_drop_options validated(const performance_drop_options& o) {
     constexpr auto where = "simic::performance_drop";
     detail::require(o.baseline >= 2, where, "baseline", o.baseline, ">= 2");
@@ -168,9 +216,18 @@ class performance_drop {
     return o;
   }
 
-  // Median of the figures [first, first + n) (in ring order, 0 = oldest kept).
-  double median(std::size_t first, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) scratch_[i] = at(first + i);
+  // Absorbs a finite figure; judges the series when it is due. Returns whether it judged.
+  bool feed(series& x, const std::optional<double>& figure, const training_progress& progress) {
+    if (!figure || !std::isfinite(*figure)) return false;
+    x.push(*figure);
+    if (progress.fraction() < o_.warmup || x.size < o_.trend_window || x.size < o_.recent + 2) return false;
+    judge(x);
+    return true;
+  }
+
+  // Median of the figures [first, first + n) of x (0 = oldest kept).
+  double median(const series& x, std::size_t first, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) scratch_[i] = x.at(first + i);
     return median_in_scratch(n);
   }
   double median_in_scratch(std::size_t n) {
@@ -181,65 +238,54 @@ class performance_drop {
     return 0.5 * (hi + *std::max_element(b, b + n / 2));
   }
 
-  void judge() {
+  void judge(series& x) {
     judgement j;
+    const std::size_t size = x.size;
     // level rule: the latest `recent` figures against up to `baseline` before them
-    const std::size_t older = std::min<std::size_t>(size_ - o_.recent, o_.baseline);
-    const std::size_t base_first = size_ - o_.recent - older;
-    j.recent = median(size_ - o_.recent, o_.recent);
-    j.baseline = median(base_first, older);
-    for (std::size_t i = 0; i < older; ++i) scratch_[i] = std::abs(at(base_first + i) - j.baseline);
+    const std::size_t older = std::min<std::size_t>(size - o_.recent, o_.baseline);
+    const std::size_t base_first = size - o_.recent - older;
+    j.recent = median(x, size - o_.recent, o_.recent);
+    j.baseline = median(x, base_first, older);
+    for (std::size_t i = 0; i < older; ++i) scratch_[i] = std::abs(x.at(base_first + i) - j.baseline);
     j.scale = 1.4826 * median_in_scratch(older);
     const double standard_error = 1.2533 * j.scale / std::sqrt(static_cast<double>(o_.recent));
     j.level_bound = j.baseline - std::max(o_.score * standard_error, o_.large_drop * std::abs(j.baseline));
     j.level = j.recent <= j.level_bound && j.recent < j.baseline;
     // trend rule: the latest `trend_window` figures
-    const std::size_t w = o_.trend_window, first = size_ - w;
-    for (std::size_t i = 0; i < w; ++i) window_[i] = at(first + i);
+    const std::size_t w = o_.trend_window, first = size - w;
+    for (std::size_t i = 0; i < w; ++i) window_[i] = x.at(first + i);
     j.trend_score = mann_kendall_score(window_.data(), w, scratch_.data());
-    j.trend_start = median(first, 3);
-    j.trend_end = median(size_ - 3, 3);
+    j.trend_start = median(x, first, 3);
+    j.trend_end = median(x, size - 3, 3);
     j.trend = j.trend_score <= -o_.trend_score &&
               j.trend_start - j.trend_end >= o_.trend_min_drop * std::abs(j.trend_start) && j.trend_end < j.trend_start;
-    last_ = j;
+    x.last = j;
   }
 
-  SIMIC_COLD void report(anomaly_report& r) const {
-    const judgement& j = last_;
+  SIMIC_COLD void report(const series& x, anomaly_report& r) const {
+    const judgement& j = x.last;
     if (j.level)
       r.add(anomaly_kind::performance_degradation,
-            detail::format("performance: median of the last %u figures %.6g is %.1f%% below the median %.6g before "
+            detail::format("%s: median of the last %u figures %.6g is %.1f%% below the median %.6g before "
                            "(bound %.6g; noise scale %.4g)",
-                           o_.recent, j.recent, 100.0 * (j.baseline - j.recent) / std::abs(j.baseline), j.baseline,
-                           j.level_bound, j.scale),
+                           x.name, o_.recent, j.recent, 100.0 * (j.baseline - j.recent) / std::abs(j.baseline),
+                           j.baseline, j.level_bound, j.scale),
             {j.recent, j.level_bound, j.baseline});
     else
       r.add(anomaly_kind::performance_degradation,
-            detail::format("performance: falling trend over the last %u figures (Mann-Kendall score %.3g <= -%.3g), "
+            detail::format("%s: falling trend over the last %u figures (Mann-Kendall score %.3g <= -%.3g), "
                            "from %.6g to %.6g (%.1f%%)",
-                           o_.trend_window, j.trend_score, o_.trend_score, j.trend_start, j.trend_end,
+                           x.name, o_.trend_window, j.trend_score, o_.trend_score, j.trend_start, j.trend_end,
                            100.0 * (j.trend_start - j.trend_end) / std::abs(j.trend_start)),
             {j.trend_end, j.trend_start - o_.trend_min_drop * std::abs(j.trend_start), j.trend_start});
   }
 
-  double at(std::size_t i) const noexcept {
-    const std::size_t cap = ring_.size();
-    return ring_[(head_ + cap - size_ + i) % cap];
-  }
-  void push(double x) noexcept {
-    ring_[head_] = x;
-    if (++head_ == ring_.size()) head_ = 0;
-    if (size_ < ring_.size()) ++size_;
-  }
-
   performance_drop_options o_;
-  std::vector<double> ring_;
+  series performance_;
+  series reward_;
   std::vector<double> scratch_;  // medians and the tie count
   std::vector<double> window_;   // the trend window, oldest first
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
   condition_latch latch_;
-  judgement last_{};
 };
 
 }  // namespace v0

@@ -1,0 +1,101 @@
+// Relative update size: how far the optimizer moved the parameters since the
+// previous measurement, against their size,
+//
+//   update_ratio = ||theta_now - theta_then|| / ||theta_now||   (over all watched parameters)
+//
+// the update-to-weight ratio. It follows the learning rate directly (Adam's
+// step is about lr per element, whatever the gradient's scale), so a learning
+// rate that jumps or grows shows here at the first step, where the KL or the
+// return show it late or not at all (docs/detection.md).
+//
+// Call measure() once per optimizer step, before the step: it reports the
+// previous step (0 after a skipped one) and keeps a copy of the parameters
+// for the next call. The first call, and a call whose parameters differ in
+// number, shape, dtype or device from the copy, only take the copy (absent
+// ratio). Cost per call: the parameters read twice and written once, one
+// device-to-host transfer; memory: one copy of the watched parameters.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "simic/sensors/param_filter.hpp"
+#include "simic/sensors/parameters.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+class parameter_update_sensor {
+ public:
+  explicit parameter_update_sensor(param_filter filter = {}) : filter_(std::move(filter)) {}
+
+  std::optional<double> measure(std::span<const at::Tensor> weights) {
+    at::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < weights.size(); ++i)
+      if (!weights[i].defined())
+        throw std::invalid_argument("simic::parameter_update_sensor::measure: weights[" + std::to_string(i) +
+                                    "] is undefined; valid: defined tensors");
+    if (!matches(weights)) {
+      snapshot_.clear();
+      snapshot_.reserve(weights.size());
+      for (const at::Tensor& w : weights) snapshot_.push_back(w.detach().clone());
+      return std::nullopt;
+    }
+    if (weights.empty()) return std::nullopt;
+    // Per tensor: sum of squared change and of squares in double, on the
+    // device; both totals cross to the host in one transfer.
+    at::Tensor totals = at::zeros({2}, weights.front().options().dtype(at::kDouble));
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      const at::Tensor w = weights[i].detach();
+      // half and bfloat16 are squared in float: their own rounding (1e-3) would show
+      const bool narrow = w.scalar_type() == at::kHalf || w.scalar_type() == at::kBFloat16;
+      const at::Tensor change = narrow ? (w - snapshot_[i]).to(at::kFloat) : w - snapshot_[i];
+      const at::Tensor value = narrow ? w.to(at::kFloat) : w;
+      totals[0].add_(change.square().sum(at::kDouble));
+      totals[1].add_(value.square().sum(at::kDouble));
+      snapshot_[i].copy_(w);
+    }
+    const at::Tensor host = totals.cpu();
+    const double change = host.data_ptr<double>()[0], size = host.data_ptr<double>()[1];
+    if (!(size > 0.0) || !std::isfinite(size) || !std::isfinite(change)) return std::nullopt;
+    return std::sqrt(change / size);
+  }
+  template <named_parameter_range R>
+  std::optional<double> measure(const R& named) {
+    return measure(std::span<const at::Tensor>(watch(named, filter_).weights));
+  }
+  template <parameter_module M>
+  std::optional<double> measure(const M& module) {
+    return measure(module.named_parameters(true));
+  }
+
+  // Forgets the copy: the next measure() only takes one.
+  void reset() noexcept { snapshot_.clear(); }
+  std::size_t tensors() const noexcept { return snapshot_.size(); }
+
+ private:
+  bool matches(std::span<const at::Tensor> weights) const {
+    if (weights.size() != snapshot_.size() || snapshot_.empty()) return false;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      const at::Tensor& w = weights[i];
+      const at::Tensor& s = snapshot_[i];
+      if (w.sizes() != s.sizes() || w.scalar_type() != s.scalar_type() || w.device() != s.device())
+        return false;
+    }
+    return true;
+  }
+
+  param_filter filter_;
+  std::vector<at::Tensor> snapshot_;
+};
+
+}  // namespace v0
+}  // namespace simic
