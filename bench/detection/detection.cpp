@@ -73,7 +73,8 @@ const std::vector<fault_spec>& faults() {
       {"grad-vanish", {anomaly_kind::gradient_vanishing, anomaly_kind::gradient_norm_drift}, false},
       {"grad-drift", {anomaly_kind::gradient_norm_drift}, false},
       {"lr-spike",
-       {anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse},
+       {anomaly_kind::update_ratio_drift, anomaly_kind::kl_spike, anomaly_kind::kl_extreme,
+        anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse},
        false},
       {"entropy-collapse", {anomaly_kind::entropy_collapse, anomaly_kind::entropy_low}, false},
       {"value-collapse", {anomaly_kind::value_collapse}, false},
@@ -81,7 +82,7 @@ const std::vector<fault_spec>& faults() {
       {"reward-drop", {anomaly_kind::performance_degradation}, false},
       // slow: whatever shows the run going wrong
       {"lr-ramp",
-       {anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse,
+       {anomaly_kind::update_ratio_drift, anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse,
         anomaly_kind::gradient_norm_drift, anomaly_kind::performance_degradation, anomaly_kind::value_collapse,
         anomaly_kind::entropy_collapse, anomaly_kind::entropy_low},
        true},

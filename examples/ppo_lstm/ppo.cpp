@@ -200,6 +200,7 @@ run_summary run_with(const run_options& o) {
     }
     // How much of the return variance the critic explained during the rollout.
     const double rollout_ev = explained_variance(val_buf, ret_t);
+    const double rollout_reward_rate = rew_buf.to(torch::kDouble).mean().item<double>();
 
     // ---- sequences for truncated BPTT: [L, S] with S = C * E -----------------
     auto seq = [&](const torch::Tensor& x) -> torch::Tensor {
@@ -289,6 +290,7 @@ run_summary run_with(const run_options& o) {
         simic::signals sig;
         const simic::gradient_signal grads = tel.gradients(*model);
         sig.gradients = grads;
+        sig.update_ratio = tel.update_ratio(*model);
         {
           torch::NoGradGuard ng;
           sig.ratio_max = ratio.max().item<double>();
@@ -299,8 +301,9 @@ run_summary run_with(const run_options& o) {
         const simic::head_entropy heads[] = {{head_name, ent.item<double>() / log_actions}};
         sig.entropy = heads;
         sig.progress = progress;
-        if (step == 0) {  // once per update: the rollout's LSTM state and critic
+        if (step == 0) {  // once per update: the rollout's LSTM state, critic and reward
           sig.lstm = tel.take_lstm();
+          sig.reward_rate = rollout_reward_rate;
           if (!std::isnan(rollout_ev)) sig.explained_variance = rollout_ev;
         }
         if (step == steps - 1 && performance) sig.performance = performance;

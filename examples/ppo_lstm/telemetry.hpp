@@ -2,7 +2,8 @@
 // tensors to simic's sensors, signals to the monitor, and events to the hub.
 // ppo.cpp calls these in the order of an update:
 //   rollout:             lstm_state(h, c) at every sequence start (per environment)
-//   each optimizer step: gradients() before clipping -> check(signals) ->
+//   each optimizer step: gradients() before clipping, update_ratio() (of the
+//                        previous step) -> check(signals) ->
 //                        debug(...) (only while the effective level is DEBUG)
 //                        -> the trainer obeys the response
 //   end of an update:    update_done(); at each epoch end epoch_end() -> monitor.tick()
@@ -34,6 +35,7 @@
 #include "simic/sensors/debug_ratio_explosion.hpp"
 #include "simic/sensors/gradient_health.hpp"
 #include "simic/sensors/lstm_health.hpp"
+#include "simic/sensors/parameter_update.hpp"
 
 namespace ppo_lstm {
 
@@ -91,6 +93,14 @@ class telemetry {
     ++sum_.sensor_events["gradient_health"];
     emit(simic::gradient_health_event{.gradients = g});
     return g;
+  }
+
+  // How far the previous optimizer step moved the weights (absent on the
+  // first step of the run).
+  std::optional<double> update_ratio(const torch::nn::Module& model) {
+    const std::optional<double> r = update_sensor_.measure(model);
+    ++sum_.sensor_events["parameter_update"];
+    return r;
   }
 
   // Runs the monitor, emits what it said, records it in the summary.
@@ -259,6 +269,7 @@ class telemetry {
   simic::phase_timers timers_;
   simic::gradient_health_sensor<> grad_sensor_{};
   simic::lstm_health_sensor<> lstm_sensor_{};
+  simic::parameter_update_sensor update_sensor_{};
   simic::layer_gradient_sensor<> layer_sensor_{};
   simic::nan_inf_scanner<> scanner_{};
   std::optional<simic::lstm_signal> lstm_;

@@ -112,6 +112,8 @@ struct fault_case {
   std::uint64_t from = 16;
   bool slow = false;  // builds up over tens of updates: scored by bench/detection, its effect tested here
   std::uint64_t duration = 1;  // updates the fault lasts
+  std::uint64_t within = 3;    // detected at most this many updates after the injection
+  std::vector<anomaly_kind> at_once{};  // also reported at the injected update itself
 };
 
 const std::vector<fault_case>& fault_cases() {
@@ -120,14 +122,15 @@ const std::vector<fault_case>& fault_cases() {
       {"grad-explode", {anomaly_kind::gradient_exploding}},
       {"grad-vanish", {anomaly_kind::gradient_vanishing}},
       {"grad-drift", {anomaly_kind::gradient_norm_drift}},
+      // the update ratio shows a learning-rate step at its first optimizer step
       {"lr-spike",
        {anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse},
-       24},
+       24, false, 1, 3, {anomaly_kind::update_ratio_drift}},
       {"entropy-collapse", {anomaly_kind::entropy_collapse}},
       {"value-collapse", {anomaly_kind::value_collapse}},
       {"lstm-explode", {anomaly_kind::lstm_unhealthy}},
-      // the performance median of three needs two bad epochs
-      {"reward-drop", {anomaly_kind::performance_degradation}, 20, false, 3},
+      // the reward rate's median of three needs two bad rollouts: found one update after
+      {"reward-drop", {anomaly_kind::performance_degradation}, 20, false, 3, 1},
       {"lr-ramp", {anomaly_kind::kl_spike, anomaly_kind::performance_degradation}, 20, true},
       {"reward-decay", {anomaly_kind::performance_degradation}, 20, true},
   };
@@ -180,8 +183,12 @@ void check_fault(std::string_view name) {
   INFO("fault " << fc.name);
   // Reference: the same seed without the fault shows no such anomaly then.
   CHECK_FALSE(has_kind_in(healthy_run(), fc.expected, inject_at, inject_at + 3));
-  // Detected at the injected update or within three after it.
-  REQUIRE(has_kind_in(s, fc.expected, inject_at, inject_at + 3));
+  // Detected at the injected update or within `within` after it.
+  REQUIRE(has_kind_in(s, fc.expected, inject_at, inject_at + fc.within));
+  if (!fc.at_once.empty()) {
+    CHECK_FALSE(has_kind_in(healthy_run(), fc.at_once, inject_at, inject_at));
+    CHECK(has_kind_in(s, fc.at_once, inject_at, inject_at));
+  }
   std::uint64_t detected = 0;
   simic::severity sev{};
   for (const auto& a : s.anomalies)
