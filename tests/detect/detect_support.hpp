@@ -32,6 +32,17 @@ inline gradient_signal grads(double total, double min_norm, double max_norm, std
   return g;
 }
 
+// Bias-corrected EMA by its definition: sum of (1 - m) m^(t - i) x_i over the weights' sum.
+inline double weighted(const std::vector<double>& xs, double m) {
+  double w = 0.0, s = 0.0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const double wi = std::pow(m, static_cast<double>(xs.size() - 1 - i));
+    w += wi;
+    s += wi * xs[i];
+  }
+  return s / w;
+}
+
 // An independent float64 model of core/log_shift.hpp (gradient_shift's norm
 // rule, update_shift's ratio rule): weighted sums kept explicitly (not as
 // bias-corrected EMAs), the CUSUM as written in the header comment. Returns,
@@ -42,15 +53,6 @@ struct reference_shift {
   std::vector<double> raw;       // every log value, for the rise rule's fast mean
   double up = 0.0, down = 0.0, last_mean = 0.0, fast = 0.0, level = 0.0;
   bool rising = false;
-  static double weighted_mean(const std::vector<double>& xs, double momentum) {
-    double w = 0.0, s = 0.0;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      const double wi = std::pow(momentum, static_cast<double>(xs.size() - 1 - i));
-      w += wi;
-      s += wi * xs[i];
-    }
-    return s / w;
-  }
   bool step(double value) {
     const double x = std::log(value);
     raw.push_back(x);
@@ -74,8 +76,8 @@ struct reference_shift {
     down = std::max(0.0, down - z - o.slack);
     absorbed.push_back(std::clamp(x, mean - o.clip * spread, mean + o.clip * spread));
     // the rise rule, once the running mean spans 1 / (1 - momentum) values
-    fast = weighted_mean(raw, o.rise_momentum);
-    level = weighted_mean(absorbed, o.momentum);
+    fast = weighted(raw, o.rise_momentum);
+    level = weighted(absorbed, o.momentum);
     rising = static_cast<double>(absorbed.size()) >= std::max<double>(o.warmup, std::ceil(1.0 / (1.0 - o.momentum))) &&
              fast - level > o.rise;
     return up > o.bound || down > o.bound || rising;

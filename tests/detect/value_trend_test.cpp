@@ -17,16 +17,6 @@ signals ev(double x, std::uint64_t episode = 50, std::uint64_t total = 100) {
   s.progress = training_progress(episode, total);
   return s;
 }
-// Bias-corrected EMA by its definition: sum of (1 - m) m^(t - i) x_i over the weights' sum.
-double weighted(const std::vector<double>& xs, double m) {
-  double w = 0.0, s = 0.0;
-  for (std::size_t i = 0; i < xs.size(); ++i) {
-    const double wi = std::pow(m, static_cast<double>(xs.size() - 1 - i));
-    w += wi;
-    s += wi * xs[i];
-  }
-  return s / w;
-}
 }  // namespace
 
 TEST_CASE("value_trend smooths EV and judges it after each batch (float64 reference)") {
