@@ -20,10 +20,10 @@ signals with_ratio(double ratio) {
 }
 }  // namespace
 
-TEST_CASE("update_shift's defaults: momentum 0.995, slack 2, floor 0.15, rise 0.4; the rest as the gradient norm's") {
+TEST_CASE("update_shift's defaults: momentum 0.995, slack 2.5, floor 0.15, rise 0.4; the rest as the gradient norm's") {
   const update_shift d;
   CHECK(d.options().shift.momentum == 0.995);
-  CHECK(d.options().shift.slack == 2.0);
+  CHECK(d.options().shift.slack == 2.5);
   CHECK(d.options().shift.floor == 0.15);
   CHECK(d.options().shift.bound == log_shift_options{}.bound);
   CHECK(d.options().shift.warmup == log_shift_options{}.warmup);
@@ -119,7 +119,7 @@ TEST_CASE("update_shift: just below and just above the one-step bound, up and do
     for (int i = 0; i < 4; ++i) observe(d, with_ratio(1e-3));
     CHECK(observe(d, with_ratio(1.0)).empty());  // the 5th is still warm-up
   }
-  // constant warm-up: spread = floor; one step crosses when z > slack + bound = 8
+  // constant warm-up: spread = floor; one step crosses when z > slack + bound = 8.5
   const double z_bound = o.shift.slack + o.shift.bound, base = std::log(1e-3), f = o.shift.floor;
   update_shift below = fresh();
   CHECK(observe(below, with_ratio(std::exp(base + f * (z_bound - 1e-6)))).empty());

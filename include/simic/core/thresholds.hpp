@@ -48,7 +48,7 @@ inline constexpr double shift_rise_momentum = 0.96;  // the rise rule's fast mea
 // update_shift: the update ratio is steadier than the gradient norm, and
 // healthy training moves it slowly (Adam's steps shrink as the policy settles)
 inline constexpr double update_shift_momentum = 0.995;  // per check
-inline constexpr double update_shift_slack = 2.0;       // in spreads
+inline constexpr double update_shift_slack = 2.5;       // in spreads
 inline constexpr double update_shift_floor = 0.15;      // least spread of log(ratio)
 inline constexpr double update_shift_rise = 0.4;        // the ratio's recent level 1.5x its running level
 inline constexpr double health_drop = 0.25;       // gradient health below its running mean by this
