@@ -8,16 +8,19 @@
 // detectors by category at compile time: a dropped detector costs nothing.
 #pragma once
 
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/config.hpp"
+#include "simic/core/format.hpp"
 #include "simic/core/level.hpp"
 #include "simic/core/response.hpp"
 #include "simic/core/signals.hpp"
@@ -52,6 +55,14 @@ concept Detector = requires(D& d, const signals& s, anomaly_report& r) {
 
 template <class D>
 concept ValidatingDetector = Detector<D> && requires(const D& d, const signals& s) { d.validate(s); };
+
+// A detector that names itself and the signals it reads: the monitor's
+// missing-signal guard watches it (every shipped detector does).
+template <class D>
+concept SignalReadingDetector = Detector<D> && requires {
+  { D::name } -> std::convertible_to<std::string_view>;
+  { D::reads } -> std::convertible_to<signal_set>;
+};
 
 template <class D>
 concept StatefulDetector = Detector<D> && requires(const D& cd, D& d, const typename D::state_type& st) {
@@ -144,6 +155,7 @@ class basic_monitor {
     response_state response;
     std::uint32_t escalation_left = 0;
     std::uint64_t checks = 0;
+    std::array<std::uint64_t, sizeof...(Ds)> checks_without_signal{};  // per detector, for the guard
     friend bool operator==(const state_type&, const state_type&) = default;
 
     // Visits every field as (name, field&), for archives.
@@ -159,6 +171,7 @@ class basic_monitor {
     template <class V, std::size_t... I>
     void visit_detectors(V& v, std::index_sequence<I...>) {
       (detail::visit_nested(v, "detector." + std::to_string(I) + ".", std::get<I>(detectors)), ...);
+      (v(("detector." + std::to_string(I) + ".checks_without_signal").c_str(), checks_without_signal[I]), ...);
     }
   };
 
@@ -184,6 +197,7 @@ class basic_monitor {
     result_.escalation_started = false;
     const level effective = cfg_.effective_level();
     std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
+    if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), std::index_sequence_for<Ds...>{});
     if (!result_.report.empty()) stamp_and_escalate();
     response_.decide(s, result_.report, rstate_, result_.resp);
     ++checks_;
@@ -225,6 +239,7 @@ class basic_monitor {
     st.response = rstate_;
     st.escalation_left = cfg_.escalation_state();
     st.checks = checks_;
+    st.checks_without_signal = without_signal_;
     return st;
   }
 
@@ -238,7 +253,12 @@ class basic_monitor {
     cfg_ = c;
     rstate_ = st.response;
     checks_ = st.checks;
+    without_signal_ = st.checks_without_signal;
   }
+
+  // Checks since the I-th detector last received one of the signals it reads.
+  template <std::size_t I>
+  std::uint64_t checks_without_signal() const noexcept { return without_signal_[I]; }
 
  private:
   // Severities come from the config, so that one table rules every detector.
@@ -259,6 +279,36 @@ class basic_monitor {
     if constexpr (Detector<D>)
       if (effective >= D::category::min_level) d.observe(s, result_.report);
   }
+  // The missing-signal guard: a detector that has received none of its
+  // signals in `missing_signal_checks` checks is reported once; when one
+  // arrives again, the condition clears with its duration in checks.
+  template <std::size_t... I>
+  void guard(signal_set present, std::index_sequence<I...>) {
+    (guard_one<I>(present), ...);
+  }
+  template <std::size_t I>
+  void guard_one(signal_set present) {
+    using D = std::tuple_element_t<I, detectors_tuple>;
+    if constexpr (SignalReadingDetector<D>) {
+      std::uint64_t& quiet = without_signal_[I];
+      const std::uint64_t bound = cfg_.options().missing_signal_checks;
+      if (present.intersects(D::reads)) {
+        if (quiet >= bound) result_.report.add_clear(anomaly_kind::signal_missing, quiet, 0.0);
+        quiet = 0;
+      } else if (++quiet == bound) {
+        report_missing(D::name, D::reads, bound);
+      }
+    }
+  }
+  SIMIC_COLD void report_missing(std::string_view name, signal_set reads, std::uint64_t bound) {
+    const double n = static_cast<double>(bound);
+    result_.report.add(anomaly_kind::signal_missing,
+                       detail::format("detector %.*s has received no %s in %llu checks: is its sensor wired?",
+                                      static_cast<int>(name.size()), name.data(), reads.describe().c_str(),
+                                      static_cast<unsigned long long>(bound)),
+                       {n, n});
+  }
+
   template <class D>
   static typename detail::state_of<D>::type state_of_one(const D& d) {
     if constexpr (StatefulDetector<D>)
@@ -280,6 +330,7 @@ class basic_monitor {
   detectors_tuple detectors_{};
   response_state rstate_{};
   std::uint64_t checks_ = 0;
+  std::array<std::uint64_t, sizeof...(Ds)> without_signal_{};
   check_result result_{};
 };
 

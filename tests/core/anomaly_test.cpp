@@ -14,17 +14,18 @@ TEST_CASE("every built-in kind has its reference name and round-trips") {
                             "numerical_instability", "entropy_collapse",     "entropy_low",
                             "kl_spike",            "kl_extreme",            "gradient_norm_drift",
                             "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
-                            "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift"};
+                            "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
+                            "signal_missing"};
   std::set<std::string> seen;
-  for (unsigned i = 0; i < 15; ++i) {
+  for (unsigned i = 0; i < 16; ++i) {
     const auto k = anomaly_kind::from_id(static_cast<std::uint16_t>(i));
     CHECK(k.builtin());
     CHECK(to_string(k) == expected[i]);
     CHECK(parse_anomaly_kind(expected[i]) == k);
     seen.insert(std::string(to_string(k)));
   }
-  CHECK(seen.size() == 15);
-  CHECK(anomaly_kind::builtin_count == 15);
+  CHECK(seen.size() == 16);
+  CHECK(anomaly_kind::builtin_count == 16);
 }
 
 TEST_CASE("built-in severities: failures that corrupt training are critical, early signs are warnings") {
@@ -34,7 +35,7 @@ TEST_CASE("built-in severities: failures that corrupt training are critical, ear
   for (auto k : {anomaly_kind::kl_spike, anomaly_kind::ratio_collapse, anomaly_kind::entropy_low,
                  anomaly_kind::gradient_norm_drift, anomaly_kind::gradient_health_drift, anomaly_kind::value_collapse,
                  anomaly_kind::performance_degradation, anomaly_kind::gradient_vanishing,
-                 anomaly_kind::update_ratio_drift})
+                 anomaly_kind::update_ratio_drift, anomaly_kind::signal_missing})
     CHECK(default_severity(k) == severity::warning);
   CHECK(to_string(severity::warning) == "warning");
   CHECK(parse_severity("CRITICAL") == severity::critical);

@@ -345,6 +345,80 @@ TEST_CASE("a bad state is refused whole") {
   CHECK(m.state() == keep);
 }
 
+TEST_CASE("missing-signal guard: a detector fed none of its signals is reported once, at N checks, and clears") {
+  config_options o;
+  o.missing_signal_checks = 5;
+  monitor<lstm_bounds, kl_divergence> m{config(o)};
+  signals kl_only;
+  kl_only.approx_kl = 0.01;
+  for (int i = 1; i <= 4; ++i) {
+    INFO("check " << i);
+    CHECK(m.check(kl_only).report.empty());  // below N
+  }
+  CHECK(m.checks_without_signal<0>() == 4);
+  CHECK(m.checks_without_signal<1>() == 0);
+  const anomaly_report r = m.check(kl_only).report;  // at N
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].kind == anomaly_kind::signal_missing);
+  CHECK(r[0].severity == severity::warning);
+  CHECK(r[0].detail == "detector lstm_bounds has received no lstm in 5 checks: is its sensor wired?");
+  CHECK(r[0].value == 5.0);
+  CHECK(r[0].threshold == 5.0);
+  CHECK(m.effective_level() == level::normal);  // a warning: no escalation
+  for (int i = 0; i < 20; ++i) CHECK(m.check(kl_only).report.empty());  // above N: once only
+  // the state is kept and restored with the rest
+  monitor<lstm_bounds, kl_divergence> copy{config(o)};
+  copy.load(m.state());
+  CHECK(copy.checks_without_signal<0>() == 25);
+  // the signal arrives: the condition clears with its duration in checks
+  signals both = kl_only;
+  both.lstm = lstm_signal{.h_norm = 1.0, .c_norm = 1.0};
+  const check_result& back = m.check(both);
+  CHECK(back.report.empty());
+  REQUIRE(back.report.clears().size() == 1);
+  CHECK(back.report.clears()[0].kind == anomaly_kind::signal_missing);
+  CHECK(back.report.clears()[0].duration == 25);
+  CHECK(m.checks_without_signal<0>() == 0);
+  // it can go missing again, and is reported again
+  for (int i = 0; i < 4; ++i) CHECK(m.check(kl_only).report.empty());
+  CHECK(m.check(kl_only).report.has(anomaly_kind::signal_missing));
+  // a detector reading several signals is fed by any one of them
+  monitor<performance_drop> p{config(o)};
+  signals rate;
+  rate.reward_rate = 1.0;
+  rate.progress = training_progress(1, 100);
+  for (int i = 0; i < 10; ++i) CHECK(p.check(rate).report.empty());
+  signals none;
+  for (int i = 0; i < 4; ++i) p.check(none);
+  const anomaly_report rp = p.check(none).report;
+  REQUIRE(rp.size() == 1);
+  CHECK(rp[0].detail == "detector performance_drop has received no performance or reward_rate in 5 checks: is its sensor wired?");
+}
+
+TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are not watched; defaults fed in full stay quiet") {
+  config_options off;
+  off.missing_signal_checks = 0;
+  monitor<lstm_bounds> m{config(off)};
+  for (int i = 0; i < 2000; ++i) CHECK(m.check(signals{}).report.empty());
+  CHECK(m.checks_without_signal<0>() == 0);
+  static_assert(!SignalReadingDetector<debug_only_probe>);
+  static_assert(SignalReadingDetector<update_shift> && SignalReadingDetector<gradient_drift>);
+  CHECK(config_options{}.missing_signal_checks == 1000);
+  monitor<debug_only_probe, lstm_bounds> n{config(config_options{.configured = level::debug})};  // the default: 1000 checks
+  for (int i = 0; i < 999; ++i) CHECK(n.check(signals{}).report.empty());
+  const anomaly_report r = n.check(signals{}).report;
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].detail.find("lstm_bounds") != std::string::npos);
+  CHECK(n.get<debug_only_probe>().runs == 1000);
+  // every detector of simic's defaults and of the reference preset reads a signal the full healthy set carries
+  default_monitor d;
+  reference_monitor ref = make_reference_monitor();
+  for (std::uint64_t u = 0; u < 1200; ++u) {
+    CHECK_FALSE(d.check(healthy(u % 1000)).report.has(anomaly_kind::signal_missing));
+    CHECK_FALSE(ref.check(healthy(u % 1000)).report.has(anomaly_kind::signal_missing));
+  }
+}
+
 TEST_CASE("state visit names every field once") {
   default_monitor m;
   auto st = m.state();
@@ -356,6 +430,7 @@ TEST_CASE("state visit names every field once") {
   CHECK(std::find(names.begin(), names.end(), "detector.9.figures") != names.end());
   CHECK(std::find(names.begin(), names.end(), "detector.9.reward_figures") != names.end());
   CHECK(std::find(names.begin(), names.end(), "detector.9.condition.active") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "detector.9.checks_without_signal") != names.end());
   CHECK(std::find(names.begin(), names.end(), "detector.5.extreme.active") != names.end());
   CHECK(std::find(names.begin(), names.end(), "response.consecutive_skips") != names.end());
   CHECK(std::find(names.begin(), names.end(), "config.escalation_left") != names.end());

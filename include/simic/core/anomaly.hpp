@@ -1,6 +1,6 @@
 // Anomaly kinds, severities, and the ordered report the detectors append to.
 //
-// A kind is a small value: the fifteen built-in kinds are constants
+// A kind is a small value: the sixteen built-in kinds are constants
 // (anomaly_kind::kl_spike, ...), and a user detector registers its own with
 // register_anomaly_kind("loss_spike", severity::warning), so a new kind needs
 // no edit of simic. Every anomaly carries its figures (the observed value, the
@@ -45,11 +45,12 @@ inline severity parse_severity(std::string_view name) {
 class anomaly_kind {
  public:
   // Names kept from the reference telemetry so that dashboards keep working;
-  // the last four are simic's own.
+  // the last five are simic's own.
   static const anomaly_kind ratio_explosion, ratio_collapse, value_collapse, numerical_instability,
       entropy_collapse, entropy_low, kl_spike, kl_extreme, gradient_norm_drift, gradient_health_drift,
-      performance_degradation, lstm_unhealthy, gradient_vanishing, gradient_exploding, update_ratio_drift;
-  static constexpr std::uint16_t builtin_count = 15;
+      performance_degradation, lstm_unhealthy, gradient_vanishing, gradient_exploding, update_ratio_drift,
+      signal_missing;
+  static constexpr std::uint16_t builtin_count = 16;
 
   constexpr anomaly_kind() noexcept = default;  // ratio_explosion; for aggregates that fill it later
 
@@ -58,7 +59,7 @@ class anomaly_kind {
   friend constexpr bool operator==(anomaly_kind, anomaly_kind) = default;
   friend constexpr auto operator<=>(anomaly_kind, anomaly_kind) = default;
 
-  // The kind with this id (built-in ids are 0..14, registered ones follow).
+  // The kind with this id (built-in ids are 0..15, registered ones follow).
   // Throws for an id that names no kind.
   static anomaly_kind from_id(std::uint16_t id);
 
@@ -73,14 +74,16 @@ inline constexpr anomaly_kind anomaly_kind::ratio_explosion{0}, anomaly_kind::ra
     anomaly_kind::entropy_low{5}, anomaly_kind::kl_spike{6}, anomaly_kind::kl_extreme{7},
     anomaly_kind::gradient_norm_drift{8}, anomaly_kind::gradient_health_drift{9},
     anomaly_kind::performance_degradation{10}, anomaly_kind::lstm_unhealthy{11},
-    anomaly_kind::gradient_vanishing{12}, anomaly_kind::gradient_exploding{13}, anomaly_kind::update_ratio_drift{14};
+    anomaly_kind::gradient_vanishing{12}, anomaly_kind::gradient_exploding{13}, anomaly_kind::update_ratio_drift{14},
+    anomaly_kind::signal_missing{15};
 
 // The built-in kinds' names, by id.
 inline constexpr std::array<std::string_view, anomaly_kind::builtin_count> anomaly_kind_names{
     "ratio_explosion",     "ratio_collapse",       "value_collapse",        "numerical_instability",
     "entropy_collapse",    "entropy_low",          "kl_spike",              "kl_extreme",
     "gradient_norm_drift", "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
-    "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift"};
+    "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
+    "signal_missing"};
 
 // The built-in kinds' default severities, by id: a condition that corrupts
 // training or that a healthy run never shows is critical; one that healthy
@@ -101,6 +104,7 @@ inline constexpr std::array<severity, anomaly_kind::builtin_count> builtin_sever
     severity::warning,   // gradient_vanishing
     severity::critical,  // gradient_exploding
     severity::warning,   // update_ratio_drift
+    severity::warning,   // signal_missing
 };
 
 namespace detail {

@@ -30,6 +30,10 @@ struct config_options {
   std::uint32_t escalation_epochs = 5;  // epochs at DEBUG after an anomaly
   severity escalate_on = severity::critical;  // the least severity that escalates
   severity_table severities{};                // per-kind severity, stamped on every anomaly
+  // The missing-signal guard: a detector that has received none of the
+  // signals it reads in this many checks is reported once (signal_missing,
+  // a warning). 0: off.
+  std::uint32_t missing_signal_checks = 1000;
 };
 
 class config {

@@ -4,10 +4,13 @@
 // one per update allocates nothing.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "simic/core/error.hpp"
@@ -110,6 +113,59 @@ struct signals {
       if (u.name == name) return u.value;
     return std::nullopt;
   }
+};
+
+
+// A set of signals fields: what one check carried (signal_set::of), and what
+// a detector reads (its `static constexpr signal_set reads`), for the
+// monitor's missing-signal guard.
+class signal_set {
+ public:
+  enum field : unsigned {
+    ratio_max, ratio_min, approx_kl, explained_variance, loss, update_ratio, entropy,
+    gradients, lstm, performance, reward_rate, user, field_count
+  };
+  static constexpr std::array<std::string_view, field_count> names{
+      "ratio_max", "ratio_min", "approx_kl", "explained_variance", "loss",        "update_ratio",
+      "entropy",   "gradients", "lstm",      "performance",        "reward_rate", "user"};
+
+  constexpr signal_set() noexcept = default;
+  constexpr signal_set(std::initializer_list<field> fields) noexcept {
+    for (field f : fields) bits_ |= 1u << f;
+  }
+
+  static signal_set of(const signals& s) noexcept {
+    signal_set p;
+    p.set(ratio_max, s.ratio_max.has_value());
+    p.set(ratio_min, s.ratio_min.has_value());
+    p.set(approx_kl, s.approx_kl.has_value());
+    p.set(explained_variance, s.explained_variance.has_value());
+    p.set(loss, s.loss.has_value());
+    p.set(update_ratio, s.update_ratio.has_value());
+    p.set(entropy, !s.entropy.empty());
+    p.set(gradients, s.gradients.has_value());
+    p.set(lstm, s.lstm.has_value());
+    p.set(performance, s.performance.has_value());
+    p.set(reward_rate, s.reward_rate.has_value());
+    p.set(user, !s.user.empty());
+    return p;
+  }
+
+  constexpr bool empty() const noexcept { return bits_ == 0; }
+  constexpr bool contains(field f) const noexcept { return (bits_ >> f) & 1u; }
+  constexpr bool intersects(signal_set o) const noexcept { return (bits_ & o.bits_) != 0; }
+  friend constexpr bool operator==(signal_set, signal_set) = default;
+  // "lstm", "performance or reward_rate".
+  std::string describe() const {
+    std::string out;
+    for (unsigned f = 0; f < field_count; ++f)
+      if (contains(static_cast<field>(f))) out.append(out.empty() ? "" : " or ").append(names[f]);
+    return out;
+  }
+
+ private:
+  constexpr void set(field f, bool on) noexcept { bits_ |= static_cast<std::uint32_t>(on) << f; }
+  std::uint32_t bits_ = 0;
 };
 
 }  // namespace v0

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -22,6 +23,8 @@ inline namespace v0 {
 class entropy_floor {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "entropy_floor";
+  static constexpr signal_set reads{signal_set::entropy};
   static constexpr std::size_t tracked_heads = 8;
 
   struct state_type {

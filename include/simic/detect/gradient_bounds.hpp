@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -20,6 +21,8 @@ inline namespace v0 {
 class gradient_bounds {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "gradient_bounds";
+  static constexpr signal_set reads{signal_set::gradients};
 
   struct state_type {
     condition_state vanishing;

@@ -5,6 +5,8 @@
 // absorbed: it is reported as numerical_instability and the EMA stays usable.
 #pragma once
 
+#include <string_view>
+
 #include "simic/core/anomaly.hpp"
 #include "simic/core/ema.hpp"
 #include "simic/core/format.hpp"
@@ -19,6 +21,8 @@ template <class Correction = bias_corrected>
 class basic_gradient_drift {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "gradient_drift";
+  static constexpr signal_set reads{signal_set::gradients};
 
   struct state_type {
     ema_state norm;

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -37,6 +38,8 @@ struct gradient_shift_options {
 class gradient_shift {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "gradient_shift";
+  static constexpr signal_set reads{signal_set::gradients};
 
   struct state_type {
     log_shift_state norm;

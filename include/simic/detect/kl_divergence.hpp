@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -17,6 +18,8 @@ inline namespace v0 {
 class kl_divergence {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "kl_divergence";
+  static constexpr signal_set reads{signal_set::approx_kl};
 
   struct state_type {
     condition_state spike;

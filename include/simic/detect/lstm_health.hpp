@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/format.hpp"
@@ -18,6 +19,8 @@ inline namespace v0 {
 class lstm_bounds {
  public:
   using category = cat::critical;
+  static constexpr std::string_view name = "lstm_bounds";
+  static constexpr signal_set reads{signal_set::lstm};
 
   explicit lstm_bounds(double norm_min = defaults::lstm_norm_min, double norm_max = defaults::lstm_norm_max)
       : min_(norm_min), max_(norm_max) {

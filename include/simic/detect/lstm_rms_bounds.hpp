@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -25,6 +26,8 @@ inline namespace v0 {
 class lstm_rms_bounds {
  public:
   using category = cat::critical;
+  static constexpr std::string_view name = "lstm_rms_bounds";
+  static constexpr signal_set reads{signal_set::lstm};
 
   struct state_type {
     condition_state condition;

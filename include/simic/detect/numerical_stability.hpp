@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <optional>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/format.hpp"
@@ -15,6 +16,10 @@ inline namespace v0 {
 class numerical_stability {
  public:
   using category = cat::critical;
+  static constexpr std::string_view name = "numerical_stability";
+  static constexpr signal_set reads{signal_set::loss,        signal_set::ratio_max,          signal_set::ratio_min,
+                                    signal_set::approx_kl,   signal_set::explained_variance, signal_set::performance,
+                                    signal_set::entropy,     signal_set::gradients};
 
   void observe(const signals& s, anomaly_report& r) const {
     scalar(s.loss, "loss", r);

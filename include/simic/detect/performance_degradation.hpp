@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/format.hpp"
@@ -24,6 +25,8 @@ inline namespace v0 {
 class performance_degradation {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "performance_degradation";
+  static constexpr signal_set reads{signal_set::performance};
 
   struct state_type {
     std::vector<double> window;  // oldest first

@@ -38,6 +38,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -88,6 +89,8 @@ inline double mann_kendall_score(const double* x, std::size_t n, double* scratch
 class performance_drop {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "performance_drop";
+  static constexpr signal_set reads{signal_set::performance, signal_set::reward_rate};
 
   struct state_type {
     std::vector<double> figures;         // performance, oldest first

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -16,6 +17,8 @@ inline namespace v0 {
 class ratio_bounds {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "ratio_bounds";
+  static constexpr signal_set reads{signal_set::ratio_max, signal_set::ratio_min};
 
   struct state_type {
     condition_state explosion;

@@ -11,6 +11,8 @@
 // A falling ratio (updates that stop moving the weights) holds it too.
 #pragma once
 
+#include <string_view>
+
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
 #include "simic/core/log_shift.hpp"
@@ -33,6 +35,8 @@ struct update_shift_options {
 class update_shift {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "update_shift";
+  static constexpr signal_set reads{signal_set::update_ratio};
 
   struct state_type {
     log_shift_state ratio;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <stdexcept>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/format.hpp"
@@ -18,6 +19,8 @@ inline namespace v0 {
 class value_function {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "value_function";
+  static constexpr signal_set reads{signal_set::explained_variance};
   // Progress fractions ending phases 0..2 and the floor of each of the 4 phases.
   using phase_ends = std::array<double, 3>;
   using phase_floors = std::array<double, 4>;

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
@@ -41,6 +42,8 @@ struct value_trend_options {
 class value_trend {
  public:
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "value_trend";
+  static constexpr signal_set reads{signal_set::explained_variance};
 
   struct state_type {
     ema_state fast;
