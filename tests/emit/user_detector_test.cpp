@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,8 @@ const simic::test::remove_at_exit cleanup{"user_detector"};
 // trainer computes) and reports its own kind above a bound.
 struct loss_spike_detector {
   using category = cat::ops_normal;
+  static constexpr std::string_view name = "loss_spike_detector";  // joins the missing-signal guard
+  static constexpr signal_set reads{signal_set::user};
   static inline const anomaly_kind kind = register_anomaly_kind("loss_spike", severity::critical);
   double bound = 4.0;
   reporting how{};
@@ -38,6 +41,7 @@ struct loss_spike_detector {
   }
 };
 
+static_assert(SignalReadingDetector<loss_spike_detector>);
 }  // namespace
 
 TEST_CASE("a user detector reports its own kind from its own signal, into the JSONL file with its figures") {
