@@ -25,6 +25,7 @@ signals full_signals(std::uint64_t u) {
   s.approx_kl = 0.01;
   s.explained_variance = 0.5;
   s.loss = 0.3;
+  s.update_ratio = 2e-3 * (1.0 + 1e-3 * static_cast<double>(u % 11));
   s.entropy = heads;
   gradient_signal g;
   g.total_norm = 0.5 + 1e-3 * static_cast<double>(u % 7);
@@ -39,6 +40,7 @@ signals full_signals(std::uint64_t u) {
   l.elements = 64;
   s.lstm = l;
   s.performance = 150.0 + 0.1 * static_cast<double>(u % 3);
+  s.reward_rate = 1.0 + 1e-3 * static_cast<double>(u % 3);
   s.progress = training_progress(500 + (u % 100), 1000);
   return s;
 }
@@ -171,6 +173,12 @@ void BM_reference_monitor_check(benchmark::State& state) {
   reference_monitor m = make_reference_monitor();
   run_monitor(state, m);
 }
+void BM_reference_monitor_check_guard_off(benchmark::State& state) {
+  config_options o = reference_config_options();
+  o.missing_signal_checks = 0;  // the missing-signal guard off: its cost is the difference
+  reference_monitor m = make_reference_monitor(o);
+  run_monitor(state, m);
+}
 void BM_default_monitor_check(benchmark::State& state) {
   default_monitor m;
   run_monitor(state, m);
@@ -192,6 +200,7 @@ void BM_debug_detector_gated_at_normal(benchmark::State& state) {
 
 BENCHMARK(BM_hand_written_if_chain);
 BENCHMARK(BM_reference_monitor_check);
+BENCHMARK(BM_reference_monitor_check_guard_off);
 BENCHMARK(BM_default_monitor_check);
 BENCHMARK(BM_filtered_out_debug_detector);
 BENCHMARK(BM_debug_detector_gated_at_normal);

@@ -52,6 +52,27 @@ TEST_CASE("parameter_update: the first call takes the copy; each later call is t
   CHECK(*still == 0.0);
 }
 
+TEST_CASE("parameter_update: the fused float32 pass and the ATen path agree, mixed in one call") {
+  // dense float32: the fused pass; a transposed view and a float64 tensor: ATen operations
+  at::Tensor dense = at::randn({300, 7}), wide = at::randn({40, 50}).t(), precise = at::randn({33}, at::kDouble);
+  REQUIRE_FALSE(wide.is_contiguous());
+  std::vector<at::Tensor> w{dense, wide, precise};
+  parameter_update_sensor sensor;
+  sensor.measure(w);
+  const std::vector<at::Tensor> then = copies(w);
+  for (auto& t : w) t.add_(at::randn_like(t) * 1e-2);
+  CHECK(*sensor.measure(w) == doctest::Approx(reference_ratio(then, w)).epsilon(1e-9));
+  for (std::size_t i : {0u, 1u}) {  // each path alone
+    parameter_update_sensor one;
+    const std::vector<at::Tensor> only{w[i]};
+    one.measure(only);
+    const std::vector<at::Tensor> before = copies(only);
+    only[0].mul_(1.25);
+    CHECK(*one.measure(only) == doctest::Approx(reference_ratio(before, only)).epsilon(1e-9));
+    CHECK(*one.measure(only) == 0.0);  // the copy was updated by the pass
+  }
+}
+
 TEST_CASE("parameter_update: half precision, named parameters with the filter, a module") {
   std::vector<at::Tensor> h = simic_test::mixed_tensors(62, at::kHalf, 1.0);
   parameter_update_sensor sensor;

@@ -12,8 +12,10 @@
 // previous step (0 after a skipped one) and keeps a copy of the parameters
 // for the next call. The first call, and a call whose parameters differ in
 // number, shape, dtype or device from the copy, only take the copy (absent
-// ratio). Cost per call: the parameters read twice and written once, one
-// device-to-host transfer; memory: one copy of the watched parameters.
+// ratio). Cost per call: dense float32 CPU tensors in one fused pass (the
+// weights and the copy read, the copy written); others through ATen
+// operations, with one device-to-host transfer; memory: one copy of the
+// watched parameters.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -50,21 +52,32 @@ class parameter_update_sensor {
       return std::nullopt;
     }
     if (weights.empty()) return std::nullopt;
-    // Per tensor: sum of squared change and of squares in double, on the
-    // device; both totals cross to the host in one transfer.
-    at::Tensor totals = at::zeros({2}, weights.front().options().dtype(at::kDouble));
+    // Dense float32 tensors on the CPU: one fused pass (read both, write the
+    // copy, float64 sums). Others: ATen operations on their device, both
+    // totals crossing to the host in one transfer.
+    double change = 0.0, size = 0.0;
+    at::Tensor totals;
     for (std::size_t i = 0; i < weights.size(); ++i) {
       const at::Tensor w = weights[i].detach();
+      at::Tensor& copy = snapshot_[i];
+      if (fusable(w, copy)) {
+        fused_pass(w.data_ptr<float>(), copy.data_ptr<float>(), w.numel(), change, size);
+        continue;
+      }
+      if (!totals.defined()) totals = at::zeros({2}, w.options().dtype(at::kDouble));
       // half and bfloat16 are squared in float: their own rounding (1e-3) would show
       const bool narrow = w.scalar_type() == at::kHalf || w.scalar_type() == at::kBFloat16;
-      const at::Tensor change = narrow ? (w - snapshot_[i]).to(at::kFloat) : w - snapshot_[i];
+      const at::Tensor step = narrow ? (w - copy).to(at::kFloat) : w - copy;
       const at::Tensor value = narrow ? w.to(at::kFloat) : w;
-      totals[0].add_(change.square().sum(at::kDouble));
+      totals[0].add_(step.square().sum(at::kDouble));
       totals[1].add_(value.square().sum(at::kDouble));
-      snapshot_[i].copy_(w);
+      copy.copy_(w);
     }
-    const at::Tensor host = totals.cpu();
-    const double change = host.data_ptr<double>()[0], size = host.data_ptr<double>()[1];
+    if (totals.defined()) {
+      const at::Tensor host = totals.cpu();
+      change += host.data_ptr<double>()[0];
+      size += host.data_ptr<double>()[1];
+    }
     if (!(size > 0.0) || !std::isfinite(size) || !std::isfinite(change)) return std::nullopt;
     return std::sqrt(change / size);
   }
@@ -91,6 +104,32 @@ class parameter_update_sensor {
         return false;
     }
     return true;
+  }
+
+  static bool fusable(const at::Tensor& w, const at::Tensor& copy) {
+    return w.device().is_cpu() && w.scalar_type() == at::kFloat && w.is_contiguous() && copy.is_contiguous();
+  }
+  // Four independent float64 accumulators per sum keep the loop at about one
+  // element per cycle (a single one waits on each add); strict floating
+  // point, no vector code needed.
+  static void fused_pass(const float* w, float* copy, std::int64_t n, double& change, double& size) noexcept {
+    double c[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    std::int64_t k = 0;
+    for (; k + 4 <= n; k += 4)
+      for (int j = 0; j < 4; ++j) {
+        const double x = w[k + j], d = x - copy[k + j];
+        c[j] += d * d;
+        q[j] += x * x;
+        copy[k + j] = w[k + j];
+      }
+    for (; k < n; ++k) {
+      const double x = w[k], d = x - copy[k];
+      c[0] += d * d;
+      q[0] += x * x;
+      copy[k] = w[k];
+    }
+    change += (c[0] + c[1]) + (c[2] + c[3]);
+    size += (q[0] + q[1]) + (q[2] + q[3]);
   }
 
   param_filter filter_;
