@@ -197,7 +197,7 @@ class basic_monitor {
     result_.escalation_started = false;
     const level effective = cfg_.effective_level();
     std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
-    if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), std::index_sequence_for<Ds...>{});
+    if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), effective, std::index_sequence_for<Ds...>{});
     if (!result_.report.empty()) stamp_and_escalate();
     response_.decide(s, result_.report, rstate_, result_.resp);
     ++checks_;
@@ -281,15 +281,18 @@ class basic_monitor {
   }
   // The missing-signal guard: a detector that has received none of its
   // signals in `missing_signal_checks` checks is reported once; when one
-  // arrives again, the condition clears with its duration in checks.
+  // arrives again, the condition clears with its duration in checks. Only
+  // checks at which the detector's category is collected count: a trainer
+  // at MINIMAL (or OFF) need not compute what it does not collect.
   template <std::size_t... I>
-  void guard(signal_set present, std::index_sequence<I...>) {
-    (guard_one<I>(present), ...);
+  void guard(signal_set present, level effective, std::index_sequence<I...>) {
+    (guard_one<I>(present, effective), ...);
   }
   template <std::size_t I>
-  void guard_one(signal_set present) {
+  void guard_one(signal_set present, level effective) {
     using D = std::tuple_element_t<I, detectors_tuple>;
     if constexpr (SignalReadingDetector<D>) {
+      if (effective < D::category::min_level) return;
       std::uint64_t& quiet = without_signal_[I];
       const std::uint64_t bound = cfg_.options().missing_signal_checks;
       if (present.intersects(D::reads)) {

@@ -401,6 +401,24 @@ TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are no
   monitor<lstm_bounds> m{config(off)};
   for (int i = 0; i < 2000; ++i) CHECK(m.check(signals{}).report.empty());
   CHECK(m.checks_without_signal<0>() == 0);
+  // only checks where the detector's category is collected count: kl_divergence
+  // (ops_normal) sits out at MINIMAL, and a trainer at MINIMAL computes no KL
+  config_options minimal;
+  minimal.configured = level::minimal;
+  minimal.missing_signal_checks = 3;
+  monitor<kl_divergence, lstm_bounds> q{config(minimal)};
+  signals lstm_only;
+  lstm_only.lstm = lstm_signal{.h_norm = 1.0, .c_norm = 1.0};
+  for (int i = 0; i < 10; ++i) CHECK(q.check(lstm_only).report.empty());
+  CHECK(q.checks_without_signal<0>() == 0);
+  q.cfg().set_level(level::normal);
+  for (int i = 0; i < 2; ++i) CHECK(q.check(lstm_only).report.empty());
+  CHECK(q.check(lstm_only).report.has(anomaly_kind::signal_missing));  // the third collected check
+  config_options off_level;
+  off_level.configured = level::off;
+  off_level.missing_signal_checks = 1;
+  monitor<lstm_bounds> o{config(off_level)};
+  for (int i = 0; i < 5; ++i) CHECK(o.check(signals{}).report.empty());  // telemetry off: nothing
   static_assert(!SignalReadingDetector<debug_only_probe>);
   static_assert(SignalReadingDetector<update_shift> && SignalReadingDetector<gradient_drift>);
   CHECK(config_options{}.missing_signal_checks == 1000);
