@@ -54,7 +54,7 @@ class parameter_update_sensor {
     if (weights.empty()) return std::nullopt;
     // Dense float32 tensors on the CPU: one fused pass (read both, write the
     // copy, float64 sums). Others: ATen operations on their device, both
-    // totals crossing to the host in one transfer.
+    // totals crossing to the host in one transfer (one per further device).
     double change = 0.0, size = 0.0;
     at::Tensor totals;
     for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -64,14 +64,21 @@ class parameter_update_sensor {
         fused_pass(w.data_ptr<float>(), copy.data_ptr<float>(), w.numel(), change, size);
         continue;
       }
-      if (!totals.defined()) totals = at::zeros({2}, w.options().dtype(at::kDouble));
       // half and bfloat16 are squared in float: their own rounding (1e-3) would show
       const bool narrow = w.scalar_type() == at::kHalf || w.scalar_type() == at::kBFloat16;
       const at::Tensor step = narrow ? (w - copy).to(at::kFloat) : w - copy;
       const at::Tensor value = narrow ? w.to(at::kFloat) : w;
-      totals[0].add_(step.square().sum(at::kDouble));
-      totals[1].add_(value.square().sum(at::kDouble));
+      const at::Tensor pair = at::stack({step.square().sum(at::kDouble), value.square().sum(at::kDouble)});
       copy.copy_(w);
+      if (!totals.defined()) {
+        totals = pair;
+      } else if (pair.device() == totals.device()) {
+        totals = totals + pair;
+      } else {  // parameters on several devices: this one crosses on its own
+        const at::Tensor host = pair.cpu();
+        change += host.data_ptr<double>()[0];
+        size += host.data_ptr<double>()[1];
+      }
     }
     if (totals.defined()) {
       const at::Tensor host = totals.cpu();
