@@ -35,7 +35,6 @@ class shift_condition {
   }
 
   const log_shift& model() const noexcept { return shift_; }
-  bool active() const noexcept { return latch_.active(); }
 
   log_shift_state model_state() const { return shift_.state(); }
   condition_state latch_state() const { return latch_.state(); }
