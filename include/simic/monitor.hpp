@@ -190,7 +190,7 @@ class basic_monitor {
   // bad input throws std::invalid_argument before any state changes. With no
   // anomaly (and no skip), this allocates nothing.
   const check_result& check(const signals& s) {
-    std::apply([&](const auto&... d) { (validate_one(d, s), ...); }, detectors_);
+    validate(s);
     result_.report.clear();
     result_.resp.act = action::proceed;
     result_.resp.reason.clear();
@@ -202,6 +202,12 @@ class basic_monitor {
     response_.decide(s, result_.report, rstate_, result_.resp);
     ++checks_;
     return result_;
+  }
+
+  // What check() does first: every detector's validation of `s` (throws
+  // std::invalid_argument naming the field and its valid range), no state change.
+  void validate(const signals& s) const {
+    std::apply([&](const auto&... d) { (validate_one(d, s), ...); }, detectors_);
   }
 
   // Once per epoch. Returns true when this tick ended an escalation.

@@ -71,5 +71,22 @@ struct ratio_diagnostic_report {
   double lower = 0.0;
 };
 
+// Memory at one moment: the process's resident set and, for a device that
+// has an allocator reader (simic/cuda/memory.hpp for CUDA), its allocator's
+// figures. Absent: not known on this platform / device.
+struct device_memory {
+  std::int64_t device = 0;             // device index
+  std::uint64_t allocated = 0;         // bytes in live tensors
+  std::uint64_t reserved = 0;          // bytes the caching allocator holds
+  std::uint64_t peak_allocated = 0;    // largest `allocated` since the process began (or the last reset)
+  friend bool operator==(const device_memory&, const device_memory&) = default;
+};
+
+struct memory_stats {
+  std::optional<std::uint64_t> rss_bytes{};  // resident set size of the process
+  std::optional<device_memory> device{};
+  friend bool operator==(const memory_stats&, const memory_stats&) = default;
+};
+
 }  // namespace v0
 }  // namespace simic

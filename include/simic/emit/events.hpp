@@ -75,6 +75,9 @@ struct update_metrics {
 struct gradient_health_event {
   static constexpr std::string_view name = "gradient_health";
   gradient_signal gradients{};
+  // The host/module gradient ratio (sensors/gradient_ratio.hpp), when the
+  // host's parameters are named and both sides have gradients.
+  std::optional<double> host_module_ratio{};
 };
 
 struct lstm_health_event {
@@ -155,6 +158,12 @@ struct performance_degradation_event {
   double threshold = 0.0;     // the drop that counts as degradation
 };
 
+// Memory statistics (cat::memory, every config memory_interval updates).
+struct memory_event {
+  static constexpr std::string_view name = "memory";
+  memory_stats memory{};
+};
+
 struct epoch_summary {
   static constexpr std::string_view name = "epoch_summary";
   std::optional<double> performance{};  // accuracy, mean return (higher is better)
@@ -192,8 +201,8 @@ using event_payload =
     std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, anomaly_clear_event,
                  escalation_start_event,
                  escalation_end_event, layer_gradients_event, nan_inf_scan_event, ratio_diagnostic_event,
-                 response_event, performance_degradation_event, epoch_summary, profiler_trace_event,
-                 phase_timings_event>;
+                 response_event, performance_degradation_event, memory_event, epoch_summary,
+                 profiler_trace_event, phase_timings_event>;
 
 template <class P>
 concept EventPayload = requires {

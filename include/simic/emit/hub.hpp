@@ -6,6 +6,7 @@
 // everything queued.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -124,7 +125,12 @@ class hub {
     auto next = std::make_shared<sink_list>(*sinks_);
     next->push_back(std::move(s));
     sinks_ = std::move(next);
+    has_sinks_.store(true, std::memory_order_relaxed);
   }
+
+  // Whether any sink was added: a producer may skip building events nobody
+  // reads (simic::session does).
+  bool has_sinks() const noexcept { return has_sinks_.load(std::memory_order_relaxed); }
 
   // Queues the event (the hub's own copy). Not from inside a sink: a sink
   // must not call emit() or flush() of the hub that feeds it. Returns false when it was dropped
@@ -332,6 +338,7 @@ class hub {
   bool closing_ = false;
   bool stopped_ = false;
 
+  std::atomic<bool> has_sinks_{false};
   mutable std::mutex sinks_mutex_;
   std::shared_ptr<const sink_list> sinks_;
   bool closed_ = false;

@@ -73,6 +73,7 @@ inline void put_payload(json_t& j, const gradient_health_event& p) {
   j["exploding"] = g.exploding;
   j["nan_count"] = g.nan_count;
   j["inf_count"] = g.inf_count;
+  put_optional(j, "host_module_ratio", p.host_module_ratio);
 }
 
 inline void put_payload(json_t& j, const lstm_health_event& p) {
@@ -178,6 +179,16 @@ inline void put_payload(json_t& j, const performance_degradation_event& p) {
   j["rolling_mean"] = json_number(p.rolling_mean);
   j["drop"] = json_number(p.drop);
   j["threshold"] = json_number(p.threshold);
+}
+
+inline void put_payload(json_t& j, const memory_event& p) {
+  if (p.memory.rss_bytes) j["rss_bytes"] = *p.memory.rss_bytes;
+  if (const auto& d = p.memory.device) {
+    j["device_index"] = d->device;
+    j["allocated_bytes"] = d->allocated;
+    j["reserved_bytes"] = d->reserved;
+    j["peak_allocated_bytes"] = d->peak_allocated;
+  }
 }
 
 inline void put_payload(json_t& j, const epoch_summary& p) {
