@@ -1,6 +1,8 @@
 // PPO (clipped surrogate, GAE, value loss, entropy bonus, gradient clipping
 // at 1.0) with an LSTM policy trained by truncated BPTT over sequences of the
-// rollout. Telemetry call sites are marked "telemetry:".
+// rollout. An update is rollout() -> optimize() -> end_epoch() at an epoch's
+// end; telemetry call sites (simic::session, telemetry.hpp) are marked
+// "telemetry:", fault injection (faults.hpp) "fault".
 #include "ppo.hpp"
 
 #include <ATen/Parallel.h>
@@ -11,6 +13,8 @@
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <map>
+#include <memory>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -19,6 +23,10 @@
 #include "cartpole.hpp"
 #include "gae.hpp"
 #include "model.hpp"
+#include "faults.hpp"
+#include "simic/emit/sink_callback.hpp"
+#include "simic/profile/phase_timer.hpp"
+#include "simic/profile/profiler.hpp"
 #include "telemetry.hpp"
 
 namespace ppo_lstm {
@@ -34,54 +42,6 @@ constexpr double reward_scale = 0.1;  // value targets stay O(10) on returns up 
 constexpr std::size_t return_window = 20;
 constexpr const char* head_name = "push";
 
-// Slow faults: growth of the learning rate and decay of the reward per update.
-constexpr double lr_ramp_growth = 1.05;
-constexpr double reward_decay_rate = 0.99;
-
-// The fault settings in force for one update.
-struct faults {
-  bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
-       entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false;
-  double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
-  double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
-  static faults at(const std::vector<injection>& inj, std::uint64_t update) {
-    faults f;
-    for (const auto& i : inj) {
-      if (!i.covers(update)) continue;
-      const double k = static_cast<double>(update - i.first + 1);
-      switch (i.kind) {
-        case fault::nan_grad: f.nan_grad = true; break;
-        case fault::grad_explode: f.grad_explode = true; break;
-        case fault::grad_vanish: f.grad_vanish = true; break;
-        case fault::grad_drift: f.grad_drift = true; break;
-        case fault::lr_spike: f.lr_spike = true; break;
-        case fault::entropy_collapse: f.entropy_collapse = true; break;
-        case fault::value_collapse: f.value_collapse = true; break;
-        case fault::lstm_explode: f.lstm_explode = true; break;
-        case fault::reward_drop: f.reward_drop = true; break;
-        case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
-        case fault::reward_decay: f.reward_factor *= std::pow(reward_decay_rate, k); break;
-      }
-    }
-    return f;
-  }
-};
-// entropy-collapse: the greedy action's logit raised by this margin, so the
-// policy is near-deterministic (normalised entropy ~1e-3) while it lasts.
-constexpr double logit_collapse_margin = 10.0;
-constexpr double lr_spike_factor = 20.0;
-constexpr double lstm_explode_factor = 1e3;
-constexpr double value_noise = 50.0;  // in units of scaled return (at most 1 / (1 - gamma) * reward_scale = 10)
-// grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
-constexpr double drift_growth = 2.0;
-constexpr double drift_cap = 8.0;
-
-// A near-deterministic policy: the greedy logit raised by a constant margin.
-torch::Tensor collapse(const torch::Tensor& logits, std::int64_t dim) {
-  const auto greedy = torch::one_hot(logits.detach().argmax(dim), logits.size(dim)).to(logits.scalar_type());
-  return logits + logit_collapse_margin * greedy;
-}
-
 double explained_variance(const torch::Tensor& pred, const torch::Tensor& target) {
   const double var_t = target.to(torch::kDouble).var(false).item<double>();
   if (!(var_t > 0.0)) return std::numeric_limits<double>::quiet_NaN();
@@ -94,39 +54,82 @@ bool all_finite(const std::vector<torch::Tensor>& ps) {
   return true;
 }
 
+// One rollout, arranged as sequences for truncated BPTT: [L, S] with S = C * E.
+struct rollout_batch {
+  torch::Tensor obs, keep, act, logp, adv, ret;  // [L, S, ...]
+  torch::Tensor h0, c0;                          // [S, H]: the state at each sequence start
+  std::optional<double> explained_variance;      // of the critic during the rollout
+  double reward_rate = 0.0;                      // mean reward per environment step
+};
 
 template <class Monitor>
-run_summary run_with(const run_options& o) {
-  run_summary sum;
-  sum.events_path = o.events_path;
-  sum.profile_dir = o.profile_dir;
-  const auto t0 = std::chrono::steady_clock::now();
-  at::set_num_threads(o.threads);
-  torch::manual_seed(o.seed);
+class trainer {
+ public:
+  explicit trainer(const run_options& o)
+      : o_(o),
+        seeded_(seed(o)),
+        env_(o.envs, o.seed),
+        model_(cartpole_vec::obs_dim, cartpole_vec::actions, o.hidden),
+        opt_(model_->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5)),
+        params_(model_->parameters()),
+        event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
+        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink(event_counts_)})),
+        profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
+                                          .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
+        timers_(!o.profile_dir.empty()),
+        h_(torch::zeros({o.envs, o.hidden})),
+        c_(torch::zeros({o.envs, o.hidden})),
+        keep_(torch::zeros({o.envs})),
+        actions_(static_cast<std::size_t>(o.envs)) {
+    sum_.events_path = o.events_path;
+    sum_.profile_dir = o.profile_dir;
+  }
 
-  const int E = o.envs, T = o.rollout, L = o.seq_len, H = o.hidden, C = T / L, S = C * E;
-  cartpole_vec env(E, o.seed);
-  lstm_policy model(cartpole_vec::obs_dim, cartpole_vec::actions, H);
-  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5));
-  const auto params = model->parameters();
+  run_summary run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t u = 1; u <= o_.updates && !sum_.stopped; ++u) {
+      const faults f = faults::at(o_.injections, u);
+      tel_->begin_update();
+      update_record rec;
+      rec.update = u;
+      const rollout_batch b = rollout(f);
+      const bool epoch_end = u % o_.epoch_updates == 0 || u == o_.updates;
+      // Performance: the mean return of the episodes that ended during the
+      // epoch, at its end (absent if none ended), judged at the update's
+      // last check; the detector compares it with its previous epochs.
+      std::optional<double> performance;
+      if (epoch_end && !epoch_returns_.empty())
+        performance = std::accumulate(epoch_returns_.begin(), epoch_returns_.end(), 0.0) /
+                      static_cast<double>(epoch_returns_.size());
+      optimize(u, f, b, performance, rec);
+      if (epoch_end) epoch_returns_.clear();
+      if (auto trace = profiler_.step()) tel_->emit(*trace);
+      if (epoch_end && !sum_.stopped) end_epoch(u, performance);
+      end_update(rec);
+    }
+    finish();
+    sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return std::move(sum_);
+  }
 
-  telemetry<Monitor> tel(o, sum);
+ private:
+  // Before the model is built: its initial weights come from the seed.
+  static bool seed(const run_options& o) {
+    at::set_num_threads(o.threads);
+    torch::manual_seed(o.seed);
+    return true;
+  }
+  // Counts every event the session emits, by name (on the hub's thread; read after close()).
+  static std::shared_ptr<simic::sink> counting_sink(std::shared_ptr<std::map<std::string, std::uint64_t>> counts) {
+    return std::make_shared<simic::callback_sink>(
+        [counts](const simic::event& e) { ++(*counts)[std::string(e.name())]; }, simic::callback_sink::finish_fn{},
+        "event_counts");
+  }
 
-  auto h = torch::zeros({E, H}), c = torch::zeros({E, H});
-  auto keep = torch::zeros({E});  // 0: the next step starts an episode
-  std::deque<double> recent;      // the last `return_window` episode returns
-  std::vector<double> epoch_returns;  // returns of the episodes ended in this epoch
-  cartpole_vec::step_result sr;
-  std::vector<std::int64_t> actions(E);
-  std::uint64_t drift_steps = 0;  // optimizer steps into a grad-drift ramp
-  const double log_actions = std::log(static_cast<double>(cartpole_vec::actions));
-
-  for (std::uint64_t u = 1; u <= o.updates && !sum.stopped; ++u) {
-    const faults f = faults::at(o.injections, u);
-    tel.begin_update(u);
-    env.set_reward(f.reward_drop ? 0.0 : f.reward_factor);
-
-    // ---- rollout -----------------------------------------------------------
+  // ---- rollout: T steps of E environments; LSTM state read at each sequence start
+  rollout_batch rollout(const faults& f) {
+    const int E = o_.envs, T = o_.rollout, L = o_.seq_len, H = o_.hidden, C = T / L;
+    env_.set_reward(f.reward_scale());
     auto obs_buf = torch::empty({T, E, cartpole_vec::obs_dim});
     auto keep_buf = torch::empty({T, E});
     auto act_buf = torch::empty({T, E}, torch::kLong);
@@ -137,58 +140,53 @@ run_summary run_with(const run_options& o) {
     auto h0_buf = torch::empty({C, E, H}), c0_buf = torch::empty({C, E, H});
     {
       torch::NoGradGuard ng;
-      auto rollout_timer = tel.timers().time("rollout");
+      auto rollout_timer = timers_.time("rollout");
       for (int t = 0; t < T; ++t) {
         if (t % L == 0) {
-          h0_buf[t / L].copy_(h);
-          c0_buf[t / L].copy_(c);
+          h0_buf[t / L].copy_(h_);
+          c0_buf[t / L].copy_(c_);
         }
-        const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()),
+        const auto obs = torch::from_blob(const_cast<float*>(env_.observations().data()),
                                           {E, cartpole_vec::obs_dim}).clone();
         obs_buf[t].copy_(obs);
-        keep_buf[t].copy_(keep);
-        const auto k = keep.unsqueeze(1);
-        auto [h1, c1] = model->cell(model->encode(obs), h * k, c * k);
-        h = h1;
-        c = c1;
-        if (f.lstm_explode && t == 0) c = (c + 1.0) * lstm_explode_factor;  // fault: a blown-up cell state
-        if (t % L == 0) tel.lstm_state(h, c);  // telemetry: LSTM health during the rollout
-        const auto out = model->head(h, c);
-        auto logits = out.logits;
-        if (f.entropy_collapse) logits = collapse(logits, 1);
-        const auto logp_all = torch::log_softmax(logits, 1);
+        keep_buf[t].copy_(keep_);
+        const auto k = keep_.unsqueeze(1);
+        auto [h1, c1] = model_->cell(model_->encode(obs), h_ * k, c_ * k);
+        h_ = h1;
+        c_ = f.cell(c1, t);
+        if (t % L == 0) tel_->lstm_state(h_, c_);  // telemetry: LSTM health during the rollout
+        const auto out = model_->head(h_, c_);
+        const auto logp_all = torch::log_softmax(f.logits(out.logits, 1), 1);
         const auto a = torch::multinomial(logp_all.exp(), 1).squeeze(1);
         act_buf[t].copy_(a);
         logp_buf[t].copy_(logp_all.gather(1, a.unsqueeze(1)).squeeze(1));
-        auto value = out.value;
-        if (f.value_collapse) value = value + value_noise * torch::randn_like(value);  // fault: a broken critic
-        val_buf[t].copy_(value);
+        val_buf[t].copy_(f.value(out.value));
         const auto acc = a.accessor<std::int64_t, 1>();
-        for (int e = 0; e < E; ++e) actions[e] = acc[e];
-        env.step(actions, sr);
-        rew_buf[t].copy_(torch::from_blob(sr.reward.data(), {E}));
+        for (int e = 0; e < E; ++e) actions_[e] = acc[e];
+        env_.step(actions_, sr_);
+        rew_buf[t].copy_(torch::from_blob(sr_.reward.data(), {E}));
         auto done = torch::empty({E});
-        for (int e = 0; e < E; ++e) done[e] = static_cast<float>(sr.done[e]);
+        for (int e = 0; e < E; ++e) done[e] = static_cast<float>(sr_.done[e]);
         done_buf[t].copy_(done);
-        keep = 1.0 - done;
-        for (double r : sr.finished_returns) {
-          recent.push_back(r);
-          if (recent.size() > return_window) recent.pop_front();
-          epoch_returns.push_back(r);
-          ++sum.episodes;
+        keep_ = 1.0 - done;
+        for (double r : sr_.finished_returns) {
+          recent_.push_back(r);
+          if (recent_.size() > return_window) recent_.pop_front();
+          epoch_returns_.push_back(r);
+          ++sum_.episodes;
         }
       }
       if (f.lstm_explode) {  // the fault ends with the rollout: start clean
-        h.zero_();
-        c.zero_();
+        h_.zero_();
+        c_.zero_();
       }
     }
     // Bootstrap value and GAE (gae.hpp: plain loops, T x E is small).
     torch::Tensor adv_t, ret_t;
     {
       torch::NoGradGuard ng;
-      const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {E, cartpole_vec::obs_dim});
-      const auto last = model->step(obs, h, c, keep);
+      const auto obs = torch::from_blob(const_cast<float*>(env_.observations().data()), {E, cartpole_vec::obs_dim});
+      const auto last = model_->step(obs, h_, c_, keep_);
       const auto next_v = last.value.contiguous();
       adv_t = torch::empty({T, E});
       const auto n = static_cast<std::size_t>(T) * E;
@@ -198,11 +196,13 @@ run_summary run_with(const run_options& o) {
                   gae_params{gamma_, gae_lambda, reward_scale}, std::span<float>(adv_t.data_ptr<float>(), n));
       ret_t = adv_t + val_buf;
     }
-    // How much of the return variance the critic explained during the rollout.
-    const double rollout_ev = explained_variance(val_buf, ret_t);
-    const double rollout_reward_rate = rew_buf.to(torch::kDouble).mean().item<double>();
-
-    // ---- sequences for truncated BPTT: [L, S] with S = C * E -----------------
+    rollout_batch b;
+    const double ev = explained_variance(val_buf, ret_t);
+    if (!std::isnan(ev)) b.explained_variance = ev;
+    b.reward_rate = rew_buf.to(torch::kDouble).mean().item<double>();
+    // telemetry: the rollout's figures go to the update's first check
+    tel_->end_rollout({.reward_rate = b.reward_rate, .explained_variance = b.explained_variance});
+    const int S = C * E;
     auto seq = [&](const torch::Tensor& x) -> torch::Tensor {
       auto sizes = x.sizes().vec();
       std::vector<std::int64_t> v{C, L, E};
@@ -212,85 +212,70 @@ run_summary run_with(const run_options& o) {
       w.insert(w.end(), sizes.begin() + 2, sizes.end());
       return y.reshape(w);
     };
-    const torch::Tensor s_obs = seq(obs_buf), s_keep = seq(keep_buf), s_act = seq(act_buf), s_logp = seq(logp_buf),
-               s_adv = seq(adv_t), s_ret = seq(ret_t);
-    const auto s_h0 = h0_buf.reshape({S, H}), s_c0 = c0_buf.reshape({S, H});
+    b.obs = seq(obs_buf);
+    b.keep = seq(keep_buf);
+    b.act = seq(act_buf);
+    b.logp = seq(logp_buf);
+    b.adv = seq(adv_t);
+    b.ret = seq(ret_t);
+    b.h0 = h0_buf.reshape({S, H});
+    b.c0 = c0_buf.reshape({S, H});
+    return b;
+  }
 
-    // ---- optimisation --------------------------------------------------------
-    const double lr = (f.lr_spike ? o.lr * lr_spike_factor : o.lr) * f.lr_factor;
-    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-    const simic::training_progress progress(u, o.schedule());
-    const bool epoch_end = u % o.epoch_updates == 0 || u == o.updates;
-    const int steps = o.steps_per_update();
-    const int mb_size = S / o.minibatches;
-    auto optimize_timer = tel.timers().time("optimize");
-    // Performance: the mean return of the episodes that ended during the
-    // epoch, at its end (absent if none ended); the detector compares it with
-    // its rolling mean over the previous epochs.
-    std::optional<double> performance;
-    if (epoch_end && !epoch_returns.empty())
-      performance = std::accumulate(epoch_returns.begin(), epoch_returns.end(), 0.0) /
-                    static_cast<double>(epoch_returns.size());
-    update_record rec;
-    rec.update = u;
+  // ---- optimisation: ppo_epochs passes of `minibatches` steps, each checked
+  void optimize(std::uint64_t u, const faults& f, const rollout_batch& b, std::optional<double> performance,
+                update_record& rec) {
+    const int L = o_.seq_len, S = (o_.rollout / L) * o_.envs;
+    const double lr = f.learning_rate(o_.lr);
+    for (auto& g : opt_.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    const simic::training_progress progress(u, o_.schedule());
+    const int steps = o_.steps_per_update();
+    const int mb_size = S / o_.minibatches;
+    const double log_actions = std::log(static_cast<double>(cartpole_vec::actions));
+    auto optimize_timer = timers_.time("optimize");
     int step = 0;
-    for (int ep = 0; ep < o.ppo_epochs && !sum.stopped; ++ep) {
+    for (int ep = 0; ep < o_.ppo_epochs && !sum_.stopped; ++ep) {
       const auto perm = torch::randperm(S, torch::kLong);
-      for (int mb = 0; mb < o.minibatches && !sum.stopped; ++mb, ++step) {
+      for (int mb = 0; mb < o_.minibatches && !sum_.stopped; ++mb, ++step) {
         const auto idx = perm.narrow(0, static_cast<std::int64_t>(mb) * mb_size, mb_size);
-        const auto obs = s_obs.index_select(1, idx), kp = s_keep.index_select(1, idx);
-        auto hh = s_h0.index_select(0, idx), cc = s_c0.index_select(0, idx);
-        const auto enc = model->encode(obs);
+        const auto obs = b.obs.index_select(1, idx), kp = b.keep.index_select(1, idx);
+        auto hh = b.h0.index_select(0, idx), cc = b.c0.index_select(0, idx);
+        const auto enc = model_->encode(obs);
         std::vector<torch::Tensor> hs;
         hs.reserve(L);
         for (int l = 0; l < L; ++l) {
           const auto k = kp[l].unsqueeze(1);
-          auto [h1, c1] = model->cell(enc[l], hh * k, cc * k);
+          auto [h1, c1] = model_->cell(enc[l], hh * k, cc * k);
           hh = h1;
           cc = c1;
           hs.push_back(hh);
         }
         const auto hseq = torch::stack(hs);  // [L, B, H]
-        auto logits = model->actor->forward(hseq);
-        if (f.entropy_collapse) logits = collapse(logits, 2);
-        const auto value = model->critic->forward(hseq).squeeze(2);
-        const auto ret = s_ret.index_select(1, idx);
+        const auto logits = f.logits(model_->actor->forward(hseq), 2);
+        const auto value = model_->critic->forward(hseq).squeeze(2);
+        const auto ret = b.ret.index_select(1, idx);
         const auto logp_all = torch::log_softmax(logits, 2);
-        const auto act = s_act.index_select(1, idx);
+        const auto act = b.act.index_select(1, idx);
         const auto logp = logp_all.gather(2, act.unsqueeze(2)).squeeze(2);
         const auto entropy = -(logp_all.exp() * logp_all).sum(2);
-        const auto log_ratio = logp - s_logp.index_select(1, idx);
+        const auto old_logp = b.logp.index_select(1, idx);
+        const auto log_ratio = logp - old_logp;
         const auto ratio = log_ratio.exp();
-        auto adv = s_adv.index_select(1, idx);
+        auto adv = b.adv.index_select(1, idx);
         adv = (adv - adv.mean()) / (adv.std() + 1e-8);
         const auto pg_loss = torch::max(-adv * ratio, -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)).mean();
         const auto v_loss = 0.5 * (value - ret).pow(2).mean();
         const auto ent = entropy.mean();
         const auto loss = pg_loss + value_coef * v_loss - entropy_coef * ent;
 
-        opt.zero_grad();
+        opt_.zero_grad();
         loss.backward();
-        {  // faults that act on the gradients
-          torch::NoGradGuard ng;
-          if (f.nan_grad) model->lstm->weight_hh.grad().view({-1})[0] = std::nan("");
-          if (f.grad_explode)
-            for (auto& p : params) p.grad().mul_(1e3);
-          if (f.grad_vanish)
-            for (auto& p : params) p.grad().mul_(1e-9);
-          if (f.grad_drift) {
-            ++drift_steps;
-            const double k = std::min(std::pow(drift_growth, static_cast<double>(drift_steps)), drift_cap);
-            for (auto& p : params) p.grad().mul_(k);
-          } else {
-            drift_steps = 0;
-          }
-        }
+        grad_faults_.apply(f, *model_, model_->lstm->weight_hh);  // fault injection
 
-        // telemetry: the signals of this step, gradients measured before clipping
+        // telemetry: this step's PPO statistics; the session reads the
+        // gradients (before clipping), runs the check and emits the events
         simic::signals sig;
-        const simic::gradient_signal grads = tel.gradients(*model);
-        sig.gradients = grads;
-        sig.update_ratio = tel.update_ratio(*model);
         {
           torch::NoGradGuard ng;
           sig.ratio_max = ratio.max().item<double>();
@@ -301,78 +286,150 @@ run_summary run_with(const run_options& o) {
         const simic::head_entropy heads[] = {{head_name, ent.item<double>() / log_actions}};
         sig.entropy = heads;
         sig.progress = progress;
-        if (step == 0) {  // once per update: the rollout's LSTM state, critic and reward
-          sig.lstm = tel.take_lstm();
-          sig.reward_rate = rollout_reward_rate;
-          if (!std::isnan(rollout_ev)) sig.explained_variance = rollout_ev;
-        }
-        if (step == steps - 1 && performance) sig.performance = performance;
-
-        simic::update_metrics metrics{.loss = sig.loss,
-                                      .policy_loss = pg_loss.item<double>(),
-                                      .value_loss = v_loss.item<double>(),
-                                      .entropy = heads[0].normalized,
-                                      .approx_kl = sig.approx_kl,
-                                      .ratio_max = sig.ratio_max,
-                                      .ratio_min = sig.ratio_min,
-                                      .explained_variance = sig.explained_variance,
-                                      .learning_rate = lr,
-                                      .extra = {{"step", static_cast<double>(step)}}};
-        if (performance && sig.performance) metrics.extra.push_back({"mean_return", *performance});
-        const simic::check_result& res = tel.check(sig, step, metrics);
-        // telemetry: DEBUG diagnostics (each runs only while the effective level is DEBUG)
-        tel.debug(*model, loss, ratio, s_logp.index_select(1, idx), logp, act, step);
-
-        rec.grad_norm = grads.total_norm;
-        rec.grad_health = grads.health;
-        if (res.resp.act == simic::action::stop) {
-          sum.stopped = true;
-          sum.stop_reason = res.resp.reason;
-          sum.exit_code = exit_stopped;
-          tel.skipped(step, res.resp.reason);
-          ++rec.skipped_steps;
-        } else if (res.resp.act == simic::action::skip_step) {
-          tel.skipped(step, res.resp.reason);
-          ++rec.skipped_steps;
+        if (step == steps - 1) sig.performance = performance;
+        const simic::level before = tel_->level();
+        const simic::check_result& res =
+            tel_->step(sig, {.metrics = {.policy_loss = pg_loss.item<double>(),
+                                         .value_loss = v_loss.item<double>(),
+                                         .learning_rate = lr},
+                             .loss = loss,
+                             .ratio = ratio,
+                             .old_log_prob = old_logp,
+                             .new_log_prob = logp,
+                             .actions = act});
+        record(res, step, before, rec);
+        if (res.resp.act == simic::action::proceed) {
+          torch::nn::utils::clip_grad_norm_(params_, max_grad_norm);
+          opt_.step();
+          ++sum_.optimizer_steps;
         } else {
-          torch::nn::utils::clip_grad_norm_(params, max_grad_norm);
-          opt.step();
-          ++sum.optimizer_steps;
+          sum_.skips.push_back({u, step, res.resp.reason});
+          ++rec.skipped_steps;
+          if (res.resp.act == simic::action::stop) {
+            sum_.stopped = true;
+            sum_.stop_reason = res.resp.reason;
+            sum_.exit_code = exit_stopped;
+          }
         }
       }
     }
+  }
 
-    const double mean_ret =
-        recent.empty() ? 0.0 : std::accumulate(recent.begin(), recent.end(), 0.0) / static_cast<double>(recent.size());
-    sum.mean_return = mean_ret;
-    sum.best_mean_return = std::max(sum.best_mean_return, mean_ret);
-    rec.mean_return = mean_ret;
-    rec.anomalies = tel.take_update_anomalies();
-    rec.kinds = tel.take_update_kinds();
-    optimize_timer.stop();
-    if (epoch_end) epoch_returns.clear();
-    tel.update_done();
-    if (epoch_end && !sum.stopped) {  // telemetry: monitor.tick() per epoch
-      const std::uint64_t in_epoch = (u - 1) % o.epoch_updates + 1;
-      tel.epoch_end(performance, in_epoch);
+  // ---- epoch end: the session ticks and emits the epoch summary
+  void end_epoch(std::uint64_t u, std::optional<double> performance) {
+    const simic::level before = tel_->level();
+    tel_->end_epoch(performance);
+    if (tel_->level() != before) sum_.level_changes.push_back({u, before, tel_->level()});
+    ++sum_.epochs;
+  }
+
+  // What one check said, into the run's summary (the events are the session's).
+  void record(const simic::check_result& r, int step, simic::level before, update_record& rec) {
+    const std::uint64_t u = tel_->update();
+    if (o_.record_signals) {
+      recorded_signals s;
+      s.base = tel_->last_signals();
+      s.heads.assign(s.base.entropy.begin(), s.base.entropy.end());
+      s.base.entropy = {};
+      sum_.signals.push_back(std::move(s));
     }
-    rec.level = tel.level();
-    sum.updates.push_back(rec);
-    sum.updates_done = u;
-    if (o.progress_lines) {
+    for (const auto& c : r.report.clears()) sum_.clears.push_back({u, step, c.kind, c.duration});
+    for (const auto& a : r.report) {
+      sum_.anomalies.push_back({u, step, a.kind, a.detail, a.severity, a.value, a.threshold});
+      ++rec.anomalies;
+      const std::string_view k = simic::to_string(a.kind);
+      if (rec.kinds.find(k) == std::string::npos) rec.kinds.append(rec.kinds.empty() ? "" : ",").append(k);
+    }
+    if (tel_->level() != before) sum_.level_changes.push_back({u, before, tel_->level()});
+    const simic::step_diagnostics& d = tel_->last_diagnostics();
+    if (d.layers) {
+      std::string s;
+      for (const auto& l : d.layers->layers) s += simic::detail::format("%s norm %.4g; ", l.name.c_str(), l.norm);
+      sum_.debug.push_back({u, step, "layer_gradients", s});
+    }
+    if (d.scan) {
+      std::string s;
+      for (const auto& p : d.scan->offenders)
+        s += p.name + (p.weight_nan || p.weight_inf ? " (weights)" : "") + (p.grad_nan || p.grad_inf ? " (gradient)" : "") +
+             "; ";
+      sum_.debug.push_back({u, step, "nan_inf_scan", s.empty() ? "clean" : s});
+    }
+    if (d.ratio)
+      sum_.debug.push_back({u, step, "ratio_diagnostic",
+                            simic::detail::format("%zu outliers of %llu; max |log-prob diff| %.4g", d.ratio->outliers.size(),
+                                                  static_cast<unsigned long long>(d.ratio->batch_size),
+                                                  d.ratio->max_abs_logprob_diff)});
+    if (const auto& g = tel_->last_gradients()) {
+      rec.grad_norm = g->total_norm;
+      rec.grad_health = g->health;
+    }
+  }
+
+  void end_update(update_record& rec) {
+    const double mean_ret = recent_.empty() ? 0.0
+                                            : std::accumulate(recent_.begin(), recent_.end(), 0.0) /
+                                                  static_cast<double>(recent_.size());
+    sum_.mean_return = mean_ret;
+    sum_.best_mean_return = std::max(sum_.best_mean_return, mean_ret);
+    rec.mean_return = mean_ret;
+    rec.level = tel_->level();
+    sum_.updates_done = rec.update;
+    if (o_.progress_lines) {
       std::string extra;
       if (rec.anomalies) extra += " (" + rec.kinds + ")";
       if (rec.skipped_steps) extra += "  skipped steps " + std::to_string(rec.skipped_steps);
       std::printf("update %5llu  return %7.1f  grad %9.4g  health %.2f  level %-7s  anomalies %zu%s\n",
-                  static_cast<unsigned long long>(u), mean_ret, rec.grad_norm, rec.grad_health,
+                  static_cast<unsigned long long>(rec.update), mean_ret, rec.grad_norm, rec.grad_health,
                   std::string(simic::to_string(rec.level)).c_str(), rec.anomalies, extra.c_str());
       std::fflush(stdout);
     }
+    sum_.updates.push_back(std::move(rec));
   }
-  tel.finish();  // every event flushed, also after a stop
-  sum.weights_finite = all_finite(params);
-  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return sum;
+
+  // Every event flushed (also after a stop), the summary's counts filled.
+  void finish() {
+    if (auto trace = profiler_.close()) tel_->emit(*trace);
+    if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
+    const simic::hub_counts c = tel_->close();
+    sum_.events_emitted = c.emitted;
+    sum_.events_dropped = c.dropped;
+    sum_.event_counts = *event_counts_;
+    const simic::session_counts& n = tel_->counts();
+    sum_.checks = n.checks;
+    for (const auto& [name, count] : {std::pair{"gradient_health", n.gradient_health},
+                                      {"lstm_health", n.lstm_health},
+                                      {"parameter_update", n.update_ratio},
+                                      {"layer_gradients", n.layer_gradients},
+                                      {"nan_inf_scan", n.nan_inf_scan},
+                                      {"ratio_diagnostic", n.ratio_diagnostic},
+                                      {"memory", n.memory}})
+      if (count > 0) sum_.sensor_events[name] = count;
+    sum_.weights_finite = all_finite(params_);
+  }
+
+  const run_options& o_;
+  bool seeded_;
+  run_summary sum_;
+  cartpole_vec env_;
+  lstm_policy model_;
+  torch::optim::Adam opt_;
+  std::vector<torch::Tensor> params_;
+  std::shared_ptr<std::map<std::string, std::uint64_t>> event_counts_;
+  std::unique_ptr<simic::session<Monitor>> tel_;
+  simic::profiler profiler_;
+  simic::phase_timers timers_;
+  gradient_faults grad_faults_;
+  torch::Tensor h_, c_, keep_;  // recurrent state and "0: the next step starts an episode"
+  std::deque<double> recent_;   // the last `return_window` episode returns
+  std::vector<double> epoch_returns_;  // returns of the episodes ended in this epoch
+  cartpole_vec::step_result sr_;
+  std::vector<std::int64_t> actions_;
+};
+
+template <class Monitor>
+run_summary run_with(const run_options& o) {
+  trainer<Monitor> t(o);
+  return t.run();
 }
 
 }  // namespace

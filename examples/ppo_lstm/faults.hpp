@@ -1,0 +1,103 @@
+// Fault injection, apart from training: which faults act in an update
+// (options.hpp parses --inject), and how each one bends the trainer's
+// tensors. ppo.cpp calls these at the marked points and nowhere else.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "options.hpp"
+
+namespace ppo_lstm {
+
+// Slow faults: growth of the learning rate and decay of the reward per update.
+inline constexpr double lr_ramp_growth = 1.05;
+inline constexpr double reward_decay_rate = 0.99;
+// entropy-collapse: the greedy action's logit raised by this margin, so the
+// policy is near-deterministic (normalised entropy ~1e-3) while it lasts.
+inline constexpr double logit_collapse_margin = 10.0;
+inline constexpr double lr_spike_factor = 20.0;
+inline constexpr double lstm_explode_factor = 1e3;
+inline constexpr double value_noise = 50.0;  // in units of scaled return (at most 10)
+// grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
+inline constexpr double drift_growth = 2.0;
+inline constexpr double drift_cap = 8.0;
+
+// The fault settings in force for one update.
+struct faults {
+  bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
+       entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false;
+  double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
+  double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
+
+  static faults at(const std::vector<injection>& inj, std::uint64_t update) {
+    faults f;
+    for (const auto& i : inj) {
+      if (!i.covers(update)) continue;
+      const double k = static_cast<double>(update - i.first + 1);
+      switch (i.kind) {
+        case fault::nan_grad: f.nan_grad = true; break;
+        case fault::grad_explode: f.grad_explode = true; break;
+        case fault::grad_vanish: f.grad_vanish = true; break;
+        case fault::grad_drift: f.grad_drift = true; break;
+        case fault::lr_spike: f.lr_spike = true; break;
+        case fault::entropy_collapse: f.entropy_collapse = true; break;
+        case fault::value_collapse: f.value_collapse = true; break;
+        case fault::lstm_explode: f.lstm_explode = true; break;
+        case fault::reward_drop: f.reward_drop = true; break;
+        case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
+        case fault::reward_decay: f.reward_factor *= std::pow(reward_decay_rate, k); break;
+      }
+    }
+    return f;
+  }
+
+  double reward_scale() const noexcept { return reward_drop ? 0.0 : reward_factor; }
+  double learning_rate(double lr) const noexcept { return (lr_spike ? lr * lr_spike_factor : lr) * lr_factor; }
+
+  // entropy-collapse: a near-deterministic policy (the greedy logit raised).
+  torch::Tensor logits(const torch::Tensor& logits, std::int64_t dim) const {
+    if (!entropy_collapse) return logits;
+    const auto greedy = torch::one_hot(logits.detach().argmax(dim), logits.size(dim)).to(logits.scalar_type());
+    return logits + logit_collapse_margin * greedy;
+  }
+  // value-collapse: a broken critic during the rollout.
+  torch::Tensor value(const torch::Tensor& v) const {
+    return value_collapse ? v + value_noise * torch::randn_like(v) : v;
+  }
+  // lstm-explode: a blown-up cell state at the rollout's first step.
+  torch::Tensor cell(const torch::Tensor& c, int t) const {
+    return lstm_explode && t == 0 ? (c + 1.0) * lstm_explode_factor : c;
+  }
+};
+
+// Faults that act on the gradients, after backward(). Keeps grad-drift's
+// step count across steps and updates.
+class gradient_faults {
+ public:
+  void apply(const faults& f, torch::nn::Module& model, const torch::Tensor& nan_target) {
+    torch::NoGradGuard ng;
+    const auto params = model.parameters();
+    if (f.nan_grad) nan_target.grad().view({-1})[0] = std::nan("");
+    if (f.grad_explode)
+      for (auto& p : params) p.grad().mul_(1e3);
+    if (f.grad_vanish)
+      for (auto& p : params) p.grad().mul_(1e-9);
+    if (f.grad_drift) {
+      ++drift_steps_;
+      const double k = std::min(std::pow(drift_growth, static_cast<double>(drift_steps_)), drift_cap);
+      for (auto& p : params) p.grad().mul_(k);
+    } else {
+      drift_steps_ = 0;
+    }
+  }
+
+ private:
+  std::uint64_t drift_steps_ = 0;  // optimizer steps into a grad-drift ramp
+};
+
+}  // namespace ppo_lstm
