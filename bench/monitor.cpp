@@ -6,10 +6,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <memory>
 #include <cmath>
 #include <type_traits>
 
 #include "simic/monitor.hpp"
+#ifdef SIMIC_BENCH_SESSION  // built with LibTorch (bench/meson.build): the session beside the bare check
+#include "simic/emit/sink_callback.hpp"
+#include "simic/session.hpp"
+#endif
 
 using namespace simic;
 
@@ -159,14 +165,19 @@ void BM_hand_written_if_chain(benchmark::State& state) {
   }
 }
 
-template <class M>
-void run_monitor(benchmark::State& state, M& m) {
+// Times `check(signals)` (a monitor's check, a session's step) over the inputs.
+template <class Check>
+void run_checks(benchmark::State& state, Check&& check) {
   const auto in = make_inputs();
   std::size_t i = 0;
   for (auto _ : state) {
-    const auto& r = m.check(in[i++ % kSignals]);
+    const check_result& r = check(in[i++ % kSignals]);
     benchmark::DoNotOptimize(r.report.empty());
   }
+}
+template <class M>
+void run_monitor(benchmark::State& state, M& m) {
+  run_checks(state, [&](const signals& s) -> const check_result& { return m.check(s); });
 }
 
 void BM_reference_monitor_check(benchmark::State& state) {
@@ -196,6 +207,24 @@ void BM_debug_detector_gated_at_normal(benchmark::State& state) {
   run_monitor(state, m);
 }
 
+#ifdef SIMIC_BENCH_SESSION
+// The session's own cost per check: no parameters (no sensor reads), no
+// sinks (no events), the same signals as BM_default_monitor_check.
+void BM_session_step_no_sensors(benchmark::State& state) {
+  session<> tel({}, no_parameters);
+  run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
+}
+// The same with a sink that counts: the events of each step are built and queued.
+void BM_session_step_with_events(benchmark::State& state) {
+  std::atomic<std::uint64_t> seen{0};
+  session<> tel({}, no_parameters,
+                {std::make_shared<callback_sink>([&](const event&) { seen.fetch_add(1, std::memory_order_relaxed); })});
+  run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
+  tel.close();
+  state.counters["events_per_step"] = static_cast<double>(seen.load()) / static_cast<double>(state.iterations());
+}
+#endif
+
 }  // namespace
 
 BENCHMARK(BM_hand_written_if_chain);
@@ -204,4 +233,8 @@ BENCHMARK(BM_reference_monitor_check_guard_off);
 BENCHMARK(BM_default_monitor_check);
 BENCHMARK(BM_filtered_out_debug_detector);
 BENCHMARK(BM_debug_detector_gated_at_normal);
+#ifdef SIMIC_BENCH_SESSION
+BENCHMARK(BM_session_step_no_sensors);
+BENCHMARK(BM_session_step_with_events);
+#endif
 BENCHMARK_MAIN();

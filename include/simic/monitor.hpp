@@ -118,6 +118,12 @@ template <class R, class... Ds>
 struct monitor_of<R, std::tuple<Ds...>>;
 }  // namespace detail
 
+// Tag: the signals handed to check() already passed the monitor's validate().
+struct already_validated_t {
+  explicit already_validated_t() = default;
+};
+inline constexpr already_validated_t already_validated{};
+
 struct check_result {
   anomaly_report report;
   response resp;
@@ -191,6 +197,11 @@ class basic_monitor {
   // anomaly (and no skip), this allocates nothing.
   const check_result& check(const signals& s) {
     validate(s);
+    return check(s, already_validated);
+  }
+  // The same for signals that passed validate() unchanged (simic::session
+  // validates before its sensors read, then checks): no second validation.
+  const check_result& check(const signals& s, already_validated_t) {
     result_.report.clear();
     result_.resp.act = action::proceed;
     result_.resp.reason.clear();

@@ -197,7 +197,8 @@ class session {
     const simic::level before = level();
     checked_ = in;
     if (before != simic::level::off) sense(checked_);
-    const check_result& r = monitor_.check(checked_);
+    // Validated above; what the sensors added is valid by construction.
+    const check_result& r = monitor_.check(checked_, already_validated);
     // accepted: what was handed over is consumed
     lstm_.reset();
     rollout_ = {};
@@ -326,10 +327,11 @@ class session {
     step_in_update_ = 0;
     const auto& cfg = monitor_.cfg();
     gradients_due_ = cfg.gradients_due(update_ - 1);
-    if (cfg.memory_due(update_ - 1)) {
-      const memory_stats m = memory_sensor_.measure(watched_.empty() ? at::Device(at::kCPU) : weights_[0].device());
+    // Memory statistics only go to events: none are read without a sink.
+    if (cfg.memory_due(update_ - 1) && emitting()) {
       ++counts_.memory;
-      if (emitting()) emit(memory_event{.memory = m});
+      emit(memory_event{
+          .memory = memory_sensor_.measure(watched_.empty() ? at::Device(at::kCPU) : weights_[0].device())});
     }
   }
 

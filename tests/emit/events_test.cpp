@@ -40,10 +40,11 @@ TEST_CASE("every payload has its documented event name") {
   CHECK(event(0, 0, nan_inf_scan_event{}).name() == "nan_inf_scan");
   CHECK(event(0, 0, ratio_diagnostic_event{}).name() == "ratio_diagnostic");
   CHECK(event(0, 0, performance_degradation_event{}).name() == "performance_degradation");
+  CHECK(event(0, 0, memory_event{}).name() == "memory");
   CHECK(event(0, 0, epoch_summary{}).name() == "epoch_summary");
   CHECK(event(0, 0, profiler_trace_event{}).name() == "profiler_trace");
   CHECK(event(0, 0, phase_timings_event{}).name() == "phase_timings");
-  CHECK(std::variant_size_v<event_payload> == 15);
+  CHECK(std::variant_size_v<event_payload> == 16);
 }
 
 TEST_CASE("the time defaults to now") {

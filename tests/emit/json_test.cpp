@@ -81,6 +81,25 @@ TEST_CASE("non-finite numbers are written as strings, so the line stays JSON and
   CHECK(j["nan_count"] == 10);
   CHECK(j["inf_count"] == 1);
   CHECK(parse_line(event(0, 0, update_metrics{.loss = -inf}, t0))["loss"] == "-inf");
+  CHECK_FALSE(j.contains("host_module_ratio"));  // absent unless the host is named
+  CHECK(parse_line(event(5, 0, gradient_health_event{.gradients = g, .host_module_ratio = 0.25}, t0))
+            ["host_module_ratio"] == 0.25);
+}
+
+TEST_CASE("memory lines: rss_bytes, and the device's figures only when known") {
+  json j = parse_line(event(3, 1, memory_event{.memory = {.rss_bytes = 123456789}}, t0));
+  CHECK(j["event"] == "memory");
+  CHECK(j["rss_bytes"] == 123456789);
+  for (const char* absent : {"device_index", "allocated_bytes", "reserved_bytes", "peak_allocated_bytes"})
+    CHECK_FALSE(j.contains(absent));
+  const device_memory d{.device = 1, .allocated = 10, .reserved = 30, .peak_allocated = 20};
+  j = parse_line(event(3, 1, memory_event{.memory = {.device = d}}, t0).with_context({.device = "cuda:1"}));
+  CHECK_FALSE(j.contains("rss_bytes"));
+  CHECK(j["device"] == "cuda:1");  // the context's device string is kept
+  CHECK(j["device_index"] == 1);
+  CHECK(j["allocated_bytes"] == 10);
+  CHECK(j["reserved_bytes"] == 30);
+  CHECK(j["peak_allocated_bytes"] == 20);
 }
 
 TEST_CASE("anomaly lines have anomaly, severity, value, threshold, baseline, detail and level_after") {

@@ -49,11 +49,12 @@ std::map<std::string, int> names(const std::vector<event>& es) {
   return n;
 }
 
+// The events holding a P, copied (the sink hands out copies).
 template <class P>
-std::vector<const event*> all(const std::vector<event>& es) {
-  std::vector<const event*> out;
+std::vector<std::shared_ptr<const event>> all(const std::vector<event>& es) {
+  std::vector<std::shared_ptr<const event>> out;
   for (const auto& e : es)
-    if (e.is<P>()) out.push_back(&e);
+    if (e.is<P>()) out.push_back(std::make_shared<const event>(e));
   return out;
 }
 
