@@ -174,7 +174,9 @@ class session {
   // Enqueues the gradient read (async mode; a no-op in sync mode or when
   // gradients are not due): call it right after backward().
   void enqueue_gradients() {
-    if (opts_.read == gradient_read::async && !pending_grads_ && gradients_due()) {
+    // Without begin_update() the step to come starts the next update.
+    const bool due = explicit_updates_ ? gradients_due_ : monitor_.cfg().gradients_due(update_);
+    if (opts_.read == gradient_read::async && !pending_grads_ && due && !watched_.empty()) {
       pending_grads_.emplace(grad_sensor_.measure_async(watched_));
     }
   }
@@ -196,7 +198,10 @@ class session {
     if (!explicit_updates_) start_update();
     const simic::level before = level();
     checked_ = in;
-    if (before != simic::level::off) sense(checked_);
+    if (before != simic::level::off)
+      sense(checked_);
+    else
+      pending_grads_.reset();  // enqueued, but nothing is read at OFF
     // Validated above; what the sensors added is valid by construction.
     const check_result& r = monitor_.check(checked_, already_validated);
     // accepted: what was handed over is consumed

@@ -411,6 +411,16 @@ TEST_CASE("session: async gradient reads give the sync figures") {
   CHECK(a.counts().gradient_health == 1);
   a.step({});  // not enqueued: read in step()
   CHECK(a.counts().gradient_health == 2);
+  // every second update: an enqueue before an update without a read enqueues nothing
+  session_options every2 = o;
+  every2.config.gradient_interval = 2;
+  session<> c(every2, f.n.params);
+  for (int k = 1; k <= 4; ++k) {
+    c.enqueue_gradients();
+    c.step({});
+    CHECK(c.last_signals().gradients.has_value() == (k % 2 == 1));
+  }
+  CHECK(c.counts().gradient_health == 2);
 }
 
 TEST_CASE("session: a monitor holding lstm_bounds fed no LSTM state says so") {
