@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "simic/core/gradient_summary.hpp"
 #include "simic/cuda/config.hpp"
 #include "simic/cuda/driver.hpp"
 #include "simic/cuda/kernel_source.hpp"
@@ -336,7 +337,7 @@ class context_scope {
 
 // What one enqueue produced.
 struct enqueued {
-  at::Tensor rows;                     // [tensors + 1, col_count] float64 on the device; last row: summary
+  at::Tensor rows;                     // [tensors + 1, stat::count] float64 on the device; last row: summary
   std::shared_ptr<pinned_slot> slot;   // holds the host copy of `rows` when requested
   std::size_t rows_offset = 0;         // byte offset of that copy in slot->host
   std::size_t tensors = 0;
@@ -366,7 +367,7 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
   const launch_params p = make_params(r, vanishing, exploding);
   const std::uint64_t stream_id = reinterpret_cast<std::uint64_t>(stream);
   const int max_blocks = k.max_blocks[p.full];
-  const std::size_t rows_bytes = (n + 1) * col_count * sizeof(double);
+  const std::size_t rows_bytes = (n + 1) * stat::count * sizeof(double);
   const auto bytes = at::TensorOptions().dtype(at::kByte).device(device);
   enqueued e;
   e.tensors = n;
@@ -399,7 +400,7 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
 
   const std::size_t partial_bytes = std::max<std::size_t>(plan.pieces.size(), 1) * sizeof(accumulator);
   at::Tensor work = at::empty({static_cast<std::int64_t>(partial_bytes)}, bytes);
-  e.rows = at::empty({static_cast<std::int64_t>(n + 1), col_count}, bytes.dtype(at::kDouble));
+  e.rows = at::empty({static_cast<std::int64_t>(n + 1), stat::count}, bytes.dtype(at::kDouble));
   if (poison) e.rows.fill_(std::numeric_limits<double>::quiet_NaN());
   auto* base = static_cast<unsigned char*>(cp->device_meta.data_ptr());
 
@@ -434,15 +435,9 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
 }  // namespace cuda::detail
 #endif  // SIMIC_CUDA
 
-// The device-side summary of a request (gradient-health totals over the
-// per-tensor rows), as finished by the kernel.
-struct cuda_stats_summary {
-  double total_sumsq = 0.0;
-  double min_norm = 0.0;
-  double max_norm = 0.0;
-  std::uint64_t vanishing = 0, exploding = 0, elements = 0, zeros = 0, nans = 0, infs = 0, tensors = 0;
-  double health = 1.0;
-};
+// The device-finished gradient-health summary of a request: the shared
+// summary (core/gradient_summary.hpp) the finish kernel wrote after the rows.
+using cuda_stats_summary = detail::gradient_summary;
 
 // Rows and summary on their way to pinned host memory. ready() polls,
 // wait() blocks on the one event; table()/summary() wait first.
@@ -485,26 +480,20 @@ class cuda_pending_stats {
     return stats_table(simic::detail::empty_stats());
 #endif
   }
+  // Without a request (default-constructed): the summary of no tensors.
   cuda_stats_summary summary() const {
     wait();
     cuda_stats_summary s;
+    simic::detail::summary_init(s);
 #if SIMIC_CUDA
-    if (!e_.slot) return s;
-    const double* r = reinterpret_cast<const double*>(static_cast<const unsigned char*>(e_.slot->host) + e_.rows_offset) +
-                      e_.tensors * stat::count;
-    using namespace cuda::detail;
-    s.total_sumsq = r[sum_total_sumsq];
-    s.min_norm = r[sum_min_norm];
-    s.max_norm = r[sum_max_norm];
-    s.vanishing = static_cast<std::uint64_t>(r[sum_vanishing]);
-    s.exploding = static_cast<std::uint64_t>(r[sum_exploding]);
-    s.elements = static_cast<std::uint64_t>(r[sum_elements]);
-    s.zeros = static_cast<std::uint64_t>(r[sum_zeros]);
-    s.nans = static_cast<std::uint64_t>(r[sum_nans]);
-    s.infs = static_cast<std::uint64_t>(r[sum_infs]);
-    s.health = r[sum_health];
-    s.tensors = static_cast<std::uint64_t>(r[sum_tensors]);
+    if (e_.slot) {
+      const double* r = reinterpret_cast<const double*>(static_cast<const unsigned char*>(e_.slot->host) + e_.rows_offset) +
+                        e_.tensors * stat::count;
+      simic::detail::summary_load(r, s);
+      return s;
+    }
 #endif
+    simic::detail::summary_finish(s);
     return s;
   }
   // The device rows (tensors + 1; the last is the summary row).
