@@ -175,3 +175,17 @@ TEST_CASE("cuda::pin of a CPU result is the plain materialize") {
   CHECK(r.total_norm == direct.total_norm);
   CHECK(r.parameters == direct.parameters);
 }
+
+TEST_CASE("registration is explicit: including the header installs nothing; use_with_auto_backend() does") {
+  // No test case before this one calls it.
+  CHECK((simic::detail::device_reducer_slot().load() == nullptr));
+  CHECK(simic::cuda::use_with_auto_backend() == simic::cuda::compiled_in);
+  CHECK(simic::cuda::use_with_auto_backend() == simic::cuda::compiled_in);  // idempotent
+  const simic::detail::device_reducer want = simic::cuda::compiled_in ? &simic::cuda::detail::auto_device_reduce : nullptr;
+  CHECK((simic::detail::device_reducer_slot().load() == want));
+  // CPU tensors still take the CPU back end's path, with identical rows.
+  std::vector<at::Tensor> ts{spiky({300}, at::kFloat, true, 12)};
+  const simic::reduce_request req{ts, simic::stat_set::full};
+  CHECK(at::allclose(simic::auto_backend{}.reduce(req), simic::cpu_fused_backend{}.reduce(req), 0.0, 0.0, /*equal_nan=*/true));
+  simic::detail::install_device_reducer(nullptr);
+}
