@@ -126,28 +126,18 @@ class gradient_health_sensor {
     opts_.validate();
   }
 
-  // Gradient tensors; undefined entries (parameters without a gradient) are
-  // skipped and counted.
-  pending_report<gradient_health_report> measure_async(std::span<const at::Tensor> grads) const {
-    return start(grads, {});
+  // Gradient tensors, or named parameters / a module (filtered by
+  // options().filter; reads their .grad()). Undefined gradients (parameters
+  // without one) are skipped and counted.
+  template <parameter_source P = std::span<const at::Tensor>>
+  pending_report<gradient_health_report> measure_async(const P& source) const {
+    watched_tensors w = watch_tensors(source, opts_.filter, parameter_tensor::gradient);
+    return start(w.tensors, std::move(w.names));
   }
-  // Named parameters (filtered by options().filter); reads their .grad().
-  template <named_parameter_range R>
-  pending_report<gradient_health_report> measure_async(const R& named) const {
-    watched_parameters w = watch(named, opts_.filter);
-    return start(w.grads, std::move(w.names));
-  }
-  template <parameter_module M>
-  pending_report<gradient_health_report> measure_async(const M& module) const {
-    return measure_async(module.named_parameters(true));
-  }
-
   // Sync: the same, materialized (exactly one device->host transfer).
-  gradient_health_report measure(std::span<const at::Tensor> grads) const { return measure_async(grads).materialize(); }
-  template <class In>
-    requires named_parameter_range<In> || parameter_module<In>
-  gradient_health_report measure(const In& in) const {
-    return measure_async(in).materialize();
+  template <parameter_source P = std::span<const at::Tensor>>
+  gradient_health_report measure(const P& source) const {
+    return measure_async(source).materialize();
   }
 
   const gradient_health_options& options() const noexcept { return opts_; }
