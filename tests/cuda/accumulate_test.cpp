@@ -10,12 +10,14 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "support/float64_reference.hpp"
 #include "cuda/emulate.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/cuda/accumulate.hpp"
+#include "simic/cuda/kernel_source.hpp"
 #include "simic/cuda/launch_plan.hpp"
 
 namespace cd = simic::cuda::detail;
@@ -86,22 +88,22 @@ bool close(double got, double want, double rel, double abs_tol = 0.0) {
 // Checks one packed row against the reference. `spread_scale` bounds the
 // rounding of sum / m2 (float32 groups of <= 64 elements, float64 beyond).
 void check_row(const double* row, const reference& r, bool full, double sum_abs) {
-  CHECK(row[cd::col_numel] == static_cast<double>(r.n));
-  CHECK(row[cd::col_zeros] == static_cast<double>(r.zeros));
-  CHECK(row[cd::col_nans] == static_cast<double>(r.nans));
-  CHECK(row[cd::col_infs] == static_cast<double>(r.infs));
-  CHECK(row[cd::col_max_abs] == r.max_abs);
-  CHECK(close(row[cd::col_sumsq], r.sumsq, 1e-5));
+  CHECK(row[simic::stat::numel] == static_cast<double>(r.n));
+  CHECK(row[simic::stat::zeros] == static_cast<double>(r.zeros));
+  CHECK(row[simic::stat::nans] == static_cast<double>(r.nans));
+  CHECK(row[simic::stat::infs] == static_cast<double>(r.infs));
+  CHECK(row[simic::stat::max_abs] == r.max_abs);
+  CHECK(close(row[simic::stat::sumsq], r.sumsq, 1e-5));
   if (full) {
-    CHECK(row[cd::col_min] == r.min);
-    CHECK(row[cd::col_max] == r.max);
-    CHECK(row[cd::col_small] == static_cast<double>(r.small));
-    CHECK(row[cd::col_large] == static_cast<double>(r.large));
-    if (r.nans + r.infs == 0) CHECK(close(row[cd::col_sum], r.sum, 1e-6, 1e-6 * sum_abs));
-    else CHECK(!std::isfinite(row[cd::col_sum]));
-    CHECK(close(row[cd::col_m2], r.m2, 1e-4, 1e-6 * r.sumsq));
+    CHECK(row[simic::stat::min] == r.min);
+    CHECK(row[simic::stat::max] == r.max);
+    CHECK(row[simic::stat::small] == static_cast<double>(r.small));
+    CHECK(row[simic::stat::large] == static_cast<double>(r.large));
+    if (r.nans + r.infs == 0) CHECK(close(row[simic::stat::sum], r.sum, 1e-6, 1e-6 * sum_abs));
+    else CHECK(!std::isfinite(row[simic::stat::sum]));
+    CHECK(close(row[simic::stat::m2], r.m2, 1e-4, 1e-6 * r.sumsq));
   } else {
-    for (int c : {cd::col_sum, cd::col_min, cd::col_max, cd::col_m2, cd::col_small, cd::col_large}) CHECK(row[c] == 0.0);
+    for (int c : {simic::stat::sum, simic::stat::min, simic::stat::max, simic::stat::m2, simic::stat::small, simic::stat::large}) CHECK(row[c] == 0.0);
   }
 }
 
@@ -152,21 +154,21 @@ TEST_CASE("one group: counts, extremes and sums of mixed values against float64"
   const float shift = cd::shift_of(xs[0]);
   for (float x : xs) cd::add_narrow<1>(g, a, x, shift, cd::shift_is_wide(shift), p);
   cd::fold<1>(a, g);
-  double row[cd::col_count];
+  double row[simic::stat::count];
   cd::finish_row(a, static_cast<std::int64_t>(xs.size()), shift, 1, row);
-  CHECK(row[cd::col_zeros] == 2);
-  CHECK(row[cd::col_nans] == 1);
-  CHECK(row[cd::col_infs] == 1);
-  CHECK(row[cd::col_max_abs] == inf);
-  CHECK(row[cd::col_min] == -1e30f);
-  CHECK(row[cd::col_max] == inf);
+  CHECK(row[simic::stat::zeros] == 2);
+  CHECK(row[simic::stat::nans] == 1);
+  CHECK(row[simic::stat::infs] == 1);
+  CHECK(row[simic::stat::max_abs] == inf);
+  CHECK(row[simic::stat::min] == -1e30f);
+  CHECK(row[simic::stat::max] == inf);
   // |x| < 1e-6: the zeros and the float just below 1e-6; p.small_f is the
   // first float >= 1e-6, so it is not small.
-  CHECK(row[cd::col_small] == 3);
+  CHECK(row[simic::stat::small] == 3);
   // |x| > 10: 10 itself is not large; its successor, 1e30 and Inf are (NaN is not).
-  CHECK(row[cd::col_large] == 3);
-  CHECK(std::isnan(row[cd::col_sumsq]));  // NaN (and Inf) propagate, as in float64
-  CHECK(std::isnan(row[cd::col_sum]));
+  CHECK(row[simic::stat::large] == 3);
+  CHECK(std::isnan(row[simic::stat::sumsq]));  // NaN (and Inf) propagate, as in float64
+  CHECK(std::isnan(row[simic::stat::sum]));
 }
 
 TEST_CASE("large finite values take the float64 route: no float32 overflow") {
@@ -180,7 +182,7 @@ TEST_CASE("large finite values take the float64 route: no float32 overflow") {
   cd::launch_plan plan = cd::make_launch_plan(
       std::vector<cd::plan_input>{{reinterpret_cast<std::uint64_t>(xs.data()), 64, cd::dtype_f32}}, {});
   const std::vector<double> rows = simic_test::emulate(plan, p, 32);
-  CHECK(std::isfinite(rows[cd::col_sumsq]));
+  CHECK(std::isfinite(rows[simic::stat::sumsq]));
   check_row(rows.data(), r, true, 64 * 2e20);
 }
 
@@ -193,11 +195,11 @@ TEST_CASE("a huge first element (the spread's shift) keeps the spread finite") {
       std::vector<cd::plan_input>{{reinterpret_cast<std::uint64_t>(xs.data()), 4, cd::dtype_f32}}, {});
   const std::vector<double> rows = simic_test::emulate(plan, p, 32);
   CHECK(cd::shift_is_wide(cd::shift_of(3e38)));
-  CHECK(std::isfinite(rows[cd::col_m2]));
+  CHECK(std::isfinite(rows[simic::stat::m2]));
   // The exact sum is 3; any float64 method loses it beside 3e38: the error
   // is bounded by the rounding of the magnitudes involved.
-  CHECK(std::fabs(rows[cd::col_sum] - r.sum) <= 1e-15 * 6e38);
-  CHECK(std::fabs(rows[cd::col_m2] - r.m2) <= 1e-15 * r.sumsq);
+  CHECK(std::fabs(rows[simic::stat::sum] - r.sum) <= 1e-15 * 6e38);
+  CHECK(std::fabs(rows[simic::stat::m2] - r.m2) <= 1e-15 * r.sumsq);
 }
 
 TEST_CASE("float32 tensors through the kernel's control flow match float64 plain loops") {
@@ -232,7 +234,7 @@ TEST_CASE("float32 tensors through the kernel's control flow match float64 plain
                                   data[t].begin() + static_cast<std::ptrdiff_t>(t % 4 + sizes[t]));
             double sum_abs = 0;
             for (double v : x) sum_abs += std::isfinite(v) ? std::fabs(v) : 0.0;
-            check_row(rows.data() + t * cd::col_count, ref_stats(x, p.small, p.large), full, sum_abs);
+            check_row(rows.data() + t * simic::stat::count, ref_stats(x, p.small, p.large), full, sum_abs);
           }
         }
       }
@@ -281,7 +283,7 @@ TEST_CASE("float16, bfloat16 and float64 tensors match float64 plain loops") {
         CAPTURE(t);
         double sum_abs = 0;
         for (double v : values[t]) sum_abs += std::isfinite(v) ? std::fabs(v) : 0.0;
-        check_row(rows.data() + t * cd::col_count, ref_stats(values[t], p.small, p.large), full, sum_abs);
+        check_row(rows.data() + t * simic::stat::count, ref_stats(values[t], p.small, p.large), full, sum_abs);
       }
     }
   }
@@ -358,15 +360,15 @@ TEST_CASE("merging partials in any order gives the same counts and extremes, sum
 TEST_CASE("finish_row: an empty tensor and the basic set") {
   cd::accumulator a;
   cd::acc_init(a);
-  double row[cd::col_count];
+  double row[simic::stat::count];
   cd::finish_row(a, 0, 0.0, 1, row);
-  CHECK(row[cd::col_numel] == 0);
-  CHECK(row[cd::col_sumsq] == 0);
-  CHECK(row[cd::col_sum] == 0);
-  CHECK(row[cd::col_m2] == 0);
-  CHECK(row[cd::col_min] == inf);
-  CHECK(row[cd::col_max] == -inf);
-  CHECK(row[cd::col_max_abs] == 0);
+  CHECK(row[simic::stat::numel] == 0);
+  CHECK(row[simic::stat::sumsq] == 0);
+  CHECK(row[simic::stat::sum] == 0);
+  CHECK(row[simic::stat::m2] == 0);
+  CHECK(row[simic::stat::min] == inf);
+  CHECK(row[simic::stat::max] == -inf);
+  CHECK(row[simic::stat::max_abs] == 0);
   for (double& v : row) v = 42;
   cd::finish_row(a, 0, 0.0, 0, row);
   for (double v : row) CHECK(v == 0.0);  // every column written
@@ -379,65 +381,75 @@ TEST_CASE("summary: totals, norm extremes, vanishing / exploding at their bounds
   const std::vector<double> norms{std::nextafter(vanish, 0.0), vanish, std::nextafter(vanish, 1.0), 1.0,
                                   std::nextafter(explode, 0.0), explode, std::nextafter(explode, 100.0),
                                   std::numeric_limits<double>::quiet_NaN()};
-  std::vector<double> rows((norms.size() + 1) * cd::col_count, 0.0);
-  cd::summary s;
-  cd::summary_init(s);
+  std::vector<double> rows((norms.size() + 1) * simic::stat::count, 0.0);
+  simic::detail::gradient_summary s;
+  simic::detail::summary_init(s);
   double total = 0;
   for (std::size_t i = 0; i < norms.size(); ++i) {
-    double* row = rows.data() + i * cd::col_count;
-    row[cd::col_sumsq] = norms[i] * norms[i];
-    row[cd::col_numel] = static_cast<double>(i + 1);
-    row[cd::col_zeros] = 1;
-    row[cd::col_nans] = i == 7 ? 2 : 0;
-    total += row[cd::col_sumsq];
+    double* row = rows.data() + i * simic::stat::count;
+    row[simic::stat::sumsq] = norms[i] * norms[i];
+    row[simic::stat::numel] = static_cast<double>(i + 1);
+    row[simic::stat::zeros] = 1;
+    row[simic::stat::nans] = i == 7 ? 2 : 0;
+    total += row[simic::stat::sumsq];
     // Merge half of the rows through a second summary, as warps do.
     if (i % 2 == 0) {
-      cd::summary_add_row(s, row, p);
+      simic::detail::summary_add_row(s, row, p.vanishing, p.exploding);
     } else {
-      cd::summary o;
-      cd::summary_init(o);
-      cd::summary_add_row(o, row, p);
-      cd::summary_merge(s, o);
+      simic::detail::gradient_summary o;
+      simic::detail::summary_init(o);
+      simic::detail::summary_add_row(o, row, p.vanishing, p.exploding);
+      simic::detail::summary_merge(s, o);
     }
   }
-  double out[cd::col_count];
-  cd::summary_finish(s, out);
-  CHECK(std::isnan(out[cd::sum_total_sumsq]));  // a NaN norm makes the total NaN, as on the host
-  CHECK(out[cd::sum_tensors] == 8);
+  double out[simic::stat::count];
+  simic::detail::summary_finish(s);
+  simic::detail::summary_store(s, out);
+  CHECK(std::isnan(out[simic::detail::summary_col::total_sumsq]));  // a NaN norm makes the total NaN, as on the host
+  CHECK(out[simic::detail::summary_col::tensors] == 8);
   // sqrt(x^2) can differ from x by rounding: compare through the same route.
-  CHECK(out[cd::sum_min_norm] == std::sqrt(norms[0] * norms[0]));
-  CHECK(out[cd::sum_max_norm] == std::sqrt(norms[6] * norms[6]));
-  CHECK(out[cd::sum_elements] == 36);
-  CHECK(out[cd::sum_zeros] == 8);
-  CHECK(out[cd::sum_nans] == 2);
+  CHECK(out[simic::detail::summary_col::min_norm] == std::sqrt(norms[0] * norms[0]));
+  CHECK(out[simic::detail::summary_col::max_norm] == std::sqrt(norms[6] * norms[6]));
+  CHECK(out[simic::detail::summary_col::elements] == 36);
+  CHECK(out[simic::detail::summary_col::zeros] == 8);
+  CHECK(out[simic::detail::summary_col::nans] == 2);
   std::uint64_t v = 0, e = 0;
   for (double n : norms) {
     const double r = std::sqrt(n * n);
     v += r < vanish;
     e += r > explode;
   }
-  CHECK(out[cd::sum_vanishing] == static_cast<double>(v));
-  CHECK(out[cd::sum_exploding] == static_cast<double>(e));
+  CHECK(out[simic::detail::summary_col::vanishing] == static_cast<double>(v));
+  CHECK(out[simic::detail::summary_col::exploding] == static_cast<double>(e));
   CHECK(v >= 1);
   CHECK(e >= 1);
-  CHECK(out[cd::sum_health] == simic::gradient_health(v, e, 8));
+  CHECK(out[simic::detail::summary_col::health] == simic::gradient_health(v, e, 8));
   (void)total;
 
-  cd::summary empty;
-  cd::summary_init(empty);
-  cd::summary_finish(empty, out);
-  CHECK(out[cd::sum_min_norm] == 0);
-  CHECK(out[cd::sum_max_norm] == 0);
-  CHECK(out[cd::sum_health] == 1.0);
-  CHECK(out[cd::sum_tensors] == 0);
+  simic::detail::gradient_summary empty;
+  simic::detail::summary_init(empty);
+  simic::detail::summary_finish(empty);
+  simic::detail::summary_store(empty, out);
+  CHECK(out[simic::detail::summary_col::min_norm] == 0);
+  CHECK(out[simic::detail::summary_col::max_norm] == 0);
+  CHECK(out[simic::detail::summary_col::health] == 1.0);
+  CHECK(out[simic::detail::summary_col::tensors] == 0);
 }
 
-TEST_CASE("the shared code's text is what the host compiled") {
-  const std::string src = cd::shared_source;
-  for (const char* name : {"add_narrow", "add_double", "fold", "merge", "finish_row", "summary_add_row", "summary_finish",
-                           "struct plan_piece", "struct launch_params"})
-    CHECK(src.find(name) != std::string::npos);
-  CHECK(src.find("SIMIC_CUDA_FN") != std::string::npos);  // left for the device prelude to define
+TEST_CASE("the shared code's text is what the host compiled, and all of it goes to NVRTC") {
+  const std::string acc = cd::shared_code::accumulate;
+  for (const char* name : {"add_narrow", "add_double", "fold", "merge", "finish_row", "struct plan_piece",
+                           "struct launch_params"})
+    CHECK(acc.find(name) != std::string::npos);
+  CHECK(acc.find("SIMIC_SHARED_FN") != std::string::npos);  // left for the device prelude to define
+  const std::string summary = simic::detail::shared_code::gradient_summary;
+  for (const char* name : {"struct gradient_summary", "summary_add_row", "summary_finish", "summary_store",
+                           "gradient_health_score"})
+    CHECK(summary.find(name) != std::string::npos);
+  const std::string layout = simic::shared_code::stat_layout;
+  CHECK(layout.find("namespace stat") != std::string::npos);
+  const std::string source = cd::kernel_source();
+  for (const std::string& code : {layout, summary, acc}) CHECK(source.find(code) != std::string::npos);
 }
 
 TEST_CASE("signaling NaNs are counted as NaN and ignored by max / min, like quiet ones") {

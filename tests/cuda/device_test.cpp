@@ -173,6 +173,7 @@ TEST_CASE("async: enqueue makes no host sync; one event wait gives rows and the 
 
 TEST_CASE("the default back end picks the fused kernels for CUDA tensors; sensors agree with the CPU") {
   if (!have_gpu()) return;
+  REQUIRE(simic::cuda::use_with_auto_backend());  // explicit: including the header installs nothing
   const std::uint64_t seed = fresh_seed();
   CAPTURE(seed);
   // Named parameters with gradients, one weight holding a NaN, one gradient an Inf.

@@ -113,7 +113,7 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
   return block;
 }
 
-// Rows [(tensors + 1) * col_count]: per-tensor rows, then the summary row.
+// Rows [(tensors + 1) * stat::count]: per-tensor rows, then the summary row.
 inline std::vector<double> emulate(const cd::launch_plan& plan, const cd::launch_params& p, int threads = 256) {
   std::vector<cd::accumulator> partials(plan.pieces.size());
   for (int b = 0; b < plan.blocks(); ++b)
@@ -123,19 +123,20 @@ inline std::vector<double> emulate(const cd::launch_plan& plan, const cd::launch
       partials[static_cast<std::size_t>(k)] = p.full ? run_piece<1>(t, pc, threads, p) : run_piece<0>(t, pc, threads, p);
     }
   const std::size_t n = plan.tensors.size();
-  std::vector<double> rows((n + 1) * cd::col_count, 0.0);
-  cd::summary s;
-  cd::summary_init(s);
+  std::vector<double> rows((n + 1) * simic::stat::count, 0.0);
+  simic::detail::gradient_summary s;
+  simic::detail::summary_init(s);
   for (std::size_t t = 0; t < n; ++t) {
     const cd::plan_tensor& pt = plan.tensors[t];
     cd::accumulator a;
     cd::acc_init(a);
     for (int j = 0; j < pt.pieces; ++j) cd::merge(a, partials[static_cast<std::size_t>(pt.first_piece + j)]);
-    double* row = rows.data() + t * cd::col_count;
+    double* row = rows.data() + t * simic::stat::count;
     cd::finish_row(a, pt.numel, p.full ? static_cast<double>(tensor_shift(pt)) : 0.0, p.full, row);
-    cd::summary_add_row(s, row, p);
+    simic::detail::summary_add_row(s, row, p.vanishing, p.exploding);
   }
-  cd::summary_finish(s, rows.data() + n * cd::col_count);
+  simic::detail::summary_finish(s);
+  simic::detail::summary_store(s, rows.data() + n * simic::stat::count);
   return rows;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "cuda/emulate.hpp"
@@ -62,20 +63,9 @@ bool agree(double got, double want, double rel) {
 
 }  // namespace
 
-TEST_CASE("the kernels' row layout is simic::stat's") {
-  CHECK(cd::col_sumsq == simic::stat::sumsq);
-  CHECK(cd::col_max_abs == simic::stat::max_abs);
-  CHECK(cd::col_zeros == simic::stat::zeros);
-  CHECK(cd::col_nans == simic::stat::nans);
-  CHECK(cd::col_infs == simic::stat::infs);
-  CHECK(cd::col_numel == simic::stat::numel);
-  CHECK(cd::col_sum == simic::stat::sum);
-  CHECK(cd::col_min == simic::stat::min);
-  CHECK(cd::col_max == simic::stat::max);
-  CHECK(cd::col_m2 == simic::stat::m2);
-  CHECK(cd::col_small == simic::stat::small);
-  CHECK(cd::col_large == simic::stat::large);
-  CHECK(cd::col_count == simic::stat::count);
+TEST_CASE("the kernels compile the one stats row layout (core/stat_layout.hpp)") {
+  CHECK(cd::kernel_source().find(simic::shared_code::stat_layout) != std::string::npos);
+  CHECK(simic::stat::count == 12);
 }
 
 TEST_CASE("dtype codes and launch constants") {
@@ -143,19 +133,19 @@ TEST_CASE("the device-finished summary equals the gradient-health sensor's host 
   simic::reduce_request req{ts, simic::stat_set::basic};
   const host_plan h = plan_for(ts, 16);
   const std::vector<double> rows = simic_test::emulate(h.plan, cd::make_params(req, 1e-7, 10.0), 64);
-  const double* s = rows.data() + ts.size() * cd::col_count;
+  const double* s = rows.data() + ts.size() * simic::stat::count;
   const simic::gradient_health_report host = simic::gradient_health_sensor<simic::cpu_fused_backend>{}.measure(ts);
-  CHECK(s[cd::sum_tensors] == static_cast<double>(host.parameters));
-  CHECK(s[cd::sum_vanishing] == static_cast<double>(host.vanishing));
-  CHECK(s[cd::sum_exploding] == static_cast<double>(host.exploding));
+  CHECK(s[simic::detail::summary_col::tensors] == static_cast<double>(host.parameters));
+  CHECK(s[simic::detail::summary_col::vanishing] == static_cast<double>(host.vanishing));
+  CHECK(s[simic::detail::summary_col::exploding] == static_cast<double>(host.exploding));
   CHECK(host.vanishing == 1);
   CHECK(host.exploding == 1);
-  CHECK(s[cd::sum_elements] == static_cast<double>(host.elements));
-  CHECK(s[cd::sum_zeros] == static_cast<double>(host.zeros));
-  CHECK(std::sqrt(s[cd::sum_total_sumsq]) == doctest::Approx(host.total_norm).epsilon(1e-6));
-  CHECK(s[cd::sum_min_norm] == 0.0);
-  CHECK(s[cd::sum_max_norm] == doctest::Approx(host.max_param_norm).epsilon(1e-6));
-  CHECK(s[cd::sum_health] == doctest::Approx(host.health).epsilon(1e-12));
+  CHECK(s[simic::detail::summary_col::elements] == static_cast<double>(host.elements));
+  CHECK(s[simic::detail::summary_col::zeros] == static_cast<double>(host.zeros));
+  CHECK(std::sqrt(s[simic::detail::summary_col::total_sumsq]) == doctest::Approx(host.total_norm).epsilon(1e-6));
+  CHECK(s[simic::detail::summary_col::min_norm] == 0.0);
+  CHECK(s[simic::detail::summary_col::max_norm] == doctest::Approx(host.max_param_norm).epsilon(1e-6));
+  CHECK(s[simic::detail::summary_col::health] == doctest::Approx(host.health).epsilon(1e-12));
 }
 
 TEST_CASE("without the fused path, the back end is LibTorch operations, and says why") {
@@ -184,4 +174,18 @@ TEST_CASE("cuda::pin of a CPU result is the plain materialize") {
   const auto r = pinned.materialize();
   CHECK(r.total_norm == direct.total_norm);
   CHECK(r.parameters == direct.parameters);
+}
+
+TEST_CASE("registration is explicit: including the header installs nothing; use_with_auto_backend() does") {
+  // No test case before this one calls it.
+  CHECK((simic::detail::device_reducer_slot().load() == nullptr));
+  CHECK(simic::cuda::use_with_auto_backend() == simic::cuda::compiled_in);
+  CHECK(simic::cuda::use_with_auto_backend() == simic::cuda::compiled_in);  // idempotent
+  const simic::detail::device_reducer want = simic::cuda::compiled_in ? &simic::cuda::detail::auto_device_reduce : nullptr;
+  CHECK((simic::detail::device_reducer_slot().load() == want));
+  // CPU tensors still take the CPU back end's path, with identical rows.
+  std::vector<at::Tensor> ts{spiky({300}, at::kFloat, true, 12)};
+  const simic::reduce_request req{ts, simic::stat_set::full};
+  CHECK(at::allclose(simic::auto_backend{}.reduce(req), simic::cpu_fused_backend{}.reduce(req), 0.0, 0.0, /*equal_nan=*/true));
+  simic::detail::install_device_reducer(nullptr);
 }

@@ -4,8 +4,9 @@
 // trade-off); and the formulas that sensors and detectors must agree on.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+
+#include "simic/core/gradient_summary.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -69,12 +70,10 @@ inline constexpr double lstm_rms_max = 100.0;
 }  // namespace defaults
 
 // Gradient health in [0, 1]: clamp(1 - 0.5 vanishing_ratio - 0.8 exploding_ratio).
-// No parameters means nothing is unhealthy: 1.
+// No parameters means nothing is unhealthy: 1. The formula is the shared
+// code's (core/gradient_summary.hpp), which the CUDA kernels compile too.
 constexpr double gradient_health(std::uint64_t vanishing, std::uint64_t exploding, std::uint64_t parameters) noexcept {
-  if (parameters == 0) return 1.0;
-  const double n = static_cast<double>(parameters);
-  return std::clamp(1.0 - 0.5 * static_cast<double>(vanishing) / n - 0.8 * static_cast<double>(exploding) / n, 0.0,
-                    1.0);
+  return detail::gradient_health_score(vanishing, exploding, parameters);
 }
 
 }  // namespace v0

@@ -1,6 +1,8 @@
 // The CUDA C++ source of the fused kernels, as NVRTC compiles it: a device
-// prelude, the shared accumulation code of accumulate.hpp (the very text the
-// host tests run), and the kernels. No LibTorch, no CUDA headers: it is a
+// prelude, the shared code (the very text the host compiles: the stats row
+// layout of core/stat_layout.hpp, the gradient-health summary of
+// core/gradient_summary.hpp, the accumulation code of accumulate.hpp), and
+// the kernels. No LibTorch, no CUDA headers: it is a
 // string, and the CPU tests compile it through NVRTC for several
 // architectures.
 //
@@ -20,6 +22,7 @@
 // Both are deterministic: the merge order depends on the plan only.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 
 #include "simic/cuda/accumulate.hpp"
@@ -35,7 +38,8 @@ inline constexpr const char kernel_prelude[] = R"SIMIC(
 typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef long long i64;
-#define SIMIC_CUDA_FN __device__ __forceinline__
+#define SIMIC_SHARED_FN __device__ __forceinline__
+#define SIMIC_SHARED_CONSTEXPR __device__ __forceinline__
 namespace simic_dev {
 __device__ __forceinline__ float bits_to_f32(u32 b) { return __int_as_float((int)b); }
 __device__ __forceinline__ float half_to_f32(u32 h) {
@@ -220,8 +224,8 @@ __device__ __forceinline__ void partials(const plan_tensor* __restrict__ tensors
   }
 }
 
-__device__ __forceinline__ void shfl_summary(summary& s, int o) {
-  summary b;
+__device__ __forceinline__ void shfl_summary(gradient_summary& s, int o) {
+  gradient_summary b;
   b.total_sumsq = __shfl_down_sync(0xffffffffu, s.total_sumsq, o);
   b.min_norm = __shfl_down_sync(0xffffffffu, s.min_norm, o);
   b.max_norm = __shfl_down_sync(0xffffffffu, s.max_norm, o);
@@ -250,21 +254,21 @@ simic_partials_full(const plan_tensor* tensors, const plan_piece* pieces, const 
   partials<1>(tensors, pieces, block_first_piece, out, p);
 }
 
-// rows: [tensors + 1, col_count] float64; row `tensors` takes the summary.
+// rows: [tensors + 1, stat::count] float64; row `tensors` takes the summary.
 extern "C" __global__ void __launch_bounds__(1024)
 simic_finish(const plan_tensor* tensors, int n_tensors, const accumulator* partials_in, double* rows, launch_params p) {
-  __shared__ summary sm[32];
+  __shared__ gradient_summary sm[32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  summary s; summary_init(s);
+  gradient_summary s; summary_init(s);
   for (int t = warp; t < n_tensors; t += warps) {
     const plan_tensor pt = tensors[t];
     accumulator a; acc_init(a);
     for (int j = lane; j < pt.pieces; j += 32) merge(a, partials_in[pt.first_piece + j]);
     warp_merge(a);
     if (lane == 0) {
-      double* row = rows + (i64)t * col_count;
+      double* row = rows + (i64)t * stat::count;
       finish_row(a, pt.numel, p.full ? (double)tensor_shift(pt) : 0.0, p.full, row);
-      summary_add_row(s, row, p);
+      summary_add_row(s, row, p.vanishing, p.exploding);
     }
   }
   if (lane == 0) sm[warp] = s;
@@ -272,7 +276,10 @@ simic_finish(const plan_tensor* tensors, int n_tensors, const accumulator* parti
   if (warp == 0) {
     if (lane < warps) s = sm[lane]; else summary_init(s);
     for (int o = 16; o > 0; o >>= 1) shfl_summary(s, o);
-    if (lane == 0) summary_finish(s, rows + (i64)n_tensors * col_count);
+    if (lane == 0) {
+      summary_finish(s);
+      summary_store(s, rows + (i64)n_tensors * stat::count);
+    }
   }
 }
 )SIMIC";
@@ -280,10 +287,15 @@ simic_finish(const plan_tensor* tensors, int n_tensors, const accumulator* parti
 // The complete translation unit handed to NVRTC.
 inline std::string kernel_source() {
   std::string s;
-  s.reserve(sizeof kernel_prelude + sizeof shared_source + sizeof kernel_body + 16);
+  s.reserve(sizeof kernel_prelude + sizeof simic::shared_code::stat_layout +
+            sizeof simic::detail::shared_code::gradient_summary + sizeof shared_code::accumulate + sizeof kernel_body +
+            16);
   s += kernel_prelude;
-  s += shared_source;
-  s += "\n";
+  for (const char* code : {simic::shared_code::stat_layout, simic::detail::shared_code::gradient_summary,
+                           shared_code::accumulate}) {
+    s += code;
+    s += "\n";
+  }
   s += kernel_body;
   return s;
 }

@@ -1,6 +1,6 @@
 // The default back end: simic's fused single pass for CPU tensors, LibTorch
-// operations for tensors on any other device (until a fused device kernel
-// is plugged in for that device).
+// operations for tensors on any other device (unless a fused device kernel
+// is plugged in for that device: simic::cuda::use_with_auto_backend()).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,8 +16,9 @@ inline namespace v0 {
 
 namespace detail {
 // A reduction for tensors not on the CPU, installed by a higher layer:
-// including simic/cuda/fused_backend.hpp installs the fused CUDA kernels.
-// It returns an undefined tensor for requests it does not take.
+// simic::cuda::use_with_auto_backend() (cuda/fused_backend.hpp) installs
+// the fused CUDA kernels. It returns an undefined tensor for requests it
+// does not take.
 using device_reducer = at::Tensor (*)(const reduce_request&);
 inline std::atomic<device_reducer>& device_reducer_slot() noexcept {
   static std::atomic<device_reducer> f{nullptr};

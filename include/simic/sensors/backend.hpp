@@ -3,7 +3,7 @@
 // In:  a reduce_request, a description of a tensor list (all on one device,
 //      floating point, any shapes and strides) and which statistics to take.
 // Out: one packed [tensors, stat::count] float64 tensor on the tensors' device,
-//      one row of raw accumulators per tensor (layout: enum stat below).
+//      one row of raw accumulators per tensor (layout: core/stat_layout.hpp).
 //
 // A back end is any type with `at::Tensor reduce(const reduce_request&) const`
 // (concept reduction_backend). simic ships cpu_fused_backend (a single
@@ -28,31 +28,14 @@
 #include <utility>
 
 #include "simic/core/error.hpp"
+#include "simic/core/stat_layout.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {
 inline namespace v0 {
 
-// Columns of the packed per-tensor stats buffer. stat_set::basic fills
-// sumsq..numel (the rest are 0); stat_set::full fills all of them;
-// stat_set::nonfinite fills max_abs, nans, infs and numel.
-namespace stat {
-enum : std::int64_t {
-  sumsq = 0,  // sum of x^2 (NaN/Inf propagate)
-  max_abs,    // max |x| over non-NaN elements; 0 when there is none
-  zeros,      // count of x == 0
-  nans,       // count of NaN
-  infs,       // count of +-Inf
-  numel,      // element count
-  sum,        // sum of x (full)
-  min,        // min over non-NaN elements; +inf when there is none (full)
-  max,        // max over non-NaN elements; -inf when there is none (full)
-  m2,         // sum of (x - mean)^2 (full)
-  small,      // count of |x| < request.small (full)
-  large,      // count of |x| > request.large (full)
-  count
-};
-}  // namespace stat
+// The columns of a packed row, stat::sumsq .. stat::count, are defined in
+// core/stat_layout.hpp (shared with the CUDA kernels).
 
 enum class stat_set : std::uint8_t {
   basic,      // norms, max |x|, zero / NaN / Inf counts: what gradient health needs
@@ -138,6 +121,8 @@ class tensor_stats {
   double fraction(std::uint64_t n) const noexcept {
     return numel() == 0 ? 0.0 : static_cast<double>(n) / static_cast<double>(numel());
   }
+  // The raw accumulators (stat layout), for code shared with the device.
+  const double* row() const noexcept { return r_; }
 
  private:
   std::uint64_t count(std::int64_t col) const noexcept { return static_cast<std::uint64_t>(r_[col]); }

@@ -65,10 +65,11 @@ class layer_gradient_sensor {
     opts_.validate();
   }
 
-  template <named_parameter_range R>
-  pending_report<layer_gradient_report> measure_async(const R& named) const {
+  // Named parameters or a module (filtered by options().filter).
+  template <named_parameter_source P>
+  pending_report<layer_gradient_report> measure_async(const P& source) const {
     at::NoGradGuard no_grad;
-    watched_parameters w = watch(named, opts_.filter);
+    watched_parameters w = watch(source, opts_.filter);
     std::vector<at::Tensor> present;
     std::vector<std::string> names;
     std::uint64_t skipped = 0;
@@ -111,14 +112,9 @@ class layer_gradient_sensor {
           return r;
         });
   }
-  template <parameter_module M>
-  pending_report<layer_gradient_report> measure_async(const M& module) const {
-    return measure_async(module.named_parameters(true));
-  }
-  template <class In>
-    requires named_parameter_range<In> || parameter_module<In>
-  layer_gradient_report measure(const In& in) const {
-    return measure_async(in).materialize();
+  template <named_parameter_source P>
+  layer_gradient_report measure(const P& source) const {
+    return measure_async(source).materialize();
   }
 
   const layer_gradient_options& options() const noexcept { return opts_; }

@@ -33,11 +33,11 @@ class nan_inf_scanner {
       : filter_(std::move(filter)), backend_(std::move(backend)) {}
 
   // `loss`: an optional loss tensor (any shape; all elements must be finite).
-  template <named_parameter_range R>
-  pending_report<nan_inf_scan_report> scan_async(const R& named, const at::Tensor& loss = {}) const {
+  template <named_parameter_source P>
+  pending_report<nan_inf_scan_report> scan_async(const P& source, const at::Tensor& loss = {}) const {
     static constexpr const char* where = "simic::nan_inf_scanner::scan";
     at::NoGradGuard no_grad;
-    watched_parameters w = watch(named, filter_);
+    watched_parameters w = watch(source, filter_);
     const std::size_t n = w.weights.size();
     std::vector<at::Tensor> list;
     list.reserve(2 * n + 1);
@@ -87,24 +87,20 @@ class nan_inf_scanner {
           return r;
         });
   }
-  template <named_parameter_range R>
-  pending_report<nan_inf_scan_report> scan_async(const R& named, double loss) const {
-    pending_report<nan_inf_scan_report> p = scan_async(named);
+  // `loss`: the loss as a number (finite or not).
+  template <named_parameter_source P>
+  pending_report<nan_inf_scan_report> scan_async(const P& source, double loss) const {
+    pending_report<nan_inf_scan_report> p = scan_async(source);
     return pending_report<nan_inf_scan_report>(p.device_stats(), [p, finite = std::isfinite(loss)](const stats_table& t) {
       nan_inf_scan_report r = p.finish(t);
       r.loss_finite = finite;
       return r;
     });
   }
-  template <parameter_module M, class... Loss>
-  pending_report<nan_inf_scan_report> scan_async(const M& module, const Loss&... loss) const {
-    return scan_async(module.named_parameters(true), loss...);
-  }
-
-  template <class In, class... Loss>
-    requires(named_parameter_range<In> || parameter_module<In>) && (sizeof...(Loss) <= 1)
-  nan_inf_scan_report scan(const In& in, const Loss&... loss) const {
-    return scan_async(in, loss...).materialize();
+  template <named_parameter_source P, class... Loss>
+    requires(sizeof...(Loss) <= 1)
+  nan_inf_scan_report scan(const P& source, const Loss&... loss) const {
+    return scan_async(source, loss...).materialize();
   }
 
  private:

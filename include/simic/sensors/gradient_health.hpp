@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "simic/core/error.hpp"
+#include "simic/core/gradient_summary.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/sensors/auto_backend.hpp"
@@ -82,43 +83,36 @@ struct gradient_health_report {
 
 namespace detail {
 
+// The report from per-tensor rows: the shared summary (core/gradient_summary.hpp,
+// the same code the CUDA kernel finishes on the device) plus the per-tensor
+// norms and the figures derived from the totals.
 inline gradient_health_report finish_gradient_health(const stats_table& t, double vanishing, double exploding,
                                                      std::vector<std::string> names, std::uint64_t skipped) {
   gradient_health_report r;
   r.names = std::move(names);
-  r.parameters = t.size();
   r.skipped_without_grad = skipped;
   r.param_norms.reserve(t.size());
-  double total_sq = 0.0;
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  gradient_summary s;
+  summary_init(s);
   for (std::size_t i = 0; i < t.size(); ++i) {
-    const tensor_stats s = t[i];
-    const double norm = s.norm();
-    r.param_norms.push_back(norm);
-    total_sq += s.sum_of_squares();
-    if (!std::isnan(norm)) {
-      lo = std::min(lo, norm);
-      hi = std::max(hi, norm);
-    }
-    if (norm < vanishing) ++r.vanishing;
-    if (norm > exploding) ++r.exploding;
-    r.elements += s.numel();
-    r.zeros += s.zeros();
-    r.nan_count += s.nans();
-    r.inf_count += s.infs();
+    r.param_norms.push_back(t[i].norm());
+    summary_add_row(s, t[i].row(), vanishing, exploding);
   }
-  r.total_norm = std::sqrt(total_sq);
-  if (r.parameters == 0) {
-    lo = hi = 0.0;
-  } else if (lo > hi) {  // every norm NaN
-    lo = hi = std::numeric_limits<double>::quiet_NaN();
-  }
-  r.min_param_norm = lo;
-  r.max_param_norm = hi;
-  if (r.parameters > 0 && lo > 0.0) r.max_min_ratio = hi / lo;
+  summary_finish(s);
+  r.parameters = s.tensors;
+  r.total_norm = std::sqrt(s.total_sumsq);
+  r.min_param_norm = s.min_norm;
+  r.max_param_norm = s.max_norm;
+  if (r.parameters > 0 && s.min_norm > 0.0) r.max_min_ratio = s.max_norm / s.min_norm;
+  r.vanishing = s.vanishing;
+  r.exploding = s.exploding;
+  r.elements = s.elements;
+  r.zeros = s.zeros;
+  r.nan_count = s.nans;
+  r.inf_count = s.infs;
   r.norm_per_tensor = r.parameters == 0 ? 0.0 : r.total_norm / static_cast<double>(r.parameters);
   r.zero_fraction = r.elements == 0 ? 0.0 : static_cast<double>(r.zeros) / static_cast<double>(r.elements);
-  r.health = gradient_health(r.vanishing, r.exploding, r.parameters);
+  r.health = s.health;
   return r;
 }
 
@@ -132,28 +126,18 @@ class gradient_health_sensor {
     opts_.validate();
   }
 
-  // Gradient tensors; undefined entries (parameters without a gradient) are
-  // skipped and counted.
-  pending_report<gradient_health_report> measure_async(std::span<const at::Tensor> grads) const {
-    return start(grads, {});
+  // Gradient tensors, or named parameters / a module (filtered by
+  // options().filter; reads their .grad()). Undefined gradients (parameters
+  // without one) are skipped and counted.
+  template <parameter_source P = std::span<const at::Tensor>>
+  pending_report<gradient_health_report> measure_async(const P& source) const {
+    watched_tensors w = watch_tensors(source, opts_.filter, parameter_tensor::gradient);
+    return start(w.tensors, std::move(w.names));
   }
-  // Named parameters (filtered by options().filter); reads their .grad().
-  template <named_parameter_range R>
-  pending_report<gradient_health_report> measure_async(const R& named) const {
-    watched_parameters w = watch(named, opts_.filter);
-    return start(w.grads, std::move(w.names));
-  }
-  template <parameter_module M>
-  pending_report<gradient_health_report> measure_async(const M& module) const {
-    return measure_async(module.named_parameters(true));
-  }
-
   // Sync: the same, materialized (exactly one device->host transfer).
-  gradient_health_report measure(std::span<const at::Tensor> grads) const { return measure_async(grads).materialize(); }
-  template <class In>
-    requires named_parameter_range<In> || parameter_module<In>
-  gradient_health_report measure(const In& in) const {
-    return measure_async(in).materialize();
+  template <parameter_source P = std::span<const at::Tensor>>
+  gradient_health_report measure(const P& source) const {
+    return measure_async(source).materialize();
   }
 
   const gradient_health_options& options() const noexcept { return opts_; }

@@ -50,11 +50,14 @@ class gradient_mass_sensor {
   explicit gradient_mass_sensor(param_filter filter = {}, Backend backend = {})
       : filter_(std::move(filter)), backend_(std::move(backend)) {}
 
-  pending_report<gradient_mass> measure_async(std::span<const at::Tensor> grads) const {
+  // Gradient tensors, or named parameters / a module (filtered; reads their .grad()).
+  template <parameter_source P = std::span<const at::Tensor>>
+  pending_report<gradient_mass> measure_async(const P& source) const {
     at::NoGradGuard no_grad;
+    const watched_tensors w = watch_tensors(source, filter_, parameter_tensor::gradient);
     std::vector<at::Tensor> present;
     std::uint64_t skipped = 0;
-    for (const auto& g : grads) {
+    for (const auto& g : w.tensors) {
       if (g.defined())
         present.push_back(g);
       else
@@ -72,20 +75,9 @@ class gradient_mass_sensor {
                                            return m;
                                          });
   }
-  template <named_parameter_range R>
-  pending_report<gradient_mass> measure_async(const R& named) const {
-    return measure_async(std::span<const at::Tensor>(watch(named, filter_).grads));
-  }
-  template <parameter_module M>
-  pending_report<gradient_mass> measure_async(const M& module) const {
-    return measure_async(module.named_parameters(true));
-  }
-
-  gradient_mass measure(std::span<const at::Tensor> grads) const { return measure_async(grads).materialize(); }
-  template <class In>
-    requires named_parameter_range<In> || parameter_module<In>
-  gradient_mass measure(const In& in) const {
-    return measure_async(in).materialize();
+  template <parameter_source P = std::span<const at::Tensor>>
+  gradient_mass measure(const P& source) const {
+    return measure_async(source).materialize();
   }
 
  private:

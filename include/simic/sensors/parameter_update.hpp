@@ -39,7 +39,19 @@ class parameter_update_sensor {
  public:
   explicit parameter_update_sensor(param_filter filter = {}) : filter_(std::move(filter)) {}
 
-  std::optional<double> measure(std::span<const at::Tensor> weights) {
+  // Parameter values, or named parameters / a module (filtered).
+  template <parameter_source P = std::span<const at::Tensor>>
+  std::optional<double> measure(const P& source) {
+    const watched_tensors w = watch_tensors(source, filter_, parameter_tensor::value);
+    return measure_values(w.tensors);
+  }
+
+  // Forgets the copy: the next measure() only takes one.
+  void reset() noexcept { snapshot_.clear(); }
+  std::size_t tensors() const noexcept { return snapshot_.size(); }
+
+ private:
+  std::optional<double> measure_values(std::span<const at::Tensor> weights) {
     at::NoGradGuard no_grad;
     for (std::size_t i = 0; i < weights.size(); ++i)
       if (!weights[i].defined())
@@ -88,20 +100,6 @@ class parameter_update_sensor {
     if (!(size > 0.0) || !std::isfinite(size) || !std::isfinite(change)) return std::nullopt;
     return std::sqrt(change / size);
   }
-  template <named_parameter_range R>
-  std::optional<double> measure(const R& named) {
-    return measure(std::span<const at::Tensor>(watch(named, filter_).weights));
-  }
-  template <parameter_module M>
-  std::optional<double> measure(const M& module) {
-    return measure(module.named_parameters(true));
-  }
-
-  // Forgets the copy: the next measure() only takes one.
-  void reset() noexcept { snapshot_.clear(); }
-  std::size_t tensors() const noexcept { return snapshot_.size(); }
-
- private:
   bool matches(std::span<const at::Tensor> weights) const {
     if (weights.size() != snapshot_.size() || snapshot_.empty()) return false;
     for (std::size_t i = 0; i < weights.size(); ++i) {
