@@ -214,6 +214,15 @@ void BM_session_step_no_sensors(benchmark::State& state) {
   session<> tel({}, no_parameters);
   run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
 }
+// The session's own work alone: a monitor without detectors, bare and in a session.
+void BM_empty_monitor_check(benchmark::State& state) {
+  monitor<> m;
+  run_monitor(state, m);
+}
+void BM_session_step_empty_monitor(benchmark::State& state) {
+  session<monitor<>> tel(monitor<>(), {}, no_parameters);
+  run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
+}
 // The same with a sink that counts: the events of each step are built and queued.
 void BM_session_step_with_events(benchmark::State& state) {
   std::atomic<std::uint64_t> seen{0};
@@ -235,6 +244,8 @@ BENCHMARK(BM_filtered_out_debug_detector);
 BENCHMARK(BM_debug_detector_gated_at_normal);
 #ifdef SIMIC_BENCH_SESSION
 BENCHMARK(BM_session_step_no_sensors);
+BENCHMARK(BM_empty_monitor_check);
+BENCHMARK(BM_session_step_empty_monitor);
 BENCHMARK(BM_session_step_with_events);
 #endif
 BENCHMARK_MAIN();

@@ -124,19 +124,16 @@ class session {
   using sink_list = std::vector<std::shared_ptr<sink>>;
 
   // The session makes its hub (options.hub) and adds `sinks`; close() closes it.
-  template <class Params>
-    requires named_parameter_range<Params> || parameter_module<Params>
+  template <named_parameter_source Params>
   session(const session_options& o, const Params& params, const sink_list& sinks = {})
       : session(make_monitor(o), o, params, owned_hub(o.hub, sinks), true) {}
   // Events go to `shared` (kept open by close(), which flushes it).
-  template <class Params>
-    requires named_parameter_range<Params> || parameter_module<Params>
+  template <named_parameter_source Params>
   session(const session_options& o, const Params& params, std::shared_ptr<hub> shared)
       : session(make_monitor(o), o, params, require_hub(std::move(shared)), false) {}
   // A monitor built by the caller (e.g. make_reference_monitor()): its config
   // rules; o.config and o.max_consecutive_skips are not used.
-  template <class Params>
-    requires named_parameter_range<Params> || parameter_module<Params>
+  template <named_parameter_source Params>
   session(Monitor m, const session_options& o, const Params& params, const sink_list& sinks = {})
       : session(std::move(m), o, params, owned_hub(o.hub, sinks), true) {}
 
@@ -187,23 +184,33 @@ class session {
   // Bad input throws std::invalid_argument before anything is read or kept.
   // Obey the returned response: proceed, skip_step (do not step the
   // optimizer) or stop.
-  const check_result& step(const signals& s, const step_extras& x = {}) {
-    signals in = s;
-    const std::optional<lstm_signal> lstm = in.lstm ? std::nullopt : lstm_;
-    if (lstm) in.lstm = lstm;
-    if (!in.reward_rate) in.reward_rate = rollout_.reward_rate;
-    if (!in.explained_variance) in.explained_variance = rollout_.explained_variance;
-    if (!in.performance) in.performance = epoch_performance_;
-    monitor_.validate(in);  // bad input throws here: nothing read, nothing consumed
+  const check_result& step(const signals& s) { return step(s, no_extras()); }
+  const check_result& step(const signals& s, const step_extras& x) {
+    // The session adds to a copy of `s`, made only when it has something to
+    // add: a figure it holds, or a sensor read (it has parameters).
+    const std::optional<lstm_signal> lstm = s.lstm ? std::nullopt : lstm_;
+    const bool held = lstm || (!s.reward_rate && rollout_.reward_rate) ||
+                      (!s.explained_variance && rollout_.explained_variance) || (!s.performance && epoch_performance_);
+    const bool reads = !watched_.empty();
+    const signals* in = &s;
+    if (held || reads) {
+      checked_ = s;
+      if (lstm) checked_.lstm = lstm;
+      if (!checked_.reward_rate) checked_.reward_rate = rollout_.reward_rate;
+      if (!checked_.explained_variance) checked_.explained_variance = rollout_.explained_variance;
+      if (!checked_.performance) checked_.performance = epoch_performance_;
+      in = &checked_;
+    }
+    last_ = in;
+    monitor_.validate(*in);  // bad input throws here: nothing read, nothing consumed
     if (!explicit_updates_) start_update();
     const simic::level before = level();
-    checked_ = in;
-    if (before != simic::level::off)
+    if (before != simic::level::off && reads)
       sense(checked_);
     else
       pending_grads_.reset();  // enqueued, but nothing is read at OFF
     // Validated above; what the sensors added is valid by construction.
-    const check_result& r = monitor_.check(checked_, already_validated);
+    const check_result& r = monitor_.check(*in, already_validated);
     // accepted: what was handed over is consumed
     lstm_.reset();
     rollout_ = {};
@@ -211,7 +218,7 @@ class session {
     performance_checked_ = performance_checked_ || s.performance.has_value();
     ++counts_.checks;
     epoch_anomalies_ += r.report.size();
-    if (emitting()) emit_step(checked_, x, r, lstm, before);
+    if (emitting()) emit_step(*in, x, r, lstm, before);
     diagnose(x);
     ++step_in_update_;
     return r;
@@ -264,9 +271,11 @@ class session {
   std::uint64_t epochs() const noexcept { return epochs_; }  // epochs ended
   std::uint64_t step_in_update() const noexcept { return step_in_update_; }  // steps of this update so far
   const session_counts& counts() const noexcept { return counts_; }
-  // The signals of the latest check, as the monitor saw them (its entropy
-  // and user spans point into the caller's memory of that step).
-  const signals& last_signals() const noexcept { return checked_; }
+  // The signals of the latest step(), as the monitor saw them (or, when
+  // step() threw, as it rejected them). Read it before the caller's signals
+  // of that step go: it may be them (when the session added nothing), and
+  // their entropy and user spans point into the caller's memory.
+  const signals& last_signals() const noexcept { return *last_; }
   // The latest gradient read (absent before the first, or when not due).
   const std::optional<gradient_health_report>& last_gradients() const noexcept { return grads_; }
   const std::optional<double>& last_host_module_ratio() const noexcept { return host_ratio_; }
@@ -312,19 +321,15 @@ class session {
 
   template <class Params>
   void collect(const Params& params) {
-    if constexpr (parameter_module<Params>)
-      collect(params.named_parameters(true));
-    else
-      for (const auto& it : params) {
-        std::string name(detail::item_name(it));
-        if (!opts_.watch(name)) continue;
-        const at::Tensor& p = detail::item_tensor(it);
-        detail::require(p.defined(), "simic::session", "parameter " + name, "undefined", "a defined tensor");
-        is_host_.push_back(opts_.host && (*opts_.host)(name));
-        numel_.push_back(static_cast<std::uint64_t>(p.numel()));
-        weights_.push_back(p);
-        watched_.emplace_back(std::move(name), p);
-      }
+    watched_parameters w = watch(params, opts_.watch);
+    for (std::size_t i = 0; i < w.names.size(); ++i) {
+      detail::require(w.weights[i].defined(), "simic::session", "parameter " + w.names[i], "undefined",
+                      "a defined tensor");
+      is_host_.push_back(opts_.host && (*opts_.host)(w.names[i]));
+      numel_.push_back(static_cast<std::uint64_t>(w.weights[i].numel()));
+      watched_.emplace_back(std::move(w.names[i]), w.weights[i]);
+    }
+    weights_ = std::move(w.weights);
   }
 
   void start_update() {
@@ -338,6 +343,11 @@ class session {
       emit(memory_event{
           .memory = memory_sensor_.measure(watched_.empty() ? at::Device(at::kCPU) : weights_[0].device())});
     }
+  }
+
+  static const step_extras& no_extras() {
+    static const step_extras none{};
+    return none;
   }
 
   bool gradients_due() const noexcept { return gradients_due_ && !watched_.empty(); }
@@ -447,8 +457,11 @@ class session {
   // The DEBUG diagnostics, each while the effective level is DEBUG and its
   // switch is on (the check that escalated included).
   void diagnose(const step_extras& x) {
-    diag_ = {};
+    diag_.layers.reset();
+    diag_.scan.reset();
+    diag_.ratio.reset();
     const config& cfg = monitor_.cfg();
+    if (!cfg.should_collect<cat::debug>()) return;
     if (!watched_.empty() && cfg.per_layer_due()) {
       diag_.layers = layer_sensor_.measure(watched_);
       ++counts_.layer_gradients;
@@ -489,6 +502,7 @@ class session {
   std::optional<double> epoch_performance_;  // an epoch's figure for the next check
   bool performance_checked_ = false;
   signals checked_{};
+  const signals* last_ = &checked_;
   step_diagnostics diag_{};
   session_counts counts_{};
   bool explicit_updates_ = false;
