@@ -19,11 +19,13 @@
 
 #include "sensors/reference.hpp"
 #include "simic/cuda/fused_backend.hpp"
+#include "simic/cuda/memory.hpp"
 #include "simic/sensors/cpu_fused_backend.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"
 #include "simic/sensors/gradient_health.hpp"
 #include "simic/sensors/lstm_health.hpp"
+#include "simic/sensors/memory.hpp"
 
 #if !SIMIC_CUDA
 #error "device_test.cpp needs SIMIC_CUDA=1 (Meson builds it only when torch_cuda is found)"
@@ -224,6 +226,27 @@ TEST_CASE("the default back end picks the fused kernels for CUDA tensors; sensor
   CHECK(simic_test::close(lg.c_norm, lc.c_norm, 1e-6));
   CHECK(lg.h_max_abs == lc.h_max_abs);
   CHECK(lg.c_nan == lc.c_nan);
+}
+
+TEST_CASE("the caching allocator's figures: a 64 MiB tensor is counted, allocated <= peak, allocated <= reserved") {
+  if (!have_gpu()) return;
+  const auto before = simic::cuda::caching_allocator_memory(0);
+  REQUIRE(before.has_value());
+  std::uint64_t grown = 0;
+  {
+    const at::Tensor t = at::empty({16 * 1024 * 1024}, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA, 0));
+    const auto during = simic::cuda::caching_allocator_memory(0);
+    REQUIRE(during.has_value());
+    grown = during->allocated - before->allocated;
+    CHECK(during->device == 0);
+    CHECK(during->allocated <= during->peak_allocated);
+    CHECK(during->allocated <= during->reserved);
+  }
+  CHECK(grown == 64ull * 1024 * 1024);  // the allocator rounds to 2 MiB blocks above 1 MiB: exact here
+  simic::memory_sensor mem({.device_reader = simic::cuda::caching_allocator_memory});
+  const simic::memory_stats m = mem.measure(at::Device(at::kCUDA, 0));
+  CHECK(m.device.has_value());
+  CHECK(m.rss_bytes.has_value());
 }
 
 TEST_CASE("100M-element gradient health (400 tensors): float32 and bfloat16 against float64") {
