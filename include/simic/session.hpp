@@ -76,7 +76,7 @@ struct session_options {
   ratio_diagnostic_options ratio{};      // DEBUG ratio diagnostic
   memory_sensor_options memory{};        // e.g. .device_reader = simic::cuda::caching_allocator_memory
   gradient_read read = gradient_read::sync;
-  hub_options hub{.overflow = overflow_policy::block};  // the hub made from sinks (blocks rather than drops)
+  hub_options hub{};  // the hub made from sinks: never blocks training by default (drops are counted)
 };
 
 // What the session measured, per sensor (each a count of measurements).
