@@ -205,10 +205,13 @@ class session {
     monitor_.validate(*in);  // bad input throws here: nothing read, nothing consumed
     if (!explicit_updates_) start_update();
     const simic::level before = level();
-    if (before != simic::level::off && reads)
+    if (before != simic::level::off && reads) {
       sense(checked_);
-    else
-      pending_grads_.reset();  // enqueued, but nothing is read at OFF
+    } else {  // nothing is read: no figures of an earlier step stay, nothing enqueued is kept
+      pending_grads_.reset();
+      grads_.reset();
+      host_ratio_.reset();
+    }
     // Validated above; what the sensors added is valid by construction.
     const check_result& r = monitor_.check(*in, already_validated);
     // accepted: what was handed over is consumed

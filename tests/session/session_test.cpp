@@ -372,12 +372,18 @@ TEST_CASE("session: OFF reads nothing; no sinks builds no events; a shared hub s
     session_options o;
     o.config.configured = level::off;
     session<> tel(o, f.n.params, {f.sink});
+    tel.monitor().cfg().set_level(level::normal);
+    tel.step({});
+    CHECK(tel.last_gradients().has_value());
+    tel.monitor().cfg().set_level(level::off);  // no figures of the earlier step stay
     tel.lstm_state(torch::ones({1, 2}), torch::ones({1, 2}));
     tel.step({});
-    CHECK(tel.counts().gradient_health == 0);
+    CHECK_FALSE(tel.last_gradients().has_value());
+    CHECK_FALSE(tel.last_signals().gradients.has_value());
+    CHECK(tel.counts().gradient_health == 1);
     CHECK(tel.counts().lstm_health == 0);
-    CHECK(tel.counts().update_ratio == 0);
-    CHECK(tel.counts().checks == 1);
+    CHECK(tel.counts().update_ratio == 1);
+    CHECK(tel.counts().checks == 2);
   }
   SUBCASE("no sinks") {
     session<> tel({}, f.n.params);
