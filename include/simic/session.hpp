@@ -205,13 +205,10 @@ class session {
     monitor_.validate(*in);  // bad input throws here: nothing read, nothing consumed
     if (!explicit_updates_) start_update();
     const simic::level before = level();
-    if (before != simic::level::off && reads) {
-      sense(checked_);
-    } else {  // nothing is read: no figures of an earlier step stay, nothing enqueued is kept
-      pending_grads_.reset();
-      grads_.reset();
-      host_ratio_.reset();
-    }
+    grads_.reset();  // no figures of an earlier step stay
+    host_ratio_.reset();
+    if (before != simic::level::off && reads) sense(checked_);
+    pending_grads_.reset();  // used, or not read this step (not due, OFF)
     // Validated above; what the sensors added is valid by construction.
     const check_result& r = monitor_.check(*in, already_validated);
     // accepted: what was handed over is consumed
@@ -329,7 +326,6 @@ class session {
       detail::require(w.weights[i].defined(), "simic::session", "parameter " + w.names[i], "undefined",
                       "a defined tensor");
       is_host_.push_back(opts_.host && (*opts_.host)(w.names[i]));
-      numel_.push_back(static_cast<std::uint64_t>(w.weights[i].numel()));
       watched_.emplace_back(std::move(w.names[i]), w.weights[i]);
     }
     weights_ = std::move(w.weights);
@@ -359,8 +355,6 @@ class session {
   // The sensors' part of a check: gradient health (MINIMAL and up: the
   // non-finite check reads it), the update ratio (NORMAL and up).
   void sense(signals& s) {
-    grads_.reset();
-    host_ratio_.reset();
     if (!s.gradients && gradients_due()) {
       gradient_health_report g =
           pending_grads_ ? pending_grads_->materialize() : grad_sensor_.measure(watched_);
@@ -369,7 +363,6 @@ class session {
       if (opts_.host) host_ratio_ = host_module_ratio(g);
       grads_ = std::move(g);
     }
-    pending_grads_.reset();
     if (!s.update_ratio && !watched_.empty() && level() >= simic::level::normal) {
       s.update_ratio = update_sensor_.measure(std::span<const at::Tensor>(weights_));
       ++counts_.update_ratio;
@@ -385,7 +378,7 @@ class session {
       if (g.names[j] != watched_[i].first) continue;  // no gradient this step
       gradient_mass& side = is_host_[i] ? host : module;
       side.squared_norm += g.param_norms[j] * g.param_norms[j];
-      side.parameters += numel_[i];
+      side.parameters += static_cast<std::uint64_t>(weights_[i].numel());
       ++side.tensors;
       ++j;
     }
@@ -490,7 +483,6 @@ class session {
   std::vector<std::pair<std::string, at::Tensor>> watched_;
   std::vector<at::Tensor> weights_;
   std::vector<bool> is_host_;
-  std::vector<std::uint64_t> numel_;
   gradient_health_sensor<Backend> grad_sensor_;
   parameter_update_sensor update_sensor_{};
   lstm_health_sensor<Backend> lstm_sensor_{};
