@@ -1,15 +1,25 @@
-"""Reads meson's testlog.json and prints 'N passed, M failed' over test cases.
+"""Reads meson's testlog.json files and prints 'N passed, M failed' over test cases.
 
 A doctest program contributes its own case counts; a program that printed no
 doctest summary (a script, a compile-fail check, or a crash) counts as one
 case, passed or failed by its result. Exit status 1 if anything failed or if
-no test ran at all."""
+no test ran at all. A log that is missing (its build failed) counts as one
+failed case."""
 import json, re, sys
 
 summary = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
 passed = failed = 0
-for line in open(sys.argv[1]):
-    t = json.loads(line)
+def results(path):
+    global failed
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f]
+    except FileNotFoundError:
+        print(f"{path}: missing (its build or run failed)", file=sys.stderr)
+        failed += 1
+        return []
+
+for t in (t for path in sys.argv[1:] for t in results(path)):
     m = summary.findall(t.get("stdout", "") or "")
     ok = t.get("result") in ("OK", "EXPECTEDFAIL")
     if m:

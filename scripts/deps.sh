@@ -2,7 +2,8 @@
 # Installs the Debian packages simic's build, tests and demo need, if any is
 # missing. Quiet and quick when everything is in place.
 set -euo pipefail
-need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchmark-dev nlohmann-json3-dev python3)
+need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchmark-dev nlohmann-json3-dev python3
+      clang libclang-rt-14-dev)  # clang and its runtime: the fuzz targets (libFuzzer)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, runs every
-# test program, and ends with one line "N passed, M failed" counting test
-# cases (doctest cases, and each compile-fail or script test as one case).
+# test program, then the sanitizer builds and the fuzz targets
+# (scripts/sanitize.sh), and ends with one line "N passed, M failed" counting
+# test cases (doctest cases, and each compile-fail, script or fuzz test as
+# one case) over all of them. SIMIC_SANITIZE=0 skips the sanitizer and fuzz
+# runs (a quicker local check; CI runs everything).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+logs=(build/meson-logs/testlog.json)
+rm -f "${logs[0]}"
 meson test -C build --print-errorlogs --num-processes 2 "$@" >build/last-test.log 2>&1
 rc=$?
-python3 scripts/count_tests.py build/meson-logs/testlog.json
+[ $rc -eq 0 ] || grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' build/last-test.log >&2
+if [ "${SIMIC_SANITIZE:-1}" != 0 ]; then
+  logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json)
+  rm -f "${logs[@]:1}"
+  bash scripts/sanitize.sh asan tsan fuzz >build/last-sanitize.log 2>&1 || { rc=1; cat build/last-sanitize.log >&2; }
+fi
+python3 scripts/count_tests.py "${logs[@]}"
 counted=$?
-[ $rc -eq 0 ] && [ $counted -eq 0 ] || { grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' build/last-test.log >&2; exit 1; }
+[ $rc -eq 0 ] && [ $counted -eq 0 ]
