@@ -5,13 +5,16 @@
 // checksum still checked), to show what the zip verification adds.
 //
 //   archive_corruption [--count N] [--seed S]     (defaults 10000, 1)
+//   archive_corruption --seed S --case I           (run case I here, no fork)
 //
 // Prints threw / identical / different / crashed per path; exits 1 if the
 // verified path ever loads a different state or crashes.
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -58,7 +61,7 @@ struct tally {
 // a fresh child goes on from i + 1 (a fork per case would be slower than the
 // loads themselves).
 template <class F>
-tally run_forked(std::size_t n, F&& outcome) {
+tally run_forked(const char* path, std::size_t n, F&& outcome) {
   tally t;
   std::size_t next = 0;
   while (next < n) {
@@ -68,6 +71,11 @@ tally run_forked(std::size_t n, F&& outcome) {
     const pid_t pid = fork();
     if (pid == 0) {
       close(fd[0]);
+      // A corrupted size can make LibTorch's loader allocate without bound;
+      // a 4 GiB address-space cap turns that into an exception here instead
+      // of the machine's OOM killer.
+      const rlimit cap{4ull << 30, 4ull << 30};
+      setrlimit(RLIMIT_AS, &cap);
       for (std::size_t i = next; i < n; ++i) {
         const auto b = static_cast<unsigned char>(outcome(i));
         if (write(fd[1], &b, 1) != 1) _exit(3);
@@ -89,7 +97,8 @@ tally run_forked(std::size_t n, F&& outcome) {
     waitpid(pid, &status, 0);
     if (next < n) {  // the child ended early: case `next` crashed it
       ++t.crashed;
-      std::printf("  crash (status %d) on case %zu\n", status, next);
+      std::printf("  %s: crash (%s) on case %zu\n", path,
+                  WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit", next);
       ++next;
     }
   }
@@ -101,9 +110,11 @@ tally run_forked(std::size_t n, F&& outcome) {
 int main(int argc, char** argv) {
   std::size_t count = 10000;
   std::uint64_t seed = 1;
+  std::size_t only = SIZE_MAX;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--count")) count = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--seed")) seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--case")) only = std::strtoull(argv[i + 1], nullptr, 10);
   }
   const simic::default_monitor a = seasoned();
   torch::serialize::OutputArchive out;
@@ -119,10 +130,16 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed);
   std::vector<simic::test::corruption> cases;
   for (std::size_t i = 0; i < count; ++i) cases.push_back(simic::test::random_corruption(rng, good.size()));
-  const tally verified = run_forked(count, [&](std::size_t i) {
+  if (only != SIZE_MAX) {  // one case in this process, to reproduce it
+    std::printf("case %zu: %s\n", only, cases[only].describe().c_str());
+    std::printf("verified: %d\n", static_cast<int>(simic::test::verified_load_outcome(cases[only].apply(good), m, before, saved_state)));
+    std::printf("unverified: %d\n", static_cast<int>(simic::test::unverified_load_outcome(cases[only].apply(good), m, before, saved_state)));
+    return 0;
+  }
+  const tally verified = run_forked("verified", count, [&](std::size_t i) {
     return simic::test::verified_load_outcome(cases[i].apply(good), m, before, saved_state);
   });
-  const tally unverified = run_forked(count, [&](std::size_t i) {
+  const tally unverified = run_forked("unverified", count, [&](std::size_t i) {
     return simic::test::unverified_load_outcome(cases[i].apply(good), m, before, saved_state);
   });
   std::printf("%zu random corruptions (seed %llu: bit flips, truncations, zeroed 1-64 byte ranges) of a %zu-byte archive\n",

@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <ATen/core/ivalue.h>  // complete IValue first: clang needs it for input-archive.h
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
