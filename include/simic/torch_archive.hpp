@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <span>
 #include <string>
@@ -96,8 +95,8 @@ struct archive_reader {
   }
 };
 
-inline const char* format_name = "__format";
-inline const char* checksum_name = "__checksum";
+inline constexpr const char* format_name = "__format";
+inline constexpr const char* checksum_name = "__checksum";
 
 inline void write_int64(torch::serialize::OutputArchive& ar, const std::string& key, std::int64_t v) {
   ar.write(key, at::full({}, v, at::TensorOptions().dtype(at::kLong)));
@@ -141,8 +140,8 @@ inline std::string hex64(std::uint64_t v) {
 }  // namespace detail
 
 // Any state with `visit(v)` calling v(name, field&) for double, integer and
-// std::vector<double> fields.
-// Writes the format version, the checksum and the fields.
+// std::vector<double> fields: writes the format version, the checksum and
+// the fields.
 template <class State>
 void save_state(torch::serialize::OutputArchive& ar, State st, const std::string& prefix = "simic") {
   detail::write_int64(ar, detail::archive_key(prefix, detail::format_name), state_format_version);
@@ -199,10 +198,15 @@ inline torch::serialize::InputArchive open_verified_archive(std::span<const std:
 }
 
 inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw archive_error("simic::read_file_bytes: cannot open '" + path.string() + "'");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) throw archive_error("simic::read_file_bytes: error reading '" + path.string() + "'");
+  const std::streamoff size = f.tellg();
+  if (size < 0) throw archive_error("simic::read_file_bytes: cannot size '" + path.string() + "'");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw archive_error("simic::read_file_bytes: read " + std::to_string(f.gcount()) + " of " + std::to_string(size) +
+                        " bytes of '" + path.string() + "'");
   return bytes;
 }
 
