@@ -365,11 +365,26 @@ TEST_CASE("verify_zip rejects wrong CRCs, bad offsets and a truncated central di
     auto dir = good;
     dir[cd + 38] |= 0x10;
     CHECK_THROWS_WITH_AS(verify_zip(dir), doctest::Contains("'a.txt' is a directory"), archive_error);
-    auto dup = good;  // rename b/c.bin to a.txt?  names differ in length; rename a.txt to b/c.b... instead: same length
-    const std::string other = "b/c.bin";
-    (void)other;
-    dup[cd2 + 46 + 0] = 'a';  // central name of entry 2 -> "a/c.bin" (local still "b/c.bin")
-    CHECK_THROWS_WITH_AS(verify_zip(dup), doctest::Contains("the local header names 'b/c.bin'"), archive_error);
+    auto renamed = good;
+    renamed[cd2 + 46 + 0] = 'a';  // central name of entry 2 -> "a/c.bin" (local still "b/c.bin")
+    CHECK_THROWS_WITH_AS(verify_zip(renamed), doctest::Contains("the local header names 'b/c.bin'"), archive_error);
+    // "a.txt" twice: its local entry (47 bytes) twice, its central entry
+    // (51 bytes) twice, the second pointing at offset 47
+    std::vector<std::uint8_t> dup(good.begin(), good.begin() + 47);
+    dup.insert(dup.end(), good.begin(), good.begin() + 47);
+    dup.insert(dup.end(), good.begin() + static_cast<long>(cd), good.begin() + static_cast<long>(cd2));
+    dup.insert(dup.end(), good.begin() + static_cast<long>(cd), good.begin() + static_cast<long>(cd2));
+    put32(dup, 94 + 51 + 42, 47);
+    dup.insert(dup.end(), good.begin() + static_cast<long>(eocd), good.end());
+    put16(dup, dup.size() - 22 + 8, 2);
+    put16(dup, dup.size() - 22 + 10, 2);
+    put32(dup, dup.size() - 22 + 12, 102);
+    put32(dup, dup.size() - 22 + 16, 94);
+    CHECK_THROWS_WITH_AS(verify_zip(dup), doctest::Contains("entry 'a.txt' appears twice"), archive_error);
+    // the same with the second one named "b.txt" is a valid zip: the construction is sound
+    dup[47 + 30] = 'b';
+    dup[94 + 51 + 46] = 'b';
+    CHECK(verify_zip(dup).entries.size() == 2);
   }
 }
 
