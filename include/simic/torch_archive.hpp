@@ -3,18 +3,34 @@
 // same checkpoint file as the model and optimizer. Doubles are stored as
 // float64 tensors and counters as int64 tensors: a reload is exact, and a
 // resumed run continues bit for bit.
+//
+// Beside the fields the state carries "<prefix>.__format" (the format
+// version, core/state_checksum.hpp) and "<prefix>.__checksum" (CRC-64 of
+// the version and every field); a load checks both before it changes
+// anything. LibTorch's own loader checks no CRC and can crash on a damaged
+// file, so load_file() and open_verified_archive() verify the whole zip
+// (core/zip_verify.hpp) before LibTorch sees a byte. Every failure is a
+// simic::archive_error naming what failed; the monitor is left untouched.
 #pragma once
 
-#include <bit>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <limits>
-#include <stdexcept>
+#include <span>
 #include <string>
+#include <sstream>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
+#include <ATen/core/ivalue.h>  // complete IValue first: clang needs it for input-archive.h
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+
+#include "simic/core/archive_error.hpp"
+#include "simic/core/state_checksum.hpp"
+#include "simic/core/zip_verify.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -52,10 +68,10 @@ struct archive_reader {
     try {
       ar.read(key, t);
     } catch (const std::exception&) {
-      throw std::invalid_argument("simic::load_state: archive lacks '" + key + "'");
+      throw archive_error("simic::load_state: archive lacks '" + key + "'");
     }
     if (t.scalar_type() != type || (scalar ? t.dim() != 0 : t.dim() != 1))
-      throw std::invalid_argument("simic::load_state: '" + key + "' has dtype " +
+      throw archive_error("simic::load_state: '" + key + "' has dtype " +
                                   std::string(c10::toString(t.scalar_type())) + " and " + std::to_string(t.dim()) +
                                   " dims; expected " + std::string(c10::toString(type)) +
                                   (scalar ? " scalar" : " vector"));
@@ -68,7 +84,7 @@ struct archive_reader {
     const auto raw = static_cast<std::uint64_t>(read(name, at::kLong, true).item<std::int64_t>());
     if constexpr (sizeof(U) < sizeof(std::uint64_t)) {
       if (raw > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))
-        throw std::invalid_argument("simic::load_state: '" + archive_key(prefix, name) + "' = " +
+        throw archive_error("simic::load_state: '" + archive_key(prefix, name) + "' = " +
                                     std::to_string(raw) + " is out of range for its field");
     }
     v = static_cast<U>(raw);
@@ -79,20 +95,75 @@ struct archive_reader {
   }
 };
 
+inline constexpr const char* format_name = "__format";
+inline constexpr const char* checksum_name = "__checksum";
+
+inline void write_int64(torch::serialize::OutputArchive& ar, const std::string& key, std::int64_t v) {
+  ar.write(key, at::full({}, v, at::TensorOptions().dtype(at::kLong)));
+}
+
+// The saved format version, checked before any field is read.
+inline void check_format(torch::serialize::InputArchive& ar, const std::string& prefix) {
+  const std::string key = archive_key(prefix, format_name);
+  at::Tensor t;
+  if (!ar.try_read(key, t))
+    throw archive_error("simic::load_state: archive lacks '" + key +
+                        "': it is unversioned, written before simic saved a format version and checksum, or "
+                        "not simic state under prefix '" + prefix + "'; save it again with this version");
+  if (t.scalar_type() != at::kLong || t.dim() != 0)
+    throw archive_error("simic::load_state: '" + key + "' is not an int64 scalar");
+  const std::int64_t v = t.item<std::int64_t>();
+  if (v > state_format_version)
+    throw archive_error("simic::load_state: '" + key + "' = " + std::to_string(v) +
+                        ": written by a newer simic (this one reads format " + std::to_string(state_format_version) +
+                        ")");
+  if (v != state_format_version)
+    throw archive_error("simic::load_state: '" + key + "' = " + std::to_string(v) + " is not a format this simic reads (" +
+                        std::to_string(state_format_version) + ")");
+}
+
+inline std::uint64_t read_checksum(torch::serialize::InputArchive& ar, const std::string& prefix) {
+  const std::string key = archive_key(prefix, checksum_name);
+  at::Tensor t;
+  if (!ar.try_read(key, t)) throw archive_error("simic::load_state: archive lacks '" + key + "'");
+  if (t.scalar_type() != at::kLong || t.dim() != 0)
+    throw archive_error("simic::load_state: '" + key + "' is not an int64 scalar");
+  return static_cast<std::uint64_t>(t.item<std::int64_t>());
+}
+
+inline std::string hex64(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
 }  // namespace detail
 
 // Any state with `visit(v)` calling v(name, field&) for double, integer and
-// std::vector<double> fields.
+// std::vector<double> fields: writes the format version, the checksum and
+// the fields.
 template <class State>
 void save_state(torch::serialize::OutputArchive& ar, State st, const std::string& prefix = "simic") {
+  detail::write_int64(ar, detail::archive_key(prefix, detail::format_name), state_format_version);
+  detail::write_int64(ar, detail::archive_key(prefix, detail::checksum_name),
+                      static_cast<std::int64_t>(state_checksum(st)));
   st.visit(detail::archive_writer{ar, prefix});
 }
 
-// Reads into a copy, so a missing or malformed entry leaves `st` unchanged.
+// Checks the format version, reads into a copy and checks the checksum of
+// what it read; only then assigns. Any failure throws archive_error and
+// leaves `st` unchanged.
 template <class State>
 void load_state(torch::serialize::InputArchive& ar, State& st, const std::string& prefix = "simic") {
+  detail::check_format(ar, prefix);
+  const std::uint64_t saved = detail::read_checksum(ar, prefix);
   State copy = st;
   copy.visit(detail::archive_reader{ar, prefix});
+  const std::uint64_t read = state_checksum(copy);
+  if (read != saved)
+    throw archive_error("simic::load_state: checksum of the fields under '" + prefix + "' is " + detail::hex64(read) +
+                        ", the archive's '" + detail::archive_key(prefix, detail::checksum_name) + "' says " +
+                        detail::hex64(saved) + ": the archive is damaged or was edited");
   st = std::move(copy);
 }
 
@@ -108,6 +179,72 @@ void load(torch::serialize::InputArchive& ar, Monitor& m, const std::string& pre
   auto st = m.state();
   load_state(ar, st, prefix);
   m.load(st);
+}
+
+// Verified files. Reads all of `path`, verifies it as a zip (every CRC-32,
+// offset and size) and only then lets LibTorch parse the verified bytes, so
+// the file cannot change between check and load. Memory: the file's size
+// once more while LibTorch loads. A LibTorch error on verified bytes (a
+// valid zip that is no torch archive) is rethrown as archive_error.
+inline torch::serialize::InputArchive open_verified_archive(std::span<const std::uint8_t> bytes) {
+  verify_zip(bytes);
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  } catch (const std::exception& e) {
+    throw archive_error(std::string("simic::open_verified_archive: LibTorch cannot read the verified zip: ") + e.what());
+  }
+  return ar;
+}
+
+inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw archive_error("simic::read_file_bytes: cannot open '" + path.string() + "'");
+  const std::streamoff size = f.tellg();
+  if (size < 0) throw archive_error("simic::read_file_bytes: cannot size '" + path.string() + "'");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw archive_error("simic::read_file_bytes: read " + std::to_string(f.gcount()) + " of " + std::to_string(size) +
+                        " bytes of '" + path.string() + "'");
+  return bytes;
+}
+
+inline torch::serialize::InputArchive open_verified_archive(const std::filesystem::path& path) {
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path);
+  try {
+    return open_verified_archive(std::span<const std::uint8_t>(bytes));
+  } catch (const archive_error& e) {
+    throw archive_error("'" + path.string() + "': " + e.what());
+  }
+}
+
+// Saves `m` alone to `path`: written to "<path>.tmp" and renamed over
+// `path`, so a crash while saving leaves the previous checkpoint whole.
+template <class Monitor>
+  requires requires(Monitor& m) { m.load(m.state()); }
+void save_file(const std::filesystem::path& path, const Monitor& m, const std::string& prefix = "simic") {
+  torch::serialize::OutputArchive ar;
+  save(ar, m, prefix);
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  ar.save_to(tmp.string());
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw archive_error("simic::save_file: cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
+}
+
+// Loads `m` from a file written by save_file (or any torch archive holding
+// simic state under `prefix`), verified first; all or nothing.
+template <class Monitor>
+  requires requires(Monitor& m) { m.load(m.state()); }
+void load_file(const std::filesystem::path& path, Monitor& m, const std::string& prefix = "simic") {
+  torch::serialize::InputArchive ar = open_verified_archive(path);
+  try {
+    load(ar, m, prefix);
+  } catch (const archive_error& e) {
+    throw archive_error("'" + path.string() + "': " + e.what());
+  }
 }
 
 }  // namespace v0
