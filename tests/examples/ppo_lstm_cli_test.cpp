@@ -253,3 +253,26 @@ TEST_CASE("SIGTERM mid-run: the run stops, every event emitted is in the file, h
   CHECK(last["undelivered"] == 0);
   fs::remove_all(d.parent_path());
 }
+
+TEST_CASE("an allocation that fails is one line, without LibTorch's backtrace; exit 1") {
+  const char* bin = std::getenv("PPO_LSTM_BIN");
+  REQUIRE(bin != nullptr);
+  // Within --max-memory-gib, but the first rollout buffer (4 GiB) is over a 3 GB address-space limit.
+  const std::string cmd = std::string("ulimit -v 3000000; ") + bin +
+                          " --envs 4096 --rollout 65536 --seq-len 1024 --hidden 8 --max-memory-gib 100000"
+                          " --updates 1 --quiet 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  INFO(out);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(lines_of(out).size() == 1);
+  CHECK(out.find("failed: LibTorch:") != std::string::npos);
+  CHECK(out.find("allocate") != std::string::npos);
+  CHECK(out.find("frame #") == std::string::npos);
+  CHECK(out.find("Exception raised from") == std::string::npos);
+}
