@@ -1,13 +1,17 @@
-// Command line of the PPO+LSTM CartPole trainer. Exit codes: 0 done, 2 bad
-// command line, 3 stopped by the monitor (after every event was flushed).
+// Command line of the PPO+LSTM CartPole trainer. Exit codes (docs/trainer.md):
+// 0 done, 1 failed, 2 bad command line / unwritable path / over the memory
+// limit, 3 stopped by the monitor, 4 events lost, 128+N stopped by signal N
+// (SIGTERM, SIGINT), each after every event was flushed.
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "options.hpp"
 #include "ppo.hpp"
+#include "simic/core/signal_guard.hpp"
 
 int main(int argc, char** argv) {
   const std::string prog = argc > 0 ? argv[0] : "ppo_lstm";
@@ -22,15 +26,26 @@ int main(int argc, char** argv) {
     std::fputs(ppo_lstm::usage(prog).c_str(), stdout);
     return ppo_lstm::exit_ok;
   }
+  // SIGTERM (a preempted job) and SIGINT (Ctrl-C) stop the loop between
+  // steps; the run closes its events and exits 128+N. A second one kills.
+  const simic::signal_guard stop_on_signal;
   try {
     const ppo_lstm::run_summary s = ppo_lstm::run(cl.options);
     std::fputs(ppo_lstm::describe(s).c_str(), stdout);
+    std::fflush(stdout);
+    if (s.interrupted_by != 0)
+      std::fprintf(stderr, "%s: interrupted by %s after %llu updates; events flushed, exit code %d\n", prog.c_str(),
+                   simic::signal_name(s.interrupted_by).c_str(), static_cast<unsigned long long>(s.updates_done),
+                   s.exit_code);
     return s.exit_code;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), e.what());
     return ppo_lstm::exit_usage;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: failed: out of memory\n", prog.c_str());
+    return ppo_lstm::exit_failed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: failed: %s\n", prog.c_str(), e.what());
-    return 1;
+    return ppo_lstm::exit_failed;
   }
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "simic/core/error.hpp"
+#include "simic/core/format.hpp"
 
 namespace ppo_lstm {
 namespace {
@@ -61,6 +62,24 @@ injection parse_injection(std::string_view spec) {
   return inj;
 }
 
+double run_options::estimated_memory_bytes() const noexcept {
+  // In float32 units (4 bytes); doubles: the products reach 1e13 and beyond.
+  const double T = rollout, E = envs, H = hidden, L = seq_len, C = T / L, mb = minibatches;
+  constexpr double obs = 4;  // CartPole's observation
+  // Per environment step: obs, keep, action (int64: 2), log-prob, value,
+  // reward, done, advantage, return (13); their [L, S] copies: obs, keep,
+  // action, log-prob, advantage, return (10).
+  const double rollout_buffers = (obs + 9 + obs + 6) * T * E;
+  const double sequence_states = 2 * C * E * H;  // h0, c0 at each sequence start
+  const double params = (obs * H + H) + (8 * H * H + 8 * H) + (2 * H + 2) + (H + 1);
+  const double weights = 4 * params;  // weights, gradients, Adam's two moments
+  // BPTT: per (step, sequence) of a minibatch about 16 H kept for backward
+  // (encoding, 4 gates, their activations, c, tanh c, h, the stacked h), as
+  // much again for their gradients.
+  const double activations = 32 * (T * E / mb) * H;
+  return 4.0 * (rollout_buffers + sequence_states + weights + activations);
+}
+
 void run_options::validate() const {
   constexpr auto where = "ppo_lstm::run_options";
   using simic::detail::require;
@@ -86,6 +105,15 @@ void run_options::validate() const {
     require(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
     require(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
   }
+  require(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
+  const double need = estimated_memory_bytes();
+  if (need > static_cast<double>(memory_budget))
+    throw std::invalid_argument(simic::detail::format(
+        "--envs %d --rollout %d --hidden %d --seq-len %d --minibatches %d need an estimated %.3g GiB "
+        "(%.0f bytes), over the limit of %.3g GiB (--max-memory-gib); use fewer environments, a shorter "
+        "rollout, a narrower LSTM or more minibatches",
+        envs, rollout, hidden, seq_len, minibatches, need / static_cast<double>(gib), need,
+        static_cast<double>(memory_budget) / static_cast<double>(gib)));
 }
 
 std::string usage(std::string_view program) {
@@ -116,9 +144,13 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --lr X             Adam learning rate (default 0.001)
   --hidden N         LSTM width (default 64)
   --threads N        LibTorch intra-op threads (default 1)
+  --max-memory-gib N refuse options whose estimated memory exceeds N GiB (default 8)
   --quiet            no per-update progress lines
   --help             this text
-Exit codes: 0 done, 2 bad command line, 3 stopped by the monitor.
+Exit codes: 0 done, 2 bad command line (also: an unwritable --events or
+--profile path, or options over the memory limit), 3 stopped by the monitor,
+4 events lost (dropped, failed or undelivered), 128+N stopped by signal N
+(SIGTERM, SIGINT: events flushed first), 1 any other failure.
 )";
   return u;
 }
@@ -190,6 +222,8 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       o.hidden = static_cast<int>(int_in(1, 4096));
     } else if (a == "--threads") {
       o.threads = static_cast<int>(int_in(1, 256));
+    } else if (a == "--max-memory-gib") {
+      o.memory_budget = int_in(1, 1'048'576) * gib;
     } else {
       fail("unknown option '" + a + "' (see --help)");
     }

@@ -55,6 +55,10 @@ enum class detector_preset : unsigned char {
 };
 inline constexpr std::array<std::string_view, 2> detector_preset_names{"simic", "reference"};
 
+// The memory a run may plan for unless told otherwise (--max-memory-gib).
+inline constexpr std::uint64_t gib = std::uint64_t{1} << 30;
+inline constexpr std::uint64_t default_memory_budget = 8 * gib;
+
 struct run_options {
   // training
   std::uint64_t updates = 200;       // PPO updates (rollout + optimisation)
@@ -81,13 +85,21 @@ struct run_options {
   // output
   bool progress_lines = true;        // one line per update on stdout
   bool record_signals = false;       // keep every check's signals in the summary (tests)
+  // resources
+  std::uint64_t memory_budget = default_memory_budget;  // bytes the estimate may reach (--max-memory-gib)
 
   std::uint64_t schedule() const noexcept { return planned_updates != 0 ? planned_updates : updates; }
   int steps_per_update() const noexcept { return ppo_epochs * minibatches; }
   std::uint32_t effective_max_skips() const noexcept {
     return max_skips != 0 ? max_skips : static_cast<std::uint32_t>(2 * steps_per_update());
   }
-  // Throws std::invalid_argument naming the first bad option and its valid range.
+  // Bytes the run's tensors need at their peak, estimated from the options
+  // (docs/trainer.md): rollout buffers and their sequence copies, the LSTM
+  // states at each sequence start, weights with gradients and Adam's moments,
+  // and one minibatch's BPTT activations with their gradients.
+  double estimated_memory_bytes() const noexcept;
+  // Throws std::invalid_argument naming the first bad option and its valid
+  // range, or the options whose estimated memory exceeds memory_budget.
   void validate() const;
 };
 

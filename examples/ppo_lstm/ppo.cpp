@@ -9,9 +9,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <deque>
 #include <map>
 #include <memory>
@@ -24,6 +27,7 @@
 #include "gae.hpp"
 #include "model.hpp"
 #include "faults.hpp"
+#include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "simic/profile/phase_timer.hpp"
 #include "simic/profile/profiler.hpp"
@@ -62,10 +66,17 @@ struct rollout_batch {
   double reward_rate = 0.0;                      // mean reward per environment step
 };
 
+// A stop was requested by SIGTERM or SIGINT (main.cpp installs the
+// simic::signal_guard; in-process callers that install none never see one).
+bool stop_requested() noexcept { return simic::signal_guard::requested(); }
+
+// Thrown out of a rollout cut short by a signal: its batch is not trained on.
+struct interrupted_rollout {};
+
 template <class Monitor>
 class trainer {
  public:
-  explicit trainer(const run_options& o)
+  trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events)
       : o_(o),
         seeded_(seed(o)),
         env_(o.envs, o.seed),
@@ -73,7 +84,8 @@ class trainer {
         opt_(model_->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5)),
         params_(model_->parameters()),
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
-        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink(event_counts_)})),
+        events_(events),
+        tel_(make_telemetry<Monitor>(o, *model_, telemetry_sinks(std::move(events), {counting_sink(event_counts_)}))),
         profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
                                           .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
         timers_(!o.profile_dir.empty()),
@@ -87,12 +99,17 @@ class trainer {
 
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::uint64_t u = 1; u <= o_.updates && !sum_.stopped; ++u) {
+    for (std::uint64_t u = 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
       const faults f = faults::at(o_.injections, u);
       tel_->begin_update();
       update_record rec;
       rec.update = u;
-      const rollout_batch b = rollout(f);
+      rollout_batch b;
+      try {
+        b = rollout(f);
+      } catch (const interrupted_rollout&) {
+        break;
+      }
       const bool epoch_end = u % o_.epoch_updates == 0 || u == o_.updates;
       // Performance: the mean return of the episodes that ended during the
       // epoch, at its end (absent if none ended), judged at the update's
@@ -107,7 +124,16 @@ class trainer {
       if (epoch_end && !sum_.stopped) end_epoch(u, performance);
       end_update(rec);
     }
+    if (const int sig = simic::signal_guard::signal_number()) {
+      sum_.interrupted_by = sig;
+      sum_.stop_reason = "interrupted by " + simic::signal_name(sig);
+    }
     finish();
+    // The first that applies: signal, events lost, stopped by the monitor.
+    if (sum_.interrupted_by != 0)
+      sum_.exit_code = exit_signal(sum_.interrupted_by);
+    else if (sum_.events_lost() > 0)
+      sum_.exit_code = exit_events_lost;
     sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return std::move(sum_);
   }
@@ -142,6 +168,7 @@ class trainer {
       torch::NoGradGuard ng;
       auto rollout_timer = timers_.time("rollout");
       for (int t = 0; t < T; ++t) {
+        if (stop_requested()) throw interrupted_rollout{};  // a long rollout is not waited out
         if (t % L == 0) {
           h0_buf[t / L].copy_(h_);
           c0_buf[t / L].copy_(c_);
@@ -235,9 +262,9 @@ class trainer {
     const double log_actions = std::log(static_cast<double>(cartpole_vec::actions));
     auto optimize_timer = timers_.time("optimize");
     int step = 0;
-    for (int ep = 0; ep < o_.ppo_epochs && !sum_.stopped; ++ep) {
+    for (int ep = 0; ep < o_.ppo_epochs && !sum_.stopped && !stop_requested(); ++ep) {
       const auto perm = torch::randperm(S, torch::kLong);
-      for (int mb = 0; mb < o_.minibatches && !sum_.stopped; ++mb, ++step) {
+      for (int mb = 0; mb < o_.minibatches && !sum_.stopped && !stop_requested(); ++mb, ++step) {
         const auto idx = perm.narrow(0, static_cast<std::int64_t>(mb) * mb_size, mb_size);
         const auto obs = b.obs.index_select(1, idx), kp = b.keep.index_select(1, idx);
         auto hh = b.h0.index_select(0, idx), cc = b.c0.index_select(0, idx);
@@ -390,9 +417,12 @@ class trainer {
   void finish() {
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
-    const simic::hub_counts c = tel_->close();
+    const simic::hub_counts c = tel_->close(close_deadline);
     sum_.events_emitted = c.emitted;
     sum_.events_dropped = c.dropped;
+    sum_.events_failed = c.failed;
+    sum_.events_undelivered = c.undelivered;
+    if (events_) sum_.events_written = events_->events_written();
     sum_.event_counts = *event_counts_;
     const simic::session_counts& n = tel_->counts();
     sum_.checks = n.checks;
@@ -415,6 +445,7 @@ class trainer {
   torch::optim::Adam opt_;
   std::vector<torch::Tensor> params_;
   std::shared_ptr<std::map<std::string, std::uint64_t>> event_counts_;
+  std::shared_ptr<simic::jsonl_sink> events_;  // the --events file (null: none)
   std::unique_ptr<simic::session<Monitor>> tel_;
   simic::profiler profiler_;
   simic::phase_timers timers_;
@@ -427,16 +458,41 @@ class trainer {
 };
 
 template <class Monitor>
-run_summary run_with(const run_options& o) {
-  trainer<Monitor> t(o);
+run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events) {
+  trainer<Monitor> t(o, std::move(events));
   return t.run();
 }
+
+// --profile DIR must take files: checked before anything runs (a usage error).
+void check_profile_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::invalid_argument("--profile: cannot create directory '" + dir + "': " + ec.message());
+  const std::filesystem::path probe = std::filesystem::path(dir) / ".ppo_lstm_write_check";
+  std::FILE* f = std::fopen(probe.c_str(), "w");
+  if (!f) throw std::invalid_argument("--profile: cannot write in '" + dir + "': " + std::strerror(errno));
+  std::fclose(f);
+  std::filesystem::remove(probe, ec);
+}
+
+// The first line of a message (LibTorch's may carry a stack trace or source context).
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
 
 run_summary run(const run_options& o) {
+  // Everything that can be refused is refused before a file is touched.
   o.validate();
-  return o.detectors == detector_preset::reference ? run_with<reference_monitor_type>(o) : run_with<monitor_type>(o);
+  check_profile_dir(o.profile_dir);
+  std::shared_ptr<simic::jsonl_sink> events = open_events(o);
+  try {
+    return o.detectors == detector_preset::reference ? run_with<reference_monitor_type>(o, std::move(events))
+                                                     : run_with<monitor_type>(o, std::move(events));
+  } catch (const c10::Error& e) {
+    // what() carries a backtrace: one line is enough (e.g. an allocation that failed).
+    throw std::runtime_error("LibTorch: " + first_line(e.what_without_backtrace()));
+  }
 }
 
 std::string describe(const run_summary& s) {
@@ -461,10 +517,20 @@ std::string describe(const run_summary& s) {
   }
   out += "\n";
   if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
+  if (s.interrupted_by != 0) out += s.stop_reason + ": stopped cleanly, events flushed\n";
+  using ull = unsigned long long;
   if (!s.events_path.empty())
-    out += simic::detail::format("events: %s (%llu written, %llu dropped)\n", s.events_path.c_str(),
-                                 static_cast<unsigned long long>(s.events_emitted),
-                                 static_cast<unsigned long long>(s.events_dropped));
+    out += simic::detail::format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
+                                 s.events_path.c_str(), static_cast<ull>(s.events_emitted),
+                                 static_cast<ull>(s.events_written), static_cast<ull>(s.events_dropped),
+                                 static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
+  else if (s.events_lost() > 0)
+    out += simic::detail::format("events: %llu emitted, %llu dropped, %llu failed, %llu undelivered\n",
+                                 static_cast<ull>(s.events_emitted), static_cast<ull>(s.events_dropped),
+                                 static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
+  if (s.events_lost() > 0)
+    out += simic::detail::format("events lost: %llu (see the errors above); exit code %d\n",
+                                 static_cast<ull>(s.events_lost()), exit_events_lost);
   if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";
   return out;
 }

@@ -18,10 +18,14 @@ namespace ppo_lstm {
 using monitor_type = simic::default_monitor;
 using reference_monitor_type = simic::reference_monitor;
 
-// Exit codes of the command line.
+// Exit codes of the command line (docs/trainer.md). When several apply, the
+// first of: signal, events lost, stopped.
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_usage = 2;
-inline constexpr int exit_stopped = 3;
+inline constexpr int exit_failed = 1;         // anything else (one line on stderr)
+inline constexpr int exit_usage = 2;          // bad command line, unwritable path, over the memory limit
+inline constexpr int exit_stopped = 3;        // stopped by the monitor
+inline constexpr int exit_events_lost = 4;    // events dropped, failed or undelivered
+constexpr int exit_signal(int sig) noexcept { return 128 + sig; }  // stopped by SIGTERM/SIGINT, events flushed
 
 struct update_record {
   std::uint64_t update = 0;
@@ -107,9 +111,14 @@ struct run_summary {
   std::map<std::string, std::uint64_t> event_counts;   // event name -> events emitted to the hub
   std::vector<recorded_signals> signals;               // when options.record_signals
   // events
+  int interrupted_by = 0;  // the signal that stopped the run (0: none)
   std::string events_path;
-  std::uint64_t events_emitted = 0;
-  std::uint64_t events_dropped = 0;
+  std::uint64_t events_emitted = 0;      // handed to the hub
+  std::uint64_t events_written = 0;      // lines of events in the --events file (hub_stats not counted)
+  std::uint64_t events_dropped = 0;      // never queued (queue full, or after close)
+  std::uint64_t events_failed = 0;       // (event, sink) deliveries whose sink threw
+  std::uint64_t events_undelivered = 0;  // still queued when close()'s deadline passed
+  std::uint64_t events_lost() const noexcept { return events_dropped + events_failed + events_undelivered; }
   std::string profile_dir;
 
   std::size_t count(simic::anomaly_kind k) const {

@@ -6,7 +6,10 @@
 //   -> end_epoch(mean return) at each epoch end -> close() at the end.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <stdexcept>
+#include <system_error>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -30,10 +33,27 @@ inline simic::session_options telemetry_options(const run_options& o) {
   return s;
 }
 
-// The JSONL file when asked for, and the caller's own sinks.
-inline std::vector<std::shared_ptr<simic::sink>> telemetry_sinks(const run_options& o,
+// How long close() waits for the sinks at the end of a run (also after a
+// signal): a hung file system costs at most this, and what it held back is
+// counted undelivered.
+inline constexpr std::chrono::milliseconds close_deadline{3000};
+
+// The JSONL file when asked for (null else), opened before the run starts so
+// that an unwritable path is a usage error; the file's old content goes only
+// when the first event is written (jsonl_sink).
+inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
+  if (o.events_path.empty()) return nullptr;
+  try {
+    return std::make_shared<simic::jsonl_sink>(o.events_path);
+  } catch (const std::system_error& e) {
+    throw std::invalid_argument("--events: cannot write '" + o.events_path + "': " + e.code().message());
+  }
+}
+
+// The JSONL file first, then the caller's own sinks.
+inline std::vector<std::shared_ptr<simic::sink>> telemetry_sinks(std::shared_ptr<simic::jsonl_sink> events,
                                                                  std::vector<std::shared_ptr<simic::sink>> more) {
-  if (!o.events_path.empty()) more.insert(more.begin(), std::make_shared<simic::jsonl_sink>(o.events_path));
+  if (events) more.insert(more.begin(), std::move(events));
   return more;
 }
 
@@ -42,13 +62,14 @@ inline std::vector<std::shared_ptr<simic::sink>> telemetry_sinks(const run_optio
 template <class Monitor, class Params>
 std::unique_ptr<simic::session<Monitor>> make_telemetry(const run_options& o, const Params& params,
                                                         std::vector<std::shared_ptr<simic::sink>> sinks) {
+  // `sinks`: telemetry_sinks(open_events(o), the caller's).
   const simic::session_options s = telemetry_options(o);
   if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
     return std::make_unique<simic::session<Monitor>>(
         simic::make_reference_monitor(simic::reference_config_options(s.config), s.max_consecutive_skips), s, params,
-        telemetry_sinks(o, std::move(sinks)));
+        std::move(sinks));
   else
-    return std::make_unique<simic::session<Monitor>>(s, params, telemetry_sinks(o, std::move(sinks)));
+    return std::make_unique<simic::session<Monitor>>(s, params, std::move(sinks));
 }
 
 }  // namespace ppo_lstm

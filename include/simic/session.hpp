@@ -31,6 +31,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -41,6 +42,7 @@
 
 #include "simic/core/config.hpp"
 #include "simic/core/error.hpp"
+#include "simic/core/signal_guard.hpp"
 #include "simic/emit/events.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink.hpp"
@@ -77,6 +79,13 @@ struct session_options {
   memory_sensor_options memory{};        // e.g. .device_reader = simic::cuda::caching_allocator_memory
   gradient_read read = gradient_read::sync;
   hub_options hub{};  // the hub made from sinks: never blocks training by default (drops are counted)
+  // close() and the destructor wait at most this for the sinks (>= 0; the
+  // session's own hub only): what is still queued then is counted undelivered.
+  std::chrono::milliseconds close_deadline = hub::no_deadline;
+  // Opt in: while the session lives, SIGTERM and SIGINT set stop_requested()
+  // instead of ending the process (a simic::signal_guard; previous handlers
+  // come back when the session goes). Off: simic installs no handler.
+  bool stop_on_signals = false;
 };
 
 // What the session measured, per sensor (each a count of measurements).
@@ -248,13 +257,23 @@ class session {
 
   // Flushes every event; closes the hub when the session made it. Returns
   // the hub's counts. Idempotent; the destructor calls it.
-  hub_counts close() {
+  hub_counts close() { return close(opts_.close_deadline); }
+  // As close(), waiting at most `deadline` (>= 0) for the session's own hub
+  // (hub::close(deadline)); a shared hub is flushed without a deadline.
+  hub_counts close(std::chrono::milliseconds deadline) {
+    detail::require(deadline.count() >= 0, "simic::session::close", "deadline", deadline.count(),
+                    ">= 0 ms (hub::no_deadline: wait without limit)");
     if (owns_hub_)
-      hub_->close();
+      hub_->close(deadline);
     else
       hub_->flush();
     return hub_->counts();
   }
+
+  // With session_options::stop_on_signals: whether SIGTERM or SIGINT came
+  // (the loop should stop, close() and exit), and which (0: none).
+  bool stop_requested() const noexcept { return stop_guard_.has_value() && signal_guard::requested(); }
+  int stop_signal() const noexcept { return stop_guard_.has_value() ? signal_guard::signal_number() : 0; }
 
   // An event of the caller's (a profiler trace, phase timings), stamped
   // with the session's update and epoch.
@@ -293,7 +312,10 @@ class session {
         grad_sensor_(without_filter(o.gradients)),
         layer_sensor_(without_filter(o.layers)),
         memory_sensor_(o.memory) {
+    detail::require(o.close_deadline.count() >= 0, "simic::session", "close_deadline", o.close_deadline.count(),
+                    ">= 0 ms (hub::no_deadline: wait without limit)");
     collect(params);
+    if (o.stop_on_signals) stop_guard_.emplace();  // last: nothing after it can throw
   }
 
   static Monitor make_monitor(const session_options& o) {
@@ -480,6 +502,7 @@ class session {
   Monitor monitor_;
   std::shared_ptr<hub> hub_;
   bool owns_hub_ = false;
+  std::optional<signal_guard> stop_guard_;  // with stop_on_signals
   std::vector<std::pair<std::string, at::Tensor>> watched_;
   std::vector<at::Tensor> weights_;
   std::vector<bool> is_host_;

@@ -385,3 +385,106 @@ TEST_CASE("two failing sinks of the same name are two kinds, each reported") {
   CHECK(h.counts().failed == 4);
   CHECK(reports.size() == 4);  // two first reports, two summaries
 }
+
+// ---- close(deadline): a slow or hung sink, and what could not be delivered
+
+TEST_CASE("close(deadline) gives up on a hung sink: queued events are counted undelivered, the others finish") {
+  auto gate = std::make_shared<gate_sink>();
+  auto mem = std::make_shared<memory_sink>();
+  hub_counts c;
+  {
+    hub h;
+    h.add_sink(mem);   // first: gets event 0 before the gate hangs on it
+    h.add_sink(gate);
+    for (std::uint64_t i = 0; i < 5; ++i) REQUIRE(h.emit(numbered(i)));
+    gate->wait_until_inside();  // event 0 is in the gate; 1..4 queued
+    const auto t0 = std::chrono::steady_clock::now();
+    c = h.close(std::chrono::milliseconds(200));
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(waited >= 0.19);
+    CHECK(waited < 5.0);  // not the hung sink's time: it is still hung
+    // The invariant, by hand: 5 emitted = 0 delivered + 0 dropped + 5 undelivered (1 in the gate, 4 queued).
+    CHECK(c == hub_counts{.emitted = 5, .delivered = 0, .dropped = 0, .failed = 0, .undelivered = 5});
+    CHECK(c.emitted == c.delivered + c.dropped + c.undelivered);
+    CHECK(c.lost() == 5);
+    CHECK_FALSE(h.emit(numbered(9)));  // closed: dropped and counted
+    CHECK(h.counts().dropped == 1);
+    CHECK(h.counts().emitted == 6);
+    // The healthy sink got what reached it, and the final counts; the hung one got no finish.
+    CHECK(updates_of(mem->events()) == std::vector<std::uint64_t>{0});
+    REQUIRE(mem->final_counts().has_value());
+    CHECK(*mem->final_counts() == c);
+  }  // the hub is destroyed while its abandoned thread is still inside the gate
+  gate->release();  // the thread returns into the hub's shared state, not into freed memory
+  CHECK(eventually([&] { return gate.use_count() == 1; }));  // the thread ended and let go of its sinks
+  CHECK(gate->updates() == std::vector<std::uint64_t>{0});  // nothing was written after the deadline
+  CHECK(mem->size() == 1);
+}
+
+TEST_CASE("close(deadline) with a fast sink delivers everything and waits no longer than needed") {
+  auto mem = std::make_shared<memory_sink>();
+  hub h;
+  h.add_sink(mem);
+  for (std::uint64_t i = 0; i < 1000; ++i) h.emit(numbered(i));
+  const auto t0 = std::chrono::steady_clock::now();
+  const hub_counts c = h.close(std::chrono::milliseconds(10'000));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(c == hub_counts{.emitted = 1000, .delivered = 1000});
+  CHECK(mem->size() == 1000);
+  CHECK(*mem->final_counts() == c);
+  CHECK(h.close(std::chrono::milliseconds(0)) == c);  // idempotent: a second close changes nothing
+}
+
+TEST_CASE("close(0) delivers nothing more: the queue is counted undelivered, the sink still finishes") {
+  auto gate = std::make_shared<gate_sink>();
+  hub h;
+  auto mem = std::make_shared<memory_sink>();
+  h.add_sink(gate);
+  h.add_sink(mem);
+  for (std::uint64_t i = 0; i < 3; ++i) h.emit(numbered(i));
+  gate->wait_until_inside();  // event 0 in the gate (before mem): 1 in flight + 2 queued
+  const hub_counts c = h.close(std::chrono::milliseconds(0));
+  CHECK(c == hub_counts{.emitted = 3, .undelivered = 3});
+  CHECK(mem->size() == 0);  // event 0 never reached the second sink: the thread stops between sinks
+  REQUIRE(mem->final_counts().has_value());
+  CHECK(mem->final_counts()->undelivered == 3);
+  gate->release();
+  CHECK(eventually([&] { return gate->updates().size() == 1; }));  // the write of event 0 returned
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));      // room for a (wrong) next write
+  CHECK(mem->size() == 0);
+  CHECK(h.counts() == c);  // the abandoned thread changed no count
+}
+
+TEST_CASE("close with a negative deadline is an error naming the argument, and closes nothing") {
+  auto mem = std::make_shared<memory_sink>();
+  hub h;
+  h.add_sink(mem);
+  h.emit(numbered(1));
+  CHECK_THROWS_WITH_AS(h.close(std::chrono::milliseconds(-1)), doctest::Contains("deadline = -1"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(h.close(std::chrono::milliseconds(-1)), doctest::Contains(">= 0 ms"), std::invalid_argument);
+  CHECK(h.emit(numbered(2)));  // still open
+  CHECK(h.close(hub::no_deadline) == hub_counts{.emitted = 2, .delivered = 2});
+  CHECK(mem->size() == 2);
+}
+
+TEST_CASE("a throwing sink: failures counted per (event, sink), apart from drops, and not as written") {
+  std::atomic<int> calls{0};
+  auto mem = std::make_shared<memory_sink>();
+  hub h;
+  h.set_error_handler([](const sink_error&) {});
+  h.add_sink(std::make_shared<callback_sink>([&](const event& e) {
+    ++calls;
+    if (e.update() % 2 == 1) throw std::runtime_error("disk full");
+  }));
+  h.add_sink(mem);
+  for (std::uint64_t i = 0; i < 10; ++i) h.emit(numbered(i));
+  const hub_counts c = h.close(std::chrono::seconds(10));
+  // By hand: 10 events, the odd five fail in the first sink; the second sink writes all 10.
+  CHECK(c == hub_counts{.emitted = 10, .delivered = 10, .dropped = 0, .failed = 5, .undelivered = 0});
+  CHECK(c.lost() == 5);
+  CHECK(calls == 10);
+  CHECK(mem->size() == 10);
+  REQUIRE(h.errors().size() == 1);
+  CHECK(h.errors()[0].occurrences == 5);
+}

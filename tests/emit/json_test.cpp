@@ -305,4 +305,11 @@ TEST_CASE("hub_stats line") {
   CHECK(j["delivered"] == 7);
   CHECK(j["dropped"] == 3);
   CHECK(j["failed"] == 1);
+  CHECK(j["undelivered"] == 0);
+  CHECK_FALSE(j.contains("written"));
+  const json k = json::parse(
+      hub_stats_line({.emitted = 10, .delivered = 6, .dropped = 1, .failed = 2, .undelivered = 3}, 42, 5, 4, t0));
+  CHECK(k["undelivered"] == 3);
+  CHECK(k["written"] == 4);
+  CHECK(k.size() == j.size() + 1);
 }

@@ -303,3 +303,66 @@ TEST_CASE("drops and sink failures are in the file's last line") {
   CHECK(last["failed"] == 1);
   CHECK(last["update"] == 2);
 }
+
+TEST_CASE("an existing file is kept until the first line: opening alone, or a sink dropped unused, changes nothing") {
+  const fs::path file = fresh_dir("keep") / "events.jsonl";
+  fs::create_directories(file.parent_path());
+  const std::string old = "{\"event\":\"update\",\"update\":7}\nnot json, but the user's\n";
+  {
+    std::ofstream(file) << old;
+  }
+  { jsonl_sink s(file); }  // a run that failed after opening its sink, before any event
+  CHECK(read_all(file) == old);
+  {
+    jsonl_sink s(file);
+    s.write(event(1, 0, update_metrics{}));  // the first line replaces the old content
+    CHECK(s.events_written() == 1);
+  }
+  const parsed_file pf = parse_jsonl(read_all(file));
+  CHECK(pf.all_complete_valid);
+  REQUIRE(pf.lines.size() == 1);
+  CHECK(pf.lines[0]["update"] == 1);
+}
+
+TEST_CASE("a device is written without truncation; /dev/full fails every write, counted, none written") {
+  if (!fs::exists("/dev/full")) return;  // Linux
+  hub_counts c;
+  std::shared_ptr<jsonl_sink> s;
+  {
+    hub h;
+    h.set_error_handler([](const sink_error&) {});
+    s = std::make_shared<jsonl_sink>("/dev/full");
+    h.add_sink(s);
+    for (std::uint64_t i = 0; i < 4; ++i) h.emit(i, 0, update_metrics{});
+    c = h.close(std::chrono::seconds(10));
+  }
+  // By hand: 4 event writes and the hub_stats line (finish) fail: 5 failures.
+  CHECK(c.emitted == 4);
+  CHECK(c.delivered == 4);
+  CHECK(c.failed == 5);
+  CHECK(s->events_written() == 0);
+  CHECK(s->lines_written() == 0);
+}
+
+TEST_CASE("hub_stats says how many events this file got, and what was undelivered") {
+  const fs::path file = fresh_dir("written") / "events.jsonl";
+  {
+    hub h;
+    h.set_error_handler([](const sink_error&) {});
+    h.add_sink(std::make_shared<jsonl_sink>(file));
+    h.add_sink(std::make_shared<callback_sink>([](const event& e) {
+      if (e.update() == 2) throw std::runtime_error("other sink");
+    }));
+    for (std::uint64_t i = 0; i < 3; ++i) h.emit(i, 0, update_metrics{});
+    h.close();
+  }
+  const parsed_file pf = parse_jsonl(read_all(file));
+  REQUIRE(pf.lines.size() == 4);
+  const json& last = pf.lines[3];
+  CHECK(last["event"] == "hub_stats");
+  CHECK(last["written"] == 3);  // the other sink's failure is not this file's
+  CHECK(last["failed"] == 1);
+  CHECK(last["undelivered"] == 0);
+  CHECK(last["emitted"] == last["delivered"].get<std::uint64_t>() + last["dropped"].get<std::uint64_t>() +
+                               last["undelivered"].get<std::uint64_t>());
+}

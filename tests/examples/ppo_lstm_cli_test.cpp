@@ -1,14 +1,26 @@
 // The trainer's command line as a user runs it: exit codes 2 (bad values,
-// with a message naming the option) and 3 (stopped by the monitor, events
-// flushed). The binary's path comes from Meson in PPO_LSTM_BIN.
+// with a message naming the option; unwritable paths; over the memory
+// limit), 3 (stopped by the monitor, events flushed), 4 (events lost) and
+// 128+N (SIGTERM: events flushed). The binary's path comes from Meson in
+// PPO_LSTM_BIN.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -82,4 +94,185 @@ TEST_CASE("a short run exits 0; nan-grad on every update stops it with exit code
   CHECK(anomalies >= 8);
   CHECK(last.find("\"event\":\"hub_stats\"") != std::string::npos);
   std::remove(path.c_str());
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("simic_ppo_lstm_cli_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// The number before `word` in `text` ("12 failed" -> 12); -1 if absent.
+long long count_before(const std::string& text, const std::string& word) {
+  const auto at = text.find(" " + word);
+  if (at == std::string::npos) return -1;
+  auto start = text.rfind(' ', at - 1);
+  start = start == std::string::npos ? 0 : start + 1;
+  const auto open = text.rfind('(', at);
+  if (open != std::string::npos && open + 1 > start && open < at) start = open + 1;
+  return std::stoll(text.substr(start, at - start));
+}
+
+}  // namespace
+
+TEST_CASE("unwritable --events or --profile: exit 2 with one line naming the option, nothing written") {
+  const fs::path d = scratch("unwritable");
+  const fs::path blocker = d / "a_file";
+  std::ofstream(blocker) << "x";
+  for (const std::string& args : {"--events " + (blocker / "e.jsonl").string(), "--events " + d.string(),
+                                  "--profile " + (blocker / "prof").string()}) {
+    INFO("args: " << args);
+    const result r = run_cli("--updates 2 --envs 2 --rollout 16 --seq-len 8 --quiet " + args);
+    CHECK(r.code == 2);
+    CHECK(lines_of(r.output).size() == 1);
+    CHECK(r.output.find(args.substr(0, args.find(' '))) != std::string::npos);
+    CHECK(r.output.find("cannot") != std::string::npos);
+    CHECK(r.output.find("usage:") == std::string::npos);
+  }
+  CHECK(read_file(blocker) == "x");
+}
+
+TEST_CASE("a run that fails at start-up leaves an existing events file as it was") {
+  const fs::path d = scratch("keep");
+  const fs::path events = d / "events.jsonl";
+  const std::string old = "{\"event\":\"update\",\"update\":41}\n{\"event\":\"hub_stats\",\"emitted\":1}\n";
+  std::ofstream(events) << old;
+  const fs::path blocker = d / "a_file";
+  std::ofstream(blocker) << "x";
+  // The profile directory cannot be made (a file is in the way): refused before the events file is touched.
+  const result r = run_cli("--updates 2 --envs 2 --rollout 16 --seq-len 8 --quiet --events " + events.string() +
+                           " --profile " + (blocker / "prof").string());
+  CHECK(r.code == 2);
+  CHECK(read_file(events) == old);
+  // Refused by the memory limit, after parsing: the same.
+  const result m = run_cli("--envs 4096 --rollout 65536 --hidden 4096 --events " + events.string());
+  CHECK(m.code == 2);
+  CHECK(read_file(events) == old);
+  // A run that starts replaces it.
+  const result ok = run_cli("--updates 1 --envs 2 --rollout 16 --seq-len 8 --quiet --events " + events.string());
+  CHECK(ok.code == 0);
+  CHECK(read_file(events) != old);
+}
+
+TEST_CASE("options over the memory limit: exit 2 at once, naming the options and the estimate") {
+  const auto t0 = std::chrono::steady_clock::now();
+  const result r = run_cli("--envs 4096 --rollout 65536 --hidden 4096");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(r.code == 2);
+  CHECK(r.output.find("--envs 4096 --rollout 65536 --hidden 4096") != std::string::npos);
+  CHECK(r.output.find("GiB") != std::string::npos);
+  // The default options need 4862000 bytes (tests/examples/ppo_lstm_parts_test.cpp): under 1 GiB, accepted.
+  CHECK(run_cli("--updates 1 --envs 8 --quiet --max-memory-gib 1").code == 0);
+  const result zero = run_cli("--max-memory-gib 0");
+  CHECK(zero.code == 2);
+  CHECK(zero.output.find("--max-memory-gib") != std::string::npos);
+}
+
+TEST_CASE("--events /dev/full: every write fails, counted and printed; exit 4") {
+  if (!fs::exists("/dev/full")) return;  // Linux
+  const result r = run_cli("--updates 2 --envs 2 --rollout 16 --seq-len 8 --quiet --events /dev/full");
+  CHECK(r.code == 4);
+  const auto at = r.output.find("events: /dev/full");
+  REQUIRE(at != std::string::npos);
+  const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
+  INFO(line);
+  const long long emitted = count_before(line, "emitted"), written = count_before(line, "written"),
+                  failed = count_before(line, "failed");
+  CHECK(emitted > 0);
+  CHECK(written == 0);
+  CHECK(failed == emitted + 1);  // every event, and the hub_stats line
+  CHECK(r.output.find("events lost") != std::string::npos);
+  CHECK(r.output.find("No space left on device") != std::string::npos);  // the sink's error, reported once
+}
+
+TEST_CASE("SIGTERM mid-run: the run stops, every event emitted is in the file, hub_stats last, within 5 s") {
+  const char* bin = std::getenv("PPO_LSTM_BIN");
+  REQUIRE(bin != nullptr);
+  const fs::path d = scratch("sigterm");
+  const fs::path events = d / "events.jsonl", out = d / "out.txt";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(bin, bin, "--updates", "100000", "--level", "DEBUG", "--events", events.c_str(), "--quiet",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Mid-run: once the file has a good number of lines.
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    started = fs::exists(events) && lines_of(read_file(events)).size() >= 50;
+  }
+  CHECK(started);
+  REQUIRE(::kill(child, SIGTERM) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MESSAGE("SIGTERM to exit: " << seconds << " s");
+  CHECK(seconds < 5.0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+  const std::string said = read_file(out);
+  CHECK(said.find("interrupted by SIGTERM") != std::string::npos);
+  const std::vector<std::string> lines = lines_of(read_file(events));
+  REQUIRE(lines.size() >= 51);
+  std::size_t parsed = 0;
+  for (const auto& l : lines) parsed += nlohmann::json::accept(l);
+  CHECK(parsed == lines.size());  // every line parses
+  const nlohmann::json last = nlohmann::json::parse(lines.back());
+  CHECK(last["event"] == "hub_stats");
+  // Consistent with the file: every event emitted is a line before hub_stats.
+  CHECK(last["written"].get<std::size_t>() == lines.size() - 1);
+  CHECK(last["emitted"].get<std::size_t>() == lines.size() - 1);
+  CHECK(last["delivered"] == last["emitted"]);
+  CHECK(last["dropped"] == 0);
+  CHECK(last["failed"] == 0);
+  CHECK(last["undelivered"] == 0);
+  fs::remove_all(d.parent_path());
+}
+
+TEST_CASE("an allocation that fails is one line, without LibTorch's backtrace; exit 1") {
+  const char* bin = std::getenv("PPO_LSTM_BIN");
+  REQUIRE(bin != nullptr);
+  // Within --max-memory-gib, but the first rollout buffer (4 GiB) is over a 3 GB address-space limit.
+  const std::string cmd = std::string("ulimit -v 3000000; ") + bin +
+                          " --envs 4096 --rollout 65536 --seq-len 1024 --hidden 8 --max-memory-gib 100000"
+                          " --updates 1 --quiet 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  INFO(out);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(lines_of(out).size() == 1);
+  CHECK(out.find("failed: LibTorch:") != std::string::npos);
+  CHECK(out.find("allocate") != std::string::npos);
+  CHECK(out.find("frame #") == std::string::npos);
+  CHECK(out.find("Exception raised from") == std::string::npos);
 }

@@ -139,3 +139,41 @@ TEST_CASE("gae: bad sizes and parameters are rejected, naming them, and nothing 
   CHECK_THROWS_AS(compute_gae(three, three, three, one, 3, 0, {}, untouched), std::invalid_argument);
   for (float v : untouched) CHECK(v == 42.0f);
 }
+
+// ---- the memory estimate and its limit (options.cpp; no LibTorch)
+
+#include "options.hpp"
+
+TEST_CASE("memory estimate: the defaults, by hand; the limit refuses above it, accepts at and below") {
+  run_options o;  // T 128, E 8, H 64, L 16, 2 minibatches
+  // Float32 units: rollout buffers 23*T*E = 23552; h0/c0 2*(T/L)*E*H = 8192;
+  // parameters (4H+H) + (8H^2+8H) + (2H+2) + (H+1) = 33795, times 4 = 135180;
+  // activations 32*(T*E/2)*H = 1048576. Sum 1215500 floats = 4862000 bytes.
+  CHECK(o.estimated_memory_bytes() == 4862000.0);
+  o.memory_budget = 4862000;  // at
+  CHECK_NOTHROW(o.validate());
+  o.memory_budget = 4862001;  // above the estimate
+  CHECK_NOTHROW(o.validate());
+  o.memory_budget = 4861999;  // one byte short
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("--envs 8 --rollout 128 --hidden 64"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("4862000 bytes"), std::invalid_argument);
+  o.memory_budget = 0;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("memory_budget"), std::invalid_argument);
+}
+
+TEST_CASE("memory estimate: the in-range giant is refused under the default 8 GiB, naming the options") {
+  run_options o;
+  o.envs = 4096;
+  o.rollout = 65536;
+  o.hidden = 4096;
+  // Activations alone: 32 * (65536*4096/2) * 4096 floats * 4 bytes = 7.04e13 bytes (65536 GiB).
+  CHECK(o.estimated_memory_bytes() > 7.0e13);
+  CHECK(o.memory_budget == 8ull << 30);
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("--envs 4096 --rollout 65536 --hidden 4096"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("GiB"), std::invalid_argument);
+  // Doubling the minibatches halves the activations: the estimate is linear in 1/minibatches there.
+  run_options a, b;
+  b.minibatches = 4;
+  CHECK(a.estimated_memory_bytes() - b.estimated_memory_bytes() == 4.0 * 32 * (128 * 8 / 4) * 64);
+}

@@ -343,8 +343,13 @@ TEST_CASE("wiring: every detector of the trainer's monitor sees its signal, ever
     last = line;
   }
   CHECK(s.events_dropped == 0);
+  CHECK(s.events_failed == 0);
+  CHECK(s.events_undelivered == 0);
+  CHECK(s.events_lost() == 0);
   CHECK(lines == s.events_emitted + 1);
+  CHECK(s.events_written == s.events_emitted);
   CHECK(last.find("\"event\":\"hub_stats\"") != std::string::npos);
+  CHECK(last.find("\"written\":" + std::to_string(lines - 1)) != std::string::npos);
   std::remove(o.events_path.c_str());
 }
 

@@ -3,10 +3,12 @@
 // queue drops the newest event and counts it. A sink that throws is reported
 // to an error handler (once per sink and exception type, later ones counted)
 // and the other sinks go on. flush(), close() and the destructor drain
-// everything queued.
+// everything queued; close(deadline) gives up on a slow or hung sink after
+// the deadline and counts what it could not deliver (docs/events.md).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -106,11 +108,17 @@ inline void print_sink_error(const sink_error& e) {
 
 class hub {
  public:
-  explicit hub(hub_options opts = {}) : opts_(std::move(opts)), sinks_(std::make_shared<const sink_list>()) {
-    detail::require(opts_.capacity >= 1, "simic::hub", "capacity", opts_.capacity, ">= 1");
-    detail::require(static_cast<unsigned>(opts_.overflow) <= 2u, "simic::hub", "overflow",
-                    static_cast<unsigned>(opts_.overflow), "discard_newest, block or overrun_oldest");
-    worker_ = std::thread([this] { run(); });
+  // close() without a deadline: wait until every queued event reached the sinks.
+  static constexpr std::chrono::milliseconds no_deadline = std::chrono::milliseconds::max();
+
+  explicit hub(hub_options opts = {}) : state_(std::make_shared<state>(std::move(opts))) {
+    const hub_options& o = state_->opts;
+    detail::require(o.capacity >= 1, "simic::hub", "capacity", o.capacity, ">= 1");
+    detail::require(static_cast<unsigned>(o.overflow) <= 2u, "simic::hub", "overflow",
+                    static_cast<unsigned>(o.overflow), "discard_newest, block or overrun_oldest");
+    // The thread holds the state, not the hub: abandoned by close() inside a
+    // hung sink, it may outlive the hub.
+    worker_ = std::thread([st = state_] { st->run(); });
   }
   hub(const hub&) = delete;
   hub& operator=(const hub&) = delete;
@@ -119,237 +127,299 @@ class hub {
   // Adds a sink; events emitted from now on reach it. Throws after close().
   void add_sink(std::shared_ptr<sink> s) {
     detail::require(s != nullptr, "simic::hub::add_sink", "sink", "nullptr", "a sink");
-    std::lock_guard lock(sinks_mutex_);
-    if (closed_)
-      throw std::logic_error("simic::hub::add_sink: the hub is closed");
-    auto next = std::make_shared<sink_list>(*sinks_);
+    state& st = *state_;
+    std::lock_guard lock(st.sinks_mutex);
+    if (st.closed) throw std::logic_error("simic::hub::add_sink: the hub is closed");
+    auto next = std::make_shared<sink_list>(*st.sinks);
     next->push_back(std::move(s));
-    sinks_ = std::move(next);
-    has_sinks_.store(true, std::memory_order_relaxed);
+    st.sinks = std::move(next);
+    st.has_sinks.store(true, std::memory_order_relaxed);
   }
 
   // Whether any sink was added: a producer may skip building events nobody
   // reads (simic::session does).
-  bool has_sinks() const noexcept { return has_sinks_.load(std::memory_order_relaxed); }
+  bool has_sinks() const noexcept { return state_->has_sinks.load(std::memory_order_relaxed); }
 
   // Queues the event (the hub's own copy). Not from inside a sink: a sink
   // must not call emit() or flush() of the hub that feeds it. Returns false when it was dropped
   // (queue full under discard_newest, or the hub is closed); drops are counted.
-  bool emit(const event& e) { return push(event(e)); }
-  bool emit(event&& e) { return push(std::move(e)); }
+  bool emit(const event& e) { return state_->push(event(e)); }
+  bool emit(event&& e) { return state_->push(std::move(e)); }
   template <EventPayload P>
   bool emit(std::uint64_t update, std::uint64_t epoch, P payload) {
-    return push(event(update, epoch, std::move(payload)));
+    return state_->push(event(update, epoch, std::move(payload)));
   }
 
   // Waits until every event queued before this call has reached the sinks,
-  // then flushes each sink.
+  // then flushes each sink. Without a deadline: a hung sink hangs it.
   void flush() {
+    state& st = *state_;
     {
-      std::unique_lock lock(mutex_);
-      const std::uint64_t target = queued_;
-      drained_.wait(lock, [&] { return processed_ >= target || stopped_; });
+      std::unique_lock lock(st.mutex);
+      const std::uint64_t target = st.queued;
+      st.drained.wait(lock, [&] { return st.processed >= target || st.stopped || st.abandoned; });
     }
-    const auto list = sinks();
-    for (const auto& s : *list) guarded(*s, "flush", [&] { s->flush(); });
+    const auto list = st.sink_snapshot();
+    for (const auto& s : *list) st.guarded(*s, "flush", [&] { s->flush(); });
   }
 
   // Drains the queue, flushes the sinks, hands them the final counts and stops
-  // the thread; repeated calls do nothing. Later emits are dropped and counted.
-  void close() noexcept {
-    std::lock_guard close_lock(close_mutex_);
-    {
-      std::lock_guard lock(sinks_mutex_);
-      if (closed_) return;
-      closed_ = true;
-    }
-    {
-      std::lock_guard lock(mutex_);
-      closing_ = true;
-    }
-    not_empty_.notify_all();
-    not_full_.notify_all();
-    if (worker_.joinable()) worker_.join();
-    const auto list = sinks();
-    for (const auto& s : *list) guarded(*s, "flush", [&] { s->flush(); });
-    const hub_counts final_counts = counts();
-    for (const auto& s : *list) guarded(*s, "finish", [&] { s->finish(final_counts); });
-    // Every kind that recurred is reported once more with its total.
-    std::vector<sink_error> recurring;
-    {
-      std::lock_guard lock(errors_mutex_);
-      for (const auto& e : errors_)
-        if (e.occurrences > 1) recurring.push_back(e);
-    }
-    for (const auto& e : recurring) call_handler(e);
+  // the thread; waits without limit (a hung sink hangs it: see close(deadline)).
+  // Repeated calls do nothing. Later emits are dropped and counted.
+  void close() noexcept { close_within(no_deadline); }
+
+  // As close(), but waits at most `deadline` (>= 0; 0: deliver nothing more)
+  // for the queue to drain. Events still queued then, and the one a sink is
+  // writing, are counted `undelivered`; the thread is abandoned (it ends when
+  // the sink returns, touching nothing of the hub's counts) and the sink it
+  // is in gets neither flush nor finish. Every other sink is flushed and
+  // finished. Returns the final counts. Throws std::invalid_argument for a
+  // negative deadline (before doing anything).
+  hub_counts close(std::chrono::milliseconds deadline) {
+    detail::require(deadline.count() >= 0, "simic::hub::close", "deadline", deadline.count(),
+                    ">= 0 ms (0: deliver nothing more; hub::no_deadline: wait without limit)");
+    close_within(deadline);
+    return counts();
   }
 
-  hub_counts counts() const {
-    std::lock_guard lock(mutex_);
-    hub_counts c = counts_;
-    std::lock_guard elock(errors_mutex_);
-    c.failed = failed_;
-    return c;
-  }
+  hub_counts counts() const { return state_->counts_now(); }
 
   // Every kind of sink failure seen so far, with its count.
   std::vector<sink_error> errors() const {
-    std::lock_guard lock(errors_mutex_);
-    return errors_;
+    std::lock_guard lock(state_->errors_mutex);
+    return state_->errors;
   }
 
   // Called on the first failure of each (sink, exception type), and at
   // close() once more for each that recurred. The default prints to stderr.
+  // Called on the hub's thread, or the closing one.
   void set_error_handler(error_handler h) {
-    std::lock_guard lock(errors_mutex_);
-    handler_ = h ? std::move(h) : error_handler(detail::print_sink_error);
+    std::lock_guard lock(state_->errors_mutex);
+    state_->handler = h ? std::move(h) : error_handler(detail::print_sink_error);
   }
 
-  const hub_options& options() const noexcept { return opts_; }
+  const hub_options& options() const noexcept { return state_->opts; }
   std::size_t queued_now() const {
-    std::lock_guard lock(mutex_);
-    return queue_.size();
+    std::lock_guard lock(state_->mutex);
+    return state_->queue.size();
   }
 
  private:
   using sink_list = std::vector<std::shared_ptr<sink>>;
 
-  std::shared_ptr<const sink_list> sinks() const {
-    std::lock_guard lock(sinks_mutex_);
-    return sinks_;
-  }
+  // Everything the worker thread touches: shared, so that it stays alive as
+  // long as an abandoned thread needs it.
+  struct state {
+    explicit state(hub_options o) : opts(std::move(o)), sinks(std::make_shared<const sink_list>()) {}
 
-  bool push(event&& e) {
-    std::unique_lock lock(mutex_);
-    ++counts_.emitted;
-    if (closing_) {
-      ++counts_.dropped;
-      return false;
+    hub_options opts;
+
+    mutable std::mutex mutex;  // queue, counts, and the thread's position
+    std::condition_variable not_empty;
+    std::condition_variable not_full;
+    std::condition_variable drained;  // also: stopped
+    std::deque<event> queue;
+    hub_counts counts{};
+    std::uint64_t queued = 0;        // events ever queued
+    std::uint64_t processed = 0;     // of those, delivered, overrun or undelivered
+    bool closing = false;
+    bool stopped = false;            // the thread left its loop
+    bool abandoned = false;          // close()'s deadline passed: deliver nothing more, count nothing
+    bool in_flight = false;          // the thread holds an event taken off the queue
+    const sink* writing = nullptr;   // the sink the thread is in (null: none)
+
+    std::atomic<bool> has_sinks{false};
+    mutable std::mutex sinks_mutex;
+    std::shared_ptr<const sink_list> sinks;
+    bool closed = false;
+
+    mutable std::mutex errors_mutex;
+    std::vector<sink_error> errors;
+    std::vector<const sink*> error_sinks;  // the sink of each entry of errors
+    std::uint64_t failed = 0;
+    error_handler handler = detail::print_sink_error;
+
+    std::shared_ptr<const sink_list> sink_snapshot() const {
+      std::lock_guard lock(sinks_mutex);
+      return sinks;
     }
-    if (queue_.size() >= opts_.capacity) {
-      switch (opts_.overflow) {
-        case overflow_policy::discard_newest:
-          ++counts_.dropped;
-          return false;
-        case overflow_policy::overrun_oldest:
-          queue_.pop_front();
-          ++counts_.dropped;
-          ++processed_;  // the dropped one will never be delivered; flush() must not wait for it
-          break;
-        case overflow_policy::block:
-          not_full_.wait(lock, [&] { return queue_.size() < opts_.capacity || closing_; });
-          if (closing_) {
-            ++counts_.dropped;
-            return false;
-          }
-          break;
+
+    hub_counts counts_now() const {
+      std::lock_guard lock(mutex);
+      hub_counts c = counts;
+      std::lock_guard elock(errors_mutex);
+      c.failed = failed;
+      return c;
+    }
+
+    bool push(event&& e) {
+      std::unique_lock lock(mutex);
+      ++counts.emitted;
+      if (closing) {
+        ++counts.dropped;
+        return false;
       }
-    }
-    if (!opts_.context.empty()) e = std::move(e).with_default_context(opts_.context);
-    queue_.push_back(std::move(e));
-    ++queued_;
-    lock.unlock();
-    not_empty_.notify_one();
-    return true;
-  }
-
-  void run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      not_empty_.wait(lock, [&] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) break;  // closing, and everything delivered
-      event e = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      not_full_.notify_one();
-      const auto list = sinks();
-      for (const auto& s : *list) guarded(*s, e.name(), [&] { s->write(e); });
-      lock.lock();
-      ++counts_.delivered;
-      ++processed_;
-      drained_.notify_all();
-    }
-    stopped_ = true;
-    drained_.notify_all();
-  }
-
-  template <class F>
-  void guarded(const sink& s, std::string_view what, F&& f) noexcept {
-    try {
-      f();
-    } catch (...) {
-      record_failure(s, what);
-    }
-  }
-
-  // Inside a catch block.
-  void record_failure(const sink& s, std::string_view what) noexcept {
-    try {
-      auto [type, message] = detail::current_exception_info();
-      std::string sink_name = s.name();
-      sink_error first;
-      bool report = false;
-      {
-        std::lock_guard lock(errors_mutex_);
-        ++failed_;
-        // A kind is (this sink object, exception type): two sinks of one name stay apart.
-        sink_error* found = nullptr;
-        for (std::size_t i = 0; i < errors_.size(); ++i)
-          if (error_sinks_[i] == &s && errors_[i].exception_type == type) found = &errors_[i];
-        if (found) {
-          ++found->occurrences;
-        } else {
-          error_sinks_.push_back(&s);
-          errors_.push_back({std::move(sink_name), std::move(type), std::move(message), std::string(what), 1});
-          first = errors_.back();
-          report = true;
+      if (queue.size() >= opts.capacity) {
+        switch (opts.overflow) {
+          case overflow_policy::discard_newest:
+            ++counts.dropped;
+            return false;
+          case overflow_policy::overrun_oldest:
+            queue.pop_front();
+            ++counts.dropped;
+            ++processed;  // the dropped one will never be delivered; flush() must not wait for it
+            break;
+          case overflow_policy::block:
+            not_full.wait(lock, [&] { return queue.size() < opts.capacity || closing; });
+            if (closing) {
+              ++counts.dropped;
+              return false;
+            }
+            break;
         }
       }
-      if (report) call_handler(first);
-    } catch (...) {
-      std::fputs("simic: could not record a sink failure (out of memory?)\n", stderr);
+      if (!opts.context.empty()) e = std::move(e).with_default_context(opts.context);
+      queue.push_back(std::move(e));
+      ++queued;
+      lock.unlock();
+      not_empty.notify_one();
+      return true;
     }
-  }
 
-  void call_handler(const sink_error& e) noexcept {
-    error_handler h;
+    void run() {
+      std::unique_lock lock(mutex);
+      for (;;) {
+        not_empty.wait(lock, [&] { return !queue.empty() || closing; });
+        if (abandoned || queue.empty()) break;  // closing, and everything delivered (or given up)
+        event e = std::move(queue.front());
+        queue.pop_front();
+        in_flight = true;
+        const auto list = sink_snapshot();  // lock order: mutex, then sinks_mutex
+        not_full.notify_one();
+        for (const auto& s : *list) {
+          // Checked under the lock before each sink: once close() gave up, no
+          // sink gets another write (it may be finishing them).
+          if (abandoned) break;
+          writing = s.get();
+          lock.unlock();
+          guarded(*s, e.name(), [&] { s->write(e); });
+          lock.lock();
+          writing = nullptr;
+        }
+        if (abandoned) break;  // close() counted this one undelivered
+        in_flight = false;
+        ++counts.delivered;
+        ++processed;
+        drained.notify_all();
+      }
+      stopped = true;
+      drained.notify_all();
+    }
+
+    template <class F>
+    void guarded(const sink& s, std::string_view what, F&& f) noexcept {
+      try {
+        f();
+      } catch (...) {
+        record_failure(s, what);
+      }
+    }
+
+    // Inside a catch block.
+    void record_failure(const sink& s, std::string_view what) noexcept {
+      try {
+        auto [type, message] = detail::current_exception_info();
+        std::string sink_name = s.name();
+        sink_error first;
+        bool report = false;
+        {
+          std::lock_guard lock(errors_mutex);
+          ++failed;
+          // A kind is (this sink object, exception type): two sinks of one name stay apart.
+          sink_error* found = nullptr;
+          for (std::size_t i = 0; i < errors.size(); ++i)
+            if (error_sinks[i] == &s && errors[i].exception_type == type) found = &errors[i];
+          if (found) {
+            ++found->occurrences;
+          } else {
+            error_sinks.push_back(&s);
+            errors.push_back({std::move(sink_name), std::move(type), std::move(message), std::string(what), 1});
+            first = errors.back();
+            report = true;
+          }
+        }
+        if (report) call_handler(first);
+      } catch (...) {
+        std::fputs("simic: could not record a sink failure (out of memory?)\n", stderr);
+      }
+    }
+
+    void call_handler(const sink_error& e) noexcept {
+      error_handler h;
+      {
+        std::lock_guard lock(errors_mutex);
+        h = handler;
+      }
+      try {
+        h(e);
+      } catch (...) {
+        // The handler itself failed: fall back to stderr so the report is not lost.
+        detail::print_sink_error(e);
+      }
+    }
+  };
+
+  void close_within(std::chrono::milliseconds deadline) noexcept {
+    state& st = *state_;
+    std::lock_guard close_lock(close_mutex_);
     {
-      std::lock_guard lock(errors_mutex_);
-      h = handler_;
+      std::lock_guard lock(st.sinks_mutex);
+      if (st.closed) return;
+      st.closed = true;
     }
-    try {
-      h(e);
-    } catch (...) {
-      // The handler itself failed: fall back to stderr so the report is not lost.
-      detail::print_sink_error(e);
+    const sink* hung = nullptr;
+    {
+      std::unique_lock lock(st.mutex);
+      st.closing = true;
+      st.not_empty.notify_all();
+      st.not_full.notify_all();
+      const auto done = [&] { return st.stopped; };
+      if (deadline == no_deadline)
+        st.drained.wait(lock, done);
+      else if (!st.drained.wait_for(lock, deadline, done)) {
+        // Given up: what is queued, and the event a sink is writing, will not be delivered.
+        st.abandoned = true;
+        const std::uint64_t left = st.queue.size() + (st.in_flight ? 1 : 0);
+        st.counts.undelivered += left;
+        st.processed += left;
+        st.queue.clear();
+        hung = st.writing;
+        st.drained.notify_all();
+      }
     }
+    if (st.abandoned) {
+      if (worker_.joinable()) worker_.detach();
+    } else if (worker_.joinable()) {
+      worker_.join();
+    }
+    const auto list = st.sink_snapshot();
+    for (const auto& s : *list)
+      if (s.get() != hung) st.guarded(*s, "flush", [&] { s->flush(); });
+    const hub_counts final_counts = st.counts_now();
+    for (const auto& s : *list)
+      if (s.get() != hung) st.guarded(*s, "finish", [&] { s->finish(final_counts); });
+    // Every kind that recurred is reported once more with its total.
+    std::vector<sink_error> recurring;
+    {
+      std::lock_guard lock(st.errors_mutex);
+      for (const auto& e : st.errors)
+        if (e.occurrences > 1) recurring.push_back(e);
+    }
+    for (const auto& e : recurring) st.call_handler(e);
   }
 
-  hub_options opts_;
-
-  mutable std::mutex mutex_;  // queue and counts
-  std::condition_variable not_empty_;
-  std::condition_variable not_full_;
-  std::condition_variable drained_;
-  std::deque<event> queue_;
-  hub_counts counts_{};
-  std::uint64_t queued_ = 0;     // events ever queued
-  std::uint64_t processed_ = 0;  // of those, delivered or overrun
-  bool closing_ = false;
-  bool stopped_ = false;
-
-  std::atomic<bool> has_sinks_{false};
-  mutable std::mutex sinks_mutex_;
-  std::shared_ptr<const sink_list> sinks_;
-  bool closed_ = false;
+  std::shared_ptr<state> state_;
   std::mutex close_mutex_;
-
-  mutable std::mutex errors_mutex_;
-  std::vector<sink_error> errors_;
-  std::vector<const sink*> error_sinks_;  // the sink of each entry of errors_
-  std::uint64_t failed_ = 0;
-  error_handler handler_ = detail::print_sink_error;
-
   std::thread worker_;  // last: starts after everything above exists
 };
 

@@ -247,7 +247,9 @@ inline std::string to_json_line(const event& e) {
 }
 
 // The hub's final counts as the last line of a JSONL file ("event": "hub_stats").
+// `written`, when given: the events this file got (delivered less its failures).
 inline std::string hub_stats_line(const hub_counts& c, std::uint64_t update, std::uint64_t epoch,
+                                  std::optional<std::uint64_t> written,
                                   std::chrono::system_clock::time_point time = std::chrono::system_clock::now()) {
   nlohmann::ordered_json j;
   j["event"] = "hub_stats";
@@ -258,9 +260,15 @@ inline std::string hub_stats_line(const hub_counts& c, std::uint64_t update, std
   j["delivered"] = c.delivered;
   j["dropped"] = c.dropped;
   j["failed"] = c.failed;
+  j["undelivered"] = c.undelivered;
+  if (written) j["written"] = *written;
   std::string s = j.dump();
   s.push_back('\n');
   return s;
+}
+inline std::string hub_stats_line(const hub_counts& c, std::uint64_t update, std::uint64_t epoch,
+                                  std::chrono::system_clock::time_point time = std::chrono::system_clock::now()) {
+  return hub_stats_line(c, update, epoch, std::nullopt, time);
 }
 
 }  // namespace v0
