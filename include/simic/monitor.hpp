@@ -6,6 +6,10 @@
 // asks its response policy what the trainer should do, and escalates the
 // config to DEBUG on any anomaly. `only<Cats...>` / `without<Cats...>` drop
 // detectors by category at compile time: a dropped detector costs nothing.
+//
+// A monitor is not thread-safe: use it from one thread at a time. Debug
+// builds (NDEBUG not defined) check that: a non-const call while another
+// thread is in one throws std::logic_error (core/thread_guard.hpp).
 #pragma once
 
 #include <array>
@@ -25,6 +29,7 @@
 #include "simic/core/response.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/state.hpp"
+#include "simic/core/thread_guard.hpp"
 #include "simic/detect/entropy.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/detect/gradient_drift.hpp"
@@ -196,23 +201,15 @@ class basic_monitor {
   // bad input throws std::invalid_argument before any state changes. With no
   // anomaly (and no skip), this allocates nothing.
   const check_result& check(const signals& s) {
+    const auto in_use = one_thread_.enter("check");
     validate(s);
-    return check(s, already_validated);
+    return run_check(s);
   }
   // The same for signals that passed validate() unchanged (simic::session
   // validates before its sensors read, then checks): no second validation.
   const check_result& check(const signals& s, already_validated_t) {
-    result_.report.clear();
-    result_.resp.act = action::proceed;
-    result_.resp.reason.clear();
-    result_.escalation_started = false;
-    const level effective = cfg_.effective_level();
-    std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
-    if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), effective, std::index_sequence_for<Ds...>{});
-    if (!result_.report.empty()) stamp_and_escalate();
-    response_.decide(s, result_.report, rstate_, result_.resp);
-    ++checks_;
-    return result_;
+    const auto in_use = one_thread_.enter("check");
+    return run_check(s);
   }
 
   // What check() does first: every detector's validation of `s` (throws
@@ -222,10 +219,21 @@ class basic_monitor {
   }
 
   // Once per epoch. Returns true when this tick ended an escalation.
-  bool tick() noexcept { return cfg_.tick(); }
+  // Every non-const call holds the monitor while it runs (throwing
+  // std::logic_error in a debug build when another thread holds it), so it
+  // is noexcept only where the check is compiled out.
+  bool tick() noexcept(!detail::thread_checks) {
+    const auto in_use = one_thread_.enter("tick");
+    return cfg_.tick();
+  }
 
   const check_result& last() const noexcept { return result_; }
-  config& cfg() noexcept { return cfg_; }
+  // The config to change (set_level): checked for overlap as it is handed
+  // out, not while it is used.
+  config& cfg() noexcept(!detail::thread_checks) {
+    const auto in_use = one_thread_.enter("cfg");
+    return cfg_;
+  }
   const config& cfg() const noexcept { return cfg_; }
   level effective_level() const noexcept { return cfg_.effective_level(); }
   const response_state& responses() const noexcept { return rstate_; }
@@ -233,16 +241,23 @@ class basic_monitor {
   std::uint64_t checks() const noexcept { return checks_; }
 
   template <class D>
-  D& get() noexcept { return std::get<D>(detectors_); }
+  D& get() noexcept(!detail::thread_checks) {
+    const auto in_use = one_thread_.enter("get");
+    return std::get<D>(detectors_);
+  }
   template <class D>
   const D& get() const noexcept { return std::get<D>(detectors_); }
   template <std::size_t I>
-  auto& get() noexcept { return std::get<I>(detectors_); }
+  auto& get() noexcept(!detail::thread_checks) {
+    const auto in_use = one_thread_.enter("get");
+    return std::get<I>(detectors_);
+  }
   template <std::size_t I>
   const auto& get() const noexcept { return std::get<I>(detectors_); }
 
   template <class F>
   void for_each_detector(F&& f) {
+    const auto in_use = one_thread_.enter("for_each_detector");
     std::apply([&](auto&... d) { (f(d), ...); }, detectors_);
   }
   template <class F>
@@ -262,6 +277,7 @@ class basic_monitor {
 
   // Loads all or nothing: every part is validated on copies before any is kept.
   void load(const state_type& st) {
+    const auto in_use = one_thread_.enter("load");
     detectors_tuple d = detectors_;
     load_detectors(d, st, std::index_sequence_for<Ds...>{});
     config c = cfg_;
@@ -278,6 +294,21 @@ class basic_monitor {
   std::uint64_t checks_without_signal() const noexcept { return without_signal_[I]; }
 
  private:
+  // check() once held and validated.
+  const check_result& run_check(const signals& s) {
+    result_.report.clear();
+    result_.resp.act = action::proceed;
+    result_.resp.reason.clear();
+    result_.escalation_started = false;
+    const level effective = cfg_.effective_level();
+    std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
+    if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), effective, std::index_sequence_for<Ds...>{});
+    if (!result_.report.empty()) stamp_and_escalate();
+    response_.decide(s, result_.report, rstate_, result_.resp);
+    ++checks_;
+    return result_;
+  }
+
   // Severities come from the config, so that one table rules every detector.
   SIMIC_COLD void stamp_and_escalate() {
     result_.report.stamp(cfg_.options().severities);
@@ -352,6 +383,7 @@ class basic_monitor {
   std::uint64_t checks_ = 0;
   std::array<std::uint64_t, sizeof...(Ds)> without_signal_{};
   check_result result_{};
+  detail::one_thread_guard one_thread_{"monitor"};  // a copy starts free
 };
 
 namespace detail {

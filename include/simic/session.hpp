@@ -126,6 +126,8 @@ struct step_diagnostics {
 // tensors (the caller hands in every signal).
 inline const std::vector<std::pair<std::string, at::Tensor>> no_parameters{};
 
+// Not thread-safe: use a session from one thread at a time; debug builds
+// throw std::logic_error when its per-update calls overlap (docs/guide.md, Threads).
 template <class Monitor = default_monitor, reduction_backend Backend = auto_backend>
 class session {
  public:
@@ -156,6 +158,7 @@ class session {
   // memory statistics are emitted in updates 1, 1 + memory_interval, ...
   // A trainer that never calls it has one update per step().
   void begin_update() {
+    const auto in_use = one_thread_.enter("begin_update");
     explicit_updates_ = true;
     start_update();
   }
@@ -164,6 +167,7 @@ class session {
   // state): the least healthy row, by the monitor's LSTM detector, else the
   // largest, is the rollout's figure, handed to the next check.
   void lstm_state(const at::Tensor& h, const at::Tensor& c) {
+    const auto in_use = one_thread_.enter("lstm_state");
     if (level() == simic::level::off) return;
     for (const lstm_health_report& row : lstm_sensor_.measure_rows(h, c)) {
       const lstm_signal l = row.signal();
@@ -174,14 +178,18 @@ class session {
 
   // The rollout's figures, handed to the next check (fields the check's own
   // signals carry win).
-  void end_rollout(const rollout_figures& f) { rollout_ = f; }
+  void end_rollout(const rollout_figures& f) {
+    const auto in_use = one_thread_.enter("end_rollout");
+    rollout_ = f;
+  }
 
   // ---- per optimizer step -------------------------------------------------
   // Enqueues the gradient read (async mode; a no-op in sync mode or when
   // gradients are not due): call it right after backward().
   void enqueue_gradients() {
+    const auto in_use = one_thread_.enter("enqueue_gradients");
     // Without begin_update() the step to come starts the next update.
-    const bool due = explicit_updates_ ? gradients_due_ : monitor_.cfg().gradients_due(update_);
+    const bool due = explicit_updates_ ? gradients_due_ : std::as_const(monitor_).cfg().gradients_due(update_);
     if (opts_.read == gradient_read::async && !pending_grads_ && due && !watched_.empty()) {
       pending_grads_.emplace(grad_sensor_.measure_async(watched_));
     }
@@ -195,6 +203,7 @@ class session {
   // optimizer) or stop.
   const check_result& step(const signals& s) { return step(s, no_extras()); }
   const check_result& step(const signals& s, const step_extras& x) {
+    const auto in_use = one_thread_.enter("step");
     // The session adds to a copy of `s`, made only when it has something to
     // add: a figure it holds, or a sensor read (it has parameters).
     const std::optional<lstm_signal> lstm = s.lstm ? std::nullopt : lstm_;
@@ -238,6 +247,7 @@ class session {
   // summary, and to the next check unless a check of this epoch already
   // carried one; the config ticks (an escalation may end).
   void end_epoch(std::optional<double> performance = std::nullopt) {
+    const auto in_use = one_thread_.enter("end_epoch");
     const simic::level before = level();
     monitor_.tick();
     const simic::level after = level();
@@ -356,7 +366,7 @@ class session {
   void start_update() {
     ++update_;
     step_in_update_ = 0;
-    const auto& cfg = monitor_.cfg();
+    const auto& cfg = std::as_const(monitor_).cfg();  // a read: no thread check (docs/guide.md, Threads)
     gradients_due_ = cfg.gradients_due(update_ - 1);
     // Memory statistics only go to events: none are read without a sink.
     if (cfg.memory_due(update_ - 1) && emitting()) {
@@ -478,7 +488,7 @@ class session {
     diag_.layers.reset();
     diag_.scan.reset();
     diag_.ratio.reset();
-    const config& cfg = monitor_.cfg();
+    const config& cfg = std::as_const(monitor_).cfg();
     if (!cfg.should_collect<cat::debug>()) return;
     if (!watched_.empty() && cfg.per_layer_due()) {
       diag_.layers = layer_sensor_.measure(watched_);
@@ -522,6 +532,7 @@ class session {
   signals checked_{};
   const signals* last_ = &checked_;
   step_diagnostics diag_{};
+  detail::one_thread_guard one_thread_{"session"};
   session_counts counts_{};
   bool explicit_updates_ = false;
   bool gradients_due_ = false;

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -127,4 +128,52 @@ TEST_CASE("a long run stays exact: m^t underflows to 0 without harm") {
   CHECK(e.value() == doctest::Approx(4.0).epsilon(1e-15));
   ema<> f(0.5);
   CHECK_NOTHROW(f.load(e.state()));
+}
+
+TEST_CASE("EMA at the edge of float64: DBL_MAX inputs keep the state and the estimate finite") {
+  const double huge = std::numeric_limits<double>::max();
+  for (double m : {0.1, 0.5, 0.9, 0.99, 0.999}) {
+    INFO("momentum " << m);
+    ema<> corrected(m);
+    ema<uncorrected> raw(m);
+    std::size_t nonfinite = 0, wrong = 0;
+    long double weight = 1.0L;  // m^t, in long double: the reference
+    for (int i = 0; i < 3000; ++i) {
+      CHECK(corrected.update(huge).accepted);
+      raw.update(huge);
+      weight *= m;
+      if (!std::isfinite(corrected.state().raw) || !std::isfinite(corrected.value()) || !std::isfinite(raw.value()))
+        ++nonfinite;
+      // A weighted mean of DBL_MAX is DBL_MAX (held there where the bias
+      // correction's division rounds past it); the raw EMA is DBL_MAX (1 - m^t).
+      if (corrected.value() > huge || corrected.value() < huge * (1.0 - 1e-13)) ++wrong;
+      const long double expected_raw = static_cast<long double>(huge) * (1.0L - weight);
+      if (std::fabs(raw.value() - expected_raw) > 1e-12L * expected_raw) ++wrong;
+    }
+    CHECK(nonfinite == 0);
+    CHECK(wrong == 0);
+    // A normal value afterwards: finite drift, by hand |1 - DBL_MAX| / (DBL_MAX + 1e-8) = 1 (to 1e-13).
+    CHECK(corrected.drift(1.0) == doctest::Approx(1.0).epsilon(1e-13));
+  }
+}
+
+TEST_CASE("drift where |x - estimate| overflows, and 0 / 0, are finite") {
+  const double huge = std::numeric_limits<double>::max();
+  ema<> e(0.5);
+  e.update(-huge);
+  CHECK(e.value() == -huge);
+  // |DBL_MAX - (-DBL_MAX)| / (DBL_MAX + 1e-8) = 2 by hand; x - e itself is past DBL_MAX.
+  CHECK(e.drift(huge) == 2.0);
+  CHECK(e.drift(huge / 2) == 1.5);  // 1.5 DBL_MAX / DBL_MAX, also past DBL_MAX before dividing
+  CHECK(e.drift(0.0) == 1.0);       // no overflow: the plain path
+  const ema_update u = e.update(huge);
+  CHECK(u.accepted);
+  CHECK(u.drift == 2.0);
+  CHECK(std::isfinite(e.value()));
+  // epsilon 0 and an estimate of 0: a steady 0 has drift 0, not 0 / 0; a move away is infinite.
+  ema<> zero(0.9, 0.0);
+  zero.update(0.0);
+  CHECK(zero.drift(0.0) == 0.0);
+  CHECK(zero.update(0.0).drift == 0.0);
+  CHECK(zero.drift(1e-300) == std::numeric_limits<double>::infinity());
 }

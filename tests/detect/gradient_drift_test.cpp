@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 #include "detect_support.hpp"
@@ -93,4 +95,98 @@ TEST_CASE("bad drift parameters are rejected") {
   CHECK_THROWS_WITH_AS(gradient_drift(0.0), doctest::Contains("threshold"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(gradient_drift(0.5, 1.0), doctest::Contains("momentum"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(gradient_drift(0.5, 0.9, -1.0), doctest::Contains("epsilon"), std::invalid_argument);
+}
+
+namespace {
+// The bias-corrected EMA as the weighted mean S / W (S = m S + x, W = m W + 1)
+// in long double, whose range holds DBL_MAX / (1 - m): no overflow to avoid.
+struct long_double_ema {
+  long double m;
+  long double s = 0.0L, w = 0.0L;
+  void add(double x) {
+    s = m * s + x;
+    w = m * w + 1.0L;
+  }
+  long double estimate() const { return s / w; }
+  long double drift(double x) const { return std::fabs(x - estimate()) / (std::fabs(estimate()) + 1e-8L); }
+};
+}  // namespace
+
+TEST_CASE("a DBL_MAX norm fires and poisons nothing: afterwards the drift is finite and fires / clears as a long double reference does") {
+  const double huge = std::numeric_limits<double>::max();
+  for (double m : {0.5, 0.9, 0.99}) {
+    INFO("momentum " << m);
+    gradient_drift d(0.5, m);
+    long_double_ema ref{m};
+    for (int i = 0; i < 20; ++i) {
+      CHECK(observe(d, norm_health(1.0, 1.0)).empty());
+      ref.add(1.0);
+    }
+    const auto r = observe(d, norm_health(huge, 1.0));
+    ref.add(huge);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].kind == anomaly_kind::gradient_norm_drift);
+    CHECK(r[0].value == huge);
+    CHECK(*r[0].baseline == doctest::Approx(1.0).epsilon(1e-12));
+    // Norms of 1 again: they drift (|1 - e| / e > 0.5) while the estimate e
+    // stays above 2, and then stop; compared step by step.
+    const auto limit = static_cast<std::size_t>(std::log(huge) / -std::log(m)) + 500;
+    std::size_t wrong_estimate = 0, wrong_verdict = 0, nonfinite = 0, fired = 0, last_fired = 0;
+    for (std::size_t k = 0; k < limit; ++k) {
+      const double e = d.norm_ema().value();
+      const long double expected = ref.estimate();
+      if (!std::isfinite(e) || !std::isfinite(d.norm_ema().drift(1.0))) ++nonfinite;
+      if (std::fabs(e - expected) > 1e-9L * expected) ++wrong_estimate;
+      const bool fires = observe(d, norm_health(1.0, 1.0)).has(anomaly_kind::gradient_norm_drift);
+      const long double drift = ref.drift(1.0);
+      ref.add(1.0);
+      if (std::fabs(drift - 0.5L) > 1e-9L && fires != (drift > 0.5L)) ++wrong_verdict;
+      if (fires) {
+        ++fired;
+        last_fired = k;
+      }
+    }
+    CHECK(nonfinite == 0);
+    CHECK(wrong_estimate == 0);
+    CHECK(wrong_verdict == 0);
+    CHECK(fired == last_fired + 1);    // fired from the first norm of 1 on, then stopped for good
+    CHECK(last_fired + 400 < limit);   // and the last few hundred were quiet
+    CHECK(std::fabs(d.norm_ema().value() - ref.estimate()) <= 1e-9L * ref.estimate());
+    CHECK(d.norm_ema().value() < 1.5);
+    // Working as before: a step to 2 drifts (|2 - 1| / 1 = 1 > 0.5).
+    CHECK(observe(d, norm_health(2.0, 1.0)).has(anomaly_kind::gradient_norm_drift));
+  }
+}
+
+TEST_CASE("a run of DBL_MAX norms (the estimate would round past DBL_MAX) leaves the next norm reported, not silent") {
+  const double huge = std::numeric_limits<double>::max();
+  for (double m : {0.5, 0.9, 0.99}) {
+    INFO("momentum " << m);
+    gradient_drift d(0.5, m);
+    long_double_ema ref{m};
+    observe(d, norm_health(1.0, 1.0));
+    ref.add(1.0);
+    // Long enough for the first norm's weight m^n to fall below float64's
+    // rounding: the estimate is then all DBL_MAX, and its division rounds past it.
+    const int run = static_cast<int>(std::log(1e-18) / std::log(m));
+    std::size_t nonfinite = 0, wrong_estimate = 0;
+    for (int i = 0; i < run; ++i) {
+      observe(d, norm_health(huge, 1.0));
+      ref.add(huge);
+      const double e = d.norm_ema().value();
+      if (!std::isfinite(e)) ++nonfinite;
+      // The reference may exceed DBL_MAX by rounding no more than the EMA's own: compare with it held at DBL_MAX.
+      const long double expected = std::min(ref.estimate(), static_cast<long double>(huge));
+      if (std::fabs(e - expected) > 1e-12L * expected) ++wrong_estimate;
+    }
+    CHECK(nonfinite == 0);
+    CHECK(wrong_estimate == 0);
+    // |1 - e| / (e + 1e-8) with e near DBL_MAX: 1 (to 1e-13), over the 0.5 threshold.
+    CHECK(d.norm_ema().drift(1.0) == doctest::Approx(1.0).epsilon(1e-13));
+    const auto r = observe(d, norm_health(1.0, 1.0));
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].kind == anomaly_kind::gradient_norm_drift);
+    CHECK(std::isfinite(*r[0].baseline));
+    CHECK(std::isfinite(r[0].threshold));
+  }
 }

@@ -2,15 +2,21 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <latch>
 #include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
+#include <utility>
 
 #include "simic/monitor.hpp"
+#include "support/holding_detector.hpp"
 
 // Counts every allocation made in this program, to prove check() allocates
 // nothing when there is nothing to report.
@@ -472,4 +478,176 @@ TEST_CASE("check allocates nothing when there is no anomaly") {
   bad.approx_kl = 0.3;
   m.check(bad);
   CHECK(g_allocations.load() > before);
+}
+
+// ---- threads ---------------------------------------------------------------
+
+namespace {
+using simic::test::holding_detector;
+using holding_monitor = monitor<holding_detector, loss_ceiling>;
+
+std::string overlap_message(const char* call, const char* other) {
+  return simic::test::overlap_message("monitor", call, other);
+}
+}  // namespace
+
+TEST_CASE("threads: every non-const call into a monitor held by another thread's check throws; the monitor stays usable") {
+  if constexpr (!detail::thread_checks) {
+    MESSAGE("thread checks are compiled out (NDEBUG): nothing to test");
+    return;
+  }
+  holding_monitor m;
+  signals s;
+  s.loss = 20.0;  // loss_ceiling reports it
+  const holding_monitor::state_type st = m.state();
+  std::latch entered(1), release(1);
+  m.get<holding_detector>().entered = &entered;
+  m.get<holding_detector>().release = &release;
+  std::size_t first_report = 0;
+  std::thread first([&] { first_report = m.check(s).report.size(); });
+  entered.wait();  // `first` is inside check() now, and stays there
+  CHECK_THROWS_WITH_AS(m.check(s), overlap_message("check", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(m.check(s, already_validated), overlap_message("check", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(m.tick(), overlap_message("tick", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(m.load(st), overlap_message("load", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(static_cast<void>(m.cfg()), overlap_message("cfg", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(static_cast<void>(m.get<loss_ceiling>()), overlap_message("get", "check").c_str(),
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(static_cast<void>(m.get<1>()), overlap_message("get", "check").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(m.for_each_detector([](auto&) {}), overlap_message("for_each_detector", "check").c_str(),
+                       std::logic_error);
+  release.count_down();
+  first.join();
+  // Only `first`'s check ran, whole: one report, one check, one loss seen.
+  CHECK(first_report == 1);
+  CHECK(m.checks() == 1);
+  CHECK(m.get<loss_ceiling>().seen == 1);
+  // Released: this thread may use it now, and it goes on as one thread would.
+  CHECK(m.check(s).report.size() == 1);
+  CHECK(m.checks() == 2);
+  CHECK(m.get<loss_ceiling>().seen == 2);
+  CHECK_NOTHROW(m.tick());
+}
+
+TEST_CASE("threads: a call that throws releases the monitor; a call nested on the holding thread is no overlap") {
+  if constexpr (!detail::thread_checks) {
+    MESSAGE("thread checks are compiled out (NDEBUG): nothing to test");
+    return;
+  }
+  default_monitor m;
+  signals bad = healthy(1);
+  bad.progress.reset();
+  CHECK_THROWS_AS(m.check(bad), std::invalid_argument);  // held, then released by the throw
+  bool other_checked = false;
+  std::thread other([&] { other_checked = m.check(healthy(2)).report.empty(); });
+  other.join();  // a logic_error would have ended the program (std::terminate)
+  CHECK(other_checked);
+  CHECK(m.checks() == 1);
+  // A detector visitor of the holding thread calling back into the monitor.
+  int visited = 0;
+  CHECK_NOTHROW(m.for_each_detector([&](auto&) {
+    ++visited;
+    static_cast<void>(m.cfg());
+  }));
+  CHECK(visited == static_cast<int>(default_monitor::size));
+}
+
+TEST_CASE("threads: a copy or a move of a held monitor starts free") {
+  if constexpr (!detail::thread_checks) {
+    MESSAGE("thread checks are compiled out (NDEBUG): nothing to test");
+    return;
+  }
+  holding_monitor m;
+  signals s;
+  s.loss = 1.0;
+  m.check(s);
+  std::size_t copy_checks = 0, moved_checks = 0;
+  bool copy_threw = false, moved_threw = false;
+  m.for_each_detector([&](auto& d) {  // this thread holds m meanwhile
+    if constexpr (std::is_same_v<std::decay_t<decltype(d)>, loss_ceiling>) {
+      holding_monitor copy = m;
+      holding_monitor source = m;
+      holding_monitor moved = std::move(source);
+      std::thread t([&] {
+        try {
+          copy.check(s);
+          copy_checks = copy.checks();
+        } catch (const std::logic_error&) {
+          copy_threw = true;
+        }
+        try {
+          moved.check(s);
+          moved_checks = moved.checks();
+        } catch (const std::logic_error&) {
+          moved_threw = true;
+        }
+      });
+      t.join();
+    }
+  });
+  CHECK_FALSE(copy_threw);
+  CHECK_FALSE(moved_threw);
+  CHECK(copy_checks == 2);  // the copy carried the one check made before it
+  CHECK(moved_checks == 2);
+  CHECK(m.checks() == 1);   // the original is untouched by its copies
+}
+
+TEST_CASE("threads: two threads hammering check() on one monitor get std::logic_error, and no check is lost or torn") {
+  if constexpr (!detail::thread_checks) {
+    MESSAGE("thread checks are compiled out (NDEBUG): nothing to test");
+    return;
+  }
+  default_monitor m;
+  std::atomic<bool> overlapped{false};
+  std::atomic<std::uint64_t> completed{0};
+  std::latch start(2);
+  auto hammer = [&](std::uint64_t offset) {
+    start.arrive_and_wait();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (std::uint64_t u = offset; !overlapped.load() && std::chrono::steady_clock::now() < until; u += 2) {
+      try {
+        m.check(healthy(u % 1000));
+        completed.fetch_add(1);
+      } catch (const std::logic_error&) {
+        overlapped.store(true);
+      }
+    }
+  };
+  std::thread a(hammer, 0), b(hammer, 1);
+  a.join();
+  b.join();
+  CHECK(overlapped.load());
+  CHECK(m.checks() == completed.load());  // every check that returned counted once; the refused ones never ran
+}
+
+TEST_CASE("threads: two monitors in two threads never collide and match a one-thread run") {
+  default_monitor reference, left, right;
+  constexpr std::uint64_t n = 5000;
+  auto feed = [](default_monitor& m, std::uint64_t count) {
+    for (std::uint64_t u = 0; u < count; ++u) {
+      signals s = healthy(u, count);
+      if (u % 997 == 500) s.approx_kl = 0.3;  // anomalies too: reports allocate and escalate
+      m.check(s);
+      if (u % 100 == 99) m.tick();
+    }
+  };
+  feed(reference, n);
+  std::latch start(2);
+  bool left_threw = false, right_threw = false;
+  auto run = [&](default_monitor& m, bool& threw) {
+    start.arrive_and_wait();
+    try {
+      feed(m, n);
+    } catch (const std::logic_error&) {
+      threw = true;
+    }
+  };
+  std::thread a(run, std::ref(left), std::ref(left_threw)), b(run, std::ref(right), std::ref(right_threw));
+  a.join();
+  b.join();
+  CHECK_FALSE(left_threw);
+  CHECK_FALSE(right_threw);
+  CHECK(left.state() == reference.state());
+  CHECK(right.state() == reference.state());
+  CHECK(left.checks() == n);
 }

@@ -43,6 +43,37 @@ TEST_CASE("tensor_stats: raw accumulators read as the documented figures") {
   CHECK(std::isnan(n.mean()));
 }
 
+TEST_CASE("tensor_stats: population_std is NaN when the data hold NaN or +-Inf, 0 for a variance rounded below 0") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // x = {1, NaN, 3}: a back end's m2 is NaN (the mean is NaN).
+  const auto with_nan = row(nan, 3, 0, 1, 0, 3, nan, 1, 3, nan, 0, 0);
+  CHECK(std::isnan(tensor_stats(with_nan.data()).population_std()));
+  // The same counts with a finite m2 (a back end that skipped the NaN): still NaN, decided by the counts.
+  const auto nan_counted = row(nan, 3, 0, 1, 0, 3, nan, 1, 3, 2.0, 0, 0);
+  CHECK(std::isnan(tensor_stats(nan_counted.data()).population_std()));
+  // x = {1, +Inf, 3} and {1, -Inf, 3}: the mean is +-Inf, the spread undefined.
+  const auto with_pinf = row(inf, inf, 0, 0, 1, 3, inf, 1, inf, nan, 0, 1);
+  const auto with_ninf = row(inf, inf, 0, 0, 1, 3, -inf, -inf, 3, nan, 0, 1);
+  CHECK(tensor_stats(with_pinf.data()).mean() == inf);
+  CHECK(std::isnan(tensor_stats(with_pinf.data()).population_std()));
+  CHECK(tensor_stats(with_ninf.data()).mean() == -inf);
+  CHECK(std::isnan(tensor_stats(with_ninf.data()).population_std()));
+  // A NaN m2 without counted NaN/Inf (e.g. inf - inf inside a back end) stays NaN, not 0.
+  const auto nan_m2 = row(4, 1, 0, 0, 0, 4, 0, -1, 1, nan, 0, 0);
+  CHECK(std::isnan(tensor_stats(nan_m2.data()).population_std()));
+  // A constant tensor whose one-pass m2 rounded a hair below 0: spread 0, not NaN.
+  const auto below_zero = row(0.03, 0.1, 0, 0, 0, 3, 0.3, 0.1, 0.1, -1e-20, 0, 0);
+  CHECK(tensor_stats(below_zero.data()).population_std() == 0.0);
+  const auto at_zero = row(0.03, 0.1, 0, 0, 0, 3, 0.3, 0.1, 0.1, 0.0, 0, 0);
+  CHECK(tensor_stats(at_zero.data()).population_std() == 0.0);
+  const auto above_zero = row(0.03, 0.1, 0, 0, 0, 3, 0.3, 0.1, 0.1, 3e-20, 0, 0);
+  CHECK(tensor_stats(above_zero.data()).population_std() == std::sqrt(1e-20));
+  // x = {1, 2, 3, 4}: mean 2.5, m2 = 2.25 + 0.25 + 0.25 + 2.25 = 5 (hand two-pass), std = sqrt(5 / 4).
+  const auto normal = row(30, 4, 0, 0, 0, 4, 10, 1, 4, 5.0, 0, 0);
+  CHECK(tensor_stats(normal.data()).population_std() == std::sqrt(1.25));
+}
+
 TEST_CASE("float bounds: float comparisons against the rounded bound equal float64 comparisons") {
   for (double b : {1e-6, 0.1, 0.25, 10.0, 1e-7, 3.3}) {
     const float lt = simic::detail::float_bound_for_less(b);

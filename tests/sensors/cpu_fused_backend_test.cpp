@@ -81,6 +81,35 @@ TEST_CASE("cpu_fused_backend: NaN and Inf at known places are counted exactly, a
   }
 }
 
+TEST_CASE("cpu_fused_backend: the spread of a tensor holding NaN, +Inf or -Inf is NaN; a finite one matches two passes") {
+  const std::vector<double> finite{1.0, 2.0, 3.0, 4.0, -7.5, 0.25, 1e-3};
+  // The float64 two-pass reference for the finite tensor.
+  double mean = 0.0;
+  for (double v : finite) mean += v;
+  mean /= static_cast<double>(finite.size());
+  double m2 = 0.0;
+  for (double v : finite) m2 += (v - mean) * (v - mean);
+  const double expected_std = std::sqrt(m2 / static_cast<double>(finite.size()));
+  for (const auto& b : both_loops()) {
+    std::vector<at::Tensor> ts;
+    for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                       -std::numeric_limits<double>::infinity()}) {
+      std::vector<double> v = finite;
+      v[2] = bad;
+      ts.push_back(at::tensor(v, at::kDouble));
+    }
+    ts.push_back(at::tensor(finite, at::kDouble));
+    const auto t = run(b, ts, stat_set::full);
+    CHECK(std::isnan(t[0].population_std()));
+    CHECK(std::isnan(t[0].mean()));
+    CHECK(std::isnan(t[1].population_std()));
+    CHECK(t[1].mean() == std::numeric_limits<double>::infinity());
+    CHECK(std::isnan(t[2].population_std()));
+    CHECK(t[2].mean() == -std::numeric_limits<double>::infinity());
+    CHECK(simic_test::close(t[3].population_std(), expected_std, 1e-12));
+  }
+}
+
 TEST_CASE("cpu_fused_backend: the nonfinite set gives max |x|, NaN and Inf counts and sizes exactly") {
   for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble}) {
     for (const auto& b : both_loops()) {

@@ -1,8 +1,10 @@
 #include "support/torch_doctest.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "simic/sensors/debug_ratio_explosion.hpp"
@@ -82,4 +84,60 @@ TEST_CASE("ratio diagnostic: mismatched lengths and bad types are clear errors")
   ratio_diagnostic_options o;
   o.lower = 6.0;
   CHECK_THROWS_WITH_AS(diagnose_ratio_explosion(r4, r4, r4, a4, o), doctest::Contains("upper"), std::invalid_argument);
+}
+
+namespace {
+constexpr std::int64_t i64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t i64_min = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t two_53 = std::int64_t{1} << 53;
+}  // namespace
+
+TEST_CASE("ratio diagnostic: actions at and near the int64 limits come back as the nearest int64, never wrapped") {
+  // Each action with what it reads back as, by hand: float64 keeps 53 bits,
+  // so in [2^62, 2^63) it has steps of 1024 (round to nearest, ties to even);
+  // 2^63 itself is past INT64_MAX and saturates to it.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> cases{
+      {i64_min, i64_min},                          // -2^63: exact
+      {i64_min + 1, i64_min},                      // rounds to -2^63
+      {-two_53, -two_53},                          // exact
+      {two_53, two_53},                            // exact
+      {two_53 + 1, two_53},                        // tie, to even
+      {i64_max - 2047, i64_max - 2047},            // 2^63 - 2048: exact
+      {i64_max - 1023, i64_max - 1023},            // 2^63 - 1024: the largest in-range float64, exact
+      {i64_max - 1024, i64_max - 1023},            // 2^63 - 1025: nearer 2^63 - 1024
+      {i64_max - 512, i64_max - 1023},             // 2^63 - 513: nearer 2^63 - 1024
+      {i64_max - 511, i64_max},                    // 2^63 - 512: tie, to even = 2^63, saturated
+      {i64_max, i64_max},                          // 2^63 - 1 rounds to 2^63: saturated, not INT64_MIN
+  };
+  std::vector<std::int64_t> in;
+  for (const auto& c : cases) in.push_back(c.first);
+  const auto b = static_cast<std::int64_t>(in.size());
+  at::Tensor actions = at::from_blob(in.data(), {b}, at::kLong).clone();
+  const at::Tensor ratio = at::full({b}, 100.0, at::kDouble);  // every sample an outlier
+  const at::Tensor lp = at::zeros({b}, at::kDouble);
+  const auto r = diagnose_ratio_explosion(ratio, lp, lp, actions);
+  REQUIRE(r.outliers.size() == cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("action " << cases[i].first);
+    CHECK(r.outliers[i].action == cases[i].second);
+  }
+}
+
+TEST_CASE("ratio diagnostic: a float64 action below / at / above the int64 range saturates; NaN is an error") {
+  using simic::detail::action_from_double;
+  const double two_63 = 9223372036854775808.0;
+  CHECK(action_from_double(0.0) == 0);
+  CHECK(action_from_double(-0.9) == 0);  // toward zero
+  CHECK(action_from_double(41.9) == 41);
+  CHECK(action_from_double(std::nextafter(two_63, 0.0)) == i64_max - 1023);  // 2^63 - 1024: the last in range
+  CHECK(action_from_double(two_63) == i64_max);                               // at the limit: one past INT64_MAX
+  CHECK(action_from_double(std::nextafter(two_63, 1e300)) == i64_max);
+  CHECK(action_from_double(1e300) == i64_max);
+  CHECK(action_from_double(std::numeric_limits<double>::infinity()) == i64_max);
+  CHECK(action_from_double(-two_63) == i64_min);  // exact
+  CHECK(action_from_double(std::nextafter(-two_63, 0.0)) == i64_min + 1024);
+  CHECK(action_from_double(std::nextafter(-two_63, -1e300)) == i64_min);
+  CHECK(action_from_double(-std::numeric_limits<double>::infinity()) == i64_min);
+  CHECK_THROWS_WITH_AS(action_from_double(std::numeric_limits<double>::quiet_NaN()), doctest::Contains("action"),
+                       std::invalid_argument);
 }

@@ -37,7 +37,10 @@ inline namespace v0 {
 enum class severity : unsigned char { warning, critical };
 
 inline constexpr std::array<std::string_view, 2> severity_names{"warning", "critical"};
-constexpr std::string_view to_string(severity s) noexcept { return severity_names[static_cast<unsigned>(s)]; }
+// "warning", "critical"; "invalid" for a value outside them.
+constexpr std::string_view to_string(severity s) noexcept {
+  return detail::name_or_invalid(severity_names, static_cast<unsigned>(s));
+}
 inline severity parse_severity(std::string_view name) {
   return static_cast<severity>(detail::parse_name(name, severity_names, "severity"));
 }
@@ -134,6 +137,8 @@ inline bool valid_kind_name(std::string_view n) noexcept {
 // registered under that name. Thread-safe.
 inline anomaly_kind register_anomaly_kind(std::string_view name, severity default_severity) {
   constexpr auto where = "simic::register_anomaly_kind";
+  detail::require(static_cast<unsigned>(default_severity) <= 1u, where, "default_severity",
+                  static_cast<unsigned>(default_severity), "warning or critical");
   if (!detail::valid_kind_name(name))
     throw std::invalid_argument(std::string(where) + ": name '" + std::string(name) +
                                 "' is not valid; valid: 1 to 64 characters of a-z, 0-9 and _");
@@ -206,6 +211,8 @@ inline anomaly_kind parse_anomaly_kind(std::string_view name) {
 class severity_table {
  public:
   severity_table& set(anomaly_kind k, severity s) {
+    detail::require(static_cast<unsigned>(s) <= 1u, "simic::severity_table::set", "severity", static_cast<unsigned>(s),
+                    "warning or critical");
     for (auto& o : overrides_)
       if (o.first == k) {
         o.second = s;

@@ -65,7 +65,8 @@ class config {
   bool should_collect() const noexcept {
     return effective_level() >= C::min_level && effective_level() != level::off;
   }
-  bool should_collect(category_id c) const noexcept {
+  // Throws std::invalid_argument for a category_id outside the four.
+  bool should_collect(category_id c) const {
     return effective_level() >= min_level(c) && effective_level() != level::off;
   }
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "simic/core/error.hpp"
+
 namespace simic {
 inline namespace v0 {
 
@@ -19,9 +21,13 @@ enum class level : unsigned char { off = 0, minimal = 1, normal = 2, debug = 3 }
 
 inline constexpr std::array<std::string_view, 4> level_names{"OFF", "MINIMAL", "NORMAL", "DEBUG"};
 
-constexpr std::string_view to_string(level l) noexcept { return level_names[static_cast<unsigned>(l)]; }
-
 namespace detail {
+// The name of enum value `index`, or "invalid" for a value no enumerator has
+// (a cast of a bad number): to_string never reads past its table.
+template <std::size_t N>
+constexpr std::string_view name_or_invalid(const std::array<std::string_view, N>& names, unsigned index) noexcept {
+  return index < N ? names[index] : std::string_view("invalid");
+}
 constexpr char ascii_upper(char c) noexcept { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -47,6 +53,11 @@ std::size_t parse_name(std::string_view name, const std::array<std::string_view,
                               "'; valid: " + join_names(names));
 }
 }  // namespace detail
+
+// "OFF", "MINIMAL", "NORMAL", "DEBUG"; "invalid" for a value outside them.
+constexpr std::string_view to_string(level l) noexcept {
+  return detail::name_or_invalid(level_names, static_cast<unsigned>(l));
+}
 
 // Parses "OFF", "minimal", "Normal", "DEBUG" (any case).
 inline level parse_level(std::string_view name) {
@@ -85,8 +96,17 @@ enum class category_id : unsigned char { critical, ops_normal, memory, debug };
 inline constexpr std::array<std::string_view, 4> category_names{"critical", "ops_normal", "memory", "debug"};
 inline constexpr std::array<level, 4> category_min_levels{level::minimal, level::normal, level::normal, level::debug};
 
-constexpr std::string_view to_string(category_id c) noexcept { return category_names[static_cast<unsigned>(c)]; }
-constexpr level min_level(category_id c) noexcept { return category_min_levels[static_cast<unsigned>(c)]; }
+// The category's name; "invalid" for a value outside the four.
+constexpr std::string_view to_string(category_id c) noexcept {
+  return detail::name_or_invalid(category_names, static_cast<unsigned>(c));
+}
+// Throws std::invalid_argument for a value outside the four.
+constexpr level min_level(category_id c) {
+  const unsigned i = static_cast<unsigned>(c);
+  if (i >= category_min_levels.size())
+    detail::throw_invalid("simic::min_level", "category", i, "critical, ops_normal, memory or debug (0..3)");
+  return category_min_levels[i];
+}
 
 inline category_id parse_category(std::string_view name) {
   return static_cast<category_id>(detail::parse_name(name, category_names, "category"));

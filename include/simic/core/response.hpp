@@ -6,6 +6,7 @@
 // naming the cause.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,9 +21,10 @@ inline namespace v0 {
 
 enum class action : unsigned char { proceed, skip_step, stop };
 
+// "proceed", "skip_step", "stop"; "invalid" for a value outside them.
 constexpr std::string_view to_string(action a) noexcept {
-  constexpr std::string_view names[] = {"proceed", "skip_step", "stop"};
-  return names[static_cast<unsigned>(a)];
+  constexpr std::array<std::string_view, 3> names{"proceed", "skip_step", "stop"};
+  return detail::name_or_invalid(names, static_cast<unsigned>(a));
 }
 
 struct response {

@@ -112,8 +112,13 @@ class tensor_stats {
   double sum() const noexcept { return r_[stat::sum]; }
   // Empty tensor: 0. Otherwise NaN when any element is NaN.
   double mean() const noexcept { return numel() == 0 ? 0.0 : r_[stat::sum] / static_cast<double>(numel()); }
+  // Empty tensor: 0. NaN when any element is NaN or +-Inf (the spread is
+  // undefined), never 0. A variance a rounding error below 0 reads as 0.
   double population_std() const noexcept {
-    return numel() == 0 ? 0.0 : std::sqrt(std::max(0.0, r_[stat::m2] / static_cast<double>(numel())));
+    if (numel() == 0) return 0.0;
+    if (nans() + infs() != 0) return std::numeric_limits<double>::quiet_NaN();
+    const double variance = r_[stat::m2] / static_cast<double>(numel());
+    return std::sqrt(variance < 0.0 ? 0.0 : variance);  // not std::max: a NaN m2 stays NaN
   }
   // Over non-NaN elements. Empty tensor: 0; all elements NaN: NaN.
   double min() const noexcept { return extreme(r_[stat::min]); }

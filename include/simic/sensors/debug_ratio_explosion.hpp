@@ -3,7 +3,9 @@
 // with their index, ratio and action, and the mean and max |new - old|
 // log-probability difference. Inputs are packed into one float64 tensor on
 // their device and come back in one transfer; the batch is then examined on
-// the host. Actions go through float64: exact for |action| < 2^53.
+// the host. Actions go through float64: exact for |action| <= 2^53; beyond,
+// the nearest float64, and the largest int64 values (which round up to 2^63)
+// read back as INT64_MAX.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -32,6 +34,20 @@ struct ratio_diagnostic_options {
                     "(lower, inf]");
   }
 };
+
+namespace detail {
+// The int64 of an action that passed through float64: truncated toward zero
+// and saturated to [INT64_MIN, INT64_MAX] (an int64 near INT64_MAX rounds to
+// 2^63, one past the range; casting that is undefined). An action comes from
+// an integral tensor, so it is never NaN; a NaN here is an error, not a value.
+inline std::int64_t action_from_double(double a) {
+  constexpr double two_63 = 9223372036854775808.0;  // 2^63, exact in float64
+  require(!std::isnan(a), "simic::diagnose_ratio_explosion", "action", a, "an integer (from an integral tensor)");
+  if (a >= two_63) return std::numeric_limits<std::int64_t>::max();
+  if (a < -two_63) return std::numeric_limits<std::int64_t>::min();
+  return static_cast<std::int64_t>(a);
+}
+}  // namespace detail
 
 // ratio, old_log_probs, new_log_probs: floating point; actions: integral;
 // all with the same number of elements (read flattened) on one device. An
@@ -74,7 +90,7 @@ inline ratio_diagnostic_report diagnose_ratio_explosion(const at::Tensor& ratio,
   double sum = 0.0, mx = 0.0;
   for (std::int64_t i = 0; i < b; ++i) {
     if (!(rp[i] >= options.lower && rp[i] <= options.upper))
-      r.outliers.push_back(ratio_outlier{i, rp[i], static_cast<std::int64_t>(ap[i])});
+      r.outliers.push_back(ratio_outlier{i, rp[i], detail::action_from_double(ap[i])});
     const double d = std::fabs(np[i] - op[i]);
     sum += d;
     if (d > mx || std::isnan(d)) mx = std::isnan(mx) ? mx : d;  // NaN, once seen, stays
