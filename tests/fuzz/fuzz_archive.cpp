@@ -1,9 +1,7 @@
 // libFuzzer target for simic's verified archive loading (LibTorch):
 // verify_zip, LibTorch's parse of the verified bytes, then version, checksum
-// and fields into a default_monitor. Build with LibTorch, e.g.
-//   clang++ -std=c++20 -fsanitize=fuzzer,address,undefined -Iinclude -isystem /usr/include/torch/csrc/api/include \
-//     tests/fuzz/fuzz_archive.cpp -o fuzz_archive -ltorch -ltorch_cpu -lc10
-//   ./fuzz_archive tests/fuzz/corpus/archive
+// and fields into a default_monitor. Built and run by tests/fuzz/meson.build
+// (scripts/sanitize.sh fuzz), replayed in every build with LibTorch.
 // Only simic::archive_error is expected; a load that succeeds must leave a
 // state that reloads to itself.
 #include <cstddef>

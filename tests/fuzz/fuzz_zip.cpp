@@ -1,6 +1,5 @@
-// libFuzzer target for the zip verifier alone (no LibTorch):
-//   clang++ -std=c++20 -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_zip.cpp -o fuzz_zip
-//   ./fuzz_zip tests/fuzz/corpus/zip
+// libFuzzer target for the zip verifier alone (no LibTorch); built and run by
+// tests/fuzz/meson.build (scripts/sanitize.sh fuzz), replayed in every build.
 // Any input either verifies or throws simic::archive_error; anything else
 // (another exception, a sanitizer report, a crash) is a finding. An accepted
 // input is cross-checked: every entry lies inside the file.
