@@ -30,19 +30,7 @@ namespace {
 simic::default_monitor seasoned() {
   simic::default_monitor m;
   for (std::uint64_t u = 0; u < 40; ++u) {
-    simic::signals s;
-    simic::gradient_signal g;
-    g.total_norm = 1.0 + 0.3 * std::sin(static_cast<double>(u));
-    g.health = 1.0 - 0.01 * static_cast<double>(u % 3);
-    g.min_param_norm = 1e-3;
-    g.max_param_norm = 0.9;
-    g.parameters = 8;
-    if (u == 25) g.nan_count = 2;
-    s.gradients = g;
-    s.approx_kl = u == 15 ? 0.2 : 0.01;
-    s.performance = 100.0 + std::cos(static_cast<double>(u));
-    s.progress = simic::training_progress(u + 1, 200);
-    m.check(s);
+    m.check(simic::test::history_signals(u));
     if (u % 8 == 7) m.tick();
   }
   return m;

@@ -5,15 +5,36 @@
 // (the full random run).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "simic/core/signals.hpp"
 #include "simic/torch_archive.hpp"
 
 namespace simic::test {
+
+// The signals of update `u` of a monitor's history with some of everything
+// in its state: drift after update 60, a NaN at 25, a KL spike at 15 and a
+// performance drop at 90.
+inline signals history_signals(std::uint64_t u) {
+  signals s;
+  gradient_signal g;
+  g.total_norm = 1.0 + 0.3 * std::sin(static_cast<double>(u)) + (u > 60 ? 0.05 * static_cast<double>(u - 60) : 0.0);
+  g.health = 1.0 - 0.01 * static_cast<double>(u % 3);
+  g.min_param_norm = 1e-3;
+  g.max_param_norm = 0.9;
+  g.parameters = 8;
+  if (u == 25) g.nan_count = 2;
+  s.gradients = g;
+  s.approx_kl = u == 15 ? 0.2 : 0.01;
+  s.performance = 100.0 + std::cos(static_cast<double>(u)) - (u == 90 ? 40.0 : 0.0);
+  s.progress = training_progress(u + 1, 200);
+  return s;
+}
 
 struct corruption {
   enum kind_t { bit_flip, truncate, zero_range } kind;

@@ -14,21 +14,7 @@
 using namespace simic;
 
 namespace {
-signals update(std::uint64_t u) {
-  signals s;
-  gradient_signal g;
-  g.total_norm = 1.0 + 0.3 * std::sin(static_cast<double>(u)) + (u > 60 ? 0.05 * static_cast<double>(u - 60) : 0.0);
-  g.health = 1.0 - 0.01 * static_cast<double>(u % 3);
-  g.min_param_norm = 1e-3;
-  g.max_param_norm = 0.9;
-  g.parameters = 8;
-  if (u == 25) g.nan_count = 2;
-  s.gradients = g;
-  s.approx_kl = u == 15 ? 0.2 : 0.01;
-  s.performance = 100.0 + std::cos(static_cast<double>(u)) - (u == 90 ? 40.0 : 0.0);
-  s.progress = training_progress(u + 1, 200);
-  return s;
-}
+using test::history_signals;
 template <class Monitor>
 std::string saved(const Monitor& m) {
   torch::serialize::OutputArchive out;
@@ -50,7 +36,7 @@ namespace {
 template <class Monitor>
 void check_resumes(Monitor a, Monitor b) {
   for (std::uint64_t u = 0; u < 40; ++u) {
-    a.check(update(u));
+    a.check(history_signals(u));
     if (u % 8 == 7) a.tick();
   }
   const std::string bytes = saved(a);
@@ -58,8 +44,8 @@ void check_resumes(Monitor a, Monitor b) {
   CHECK(b.state() == a.state());
   std::size_t reported = 0;
   for (std::uint64_t u = 40; u < 120; ++u) {
-    const auto ra = a.check(update(u));
-    const auto rb = b.check(update(u));
+    const auto ra = a.check(history_signals(u));
+    const auto rb = b.check(history_signals(u));
     CHECK(ra.report == rb.report);
     reported += ra.report.size();
     CHECK(ra.resp.act == rb.resp.act);
@@ -96,7 +82,7 @@ TEST_CASE("saved values are exact doubles and full 64-bit counters") {
 
 TEST_CASE("a missing or malformed entry is a clear error and loads nothing") {
   default_monitor a;
-  a.check(update(0));
+  a.check(history_signals(0));
   torch::serialize::OutputArchive out;
   save(out, a, "other_prefix");
   std::ostringstream os;
@@ -131,7 +117,7 @@ std::vector<std::uint8_t> as_bytes(const std::string& s) { return {s.begin(), s.
 default_monitor seasoned() {
   default_monitor m;
   for (std::uint64_t u = 0; u < 40; ++u) {
-    m.check(update(u));
+    m.check(history_signals(u));
     if (u % 8 == 7) m.tick();
   }
   return m;
