@@ -4,7 +4,8 @@
 #   asan  build-asan: ASan + UBSan (float-cast-overflow included, every
 #         finding fatal): the LibTorch-free tests, the sensors, the archives
 #         and the fuzz corpora's replays
-#   tsan  build-tsan: TSan: events, sinks and the hub (tests/emit)
+#   tsan  build-tsan: TSan: what is shared by threads or checks them: the hub
+#         (tests/emit), the phase timers, the thread check (tests/core)
 #   fuzz  build-fuzz: clang + libFuzzer: every target of tests/fuzz for
 #         FUZZ_SECONDS (default 60) under ASan + UBSan
 # Each writes <build>/meson-logs/testlog.json, which scripts/count_tests.py reads.
@@ -51,18 +52,19 @@ for kind in "${kinds[@]}"; do
       setup build-asan g++ -Db_sanitize=address,undefined \
         "-Dcpp_args=['-fsanitize=float-cast-overflow','-fno-sanitize-recover=all','-fno-omit-frame-pointer']" \
         "-Dcpp_link_args=['-fsanitize=float-cast-overflow']" || { rc=1; continue; }
-      targets=(tests/core/test_core tests/detect/test_detect tests/monitor/test_monitor tests/emit/test_emit
-               tests/examples/test_ppo_lstm_parts tests/sensors/test_sensors tests/torch/test_torch_archive
+      targets=(tests/core/test_core tests/core/test_signal_guard tests/detect/test_detect tests/monitor/test_monitor
+               tests/emit/test_emit tests/profile/test_profile_timers tests/examples/test_ppo_lstm_parts
+               tests/sensors/test_sensors tests/torch/test_torch_archive
                $(fuzz_targets build-asan fuzz_replay_))
       build build-asan "${targets[@]}" || { rc=1; continue; }
-      names=(core detect monitor emit examples_ppo_lstm_parts sensors torch_archive
+      names=(core core_signal_guard detect monitor emit profile_timers examples_ppo_lstm_parts sensors torch_archive
              $(fuzz_targets build-asan fuzz_replay_ | sed 's|tests/fuzz/||'))
       run_tests build-asan "${names[@]}" || rc=1
       ;;
     tsan)
       setup build-tsan g++ -Db_sanitize=thread -Dtorch=disabled || { rc=1; continue; }
-      build build-tsan tests/emit/test_emit || { rc=1; continue; }
-      run_tests build-tsan emit || rc=1
+      build build-tsan tests/emit/test_emit tests/profile/test_profile_timers tests/core/test_core || { rc=1; continue; }
+      run_tests build-tsan emit profile_timers core || rc=1
       ;;
     fuzz)
       setup build-fuzz clang++ -Dfuzz=true -Dfuzz_seconds="${FUZZ_SECONDS:-60}" -Db_sanitize=address,undefined \
