@@ -1,6 +1,7 @@
 // Table-driven reflected CRCs: CRC-32 (ISO-HDLC, as in zip and zlib) for
-// zip entries, CRC-64/XZ (ECMA-182 polynomial) for simic's state checksum.
-// Both detect every burst error up to their width.
+// zip entries, CRC-32C (Castagnoli, as in TensorBoard's event files) for
+// tfevents records, CRC-64/XZ (ECMA-182 polynomial) for simic's state
+// checksum. Each detects every burst error up to its width.
 #pragma once
 
 #include <array>
@@ -39,10 +40,16 @@ struct reflected_crc {
 }  // namespace detail
 
 using crc32_accumulator = detail::reflected_crc<std::uint32_t, 0xEDB88320u>;
+using crc32c_accumulator = detail::reflected_crc<std::uint32_t, 0x82F63B78u>;
 using crc64_accumulator = detail::reflected_crc<std::uint64_t, 0xC96C5795D7870F42ull>;
 
 inline std::uint32_t crc32(std::span<const std::uint8_t> s) noexcept {
   crc32_accumulator c;
+  c.update(s);
+  return c.value();
+}
+inline std::uint32_t crc32c(std::span<const std::uint8_t> s) noexcept {
+  crc32c_accumulator c;
   c.update(s);
   return c.value();
 }

@@ -197,6 +197,15 @@ struct phase_timings_event {
   std::vector<phase_timing> phases{};  // in order of first use
 };
 
+namespace detail {
+// An event's time as every sink writes it: seconds since the Unix epoch, to
+// the microsecond.
+inline double unix_seconds(std::chrono::system_clock::time_point t) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  return static_cast<double>(us) / 1e6;
+}
+}  // namespace detail
+
 using event_payload =
     std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, anomaly_clear_event,
                  escalation_start_event,

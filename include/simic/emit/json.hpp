@@ -43,11 +43,6 @@ inline json_t json_metrics(const std::vector<metric>& ms) {
   return j;
 }
 
-inline double unix_seconds(std::chrono::system_clock::time_point t) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  return static_cast<double>(us) / 1e6;
-}
-
 inline void put_payload(json_t& j, const update_metrics& p) {
   put_optional(j, "loss", p.loss);
   put_optional(j, "policy_loss", p.policy_loss);
