@@ -8,6 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+# TensorBoard itself reads the TensorBoard sink's files back (pip's tensorboard).
+tb_python=$(bash scripts/tensorboard_env.sh) && meson configure build -Dtensorboard_python="$tb_python" >/dev/null \
+  || { echo "0 passed, 1 failed"; exit 1; }
 logs=(build/meson-logs/testlog.json)
 rm -f "${logs[0]}"
 meson test -C build --print-errorlogs --num-processes 2 "$@" >build/last-test.log 2>&1

@@ -126,6 +126,7 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --level LEVEL      OFF, MINIMAL, NORMAL or DEBUG (default NORMAL)
   --detectors NAME   simic (default: noise-grounded, onset and clear) or
                      reference (the reference telemetry's thresholds, every check)
+  --tensorboard DIR  write the events' scalars as a TensorBoard event file in DIR
   --profile DIR      write profiler traces and phase timings under DIR
   --inject KIND@U    inject a fault at update U (also KIND@U-V, KIND@U-); repeatable
                      kinds: )";
@@ -147,9 +148,9 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --max-memory-gib N refuse options whose estimated memory exceeds N GiB (default 8)
   --quiet            no per-update progress lines
   --help             this text
-Exit codes: 0 done, 2 bad command line (also: an unwritable --events or
---profile path, or options over the memory limit), 3 stopped by the monitor,
-4 events lost (dropped, failed or undelivered), 128+N stopped by signal N
+Exit codes: 0 done, 2 bad command line (also: an unwritable --events,
+--tensorboard or --profile path, or options over the memory limit), 3 stopped
+by the monitor, 4 events lost (dropped, failed or undelivered), 128+N stopped by signal N
 (SIGTERM, SIGINT: events flushed first), 1 any other failure.
 )";
   return u;
@@ -180,6 +181,9 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
     } else if (a == "--events") {
       o.events_path = value();
       if (o.events_path.empty()) fail("--events: the path is empty");
+    } else if (a == "--tensorboard") {
+      o.tensorboard_dir = value();
+      if (o.tensorboard_dir.empty()) fail("--tensorboard: the directory is empty");
     } else if (a == "--profile") {
       o.profile_dir = value();
       if (o.profile_dir.empty()) fail("--profile: the directory is empty");

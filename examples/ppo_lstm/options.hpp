@@ -81,6 +81,7 @@ struct run_options {
   std::uint32_t max_skips = 0;       // consecutive skipped steps before stopping; 0: two updates' worth
   std::string events_path;           // JSONL events ("" : none)
   std::string profile_dir;           // profiler output ("" : none)
+  std::string tensorboard_dir;       // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
   // output
   bool progress_lines = true;        // one line per update on stdout

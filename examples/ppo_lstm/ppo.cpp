@@ -76,7 +76,8 @@ struct interrupted_rollout {};
 template <class Monitor>
 class trainer {
  public:
-  trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events)
+  trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
+          std::shared_ptr<simic::tensorboard_sink> tensorboard)
       : o_(o),
         seeded_(seed(o)),
         env_(o.envs, o.seed),
@@ -85,7 +86,9 @@ class trainer {
         params_(model_->parameters()),
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
         events_(events),
-        tel_(make_telemetry<Monitor>(o, *model_, telemetry_sinks(std::move(events), {counting_sink(event_counts_)}))),
+        tel_(make_telemetry<Monitor>(
+            o, *model_,
+            telemetry_sinks(std::move(events), with_tensorboard({counting_sink(event_counts_)}, tensorboard)))),
         profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
                                           .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
         timers_(!o.profile_dir.empty()),
@@ -95,6 +98,7 @@ class trainer {
         actions_(static_cast<std::size_t>(o.envs)) {
     sum_.events_path = o.events_path;
     sum_.profile_dir = o.profile_dir;
+    if (tensorboard) sum_.tensorboard_file = tensorboard->path().string();
   }
 
   run_summary run() {
@@ -458,8 +462,9 @@ class trainer {
 };
 
 template <class Monitor>
-run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events) {
-  trainer<Monitor> t(o, std::move(events));
+run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
+                     std::shared_ptr<simic::tensorboard_sink> tensorboard) {
+  trainer<Monitor> t(o, std::move(events), std::move(tensorboard));
   return t.run();
 }
 
@@ -486,9 +491,11 @@ run_summary run(const run_options& o) {
   o.validate();
   check_profile_dir(o.profile_dir);
   std::shared_ptr<simic::jsonl_sink> events = open_events(o);
+  std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(o);
   try {
-    return o.detectors == detector_preset::reference ? run_with<reference_monitor_type>(o, std::move(events))
-                                                     : run_with<monitor_type>(o, std::move(events));
+    return o.detectors == detector_preset::reference
+               ? run_with<reference_monitor_type>(o, std::move(events), std::move(tensorboard))
+               : run_with<monitor_type>(o, std::move(events), std::move(tensorboard));
   } catch (const c10::Error& e) {
     // what() carries a backtrace: one line is enough (e.g. an allocation that failed).
     throw std::runtime_error("LibTorch: " + first_line(e.what_without_backtrace()));
@@ -531,6 +538,7 @@ std::string describe(const run_summary& s) {
   if (s.events_lost() > 0)
     out += simic::detail::format("events lost: %llu (see the errors above); exit code %d\n",
                                  static_cast<ull>(s.events_lost()), exit_events_lost);
+  if (!s.tensorboard_file.empty()) out += "tensorboard: " + s.tensorboard_file + "\n";
   if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";
   return out;
 }

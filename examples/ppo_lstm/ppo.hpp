@@ -120,6 +120,7 @@ struct run_summary {
   std::uint64_t events_undelivered = 0;  // still queued when close()'s deadline passed
   std::uint64_t events_lost() const noexcept { return events_dropped + events_failed + events_undelivered; }
   std::string profile_dir;
+  std::string tensorboard_file;  // the --tensorboard event file ("" : none)
 
   std::size_t count(simic::anomaly_kind k) const {
     std::size_t n = 0;

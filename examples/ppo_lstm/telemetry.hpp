@@ -16,6 +16,7 @@
 
 #include "options.hpp"
 #include "simic/emit/sink_jsonl.hpp"
+#include "simic/emit/sink_tensorboard.hpp"
 #include "simic/session.hpp"
 
 namespace ppo_lstm {
@@ -50,10 +51,29 @@ inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
   }
 }
 
+// The TensorBoard event file when asked for (null else): a new file in the
+// directory, created before the run starts so that an unusable directory is a
+// usage error.
+inline std::shared_ptr<simic::tensorboard_sink> open_tensorboard(const run_options& o) {
+  if (o.tensorboard_dir.empty()) return nullptr;
+  try {
+    return std::make_shared<simic::tensorboard_sink>(o.tensorboard_dir);
+  } catch (const std::system_error& e) {
+    throw std::invalid_argument("--tensorboard: cannot write in '" + o.tensorboard_dir + "': " + e.code().message());
+  }
+}
+
 // The JSONL file first, then the caller's own sinks.
 inline std::vector<std::shared_ptr<simic::sink>> telemetry_sinks(std::shared_ptr<simic::jsonl_sink> events,
                                                                  std::vector<std::shared_ptr<simic::sink>> more) {
   if (events) more.insert(more.begin(), std::move(events));
+  return more;
+}
+
+// `more` and the TensorBoard sink, if there is one.
+inline std::vector<std::shared_ptr<simic::sink>> with_tensorboard(std::vector<std::shared_ptr<simic::sink>> more,
+                                                                  std::shared_ptr<simic::tensorboard_sink> tensorboard) {
+  if (tensorboard) more.push_back(std::move(tensorboard));
   return more;
 }
 

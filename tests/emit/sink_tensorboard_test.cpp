@@ -195,7 +195,22 @@ TEST_CASE("the Event encoding decodes to its wall time, step and values; float32
   REQUIRE(e.values.size() == 2);
   CHECK(e.values[0].tag == "a/b");
   CHECK(e.values[0].value == 0.1f);
-  CHECK(e.values[1].value == -std::numeric_limits<float>::infinity());  // beyond float32: -inf, as a cast gives
+  CHECK(e.values[1].value == -std::numeric_limits<float>::infinity());  // beyond float32: -inf, as IEEE rounding gives
+  // Rounding at the top of float's range: FLT_MAX + 2^103 is the halfway point to the next power (2^128).
+  const double fmax = std::numeric_limits<float>::max();
+  const float inf = std::numeric_limits<float>::infinity();
+  const decoded_event edge = decode(tensorboard_event_proto(
+      0.0, 1, {{"a", fmax}, {"b", fmax + 0x1p102}, {"c", fmax + 0x1p103}, {"d", -fmax - 0x1p102}, {"e", 1e300}, {"f", -1e300},
+               {"g", std::numeric_limits<double>::infinity()}, {"h", 1e-50}}));
+  REQUIRE(edge.values.size() == 8);
+  CHECK(edge.values[0].value == std::numeric_limits<float>::max());
+  CHECK(edge.values[1].value == std::numeric_limits<float>::max());  // below halfway: rounds down
+  CHECK(edge.values[2].value == inf);                                 // halfway: to even, the infinity
+  CHECK(edge.values[3].value == -std::numeric_limits<float>::max());
+  CHECK(edge.values[4].value == inf);
+  CHECK(edge.values[5].value == -inf);
+  CHECK(edge.values[6].value == inf);
+  CHECK(edge.values[7].value == 0.0f);
   // Varints past one byte, past 32 bits and at the int64 limit.
   for (std::int64_t step : {std::int64_t{0}, std::int64_t{127}, std::int64_t{128}, std::int64_t{1} << 40, INT64_MAX}) {
     const std::string p = tensorboard_event_proto(1.0, step, {{"t", 1.0}});

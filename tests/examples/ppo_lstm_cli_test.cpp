@@ -134,12 +134,13 @@ long long count_before(const std::string& text, const std::string& word) {
 
 }  // namespace
 
-TEST_CASE("unwritable --events or --profile: exit 2 with one line naming the option, nothing written") {
+TEST_CASE("unwritable --events, --tensorboard or --profile: exit 2 with one line naming the option, nothing written") {
   const fs::path d = scratch("unwritable");
   const fs::path blocker = d / "a_file";
   std::ofstream(blocker) << "x";
   for (const std::string& args : {"--events " + (blocker / "e.jsonl").string(), "--events " + d.string(),
-                                  "--profile " + (blocker / "prof").string()}) {
+                                  "--profile " + (blocker / "prof").string(),
+                                  "--tensorboard " + (blocker / "tb").string()}) {
     INFO("args: " << args);
     const result r = run_cli("--updates 2 --envs 2 --rollout 16 --seq-len 8 --quiet " + args);
     CHECK(r.code == 2);
@@ -166,6 +167,11 @@ TEST_CASE("a run that fails at start-up leaves an existing events file as it was
   // Refused by the memory limit, after parsing: the same.
   const result m = run_cli("--envs 4096 --rollout 65536 --hidden 4096 --events " + events.string());
   CHECK(m.code == 2);
+  CHECK(read_file(events) == old);
+  // The TensorBoard directory cannot be made: the same.
+  const result tb = run_cli("--updates 2 --envs 2 --rollout 16 --seq-len 8 --quiet --events " + events.string() +
+                            " --tensorboard " + (blocker / "tb").string());
+  CHECK(tb.code == 2);
   CHECK(read_file(events) == old);
   // A run that starts replaces it.
   const result ok = run_cli("--updates 1 --envs 2 --rollout 16 --seq-len 8 --quiet --events " + events.string());

@@ -465,7 +465,7 @@ TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with t
   CHECK(message([] { parse_command_line({"--rollout", "20", "--seq-len", "16"}); }).find("rollout") !=
         std::string::npos);
   const auto ok = parse_command_line({"--updates", "12", "--envs", "3", "--seed", "9", "--level", "debug", "--inject",
-                                      "grad-vanish@2", "--inject", "lstm-explode@4-6", "--events", "e.jsonl"});
+                                      "grad-vanish@2", "--inject", "lstm-explode@4-6", "--events", "e.jsonl", "--tensorboard", "tb"});
   CHECK(ok.options.updates == 12);
   CHECK(ok.options.envs == 3);
   CHECK(ok.options.seed == 9);
@@ -474,6 +474,10 @@ TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with t
   CHECK(ok.options.injections[1].kind == fault::lstm_explode);
   CHECK(ok.options.injections[1].last == 6);
   CHECK(ok.options.events_path == "e.jsonl");
+  CHECK(ok.options.tensorboard_dir == "tb");
+  CHECK(message([] { parse_command_line({"--tensorboard", ""}); }).find("--tensorboard: the directory is empty") !=
+        std::string::npos);
+  CHECK(message([] { parse_command_line({"--tensorboard"}); }).find("--tensorboard: missing value") != std::string::npos);
   CHECK(message([] { parse_command_line({"--detectors", "strict"}); }).find("valid: simic, reference") !=
         std::string::npos);
   CHECK(parse_command_line({"--detectors", "reference"}).options.detectors == detector_preset::reference);

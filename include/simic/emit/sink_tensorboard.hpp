@@ -15,9 +15,11 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -172,6 +174,16 @@ inline void put_little_endian(std::string& b, T v) {
   std::memcpy(raw, &v, sizeof(T));
   b.append(raw, sizeof(T));
 }
+// A double as float32, rounded to nearest as IEEE 754 converts: a finite
+// value past float's range is +-inf (or +-FLT_MAX within half a unit of it),
+// where a plain cast would be undefined behaviour.
+inline float to_float32(double v) noexcept {
+  constexpr double max = std::numeric_limits<float>::max();
+  if (std::isnan(v) || (v <= max && v >= -max)) return static_cast<float>(v);
+  constexpr double overflow = max + 0x1p103;  // FLT_MAX plus half its unit in the last place
+  const float big = std::fabs(v) >= overflow ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::max();
+  return v < 0 ? -big : big;
+}
 inline void put_bytes_field(std::string& b, unsigned field, std::string_view bytes) {
   put_varint(b, (field << 3) | 2);
   put_varint(b, bytes.size());
@@ -207,7 +219,7 @@ inline std::string tensorboard_event_proto(double wall_time, std::int64_t step,
     std::string value;
     detail::put_bytes_field(value, 1, s.tag);
     detail::put_varint(value, (2u << 3) | 5);
-    detail::put_little_endian(value, static_cast<float>(s.value));
+    detail::put_little_endian(value, detail::to_float32(s.value));
     detail::put_bytes_field(summary, 1, value);
   }
   std::string b;
@@ -278,8 +290,8 @@ class tensorboard_sink final : public sink {
   void do_write(const event& e) override {
     tensorboard_tally after = tally_;  // a failed write leaves the counts as they were
     const std::vector<tensorboard_scalar> s = tensorboard_scalars(e, after);
+    last_update_ = e.update();  // as the JSONL sink's: the hub's counts go at the last event's update
     if (s.empty()) return;
-    last_update_ = e.update();
     write_record(detail::unix_seconds(e.time()), e.update(), s);
     tally_ = std::move(after);
     ++events_;
