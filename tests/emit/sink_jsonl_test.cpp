@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/file_size_limit.hpp"
 #include "support/temp_dir.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink_callback.hpp"
@@ -33,12 +34,7 @@ namespace {
 const simic::test::remove_at_exit cleanup{"emit"};
 fs::path fresh_dir(const std::string& name) { return simic::test::fresh_dir("emit", name); }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using simic::test::read_file;
 
 struct parsed_file {
   std::vector<json> lines;  // complete lines, parsed
@@ -89,7 +85,7 @@ TEST_CASE("every line parses; the last line is hub_stats with the hub's counts")
     h.close();
     CHECK(s->lines_written() == 52);
   }
-  const std::string text = read_all(file);
+  const std::string text = read_file(file);
   const parsed_file pf = parse_jsonl(text);
   CHECK(pf.all_complete_valid);
   CHECK(pf.partial.empty());
@@ -126,14 +122,14 @@ TEST_CASE("truncate by default, append on request") {
     jsonl_sink s(file, {.append = true});
     s.write(event(3, 0, update_metrics{}));
   }
-  parsed_file pf = parse_jsonl(read_all(file));
+  parsed_file pf = parse_jsonl(read_file(file));
   REQUIRE(pf.lines.size() == 3);
   CHECK(pf.lines[2]["update"] == 3);
   {
     jsonl_sink s(file);
     s.write(event(4, 0, update_metrics{}));
   }
-  pf = parse_jsonl(read_all(file));
+  pf = parse_jsonl(read_file(file));
   REQUIRE(pf.lines.size() == 1);
   CHECK(pf.lines[0]["update"] == 4);
 }
@@ -175,7 +171,7 @@ TEST_CASE("a process killed with SIGKILL mid-run leaves only complete valid line
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
 
-  const std::string text = read_all(file);
+  const std::string text = read_file(file);
   const parsed_file pf = parse_jsonl(text);
   CHECK(pf.all_complete_valid);
   REQUIRE(pf.lines.size() > 10);
@@ -195,35 +191,21 @@ TEST_CASE("a write that fails part way is cut back off, so no later line is glue
   // child so the limit does not touch the test process.
   const fs::path file = fresh_dir("fsize") / "events.jsonl";
   fs::create_directories(file.parent_path());
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lim{.rlim_cur = 50'000, .rlim_max = RLIM_INFINITY};
-    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
-    int code = 11;
-    try {
-      jsonl_sink s(file);
-      const layer_gradients_event payload = big_payload();  // ~12 KB per line
-      int failures = 0;
-      for (std::uint64_t i = 0; i < 20; ++i) {
-        try {
-          s.write(event(i, 0, payload));
-        } catch (const std::system_error&) {
-          ++failures;
-        }
+  const int code = simic::test::exit_code_with_file_size_limit(50'000, [&] {
+    jsonl_sink s(file);
+    const layer_gradients_event payload = big_payload();  // ~12 KB per line
+    int failures = 0;
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      try {
+        s.write(event(i, 0, payload));
+      } catch (const std::system_error&) {
+        ++failures;
       }
-      code = failures > 0 ? 0 : 12;
-    } catch (...) {
-      code = 13;
     }
-    ::_exit(code);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  const std::string text = read_all(file);
+    return failures > 0 ? 0 : 12;
+  });
+  CHECK(code == 0);
+  const std::string text = read_file(file);
   CHECK(text.size() <= 50'000);
   const parsed_file pf = parse_jsonl(text);
   CHECK(pf.all_complete_valid);
@@ -235,12 +217,7 @@ TEST_CASE("a write that fails part way is cut back off, so no later line is glue
 TEST_CASE("a failing file sink is reported through the hub with its exception type") {
   const fs::path file = fresh_dir("full") / "events.jsonl";
   fs::create_directories(file.parent_path());
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lim{.rlim_cur = 5'000, .rlim_max = RLIM_INFINITY};
-    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
+  const int code = simic::test::exit_code_with_file_size_limit(5'000, [&] {
     std::vector<sink_error> reports;
     hub_counts c;
     {
@@ -254,12 +231,9 @@ TEST_CASE("a failing file sink is reported through the hub with its exception ty
     }
     const bool ok = !reports.empty() && reports[0].exception_type == "std::system_error" &&
                     reports[0].sink == "jsonl:" + file.string() && c.failed >= 8 && c.delivered == 10;
-    ::_exit(ok ? 0 : 20);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    return ok ? 0 : 20;
+  });
+  CHECK(code == 0);
 }
 
 TEST_CASE("drops and sink failures are in the file's last line") {
@@ -289,7 +263,7 @@ TEST_CASE("drops and sink failures are in the file's last line") {
     final_counts = h.counts();
   }
   CHECK(final_counts == hub_counts{.emitted = 7, .delivered = 3, .dropped = 4, .failed = 1});
-  const parsed_file pf = parse_jsonl(read_all(file));
+  const parsed_file pf = parse_jsonl(read_file(file));
   CHECK(pf.all_complete_valid);
   REQUIRE(pf.lines.size() == 4);
   CHECK(pf.lines[0]["update"] == 0);
@@ -312,13 +286,13 @@ TEST_CASE("an existing file is kept until the first line: opening alone, or a si
     std::ofstream(file) << old;
   }
   { jsonl_sink s(file); }  // a run that failed after opening its sink, before any event
-  CHECK(read_all(file) == old);
+  CHECK(read_file(file) == old);
   {
     jsonl_sink s(file);
     s.write(event(1, 0, update_metrics{}));  // the first line replaces the old content
     CHECK(s.events_written() == 1);
   }
-  const parsed_file pf = parse_jsonl(read_all(file));
+  const parsed_file pf = parse_jsonl(read_file(file));
   CHECK(pf.all_complete_valid);
   REQUIRE(pf.lines.size() == 1);
   CHECK(pf.lines[0]["update"] == 1);
@@ -356,7 +330,7 @@ TEST_CASE("hub_stats says how many events this file got, and what was undelivere
     for (std::uint64_t i = 0; i < 3; ++i) h.emit(i, 0, update_metrics{});
     h.close();
   }
-  const parsed_file pf = parse_jsonl(read_all(file));
+  const parsed_file pf = parse_jsonl(read_file(file));
   REQUIRE(pf.lines.size() == 4);
   const json& last = pf.lines[3];
   CHECK(last["event"] == "hub_stats");

@@ -6,7 +6,6 @@
 
 #include <bit>
 #include <cmath>
-#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -14,15 +13,11 @@
 #include <limits>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
 
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include "support/file_size_limit.hpp"
 #include "support/temp_dir.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink_tensorboard.hpp"
@@ -35,12 +30,7 @@ namespace {
 const simic::test::remove_at_exit cleanup{"tensorboard"};
 fs::path fresh_dir(const std::string& name) { return simic::test::fresh_dir("tensorboard", name); }
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using simic::test::read_file;
 
 // CRC-32C bit by bit, straight from the polynomial (no table).
 std::uint32_t crc32c_bitwise(std::string_view s) {
@@ -334,7 +324,7 @@ TEST_CASE("the sink writes a version record, one record per event with scalars, 
   }
   CHECK(fs::path(file).parent_path() == dir);
   CHECK(fs::path(file).filename().string().rfind("events.out.tfevents.", 0) == 0);
-  const auto rs = records(read_all(file));
+  const auto rs = records(read_file(file));
   REQUIRE(rs.size() == 5);
   CHECK(decode(rs[0]).file_version == "brain.Event:2");
   const decoded_event first = decode(rs[1]);
@@ -358,7 +348,7 @@ TEST_CASE("two sinks in one directory write two files") {
   tensorboard_sink a(dir), b(dir, {.filename_suffix = ".rank1"});
   CHECK(a.path() != b.path());
   CHECK(b.path().string().ends_with(".rank1"));
-  CHECK(records(read_all(a.path())).size() == 1);
+  CHECK(records(read_file(a.path())).size() == 1);
 }
 
 TEST_CASE("bad log directories are refused with the argument named") {
@@ -379,40 +369,26 @@ TEST_CASE("a write that fails leaves no torn record and no count of it") {
   // touch the test process.
   const fs::path dir = fresh_dir("fsize");
   fs::create_directories(dir);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    std::signal(SIGXFSZ, SIG_IGN);
-    rlimit lim{.rlim_cur = 4'000, .rlim_max = RLIM_INFINITY};
-    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
-    int code = 11;
-    try {
-      tensorboard_sink s(dir);
-      layer_gradients_event big;
-      for (int i = 0; i < 40; ++i) big.report.layers.push_back({.name = "layer" + std::to_string(i), .norm = 1.0});
-      int failures = 0;
-      for (int i = 0; i < 10; ++i) {
-        try {
-          const auto u = static_cast<std::uint64_t>(i);
-          if (i % 2) s.write(event(u, 0, big));
-          else s.write(event(u, 0, an_anomaly(anomaly_kind::kl_spike)));
-        } catch (const std::system_error&) {
-          ++failures;
-        }
+  const int code = simic::test::exit_code_with_file_size_limit(4'000, [&] {
+    tensorboard_sink s(dir);
+    layer_gradients_event big;
+    for (int i = 0; i < 40; ++i) big.report.layers.push_back({.name = "layer" + std::to_string(i), .norm = 1.0});
+    int failures = 0;
+    for (int i = 0; i < 10; ++i) {
+      try {
+        const auto u = static_cast<std::uint64_t>(i);
+        if (i % 2) s.write(event(u, 0, big));
+        else s.write(event(u, 0, an_anomaly(anomaly_kind::kl_spike)));
+      } catch (const std::system_error&) {
+        ++failures;
       }
-      code = failures > 0 && s.events_written() == 10u - static_cast<unsigned>(failures) ? 0 : 12;
-    } catch (...) {
-      code = 13;
     }
-    ::_exit(code);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    return failures > 0 && s.events_written() == 10u - static_cast<unsigned>(failures) ? 0 : 12;
+  });
+  CHECK(code == 0);
   fs::path file;
   for (const auto& e : fs::directory_iterator(dir)) file = e.path();
-  const std::string text = read_all(file);
+  const std::string text = read_file(file);
   CHECK(text.size() <= 4'000);
   const auto rs = records(text);  // every record whole, every CRC right
   // The anomaly counts go up by one per record written: a failed write did not count.

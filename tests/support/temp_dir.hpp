@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -28,6 +30,14 @@ inline std::filesystem::path fresh_dir(const std::string& what, const std::strin
   const std::filesystem::path d = test_root(what) / name;
   std::filesystem::remove_all(d);
   return d;
+}
+
+// A file's bytes ("" if it cannot be read).
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace simic::test
