@@ -464,7 +464,7 @@ inline nlohmann::json page_data(const run& r, const options& o) {
   charts.push_back({{"id", "gradient"}, {"title", "Gradient norm (total, per optimizer step)"}, {"log", "auto"},
                     {"series", json::array({s("total_norm", "#2ca02c", r.grad_norm)})}, {"hlines", json::array()}});
   charts.push_back({{"id", "health"}, {"title", "Gradient health (0 = every parameter vanishing or exploding, 1 = none)"},
-                    {"log", false}, {"range", json::array({0, 1.05})},
+                    {"log", false}, {"range", json::array({0, 1.05})}, {"height", 90},
                     {"series", json::array({s("health", "#17becf", r.grad_health)})}, {"hlines", json::array()}});
   charts.push_back({{"id", "kl"}, {"title", "Approximate KL (per optimizer step)"}, {"log", "auto"},
                     {"series", json::array({s("approx_kl", "#9467bd", r.kl)})},
@@ -617,7 +617,7 @@ inline constexpr std::string_view page_css = R"CSS(
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:16px 24px;color:#222;background:#fff}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}h3{font-size:14px;margin:12px 0 4px}
 table{border-collapse:collapse;margin:4px 0}th,td{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
-table.summary th{background:#f6f6f6;white-space:nowrap}
+table.summary th{background:#f6f6f6;white-space:nowrap}.top>div:first-child{max-width:600px}
 .chart{margin:6px 0 2px}.chart h2{margin:10px 0 0}.series-key{font-size:12px;color:#444;margin-left:8px}
 .series-key span{margin-right:12px}.legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;margin:6px 0;
 padding:6px 8px;border:1px solid #e4e4e4;background:#fafafa}.legend div{display:flex;align-items:center;gap:4px}
@@ -632,7 +632,7 @@ inline constexpr std::string_view page_js = R"JS(
   var t0 = performance.now();
   var D = JSON.parse(document.getElementById('simic-data').textContent);
   var SVG = 'http://www.w3.org/2000/svg';
-  var W = 1180, PL = 64, PR = 150, PH = 170, PB = 26, ROW = 13;
+  var W = 1180, PL = 64, PR = 150, PH0 = 170, PB = 26, ROW = 13;
   var SHAPES = ['circle', 'square', 'triangle', 'diamond', 'down', 'plus', 'star'];
   var COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
   function el(name, attrs, parent) {
@@ -687,7 +687,7 @@ inline constexpr std::string_view page_js = R"JS(
   var root = document.getElementById('charts');
 
   D.charts.forEach(function (c) {
-    var list = byChart[c.id] || [], slot = {}, rows = 0;
+    var PH = c.height || PH0, list = byChart[c.id] || [], slot = {}, rows = 0;
     list.forEach(function (a) { a._row = slot[a.update] = (slot[a.update] || 0) + 1; rows = Math.max(rows, a._row); });
     var lane = Math.max(1, Math.min(rows, 8)) * ROW + 6, top = lane + 4, H = top + PH + PB;
     var box = document.createElement('div'); box.className = 'chart'; root.appendChild(box);
@@ -801,8 +801,10 @@ inline constexpr std::string_view page_js = R"JS(
   var s4 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#7b1fa2', 'stroke-dasharray': '2,2'}, s4); item(s4, 'skipped step');
   var s5 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#b71c1c', 'stroke-width': 3}, s5); item(s5, 'stop');
   var s6 = swatchSvg(10, 14); el('path', {d: 'M5,13l-4,-7h8z', fill: '#b71c1c'}, s6); item(s6, 'non-finite value');
+  // The summary's kind table gets each kind's marker.
   document.querySelectorAll('.swatch[data-kind]').forEach(function (sw) {
-    var k = kinds[sw.getAttribute('data-kind')]; if (k) sw.style.background = k.color;
+    var k = sw.getAttribute('data-kind'); if (!(k in kinds)) return;
+    var s = swatchSvg(12, 12); marker(s, k, 'critical', 6, 6, 4); sw.appendChild(s);
   });
 
   var ms = performance.now() - t0;
