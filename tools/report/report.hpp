@@ -739,7 +739,7 @@ inline constexpr std::string_view page_js = R"JS(
     // Axes: y ticks (decades on a log axis), x ticks in updates.
     var ticks = [];
     if (log) { for (var d = Math.ceil(ylo); d <= Math.floor(yhi); d++) ticks.push(Math.pow(10, d)); }
-    else { var st = niceStep(yhi - ylo, 5); for (var t = Math.ceil(ylo / st) * st; t <= yhi + 1e-12; t += st) ticks.push(t); }
+    else { var st = niceStep(yhi - ylo, Math.max(2, Math.round(PH / 34))); for (var t = Math.ceil(ylo / st) * st; t <= yhi + 1e-12; t += st) ticks.push(t); }
     ticks.forEach(function (t) {
       el('line', {x1: PL, x2: W - PR, y1: Y(t), y2: Y(t), stroke: '#eee'}, svg);
       el('text', {x: PL - 5, y: Y(t) + 4, 'text-anchor': 'end'}, svg).textContent = fmt(t);
