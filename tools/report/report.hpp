@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <istream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
