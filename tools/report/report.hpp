@@ -1,0 +1,861 @@
+// simic-report's logic: reads a run's events.jsonl (docs/events.md) and
+// writes one self-contained HTML page (docs/report.md). Kept apart from
+// main.cpp so that tests/tools can drive it without a process. Needs
+// nlohmann-json only; no LibTorch.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <istream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "simic/core/thresholds.hpp"
+
+namespace simic::report {
+
+// Every failure the command line reports as one line and exit status 2.
+struct error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One drawn point. y is NaN/inf where the event wrote "nan"/"inf"/"-inf":
+// kept, because a non-finite signal is what a reader of the report looks for.
+struct point {
+  double x = 0.0;
+  double y = 0.0;
+};
+
+struct series {
+  std::vector<point> points;
+  std::size_t nonfinite = 0;
+};
+
+struct anomaly_mark {
+  std::uint64_t update = 0;
+  std::string kind, severity, detail, level_after, chart;
+  std::optional<double> value, threshold;
+};
+
+// An escalation period, in updates; open: no escalation_end before the file ended.
+struct period {
+  std::uint64_t from = 0, to = 0;
+  bool open = false;
+  std::string levels, reason;
+};
+
+// A skipped optimizer step or the stop, at the step's x.
+struct step_mark {
+  std::uint64_t update = 0;
+  double x = 0.0;
+  std::string reason;
+};
+
+struct hub_stats {
+  bool present = false;  // false: the file has no hub_stats line (the hub never closed it)
+  std::map<std::string, std::uint64_t> counts;  // emitted, delivered, written, dropped, failed, undelivered
+};
+
+// The events of the documented schema (docs/events.md); any other name is
+// counted as unknown and otherwise ignored.
+inline constexpr std::string_view known_events[] = {
+    "update",         "gradient_health",         "lstm_health",      "anomaly",         "anomaly_clear",
+    "escalation_start", "escalation_end",        "response",         "layer_gradients", "nan_inf_scan",
+    "ratio_diagnostic", "memory",                "performance_degradation", "epoch_summary", "profiler_trace",
+    "phase_timings",  "hub_stats"};
+
+struct run {
+  std::string source;  // the file name, for the page and messages
+  std::size_t lines = 0;
+  std::map<std::string, std::size_t> events;   // documented names -> lines
+  std::map<std::string, std::size_t> unknown;  // other names -> lines
+  bool partial_last_line = false;              // a last line without newline that is not JSON: ignored
+  std::string run_id;
+  std::set<std::uint64_t> updates;  // distinct update numbers of every line
+  std::optional<double> first_time, last_time;
+
+  // Per optimizer step (x = update - 1 + (k + 1) / n for the k-th of n steps).
+  series loss, kl, ratio_max, ratio_min, entropy, explained_variance, grad_norm, grad_health;
+  // Per update (x = update).
+  series performance, h_norm, c_norm, h_max_abs, c_max_abs;
+
+  std::vector<anomaly_mark> anomalies;
+  std::vector<period> escalations;
+  std::vector<step_mark> skips;
+  std::optional<step_mark> stop;
+  std::size_t skip_responses = 0;  // response lines with action skip_step
+  std::size_t skip_flags = 0;      // update lines with extra.skipped_step != 0
+  hub_stats hub;
+
+  // Drawn as bounds: the anomalies' thresholds where the file has them,
+  // else the defaults (simic/core/thresholds.hpp).
+  double ratio_upper = defaults::ratio_explosion, ratio_lower = defaults::ratio_collapse;
+  double kl_spike = defaults::kl_spike, kl_extreme = defaults::kl_extreme;
+
+  std::uint64_t first_update() const { return updates.empty() ? 0 : *updates.begin(); }
+  std::uint64_t last_update() const { return updates.empty() ? 0 : *updates.rbegin(); }
+};
+
+// The chart an anomaly kind is marked on: the chart of the signal it judges,
+// the performance chart for the rest (user kinds included).
+inline std::string chart_for(std::string_view kind) {
+  auto starts = [&](std::string_view p) { return kind.substr(0, p.size()) == p; };
+  if (starts("kl_")) return "kl";
+  if (starts("ratio_")) return "ratio";
+  if (kind == "gradient_health_drift") return "health";
+  if (starts("gradient_") || kind == "numerical_instability") return "gradient";
+  if (starts("lstm_")) return "lstm";
+  if (starts("entropy_") || kind == "value_collapse") return "policy";
+  return "performance";
+}
+
+namespace detail {
+
+// A number field: a JSON number, or one of the strings the JSONL sink writes
+// for non-finite values. Absent -> nullopt; anything else is an error.
+inline std::optional<double> number(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (it->is_number()) return it->get<double>();
+  if (it->is_string()) {
+    const auto& s = it->get_ref<const std::string&>();
+    if (s == "nan") return std::nan("");
+    if (s == "inf") return HUGE_VAL;
+    if (s == "-inf") return -HUGE_VAL;
+  }
+  throw error(where + ": field '" + key + "' is " + it->dump() + "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+}
+
+inline std::string text(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+// Series whose x is placed once the number of steps of each update is known.
+struct stepped {
+  struct raw {
+    std::uint64_t update;
+    std::size_t index;  // k-th line of its kind in its update
+    double y;
+  };
+  std::vector<raw> items;
+  std::map<std::uint64_t, std::size_t> per_update;
+
+  std::size_t add(std::uint64_t u, std::optional<double> y) {
+    const std::size_t k = per_update[u]++;
+    if (y) items.push_back({u, k, *y});
+    return k;
+  }
+  double x_of(std::uint64_t u, std::size_t k) const {
+    const auto it = per_update.find(u);
+    const double n = it == per_update.end() ? 1.0 : static_cast<double>(it->second);
+    return static_cast<double>(u) - 1.0 + (static_cast<double>(k) + 1.0) / n;
+  }
+  void place_into(series& s) const {
+    for (const raw& r : items) {
+      s.points.push_back({x_of(r.update, r.index), r.y});
+      if (!std::isfinite(r.y)) ++s.nonfinite;
+    }
+  }
+};
+
+inline void add_point(series& s, double x, std::optional<double> y) {
+  if (!y) return;
+  s.points.push_back({x, *y});
+  if (!std::isfinite(*y)) ++s.nonfinite;
+}
+
+}  // namespace detail
+
+// Reads events from `in`; `name` names the source in errors
+// ("NAME:LINE: ..."). Throws report::error on a line that is not a JSON
+// object with a string "event" and an unsigned "update", on a drawn field of
+// the wrong type, and when there is no event at all.
+inline run parse(std::istream& in, const std::string& name) {
+  run r;
+  r.source = name;
+  detail::stepped loss, kl, rmax, rmin, ent, ev, steps, gnorm, ghealth;
+  std::map<std::pair<std::uint64_t, std::size_t>, step_mark> skips;  // keyed by (update, step)
+  std::optional<std::pair<std::uint64_t, std::size_t>> stop_key;
+  std::optional<period> open;
+  std::string reason_stop;
+  bool bounds_seen[4] = {false, false, false, false};
+
+  std::string line;
+  std::size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const bool has_newline = !in.eof();
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank: no event, nothing to draw
+    const std::string where = name + ":" + std::to_string(lineno);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      // A killed writer leaves a partial last line without its newline
+      // (docs/events.md): the events before it are still a report.
+      if (!has_newline) {
+        r.partial_last_line = true;
+        break;
+      }
+      throw error(where + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+    }
+    if (!j.is_object()) throw error(where + ": not a JSON object; valid: one event object per line");
+    const auto ev_it = j.find("event");
+    if (ev_it == j.end() || !ev_it->is_string()) throw error(where + ": no string field 'event'");
+    const auto up_it = j.find("update");
+    if (up_it == j.end() || !up_it->is_number_unsigned())
+      throw error(where + ": field 'update' is missing or not an unsigned integer");
+    const std::string ev_name = ev_it->get<std::string>();
+    const std::uint64_t u = up_it->get<std::uint64_t>();
+    ++r.lines;
+
+    const bool known = std::find(std::begin(known_events), std::end(known_events), ev_name) != std::end(known_events);
+    if (!known) {
+      ++r.unknown[ev_name];
+      continue;
+    }
+    ++r.events[ev_name];
+    r.updates.insert(u);
+    if (const auto t = detail::number(j, "time", where); t && std::isfinite(*t)) {
+      r.first_time = r.first_time ? std::min(*r.first_time, *t) : *t;
+      r.last_time = r.last_time ? std::max(*r.last_time, *t) : *t;
+    }
+    if (r.run_id.empty()) r.run_id = detail::text(j, "run_id");
+    const double xu = static_cast<double>(u);
+
+    if (ev_name == "update") {
+      loss.add(u, detail::number(j, "loss", where));
+      kl.add(u, detail::number(j, "approx_kl", where));
+      rmax.add(u, detail::number(j, "ratio_max", where));
+      rmin.add(u, detail::number(j, "ratio_min", where));
+      ent.add(u, detail::number(j, "entropy", where));
+      ev.add(u, detail::number(j, "explained_variance", where));
+      const std::size_t k = steps.add(u, 0.0);
+      if (const auto ex = j.find("extra"); ex != j.end() && ex->is_object()) {
+        const auto skipped = detail::number(*ex, "skipped_step", where + " (extra)");
+        if (skipped && *skipped != 0.0) {
+          ++r.skip_flags;
+          skips.try_emplace({u, k}, step_mark{u, 0.0, "skipped_step"});
+        }
+        const auto stopped = detail::number(*ex, "stopped", where + " (extra)");
+        if (stopped && *stopped != 0.0 && !stop_key) stop_key = {u, k};
+      }
+    } else if (ev_name == "gradient_health") {
+      gnorm.add(u, detail::number(j, "total_norm", where));
+      ghealth.add(u, detail::number(j, "health", where));
+    } else if (ev_name == "lstm_health") {
+      detail::add_point(r.h_norm, xu, detail::number(j, "h_norm", where));
+      detail::add_point(r.c_norm, xu, detail::number(j, "c_norm", where));
+      detail::add_point(r.h_max_abs, xu, detail::number(j, "h_max_abs", where));
+      detail::add_point(r.c_max_abs, xu, detail::number(j, "c_max_abs", where));
+    } else if (ev_name == "epoch_summary") {
+      detail::add_point(r.performance, xu, detail::number(j, "performance", where));
+    } else if (ev_name == "anomaly") {
+      anomaly_mark a;
+      a.update = u;
+      a.kind = detail::text(j, "anomaly");
+      if (a.kind.empty()) throw error(where + ": anomaly without its kind (field 'anomaly')");
+      a.severity = detail::text(j, "severity");
+      a.detail = detail::text(j, "detail");
+      a.level_after = detail::text(j, "level_after");
+      a.value = detail::number(j, "value", where);
+      a.threshold = detail::number(j, "threshold", where);
+      a.chart = chart_for(a.kind);
+      // The first threshold of each bound kind is the one drawn.
+      auto take = [&](const char* kind, double& bound, bool& seen) {
+        if (a.kind == kind && a.threshold && std::isfinite(*a.threshold) && !seen) bound = *a.threshold, seen = true;
+      };
+      take("ratio_explosion", r.ratio_upper, bounds_seen[0]);
+      take("ratio_collapse", r.ratio_lower, bounds_seen[1]);
+      take("kl_spike", r.kl_spike, bounds_seen[2]);
+      take("kl_extreme", r.kl_extreme, bounds_seen[3]);
+      r.anomalies.push_back(std::move(a));
+    } else if (ev_name == "escalation_start") {
+      if (!open) open = period{u, u, true, detail::text(j, "from") + " -> " + detail::text(j, "to"), detail::text(j, "reason")};
+    } else if (ev_name == "escalation_end") {
+      period p = open ? *open : period{r.first_update(), u, true, {}, {}};
+      p.to = u;
+      p.open = false;
+      if (!open) p.levels = detail::text(j, "from") + " -> " + detail::text(j, "to");
+      r.escalations.push_back(std::move(p));
+      open.reset();
+    } else if (ev_name == "response") {
+      // The session writes a step's response right after its update line,
+      // so the response belongs to the last step seen in this update.
+      std::string act = detail::text(j, "action");
+      if (act.empty()) act = detail::text(j, "act");
+      const auto it = steps.per_update.find(u);
+      const std::size_t k = it == steps.per_update.end() || it->second == 0 ? 0 : it->second - 1;
+      const std::string reason = detail::text(j, "reason");
+      if (act == "skip_step") {
+        ++r.skip_responses;
+        skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+      } else if (act == "stop") {
+        stop_key = {u, k};
+        reason_stop = reason;
+        skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+      }
+    } else if (ev_name == "hub_stats") {
+      r.hub.present = true;
+      for (const char* key : {"emitted", "delivered", "written", "dropped", "failed", "undelivered"})
+        if (const auto it = j.find(key); it != j.end() && it->is_number_unsigned())
+          r.hub.counts[key] = it->get<std::uint64_t>();
+    }
+  }
+  if (lineno == 0) throw error(name + ": empty file; valid: one JSON event per line (docs/events.md)");
+  if (r.lines == 0) throw error(name + ": no event in " + std::to_string(lineno) + " lines");
+  if (open) {
+    open->to = r.last_update();
+    r.escalations.push_back(*open);
+  }
+  loss.place_into(r.loss);
+  kl.place_into(r.kl);
+  rmax.place_into(r.ratio_max);
+  rmin.place_into(r.ratio_min);
+  ent.place_into(r.entropy);
+  ev.place_into(r.explained_variance);
+  gnorm.place_into(r.grad_norm);
+  ghealth.place_into(r.grad_health);
+  for (auto& [key, m] : skips) {
+    m.x = steps.x_of(key.first, key.second);
+    if (stop_key && *stop_key == key) continue;  // the stopping step is drawn as the stop
+    r.skips.push_back(m);
+  }
+  if (stop_key) r.stop = step_mark{stop_key->first, steps.x_of(stop_key->first, stop_key->second),
+                                   reason_stop.empty() ? "update line flagged stopped" : reason_stop};
+  return r;
+}
+
+inline run read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error(path + ": cannot open for reading");
+  return parse(in, path);
+}
+
+// Min-max decimation: at most max_points finite points (>= 4), in x order,
+// keeping the smallest and largest y of each of max_points / 2 runs of
+// consecutive points, so that a spike of one step survives. Non-finite
+// points are all kept (beyond max_points): each is a finding.
+inline std::vector<point> downsample(const std::vector<point>& in, std::size_t max_points) {
+  if (max_points < 4) throw std::invalid_argument("simic::report::downsample: max_points = " +
+                                                  std::to_string(max_points) + "; valid: 4 or more");
+  std::vector<point> finite, out;
+  for (const point& p : in) (std::isfinite(p.y) ? finite : out).push_back(p);
+  if (finite.size() <= max_points) {
+    out.insert(out.end(), finite.begin(), finite.end());
+  } else {
+    const std::size_t buckets = max_points / 2, n = finite.size();
+    for (std::size_t b = 0; b < buckets; ++b) {
+      const std::size_t lo = b * n / buckets, hi = (b + 1) * n / buckets;
+      std::size_t imin = lo, imax = lo;
+      for (std::size_t i = lo; i < hi; ++i) {
+        if (finite[i].y < finite[imin].y) imin = i;
+        if (finite[i].y > finite[imax].y) imax = i;
+      }
+      out.push_back(finite[std::min(imin, imax)]);
+      if (imin != imax) out.push_back(finite[std::max(imin, imax)]);
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const point& a, const point& b) { return a.x < b.x; });
+  return out;
+}
+
+// For a <script type="application/json"> block: JSON text in which "<", ">"
+// and "&" (only ever inside strings there) become \u escapes, so no
+// "</script" or "<!--" can end the block, and U+2028/U+2029 too, which old
+// JavaScript parsers take for line ends.
+inline std::string escape_script_json(std::string_view json) {
+  std::string out;
+  out.reserve(json.size() + json.size() / 16);
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '<') out += "\\u003c";
+    else if (c == '>') out += "\\u003e";
+    else if (c == '&') out += "\\u0026";
+    else if (c == '\xE2' && i + 2 < json.size() && json[i + 1] == '\x80' && (json[i + 2] == '\xA8' || json[i + 2] == '\xA9')) {
+      out += json[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else out += c;
+  }
+  return out;
+}
+
+// For HTML text and attribute values.
+inline std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+namespace detail {
+
+// 6 significant digits: the page draws at most a few thousand pixels, and
+// printing the full 17 digits would triple its size.
+inline double round6(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return std::strtod(buf, nullptr);
+}
+
+inline nlohmann::json y_json(double y) {
+  if (std::isnan(y)) return "nan";
+  if (std::isinf(y)) return y > 0 ? "inf" : "-inf";
+  return round6(y);
+}
+
+inline nlohmann::json points_json(const series& s, std::size_t max_points) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const point& p : downsample(s.points, max_points))
+    a.push_back(nlohmann::json::array({std::round(p.x * 1e4) / 1e4, y_json(p.y)}));
+  return a;
+}
+
+inline nlohmann::json opt_json(const std::optional<double>& v) { return v ? y_json(*v) : nlohmann::json(nullptr); }
+
+}  // namespace detail
+
+struct options {
+  std::string title;            // empty: "simic run report: <run_id or file>"
+  std::size_t max_points = 2000;  // per series, after decimation (>= 4)
+};
+
+// The data the page's script draws: only the fields drawn, decimated.
+inline nlohmann::json page_data(const run& r, const options& o) {
+  using nlohmann::json;
+  auto s = [&](const char* name, const char* color, const series& se) {
+    return json{{"name", name}, {"color", color}, {"points", detail::points_json(se, o.max_points)}};
+  };
+  auto hline = [](double y, const std::string& label, const char* color) {
+    return json{{"y", detail::round6(y)}, {"label", label}, {"color", color}};
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  json charts = json::array();
+  charts.push_back({{"id", "performance"}, {"title", "Performance (mean return per update, epoch_summary)"}, {"log", false},
+                    {"series", json::array({s("performance", "#1f77b4", r.performance)})}, {"hlines", json::array()}});
+  charts.push_back({{"id", "gradient"}, {"title", "Gradient norm (total, per optimizer step)"}, {"log", "auto"},
+                    {"series", json::array({s("total_norm", "#2ca02c", r.grad_norm)})}, {"hlines", json::array()}});
+  charts.push_back({{"id", "health"}, {"title", "Gradient health (0 = every parameter vanishing or exploding, 1 = none)"},
+                    {"log", false}, {"range", json::array({0, 1.05})}, {"height", 90},
+                    {"series", json::array({s("health", "#17becf", r.grad_health)})}, {"hlines", json::array()}});
+  charts.push_back({{"id", "kl"}, {"title", "Approximate KL (per optimizer step)"}, {"log", "auto"},
+                    {"series", json::array({s("approx_kl", "#9467bd", r.kl)})},
+                    {"hlines", json::array({hline(r.kl_spike, "kl_spike " + num(r.kl_spike), "#e6a100"),
+                                            hline(r.kl_extreme, "kl_extreme " + num(r.kl_extreme), "#d62728")})}});
+  charts.push_back({{"id", "ratio"}, {"title", "Policy ratio max / min (per optimizer step)"}, {"log", true},
+                    {"series", json::array({s("ratio_max", "#d62728", r.ratio_max), s("ratio_min", "#1f77b4", r.ratio_min)})},
+                    {"hlines", json::array({hline(r.ratio_upper, "ratio_explosion " + num(r.ratio_upper), "#d62728"),
+                                            hline(r.ratio_lower, "ratio_collapse " + num(r.ratio_lower), "#1f77b4")})}});
+  charts.push_back({{"id", "policy"}, {"title", "Entropy (normalised) and explained variance (per optimizer step)"},
+                    {"log", false},
+                    {"series", json::array({s("entropy", "#8c564b", r.entropy),
+                                            s("explained_variance", "#7f7f7f", r.explained_variance)})},
+                    {"hlines", json::array()}});
+  charts.push_back({{"id", "lstm"}, {"title", "LSTM state (per update)"}, {"log", "auto"},
+                    {"series", json::array({s("h_norm", "#1f77b4", r.h_norm), s("c_norm", "#ff7f0e", r.c_norm),
+                                            s("h_max_abs", "#2ca02c", r.h_max_abs), s("c_max_abs", "#d62728", r.c_max_abs)})},
+                    {"hlines", json::array()}});
+
+  json anomalies = json::array();
+  for (const anomaly_mark& a : r.anomalies)
+    anomalies.push_back({{"update", a.update}, {"kind", a.kind}, {"severity", a.severity}, {"chart", a.chart},
+                         {"detail", a.detail}, {"value", detail::opt_json(a.value)},
+                         {"threshold", detail::opt_json(a.threshold)}, {"level_after", a.level_after}});
+  json escalations = json::array();
+  for (const period& p : r.escalations)
+    escalations.push_back({{"from", p.from}, {"to", p.to}, {"open", p.open}, {"levels", p.levels}, {"reason", p.reason}});
+  json skips = json::array();
+  for (const step_mark& m : r.skips)
+    skips.push_back({{"update", m.update}, {"x", std::round(m.x * 1e4) / 1e4}, {"reason", m.reason}});
+  json stop = nullptr;
+  if (r.stop) stop = {{"update", r.stop->update}, {"x", std::round(r.stop->x * 1e4) / 1e4}, {"reason", r.stop->reason}};
+  const double lo = r.first_update() > 0 ? static_cast<double>(r.first_update()) - 1.0 : 0.0;
+  return {{"x_range", json::array({lo, std::max(lo + 1.0, static_cast<double>(r.last_update()))})},
+          {"charts", charts},
+          {"anomalies", anomalies},
+          {"escalations", escalations},
+          {"skips", skips},
+          {"stop", stop}};
+}
+
+namespace detail {
+
+inline std::string row(std::string_view k, std::string_view v) {
+  return "<tr><th>" + html_escape(k) + "</th><td>" + html_escape(v) + "</td></tr>\n";
+}
+
+// The summary: written here rather than by the script, so that it reads
+// even where scripts are off.
+inline std::string summary_html(const run& r) {
+  std::string h = "<table class=\"summary\">\n";
+  h += row("run_id", r.run_id.empty() ? "(not set)" : r.run_id);
+  h += row("file", r.source);
+  std::string upd = std::to_string(r.updates.size());
+  if (!r.updates.empty())
+    upd += " (updates " + std::to_string(r.first_update()) + " to " + std::to_string(r.last_update()) + ")";
+  h += row("updates", upd);
+  if (r.first_time && r.last_time) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.1f s", *r.last_time - *r.first_time);
+    h += row("wall time (first to last event)", buf);
+  }
+  std::size_t events = 0;
+  for (const auto& [n, c] : r.events) events += c;
+  h += row("event lines", std::to_string(events) + " (+ " + std::to_string(r.lines - events) + " of unknown events)");
+  h += row("anomalies", std::to_string(r.anomalies.size()));
+  h += row("skipped optimizer steps",
+           std::to_string(r.skips.size()) + " (response skip_step lines: " + std::to_string(r.skip_responses) +
+               ", update lines flagged skipped_step: " + std::to_string(r.skip_flags) + ")");
+  h += row("stop", r.stop ? "at update " + std::to_string(r.stop->update) + ": " + r.stop->reason : "none");
+  std::string esc = std::to_string(r.escalations.size());
+  for (const period& p : r.escalations)
+    esc += "; updates " + std::to_string(p.from) + " to " + std::to_string(p.to) + (p.open ? " (still open)" : "") +
+           (p.levels.empty() ? "" : " " + p.levels) + (p.reason.empty() ? "" : " (" + p.reason + ")");
+  h += row("escalations", esc);
+  if (r.hub.present) {
+    std::string hub;
+    for (const char* key : {"emitted", "delivered", "written", "dropped", "failed", "undelivered"}) {
+      const auto it = r.hub.counts.find(key);
+      hub += (hub.empty() ? "" : ", ") + std::string(key) + " " + (it == r.hub.counts.end() ? "-" : std::to_string(it->second));
+    }
+    h += row("hub", hub);
+  } else {
+    h += row("hub", "no hub_stats line: the hub did not close this file (the process died, or a sink hung)");
+  }
+  if (r.partial_last_line) h += row("last line", "partial (no newline, not JSON): ignored");
+  h += "</table>\n";
+  return h;
+}
+
+// Anomalies by kind and severity.
+inline std::string kinds_html(const run& r) {
+  std::string h;
+  std::map<std::string, std::map<std::string, std::size_t>> by_kind;
+  std::set<std::string> severities{"warning", "critical"};
+  for (const anomaly_mark& a : r.anomalies) {
+    ++by_kind[a.kind][a.severity];
+    severities.insert(a.severity);
+  }
+  h += "<h2>Anomalies by kind and severity</h2>\n<table class=\"kinds\"><tr><th>kind</th><th>chart</th>";
+  for (const auto& s : severities) h += "<th>" + html_escape(s.empty() ? "(none)" : s) + "</th>";
+  h += "<th>total</th></tr>\n";
+  for (const auto& [kind, counts] : by_kind) {
+    std::size_t total = 0;
+    h += "<tr><td><span class=\"swatch\" data-kind=\"" + html_escape(kind) + "\"></span>" + html_escape(kind) +
+         "</td><td>" + html_escape(chart_for(kind)) + "</td>";
+    for (const auto& s : severities) {
+      const auto it = counts.find(s);
+      const std::size_t c = it == counts.end() ? 0 : it->second;
+      total += c;
+      h += "<td>" + std::to_string(c) + "</td>";
+    }
+    h += "<td>" + std::to_string(total) + "</td></tr>\n";
+  }
+  if (by_kind.empty()) h += "<tr><td colspan=\"9\">none</td></tr>\n";
+  h += "</table>\n";
+  return h;
+}
+
+// Event lines by name, the skipped steps and the stop.
+inline std::string details_html(const run& r) {
+  std::string h;
+
+  h += "<h3>Event lines by name</h3>\n<table class=\"events\">";
+  for (const auto& [n, c] : r.events) h += "<tr><td>" + html_escape(n) + "</td><td>" + std::to_string(c) + "</td></tr>";
+  for (const auto& [n, c] : r.unknown)
+    h += "<tr><td>" + html_escape(n) + " (unknown, ignored)</td><td>" + std::to_string(c) + "</td></tr>";
+  h += "</table>\n";
+  if (!r.skips.empty() || r.stop) {
+    h += "<h3>Skipped steps and stop</h3>\n<table class=\"skips\">";
+    std::size_t shown = 0;
+    for (const step_mark& m : r.skips) {
+      if (++shown > 50) {
+        h += "<tr><td colspan=\"2\">... " + std::to_string(r.skips.size() - 50) + " more</td></tr>";
+        break;
+      }
+      h += "<tr><td>update " + std::to_string(m.update) + " skip</td><td>" + html_escape(m.reason) + "</td></tr>";
+    }
+    if (r.stop)
+      h += "<tr><td>update " + std::to_string(r.stop->update) + " stop</td><td>" + html_escape(r.stop->reason) + "</td></tr>";
+    h += "</table>\n";
+  }
+  return h;
+}
+
+}  // namespace detail
+
+// The page's own style and drawing script (no network fetch anywhere).
+inline constexpr std::string_view page_css = R"CSS(
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:16px 24px;color:#222;background:#fff}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}h3{font-size:14px;margin:12px 0 4px}
+table{border-collapse:collapse;margin:4px 0}th,td{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
+table.summary th{background:#f6f6f6;white-space:nowrap}.top>div:first-child{max-width:600px}
+.chart{margin:6px 0 2px}.chart h2{margin:10px 0 0}.series-key{font-size:12px;color:#444;margin-left:8px}
+.series-key span{margin-right:12px}.legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;margin:6px 0;
+padding:6px 8px;border:1px solid #e4e4e4;background:#fafafa}.legend div{display:flex;align-items:center;gap:4px}
+svg text{font:11px system-ui,sans-serif;fill:#444}.note{color:#666;font-size:12px}
+.top{display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start}
+.swatch{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
+)CSS";
+
+inline constexpr std::string_view page_js = R"JS(
+(function () {
+  'use strict';
+  var t0 = performance.now();
+  var D = JSON.parse(document.getElementById('simic-data').textContent);
+  var SVG = 'http://www.w3.org/2000/svg';
+  var W = 1180, PL = 64, PR = 150, PH0 = 170, PB = 26, ROW = 13;
+  var SHAPES = ['circle', 'square', 'triangle', 'diamond', 'down', 'plus', 'star'];
+  var COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(SVG, name);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function title(e, s) { el('title', {}, e).textContent = s; return e; }
+  // Kinds in order of first appearance: each gets its own shape and colour.
+  var kinds = {}, nk = 0;
+  D.anomalies.forEach(function (a) {
+    if (!(a.kind in kinds)) { kinds[a.kind] = {shape: SHAPES[nk % SHAPES.length], color: COLORS[nk % COLORS.length]}; nk++; }
+  });
+  function shapePath(shape, r) {
+    var h = r * 0.95;
+    switch (shape) {
+      case 'square': return 'M' + -h + ',' + -h + 'h' + 2 * h + 'v' + 2 * h + 'h' + -2 * h + 'z';
+      case 'triangle': return 'M0,' + -r * 1.1 + 'L' + r + ',' + r * 0.8 + 'L' + -r + ',' + r * 0.8 + 'z';
+      case 'down': return 'M0,' + r * 1.1 + 'L' + r + ',' + -r * 0.8 + 'L' + -r + ',' + -r * 0.8 + 'z';
+      case 'diamond': return 'M0,' + -r * 1.25 + 'L' + r + ',0L0,' + r * 1.25 + 'L' + -r + ',0z';
+      case 'plus': var w = r * 0.4; return 'M' + -w + ',' + -r + 'h' + 2 * w + 'v' + (r - w) + 'h' + (r - w) + 'v' + 2 * w +
+        'h' + (w - r) + 'v' + (r - w) + 'h' + -2 * w + 'v' + (w - r) + 'h' + (w - r) + 'v' + -2 * w + 'h' + (r - w) + 'z';
+      case 'star': var p = ''; for (var i = 0; i < 10; i++) { var a = Math.PI / 5 * i - Math.PI / 2, q = i % 2 ? r * 0.5 : r * 1.2;
+        p += (i ? 'L' : 'M') + (q * Math.cos(a)).toFixed(2) + ',' + (q * Math.sin(a)).toFixed(2); } return p + 'z';
+      default: return 'M' + -r + ',0a' + r + ',' + r + ' 0 1,0 ' + 2 * r + ',0a' + r + ',' + r + ' 0 1,0 ' + -2 * r + ',0z';
+    }
+  }
+  function marker(parent, kind, severity, x, y, r, cls) {
+    var k = kinds[kind] || {shape: 'circle', color: '#444'};
+    var crit = severity === 'critical';
+    return el('path', {d: shapePath(k.shape, r), transform: 'translate(' + x + ',' + y + ')', 'class': cls || '',
+      fill: crit ? k.color : '#fff', stroke: k.color, 'stroke-width': crit ? 1 : 1.8}, parent);
+  }
+  function swatchSvg(w, h) { var s = el('svg', {width: w, height: h, viewBox: '0 0 ' + w + ' ' + h}); return s; }
+  function niceStep(span, n) {
+    var raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / mag;
+    return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+  }
+  function fmt(v) {
+    var a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(0);
+    return +v.toPrecision(4) + '';
+  }
+  var x0 = D.x_range[0], x1 = D.x_range[1];
+  function X(x) { return PL + (x - x0) / (x1 - x0) * (W - PL - PR); }
+
+  // Anomalies per chart, stacked in the chart's marker lane by update.
+  var byChart = {};
+  D.anomalies.forEach(function (a) { (byChart[a.chart] = byChart[a.chart] || []).push(a); });
+  var markers = 0;
+  var root = document.getElementById('charts');
+
+  D.charts.forEach(function (c) {
+    var PH = c.height || PH0, list = byChart[c.id] || [], slot = {}, rows = 0;
+    list.forEach(function (a) { a._row = slot[a.update] = (slot[a.update] || 0) + 1; rows = Math.max(rows, a._row); });
+    var lane = Math.max(1, Math.min(rows, 8)) * ROW + 6, top = lane + 4, H = top + PH + PB;
+    var box = document.createElement('div'); box.className = 'chart'; root.appendChild(box);
+    var h2 = document.createElement('h2'); h2.textContent = c.title; box.appendChild(h2);
+    var key = document.createElement('span'); key.className = 'series-key'; h2.appendChild(key);
+    var svg = el('svg', {width: '100%', viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMinYMin meet',
+      'data-chart': c.id, role: 'img'}, box);
+
+    // y range over finite values; log where asked, or "auto" for a wide positive spread.
+    var lo = Infinity, hi = -Infinity, minPos = Infinity, any = false;
+    c.series.forEach(function (s) {
+      var k = document.createElement('span'); k.style.color = s.color;
+      k.textContent = '\u25a0 ' + s.name + (s.points.length ? '' : ' (no data)'); key.appendChild(k);
+      s.points.forEach(function (p) {
+        if (typeof p[1] !== 'number') return;
+        any = true; lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); if (p[1] > 0) minPos = Math.min(minPos, p[1]);
+      });
+    });
+    c.hlines.forEach(function (l) { if (any) { lo = Math.min(lo, l.y); hi = Math.max(hi, l.y); if (l.y > 0) minPos = Math.min(minPos, l.y); } });
+    if (c.range) { lo = c.range[0]; hi = c.range[1]; any = true; }
+    if (!any) { lo = 0; hi = 1; }
+    var log = c.log === true ? minPos < Infinity : c.log === 'auto' ? (minPos < Infinity && hi / minPos > 100) : false;
+    var ylo, yhi;
+    if (log) { var floor = minPos; ylo = Math.log10(floor) - 0.1; yhi = Math.log10(Math.max(hi, floor)) + 0.1; }
+    else { var pad = (hi - lo) * 0.06 || Math.abs(hi) * 0.1 || 1; ylo = c.range ? lo : lo - pad; yhi = c.range ? hi : hi + pad; }
+    function Y(v) {
+      var t = log ? Math.log10(Math.max(v, Math.pow(10, ylo))) : v;
+      return top + PH - (t - ylo) / (yhi - ylo) * PH;
+    }
+    el('rect', {x: PL, y: top, width: W - PL - PR, height: PH, fill: '#fff', stroke: '#ccc'}, svg);
+
+    // Escalation periods, then skips and the stop, under the curves.
+    D.escalations.forEach(function (p) {
+      var a = X(p.from - 0.5), b = X(p.to + 0.5);
+      title(el('rect', {x: a, y: top, width: Math.max(2, b - a), height: PH, fill: '#ffb74d', 'fill-opacity': 0.22,
+        'class': 'escalation'}, svg), 'escalation ' + p.levels + ', updates ' + p.from + ' to ' + p.to +
+        (p.open ? ' (still open)' : '') + (p.reason ? ': ' + p.reason : ''));
+    });
+    D.skips.forEach(function (m) {
+      title(el('line', {x1: X(m.x), x2: X(m.x), y1: top, y2: top + PH, stroke: '#7b1fa2', 'stroke-dasharray': '2,2',
+        'class': 'skip-mark'}, svg), 'skipped step, update ' + m.update + ': ' + m.reason);
+    });
+    if (D.stop) {
+      title(el('line', {x1: X(D.stop.x), x2: X(D.stop.x), y1: top, y2: top + PH, stroke: '#b71c1c', 'stroke-width': 3,
+        'class': 'stop-mark'}, svg), 'stop, update ' + D.stop.update + ': ' + D.stop.reason);
+      el('text', {x: X(D.stop.x) + 4, y: top + 12, fill: '#b71c1c'}, svg).textContent = 'stop';
+    }
+
+    // Axes: y ticks (decades on a log axis), x ticks in updates.
+    var ticks = [];
+    if (log) { for (var d = Math.ceil(ylo); d <= Math.floor(yhi); d++) ticks.push(Math.pow(10, d)); }
+    else { var st = niceStep(yhi - ylo, Math.max(2, Math.round(PH / 34))); for (var t = Math.ceil(ylo / st) * st; t <= yhi + 1e-12; t += st) ticks.push(t); }
+    ticks.forEach(function (t) {
+      el('line', {x1: PL, x2: W - PR, y1: Y(t), y2: Y(t), stroke: '#eee'}, svg);
+      el('text', {x: PL - 5, y: Y(t) + 4, 'text-anchor': 'end'}, svg).textContent = fmt(t);
+    });
+    var xs = niceStep(x1 - x0, 12);
+    for (var xt = Math.ceil(x0 / xs) * xs; xt <= x1 + 1e-9; xt += xs) {
+      el('line', {x1: X(xt), x2: X(xt), y1: top + PH, y2: top + PH + 4, stroke: '#999'}, svg);
+      el('text', {x: X(xt), y: top + PH + 16, 'text-anchor': 'middle'}, svg).textContent = fmt(xt);
+    }
+    el('text', {x: W - PR + 22, y: top + PH + 16}, svg).textContent = 'update';
+    if (log) el('text', {x: 4, y: top + 10}, svg).textContent = 'log';
+
+    // Bounds.
+    c.hlines.forEach(function (l) {
+      el('line', {x1: PL, x2: W - PR, y1: Y(l.y), y2: Y(l.y), stroke: l.color, 'stroke-dasharray': '6,4', 'class': 'bound'}, svg);
+      el('text', {x: W - PR + 4, y: Y(l.y) + 4, fill: l.color}, svg).textContent = l.label;
+    });
+
+    // Curves: a non-finite value breaks the line and is marked at the bottom.
+    c.series.forEach(function (s) {
+      var d = '', pen = false;
+      s.points.forEach(function (p) {
+        if (typeof p[1] !== 'number') {
+          pen = false;
+          title(el('path', {d: 'M' + X(p[0]) + ',' + (top + PH - 2) + 'l-4,-7h8z', fill: '#b71c1c', 'class': 'nonfinite'}, svg),
+            s.name + ' = ' + p[1] + ' at update ' + p[0]);
+          return;
+        }
+        d += (pen ? 'L' : 'M') + X(p[0]).toFixed(1) + ',' + Y(p[1]).toFixed(1); pen = true;
+      });
+      if (d) el('path', {d: d, fill: 'none', stroke: s.color, 'stroke-width': 1.3, 'stroke-linejoin': 'round'}, svg);
+      if (s.points.length <= 120) s.points.forEach(function (p) {
+        if (typeof p[1] === 'number') el('circle', {cx: X(p[0]), cy: Y(p[1]), r: 1.8, fill: s.color}, svg);
+      });
+    });
+
+    // Anomaly markers: one per anomaly line, in the lane above the plot
+    // (rows past the eighth overlap the last), with a faint guide down.
+    el('text', {x: W - PR + 4, y: 12}, svg).textContent = list.length ? list.length + ' anomal' + (list.length > 1 ? 'ies' : 'y') : '';
+    list.forEach(function (a) {
+      var cx = X(a.update), cy = lane - (Math.min(a._row, 8) - 0.5) * ROW - 2;
+      el('line', {x1: cx, x2: cx, y1: lane, y2: top + PH, stroke: (kinds[a.kind] || {}).color, 'stroke-opacity': 0.25}, svg);
+      var m = marker(svg, a.kind, a.severity, cx, cy, 4.5, 'anomaly-marker');
+      m.setAttribute('data-kind', a.kind); m.setAttribute('data-severity', a.severity);
+      title(m, a.severity + ' ' + a.kind + ' at update ' + a.update + (a.value !== null ? ': value ' + a.value : '') +
+        (a.threshold !== null ? ', threshold ' + a.threshold : '') + (a.detail ? '\n' + a.detail : '') +
+        (a.level_after ? '\nlevel after: ' + a.level_after : ''));
+      markers++;
+    });
+  });
+
+  // Legend: kinds (shape and colour), severities, periods and marks.
+  var lg = document.getElementById('legend');
+  function item(svg, label) { var d = document.createElement('div'); d.appendChild(svg); d.appendChild(document.createTextNode(label)); lg.appendChild(d); }
+  Object.keys(kinds).forEach(function (k) { var s = swatchSvg(14, 14); marker(s, k, 'critical', 7, 7, 4.5); item(s, k); });
+  var s1 = swatchSvg(14, 14); marker(s1, '', 'critical', 7, 7, 4.5); item(s1, 'filled: critical');
+  var s2 = swatchSvg(14, 14); marker(s2, '', 'warning', 7, 7, 4.5); item(s2, 'hollow: warning (or other)');
+  var s3 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#ffb74d', 'fill-opacity': 0.4}, s3); item(s3, 'escalation period');
+  var s4 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#7b1fa2', 'stroke-dasharray': '2,2'}, s4); item(s4, 'skipped step');
+  var s5 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#b71c1c', 'stroke-width': 3}, s5); item(s5, 'stop');
+  var s6 = swatchSvg(10, 14); el('path', {d: 'M5,13l-4,-7h8z', fill: '#b71c1c'}, s6); item(s6, 'non-finite value');
+  // The summary's kind table gets each kind's marker.
+  document.querySelectorAll('.swatch[data-kind]').forEach(function (sw) {
+    var k = sw.getAttribute('data-kind'); if (!(k in kinds)) return;
+    var s = swatchSvg(12, 12); marker(s, k, 'critical', 6, 6, 4); sw.appendChild(s);
+  });
+
+  var ms = performance.now() - t0;
+  var b = document.body;
+  b.setAttribute('data-anomaly-markers', String(markers));
+  b.setAttribute('data-render-ms', ms.toFixed(1));
+  b.setAttribute('data-rendered', '1');
+  document.getElementById('render-note').textContent =
+    'Drawn by the page: ' + markers + ' anomaly markers in ' + ms.toFixed(1) + ' ms.';
+})();
+)JS";
+
+// The whole page.
+inline std::string render_html(const run& r, const options& o) {
+  if (o.max_points < 4)
+    throw error("max_points = " + std::to_string(o.max_points) + "; valid: 4 or more");
+  const std::string title =
+      !o.title.empty() ? o.title : "simic run report: " + (r.run_id.empty() ? r.source : r.run_id);
+  const std::string data =
+      escape_script_json(page_data(r, o).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  std::string h;
+  h.reserve(data.size() + 32768);
+  h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" + html_escape(title) + "</title>\n";
+  h += "<style>";
+  h += page_css;
+  h += "</style>\n</head>\n<body>\n<h1>" + html_escape(title) + "</h1>\n";
+  h += "<div class=\"note\">" + html_escape(r.source) + ": " + std::to_string(r.lines) +
+       " event lines. Hover a marker for the anomaly's detail. Steps of an update lie between it and the one before.</div>\n";
+  h += "<div class=\"top\"><div><h2>Summary</h2>\n" + detail::summary_html(r) + "</div><div>" + detail::kinds_html(r) +
+       "</div></div>\n";
+  h += "<h2>Signals</h2>\n<div id=\"legend\" class=\"legend\"></div>\n<div id=\"charts\"></div>\n";
+  h += "<noscript><p>The charts are drawn by this page's script; the summary above needs none.</p></noscript>\n";
+  h += "<p id=\"render-note\" class=\"note\"></p>\n<h2>Details</h2>\n" + detail::details_html(r);
+  h += "<script type=\"application/json\" id=\"simic-data\">" + data + "</script>\n";
+  h += "<script>";
+  h += page_js;
+  h += "</script>\n</body></html>\n";
+  return h;
+}
+
+// The command line's work: read, render, write.
+inline void write_report(const std::string& in_path, const std::string& out_path, const options& o) {
+  const run r = read_file(in_path);
+  const std::string page = render_html(r, o);
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  if (!out) throw error(out_path + ": cannot open for writing");
+  out.write(page.data(), static_cast<std::streamsize>(page.size()));
+  out.close();
+  if (!out) throw error(out_path + ": write failed");
+}
+
+}  // namespace simic::report
