@@ -4,7 +4,8 @@
 set -euo pipefail
 need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchmark-dev nlohmann-json3-dev python3
       clang libclang-rt-14-dev  # clang and its runtime: the fuzz targets (libFuzzer)
-      python3-venv)             # the tests' tensorboard (scripts/tensorboard_env.sh)
+      python3-venv              # the tests' tensorboard (scripts/tensorboard_env.sh)
+      chromium)                 # renders the HTML run report in its test (tests/tools)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
