@@ -2,8 +2,8 @@
 # The sanitizer and fuzz runs of the test suite (scripts/test.sh runs all
 # three after the ordinary build; each may be run alone):
 #   asan  build-asan: ASan + UBSan (float-cast-overflow included, every
-#         finding fatal): the LibTorch-free tests, the sensors, the archives
-#         and the fuzz corpora's replays
+#         finding fatal): the LibTorch-free tests, the sensors, the archives,
+#         the run report's parser and the fuzz corpora's replays
 #   tsan  build-tsan: TSan: what is shared by threads or checks them: the hub
 #         (tests/emit), the phase timers, the thread check (tests/core)
 #   fuzz  build-fuzz: clang + libFuzzer: every target of tests/fuzz for
@@ -54,10 +54,11 @@ for kind in "${kinds[@]}"; do
         "-Dcpp_link_args=['-fsanitize=float-cast-overflow']" || { rc=1; continue; }
       targets=(tests/core/test_core tests/core/test_signal_guard tests/detect/test_detect tests/monitor/test_monitor
                tests/emit/test_emit tests/profile/test_profile_timers tests/examples/test_ppo_lstm_parts
-               tests/sensors/test_sensors tests/torch/test_torch_archive
+               tests/sensors/test_sensors tests/torch/test_torch_archive tests/tools/test_report
                $(fuzz_targets build-asan fuzz_replay_))
       build build-asan "${targets[@]}" || { rc=1; continue; }
       names=(core core_signal_guard detect monitor emit profile_timers examples_ppo_lstm_parts sensors torch_archive
+             tools_report
              $(fuzz_targets build-asan fuzz_replay_ | sed 's|tests/fuzz/||'))
       run_tests build-asan "${names[@]}" || rc=1
       ;;
