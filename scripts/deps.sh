@@ -4,6 +4,7 @@
 set -euo pipefail
 need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchmark-dev nlohmann-json3-dev python3
       clang libclang-rt-14-dev  # clang and its runtime: the fuzz targets (libFuzzer)
+      libgloo-dev               # Gloo's headers: c10d process groups (distributed tests)
       python3-venv              # the tests' tensorboard (scripts/tensorboard_env.sh)
       chromium)                 # renders the HTML run report in its test (tests/tools)
 missing=()

@@ -180,3 +180,18 @@ TEST_CASE("bad input: too many heads, rows of another shape, ranks naming other 
   r[0].user = ux, r[1].user = uy;
   CHECK_THROWS_WITH_AS(reduce(r), doctest::Contains("rank 1"), std::invalid_argument);
 }
+
+TEST_CASE("an anomaly's origin: the ranks with non-finite figures where any, else the worst ranks") {
+  std::vector<signals> r(3);
+  for (int i = 0; i < 3; ++i) {
+    r[i].loss = 1.0 + i;  // rank 2 the highest loss
+    r[i].ratio_max = 1.1;
+    r[i].gradients = gradient_signal{.total_norm = 1, .health = 1, .parameters = 2};
+  }
+  CHECK(reduce(r).origin_of(anomaly_kind::numerical_instability) == ranks_t{0, 1, 2});  // ratio_max ties
+  r[1].gradients->inf_count = 1;
+  CHECK(reduce(r).origin_of(anomaly_kind::numerical_instability) == ranks_t{1});
+  r[0].loss = std::numeric_limits<double>::infinity();
+  CHECK(reduce(r).origin_of(anomaly_kind::numerical_instability) == ranks_t{0, 1});
+  CHECK(reduce(r).origin_of(anomaly_kind::signal_missing).empty());
+}

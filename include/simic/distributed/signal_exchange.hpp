@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <utility>
 #include <span>
 #include <string>
 #include <string_view>
@@ -176,7 +177,8 @@ class job_signals {
   std::vector<head_entropy> heads_;
   std::vector<user_signal> user_;
   std::vector<std::vector<std::int64_t>> origin_ = std::vector<std::vector<std::int64_t>>(signal_set::field_count);
-  std::vector<std::int64_t> nonfinite_;  // ranks with a non-finite value anywhere
+  // Per field, the ranks whose value is not finite (NaN/Inf figures, counts or flags).
+  std::vector<std::vector<std::int64_t>> nonfinite_ = std::vector<std::vector<std::int64_t>>(signal_set::field_count);
   std::size_t ranks_ = 0;
 };
 
@@ -203,9 +205,11 @@ inline signal_set anomaly_signals(anomaly_kind k) {
 inline std::vector<std::int64_t> job_signals::origin_of(anomaly_kind kind) const {
   const signal_set reads = anomaly_signals(kind);
   std::vector<std::int64_t> out;
-  for (unsigned f = 0; f < signal_set::field_count; ++f)
-    if (reads.contains(static_cast<signal_set::field>(f)))
-      out.insert(out.end(), origin_[f].begin(), origin_[f].end());
+  for (const auto* from : {&nonfinite_, &origin_}) {  // ranks with non-finite figures, if any, are the cause
+    for (unsigned f = 0; f < signal_set::field_count; ++f)
+      if (reads.contains(static_cast<signal_set::field>(f))) out.insert(out.end(), (*from)[f].begin(), (*from)[f].end());
+    if (!out.empty()) break;
+  }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -242,12 +246,29 @@ inline job_signals reduce_signals(std::span<const double> rows, std::size_t rank
   auto has = [&](std::size_t r, unsigned bit) {
     return (static_cast<std::uint32_t>(row(r)[slot_present]) >> bit) & 1u;
   };
-  for (std::size_t r = 0; r < ranks; ++r)
-    for (std::size_t i = slot_ratio_max; i < n; ++i)
-      if (!std::isfinite(row(r)[i])) {
-        out.nonfinite_.push_back(static_cast<std::int64_t>(r));
+  // Which ranks hold non-finite figures, per field.
+  const std::pair<signal_set::field, row_slot> scalar_slots[] = {
+      {signal_set::ratio_max, slot_ratio_max},       {signal_set::ratio_min, slot_ratio_min},
+      {signal_set::approx_kl, slot_approx_kl},       {signal_set::explained_variance, slot_explained_variance},
+      {signal_set::loss, slot_loss},                 {signal_set::update_ratio, slot_update_ratio},
+      {signal_set::performance, slot_performance},   {signal_set::reward_rate, slot_reward_rate}};
+  for (std::size_t r = 0; r < ranks; ++r) {
+    const auto x = row(r);
+    const auto rank = static_cast<std::int64_t>(r);
+    for (const auto& [f, slot] : scalar_slots)
+      if (has(r, f) && !std::isfinite(x[slot])) out.nonfinite_[f].push_back(rank);
+    if (has(r, signal_set::gradients) &&
+        (x[slot_grad_nan] > 0 || x[slot_grad_inf] > 0 || !std::isfinite(x[slot_grad_total_norm])))
+      out.nonfinite_[signal_set::gradients].push_back(rank);
+    if (has(r, signal_set::lstm) && (x[slot_lstm_has_nan] != 0 || x[slot_lstm_has_inf] != 0 ||
+                                     !std::isfinite(x[slot_lstm_h_norm]) || !std::isfinite(x[slot_lstm_c_norm])))
+      out.nonfinite_[signal_set::lstm].push_back(rank);
+    for (std::size_t i = 0; i < local.entropy.size(); ++i)
+      if (has(r, signal_set::entropy) && !std::isfinite(x[slot_heads + 1 + i])) {
+        out.nonfinite_[signal_set::entropy].push_back(rank);
         break;
       }
+  }
 
   enum class op { max, min, mean_high_worst, mean_low_worst };
   // One field: its value over the ranks that have it, and its origin ranks.
