@@ -42,6 +42,7 @@
 
 #include "simic/core/config.hpp"
 #include "simic/core/error.hpp"
+#include "simic/core/signal_agreement.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/events.hpp"
 #include "simic/emit/hub.hpp"
@@ -86,6 +87,11 @@ struct session_options {
   // instead of ending the process (a simic::signal_guard; previous handlers
   // come back when the session goes). Off: simic installs no handler.
   bool stop_on_signals = false;
+  // Data-parallel training: every check is made on the job's signals, which
+  // this agreement makes from every rank's (simic::distributed::agreement),
+  // so that every rank skips, escalates and stops together. The events keep
+  // this rank's own figures; anomaly events name the ranks they came from.
+  std::shared_ptr<signal_agreement> agreement{};
 };
 
 // What the session measured, per sensor (each a count of measurements).
@@ -227,8 +233,10 @@ class session {
     host_ratio_.reset();
     if (before != simic::level::off && reads) sense(checked_);
     pending_grads_.reset();  // used, or not read this step (not due, OFF)
-    // Validated above; what the sensors added is valid by construction.
-    const check_result& r = monitor_.check(*in, already_validated);
+    // Validated above; what the sensors added is valid by construction, and
+    // what an agreement makes of valid signals is valid too.
+    const signals* judged = opts_.agreement ? &opts_.agreement->agree(*in) : in;
+    const check_result& r = monitor_.check(*judged, already_validated);
     // accepted: what was handed over is consumed
     lstm_.reset();
     rollout_ = {};
@@ -446,7 +454,9 @@ class session {
       emit(anomaly_clear_event{.kind = c.kind, .duration = c.duration, .value = c.value});
     std::string kinds;
     for (const anomaly& a : r.report) {
-      emit(anomaly_event::of(a, level()));
+      anomaly_event e = anomaly_event::of(a, level());
+      if (opts_.agreement) e.origin_ranks = opts_.agreement->origin_of(a.kind);
+      emit(std::move(e));
       if (a.kind == anomaly_kind::performance_degradation && a.baseline) {
         const double base = *a.baseline, scale = std::abs(base);
         emit(performance_degradation_event{.current = a.value,

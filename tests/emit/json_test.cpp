@@ -113,6 +113,10 @@ TEST_CASE("anomaly lines have anomaly, severity, value, threshold, baseline, det
   CHECK(j["baseline"] == 500.0);
   CHECK(j["detail"] == "median 240 below 500");
   CHECK(j["level_after"] == "DEBUG");
+  CHECK_FALSE(j.contains("origin_ranks"));  // one process: no ranks
+  anomaly_event from_ranks = anomaly_event::of(a, level::debug);
+  from_ranks.origin_ranks = {1, 3};
+  CHECK(parse_line(event(9, 1, from_ranks, t0))["origin_ranks"] == json::array({1, 3}));
   // no comparison: a NaN value is written as "nan", threshold and baseline left out
   const anomaly nan_loss{anomaly_kind::numerical_instability, "loss is nan", std::nan("")};
   j = parse_line(event(9, 1, anomaly_event::of(nan_loss, level::normal), t0));

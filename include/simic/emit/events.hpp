@@ -97,9 +97,11 @@ struct anomaly_event {
   double value = no_figure;
   double threshold = no_figure;
   std::optional<double> baseline{};
+  // Data-parallel: the ranks whose figures caused it (empty: one process).
+  std::vector<std::int64_t> origin_ranks{};
 
   static anomaly_event of(const anomaly& a, level level_after) {
-    return {a.kind, a.detail, level_after, a.severity, a.value, a.threshold, a.baseline};
+    return {a.kind, a.detail, level_after, a.severity, a.value, a.threshold, a.baseline, {}};
   }
 };
 

@@ -89,6 +89,7 @@ inline void put_payload(json_t& j, const anomaly_event& p) {
   put_optional(j, "baseline", p.baseline);
   j["detail"] = p.detail;
   j["level_after"] = std::string(to_string(p.level_after));
+  if (!p.origin_ranks.empty()) j["origin_ranks"] = p.origin_ranks;
 }
 
 inline void put_payload(json_t& j, const anomaly_clear_event& p) {
