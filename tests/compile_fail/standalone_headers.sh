@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # standalone_headers.sh INCLUDE_DIR COMPILER...
 # Every header that must not need LibTorch (core/, detect/, monitor.hpp,
-# simic.hpp, and the LibTorch-free parts of emit/ and profile/) compiles on
+# simic.hpp, and the LibTorch-free parts of emit/, profile/ and distributed/) compiles on
 # its own with only simic's include directory and the system's, and includes
 # nothing of LibTorch (Debian puts ATen and c10 on the system path, so the
 # list of included files is checked too).
@@ -9,7 +9,7 @@ set -u
 inc=$1
 shift
 headers=("$inc"/simic/core/*.hpp "$inc"/simic/detect/*.hpp "$inc"/simic/monitor.hpp "$inc"/simic/simic.hpp
-         "$inc"/simic/emit/*.hpp "$inc"/simic/profile/phase_timer.hpp)
+         "$inc"/simic/emit/*.hpp "$inc"/simic/profile/phase_timer.hpp "$inc"/simic/distributed/signal_exchange.hpp)
 failed=0
 for h in "${headers[@]}"; do
   if ! out=$(echo "#include \"$h\"" | "$@" -std=c++20 -fsyntax-only -H -I"$inc" -x c++ - 2>&1); then

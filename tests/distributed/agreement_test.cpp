@@ -40,9 +40,8 @@ std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int 
   for (const auto& p : net->named_parameters()) params.emplace_back(p.key(), p.value());
   auto sink = std::make_shared<memory_sink>();
   session_options o;
-  o.agreement = agreement;
   o.max_consecutive_skips = 3;
-  session<> tel(o, params, {sink});
+  session<> tel(distributed::rank_options(o, agreement), params, {sink});
   torch::optim::SGD opt(net->parameters(), 0.01);
   std::ostringstream log;
   for (int step = 1; step <= 14; ++step) {
@@ -70,12 +69,14 @@ std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int 
     tel.end_epoch();
   }
   tel.close();
-  for (const auto& e : sink->events())
+  for (const auto& e : sink->events()) {
+    if (e.context().rank != rank) log << "event without its rank\n";
     if (const auto* a = e.get_if<anomaly_event>()) {
       log << "anomaly " << to_string(a->kind) << " origin";
       for (auto r : a->origin_ranks) log << " " << r;
       log << "\n";
     }
+  }
   log << "collectives " << agreement->collectives() << "\n";
   return log.str();
 }
@@ -150,4 +151,12 @@ TEST_CASE("one rank's LSTM explosion escalates every rank at the same update, na
   CHECK(has_line(logs[0], "3:proceed:DEBUG"));
   CHECK(has_line(logs[0], "anomaly lstm_unhealthy origin 1"));
   CHECK(has_line(logs[0], "collectives 14"));
+  CHECK(logs[0].find("without its rank") == std::string::npos);
+}
+
+TEST_CASE("event_ranks: every rank keeps its sinks, or only rank 0") {
+  const std::vector<int> sinks{1, 2};
+  CHECK(distributed::rank_sinks(distributed::event_ranks::every_rank, 3, sinks) == sinks);
+  CHECK(distributed::rank_sinks(distributed::event_ranks::rank0, 0, sinks) == sinks);
+  CHECK(distributed::rank_sinks(distributed::event_ranks::rank0, 1, sinks).empty());
 }

@@ -12,6 +12,7 @@
 
 #include "simic/core/signal_agreement.hpp"
 #include "simic/distributed/process_group_exchange.hpp"
+#include "simic/session.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -42,6 +43,28 @@ class agreement final : public signal_agreement {
   process_group_exchange exchange_;
   std::optional<job_signals> latest_;
 };
+
+// Where a data-parallel job's events go.
+enum class event_ranks {
+  every_rank,  // each rank writes its own sinks; every event carries its rank
+  rank0,       // only rank 0 has sinks: the job's anomalies (with their origin ranks) in one file
+};
+
+// `o` for this rank of a job checking through `a`: the agreement set, the
+// rank in every event's context.
+inline session_options rank_options(session_options o, std::shared_ptr<agreement> a) {
+  o.hub.context.rank = a->rank();
+  o.agreement = std::move(a);
+  return o;
+}
+
+// The sinks this rank's session gets under `policy`: all of them, or none
+// on ranks other than 0 with event_ranks::rank0.
+template <class SinkList>
+SinkList rank_sinks(event_ranks policy, int rank, SinkList sinks) {
+  if (policy == event_ranks::rank0 && rank != 0) sinks.clear();
+  return sinks;
+}
 
 }  // namespace distributed
 }  // namespace v0
