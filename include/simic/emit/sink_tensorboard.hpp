@@ -288,12 +288,15 @@ class tensorboard_sink final : public sink {
 
  protected:
   void do_write(const event& e) override {
-    tensorboard_tally after = tally_;  // a failed write leaves the counts as they were
+    // Only anomalies change the counts; they are counted on a copy, so that a
+    // failed write leaves them as they were.
+    const bool counts = e.is<anomaly_event>();
+    tensorboard_tally after = counts ? tally_ : tensorboard_tally{};
     const std::vector<tensorboard_scalar> s = tensorboard_scalars(e, after);
     last_update_ = e.update();  // as the JSONL sink's: the hub's counts go at the last event's update
     if (s.empty()) return;
     write_record(detail::unix_seconds(e.time()), e.update(), s);
-    tally_ = std::move(after);
+    if (counts) tally_ = std::move(after);
     ++events_;
   }
   void do_flush() override {
