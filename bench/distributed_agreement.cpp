@@ -10,9 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "support/loopback_group.hpp"
 #include "simic/distributed/agreement.hpp"
 #include "simic/simic.hpp"
@@ -84,17 +81,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   const auto port = simic::test::free_local_port();
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    const pid_t p = ::fork();
-    if (p == 0) ::_exit(run(r, ranks, port, checks));
-    pids.push_back(p);
-  }
-  int failed = 0;
-  for (pid_t p : pids) {
-    int status = 0;
-    ::waitpid(p, &status, 0);
-    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
-  return failed ? 1 : 0;
+  const auto codes = simic::test::fork_ranks(ranks, [&](int r) { return run(r, ranks, port, checks); });
+  return std::all_of(codes.begin(), codes.end(), [](int c) { return c == 0; }) ? 0 : 1;
 }

@@ -17,9 +17,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "support/temp_dir.hpp"
 
 using namespace simic;
@@ -81,40 +78,18 @@ std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int 
   return log.str();
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Every rank's log, run in forked processes.
 std::vector<std::string> run_job(int ranks, int nan_rank, int nan_from, int lstm_rank, int lstm_at) {
   const auto port = simic::test::free_local_port();
   const auto dir = simic::test::fresh_dir("distributed", "job" + std::to_string(ranks));
   std::filesystem::create_directories(dir);
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    const pid_t p = ::fork();
-    if (p == 0) {
-      int code = 0;
-      try {
-        std::ofstream(dir / std::to_string(r)) << run_rank(r, ranks, port, nan_rank, nan_from, lstm_rank, lstm_at);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "rank %d: %s\n", r, e.what());
-        code = 1;
-      }
-      ::_exit(code);
-    }
-    pids.push_back(p);
-  }
-  for (pid_t p : pids) {
-    int status = 0;
-    ::waitpid(p, &status, 0);
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  }
+  const auto codes = simic::test::fork_ranks(ranks, [&](int r) {
+    std::ofstream(dir / std::to_string(r)) << run_rank(r, ranks, port, nan_rank, nan_from, lstm_rank, lstm_at);
+    return 0;
+  });
+  for (int code : codes) CHECK(code == 0);
   std::vector<std::string> logs;
-  for (int r = 0; r < ranks; ++r) logs.push_back(read_all((dir / std::to_string(r)).string()));
+  for (int r = 0; r < ranks; ++r) logs.push_back(simic::test::read_file(dir / std::to_string(r)));
   return logs;
 }
 

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace simic;
@@ -38,39 +37,13 @@ signals rank_signals(int r, int nan_rank) {
   return s;
 }
 
-// Runs `body(rank)` in `ranks` forked processes; their exit codes.
-template <class Body>
-std::vector<int> fork_ranks(int ranks, Body body) {
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    const pid_t p = ::fork();
-    if (p == 0) {
-      int code = 50;
-      try {
-        code = body(r);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "rank %d: %s\n", r, e.what());
-      }
-      ::_exit(code);
-    }
-    pids.push_back(p);
-  }
-  std::vector<int> codes;
-  for (pid_t p : pids) {
-    int status = 0;
-    ::waitpid(p, &status, 0);
-    codes.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status));
-  }
-  return codes;
-}
-
 }  // namespace
 
 TEST_CASE("2 and 4 ranks: every rank gets the job signals of every rank's rows, in one collective") {
   for (int ranks : {2, 4}) {
     INFO("ranks: " << ranks);
     const auto port = simic::test::free_local_port();
-    const auto codes = fork_ranks(ranks, [&](int rank) {
+    const auto codes = simic::test::fork_ranks(ranks, [&](int rank) {
       auto group = simic::test::loopback_gloo_group(rank, ranks, port, std::chrono::seconds(20));
       process_group_exchange x(group);
       const int nan_rank = ranks - 1;
@@ -100,7 +73,7 @@ TEST_CASE("2 and 4 ranks: every rank gets the job signals of every rank's rows, 
 TEST_CASE("a rank that died makes the others fail with exchange_error within the timeout, not hang") {
   const auto port = simic::test::free_local_port();
   const auto t0 = std::chrono::steady_clock::now();
-  const auto codes = fork_ranks(2, [&](int rank) {
+  const auto codes = simic::test::fork_ranks(2, [&](int rank) {
     auto group = simic::test::loopback_gloo_group(rank, 2, port, std::chrono::seconds(3));
     process_group_exchange x(group);
     x(rank_signals(rank, -1));  // one exchange together
