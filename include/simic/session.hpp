@@ -218,11 +218,7 @@ class session {
     const bool reads = !watched_.empty();
     const signals* in = &s;
     if (held || reads) {
-      checked_ = s;
-      if (lstm) checked_.lstm = lstm;
-      if (!checked_.reward_rate) checked_.reward_rate = rollout_.reward_rate;
-      if (!checked_.explained_variance) checked_.explained_variance = rollout_.explained_variance;
-      if (!checked_.performance) checked_.performance = epoch_performance_;
+      checked_ = held_signals(s);
       in = &checked_;
     }
     last_ = in;
@@ -248,6 +244,21 @@ class session {
     diagnose(x);
     ++step_in_update_;
     return r;
+  }
+
+  // `s` and the figures the session holds for the next check where `s` has
+  // none (the rollout's LSTM state and figures, the epoch's performance):
+  // the next step(s) checks these and what its sensors read. A data-parallel
+  // rank carries them to the others before its gradients are all-reduced
+  // (distributed::gradient_all_reduce). Consumes nothing; the entropy and
+  // user spans still point at the caller's.
+  signals held_signals(const signals& s) const {
+    signals out = s;
+    if (!out.lstm) out.lstm = lstm_;
+    if (!out.reward_rate) out.reward_rate = rollout_.reward_rate;
+    if (!out.explained_variance) out.explained_variance = rollout_.explained_variance;
+    if (!out.performance) out.performance = epoch_performance_;
+    return out;
   }
 
   // ---- per epoch ----------------------------------------------------------

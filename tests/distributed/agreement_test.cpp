@@ -1,11 +1,14 @@
 // Sessions of forked Gloo ranks on loopback, each with its own data and
-// DDP-averaged gradients, checking through simic::distributed::agreement:
-// one rank's NaN gradient (after the all-reduce) makes every rank skip the
-// same steps and stop on the same step with the same cause; one rank's LSTM
-// explosion escalates every rank at the same update; anomaly events name the
-// rank they came from; one collective per check.
+// DDP-averaged gradients, checking through simic::distributed::agreement,
+// its rows exchanged by an all-gather of their own or carried by the
+// gradient all-reduce (gradient_all_reduce): one rank's NaN gradient makes
+// every rank skip the same steps and stop on the same step with the same
+// cause; one rank's LSTM explosion escalates every rank at the same update;
+// anomaly events name the rank they came from; one collective per check
+// (none of the agreement's own when carried).
 #include "support/loopback_group.hpp"
 #include "simic/distributed/agreement.hpp"
+#include "simic/distributed/gradient_all_reduce.hpp"
 #include "simic/emit/sink_memory.hpp"
 #include "simic/session.hpp"
 #include "support/torch_doctest.hpp"
@@ -27,10 +30,14 @@ const simic::test::remove_at_exit cleanup{"distributed"};
 
 // One rank's run; its log: "<step>:<action>:<level>" per check, then each
 // anomaly event as "anomaly <kind> origin <ranks>".
-std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int nan_from, int lstm_rank,
+// How the rows travel: an all-gather per check, or in the gradient all-reduce.
+enum class rows_by { all_gather, gradient_all_reduce };
+
+std::string run_rank(rows_by how, int rank, int ranks, std::uint16_t port, int nan_rank, int nan_from, int lstm_rank,
                      int lstm_at) {
   auto group = simic::test::loopback_gloo_group(rank, ranks, port, std::chrono::seconds(30));
   auto agreement = std::make_shared<distributed::agreement>(group);
+  distributed::gradient_all_reduce all_reduce(group, agreement);
   torch::manual_seed(1);  // the same initial weights on every rank, as DDP broadcasts them
   torch::nn::Linear net(4, 2);
   std::vector<std::pair<std::string, at::Tensor>> params;
@@ -49,14 +56,21 @@ std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int 
     const at::Tensor loss = net->forward(torch::randn({8, 4})).pow(2).mean();
     opt.zero_grad();
     loss.backward();
-    for (const auto& p : net->parameters()) {  // what DDP does: the mean gradient on every rank
-      std::vector<at::Tensor> g{p.grad()};
-      group->allreduce(g)->wait();
-      p.grad().div_(ranks);
-    }
-    if (rank == nan_rank && step >= nan_from) net->weight.grad()[0][0] = std::nan("");  // rank-local, after the all-reduce
+    const bool nan_now = rank == nan_rank && step >= nan_from;
     signals s;
     s.loss = loss.item<double>();
+    if (how == rows_by::all_gather) {
+      for (const auto& p : net->parameters()) {  // what DDP does: the mean gradient on every rank
+        std::vector<at::Tensor> g{p.grad()};
+        group->allreduce(g)->wait();
+        p.grad().div_(ranks);
+      }
+      if (nan_now) net->weight.grad()[0][0] = std::nan("");  // rank-local, after the all-reduce
+    } else {
+      if (nan_now) net->weight.grad()[0][0] = std::nan("");  // rank-local, before the all-reduce: the sum is NaN
+      const signals held = tel.held_signals(s);
+      all_reduce(net->parameters(), &held);
+    }
     const check_result& r = tel.step(s);
     log << step << ":" << to_string(r.resp.act) << ":" << to_string(tel.level());
     if (r.resp.act == action::stop) log << ":" << r.resp.reason;
@@ -74,17 +88,18 @@ std::string run_rank(int rank, int ranks, std::uint16_t port, int nan_rank, int 
       log << "\n";
     }
   }
-  log << "collectives " << agreement->collectives() << "\n";
+  log << "collectives " << agreement->collectives() + all_reduce.collectives() << " agreement "
+      << agreement->collectives() << "\n";
   return log.str();
 }
 
 // Every rank's log, run in forked processes.
-std::vector<std::string> run_job(int ranks, int nan_rank, int nan_from, int lstm_rank, int lstm_at) {
+std::vector<std::string> run_job(rows_by how, int ranks, int nan_rank, int nan_from, int lstm_rank, int lstm_at) {
   const auto port = simic::test::free_local_port();
   const auto dir = simic::test::fresh_dir("distributed", "job" + std::to_string(ranks));
   std::filesystem::create_directories(dir);
   const auto codes = simic::test::fork_ranks(ranks, [&](int r) {
-    std::ofstream(dir / std::to_string(r)) << run_rank(r, ranks, port, nan_rank, nan_from, lstm_rank, lstm_at);
+    std::ofstream(dir / std::to_string(r)) << run_rank(how, r, ranks, port, nan_rank, nan_from, lstm_rank, lstm_at);
     return 0;
   });
   for (int code : codes) CHECK(code == 0);
@@ -100,33 +115,101 @@ bool has_line(const std::string& log, const std::string& line) {
 }  // namespace
 
 TEST_CASE("2 and 4 ranks: one rank's NaN gradient: every rank skips the same steps and stops on the same step") {
-  for (int ranks : {2, 4}) {
-    INFO("ranks " << ranks);
-    const int nan_rank = ranks - 1;
-    const auto logs = run_job(ranks, nan_rank, 6, -1, 0);
-    for (int r = 1; r < ranks; ++r) CHECK(logs[static_cast<std::size_t>(r)] == logs[0]);  // 0 divergent steps
-    INFO(logs[0]);
-    // Steps 1-5 proceed; 6, 7, 8 are skipped (numerical_instability); the
-    // third skip in a row stops the run (max_consecutive_skips = 3).
-    CHECK(has_line(logs[0], "5:proceed:NORMAL"));
-    CHECK(has_line(logs[0], "6:skip_step:DEBUG"));
-    CHECK(has_line(logs[0], "7:skip_step:DEBUG"));
-    CHECK(logs[0].find("8:stop:DEBUG:") != std::string::npos);
-    CHECK(logs[0].find("9:") == std::string::npos);
-    CHECK(has_line(logs[0], "anomaly numerical_instability origin " + std::to_string(nan_rank)));
-    CHECK(has_line(logs[0], "collectives 8"));
-  }
+  for (const rows_by how : {rows_by::all_gather, rows_by::gradient_all_reduce})
+    for (int ranks : {2, 4}) {
+      const bool carried = how == rows_by::gradient_all_reduce;
+      INFO("ranks " << ranks << (carried ? ", carried by the gradient all-reduce" : ", all-gather"));
+      const int nan_rank = ranks - 1;
+      const auto logs = run_job(how, ranks, nan_rank, 6, -1, 0);
+      for (int r = 1; r < ranks; ++r) CHECK(logs[static_cast<std::size_t>(r)] == logs[0]);  // 0 divergent steps
+      INFO(logs[0]);
+      // Steps 1-5 proceed; 6, 7, 8 are skipped (numerical_instability); the
+      // third skip in a row stops the run (max_consecutive_skips = 3).
+      CHECK(has_line(logs[0], "5:proceed:NORMAL"));
+      CHECK(has_line(logs[0], "6:skip_step:DEBUG"));
+      CHECK(has_line(logs[0], "7:skip_step:DEBUG"));
+      CHECK(logs[0].find("8:stop:DEBUG:") != std::string::npos);
+      CHECK(logs[0].find("9:") == std::string::npos);
+      CHECK(has_line(logs[0], "anomaly numerical_instability origin " + std::to_string(nan_rank)));
+      // all-gather: its own collective per check beside DDP's all-reduce
+      // (made by the test per parameter, not counted); carried: the
+      // gradient all-reduce alone, one per check.
+      CHECK(has_line(logs[0], carried ? "collectives 8 agreement 0" : "collectives 8 agreement 8"));
+    }
 }
 
 TEST_CASE("one rank's LSTM explosion escalates every rank at the same update, naming that rank") {
-  const auto logs = run_job(2, -1, 0, 1, 3);
-  CHECK(logs[1] == logs[0]);
-  INFO(logs[0]);
-  CHECK(has_line(logs[0], "2:proceed:NORMAL"));
-  CHECK(has_line(logs[0], "3:proceed:DEBUG"));
-  CHECK(has_line(logs[0], "anomaly lstm_unhealthy origin 1"));
-  CHECK(has_line(logs[0], "collectives 14"));
-  CHECK(logs[0].find("without its rank") == std::string::npos);
+  for (const rows_by how : {rows_by::all_gather, rows_by::gradient_all_reduce}) {
+    const bool carried = how == rows_by::gradient_all_reduce;
+    INFO((carried ? "carried by the gradient all-reduce" : "all-gather"));
+    const auto logs = run_job(how, 2, -1, 0, 1, 3);
+    CHECK(logs[1] == logs[0]);
+    INFO(logs[0]);
+    CHECK(has_line(logs[0], "2:proceed:NORMAL"));
+    CHECK(has_line(logs[0], "3:proceed:DEBUG"));
+    CHECK(has_line(logs[0], "anomaly lstm_unhealthy origin 1"));
+    CHECK(has_line(logs[0], carried ? "collectives 14 agreement 0" : "collectives 14 agreement 14"));
+    CHECK(logs[0].find("without its rank") == std::string::npos);
+  }
+}
+
+TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 reference), the rows beside them") {
+  constexpr int ranks = 3;
+  // Rank r's gradient of w for loss = sum(w * x_r) is x_r; the reference
+  // mean is computed here in float64 from the same data.
+  auto data = [](int r) { return torch::arange(6, torch::kFloat64).mul(0.37 * (r + 1)).sub(r).to(torch::kFloat32); };
+  const auto port = simic::test::free_local_port();
+  const auto dir = simic::test::fresh_dir("distributed", "mean");
+  std::filesystem::create_directories(dir);
+  const auto codes = simic::test::fork_ranks(ranks, [&](int r) {
+    auto group = simic::test::loopback_gloo_group(r, ranks, port, std::chrono::seconds(30));
+    auto agreement = std::make_shared<distributed::agreement>(group);
+    distributed::gradient_all_reduce all_reduce(group, agreement);
+    at::Tensor w = torch::zeros({2, 3}, torch::requires_grad());
+    (w * data(r).view({2, 3})).sum().backward();
+    signals s;
+    s.loss = 10.0 * r + 0.125;  // exact in a float pair
+    s.approx_kl = 1e-3 * (r + 1);
+    all_reduce({w}, &s);
+    const signals& job = agreement->agree(s);
+    std::ofstream out(dir / std::to_string(r));
+    out.precision(17);
+    for (int i = 0; i < 6; ++i) out << w.grad().view({-1})[i].item<double>() << " ";
+    out << "\n" << *job.loss << " " << *job.approx_kl << "\n" << agreement->collectives() << "\n";
+    // bad input: no signals with an agreement; a region of the wrong size
+    try {
+      all_reduce({w});
+      out << "accepted null signals\n";
+    } catch (const std::invalid_argument&) {
+    }
+    try {
+      agreement->receive(torch::zeros({5}));
+      out << "accepted a wrong region\n";
+    } catch (const std::invalid_argument&) {
+    }
+    return 0;
+  });
+  for (int code : codes) CHECK(code == 0);
+  at::Tensor mean = torch::zeros({6}, torch::kFloat64);
+  for (int r = 0; r < ranks; ++r) mean += data(r).to(torch::kFloat64);
+  mean /= ranks;
+  for (int r = 0; r < ranks; ++r) {
+    std::istringstream in(simic::test::read_file(dir / std::to_string(r)));
+    for (int i = 0; i < 6; ++i) {
+      double g = 0;
+      in >> g;
+      CHECK(g == doctest::Approx(mean[i].item<double>()).epsilon(1e-6));
+    }
+    double loss = 0, kl = 0;
+    std::uint64_t collectives = 9;
+    std::string rest;
+    in >> loss >> kl >> collectives;
+    CHECK(loss == (0.125 + 10.125 + 20.125) / 3);  // the mean of the carried losses, to the last bit
+    CHECK(kl == doctest::Approx(2e-3).epsilon(1e-12));
+    CHECK(collectives == 0);
+    std::getline(in, rest, '\0');
+    CHECK(rest.find("accepted") == std::string::npos);
+  }
 }
 
 TEST_CASE("event_ranks: every rank keeps its sinks, or only rank 0") {

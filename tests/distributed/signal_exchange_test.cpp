@@ -195,3 +195,83 @@ TEST_CASE("an anomaly's origin: the ranks with non-finite figures where any, els
   CHECK(reduce(r).origin_of(anomaly_kind::numerical_instability) == ranks_t{0, 1});
   CHECK(reduce(r).origin_of(anomaly_kind::signal_missing).empty());
 }
+
+TEST_CASE("float pairs: doubles to 48 bits, integers below 2^48, zero, NaN and Inf exactly; a zero sum changes nothing") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> row{0.0,  1.0,   -2.5,       0.1,     1.0 / 3.0, 123456.789e-9, 1e30, -7e-30,
+                                inf,  -inf,  std::nan(""), 281474976710655.0 /* 2^48 - 1 */, 12345678901.0,
+                                3e38, 1e39, -1e39};
+  std::vector<float> pairs(2 * row.size());
+  encode_float_pairs(row, pairs);
+  // Every other rank adds +0.0 to each float (an all-reduce's sum of slots).
+  for (float& f : pairs) f = f + 0.0f + 0.0f + 0.0f;
+  std::vector<double> back(row.size());
+  decode_float_pairs(pairs, back);
+  for (std::size_t i = 0; i < 8; ++i) {
+    INFO(i << ": " << row[i]);
+    CHECK(std::abs(back[i] - row[i]) <= std::abs(row[i]) * 0x1p-47);
+  }
+  CHECK(back[0] == 0.0);
+  CHECK(back[1] == 1.0);
+  CHECK(back[2] == -2.5);
+  CHECK(back[8] == inf);
+  CHECK(back[9] == -inf);
+  CHECK(std::isnan(back[10]));
+  CHECK(back[11] == row[11]);  // 48-bit integers (counts, presence bits, the names' hash) exact
+  CHECK(back[12] == row[12]);
+  CHECK(std::abs(back[13] - 3e38) <= 3e38 * 0x1p-47);  // below float's largest: kept
+  CHECK(back[14] == inf);   // beyond float's range: infinite, as documented
+  CHECK(back[15] == -inf);
+  // A whole row, its names' hash included, reduces as the doubles do.
+  signals s;
+  s.loss = 0.3;
+  s.approx_kl = 2e-4;
+  const head_entropy heads[] = {{"policy", 0.7}};
+  s.entropy = heads;
+  const std::vector<double> r = pack_signals(s);
+  std::vector<float> p(2 * r.size());
+  encode_float_pairs(r, p);
+  std::vector<double> rb(r.size());
+  decode_float_pairs(p, rb);
+  const job_signals job = reduce_signals(rb, 1, s);
+  CHECK(*job.view().loss == doctest::Approx(0.3).epsilon(1e-14));
+  CHECK(job.view().entropy[0].normalized == doctest::Approx(0.7).epsilon(1e-14));
+  // bad input: sizes that do not match
+  std::vector<float> small(3);
+  CHECK_THROWS_WITH_AS(encode_float_pairs(row, small), doctest::Contains("out.size() = 3"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(decode_float_pairs(small, back), doctest::Contains("pairs.size() = 3"), std::invalid_argument);
+}
+
+TEST_CASE("adopt_shared: gradients and update ratio measured after the all-reduce are the job's; origin") {
+  // The rows carry each rank's gradients before the sum only as non-finite
+  // counts (gradient_all_reduce); the figures after it are this rank's.
+  std::vector<signals> r(3);
+  for (auto& s : r) s.loss = 1.0;
+  r[1].gradients = gradient_signal{.total_norm = std::nan(""), .nan_count = 2};
+  r[0].gradients = gradient_signal{};
+  r[2].gradients = gradient_signal{};
+  signals local;
+  local.loss = 1.0;
+  local.gradients = gradient_signal{.total_norm = std::nan(""), .parameters = 4, .nan_count = 8};
+  local.update_ratio = 1e-3;
+  job_signals job = reduce(r);
+  job.adopt_shared(local);
+  CHECK(job.view().gradients->nan_count == 8);  // the summed gradients' count, not a row's
+  CHECK(job.view().gradients->parameters == 4);
+  CHECK(*job.view().update_ratio == 1e-3);
+  CHECK(job.origin(signal_set::gradients) == ranks_t{1});  // non-finite before the sum
+  CHECK(job.origin_of(anomaly_kind::numerical_instability) == ranks_t{1});
+  CHECK(job.origin(signal_set::update_ratio) == ranks_t{0, 1, 2});
+  // All finite before the sum: every rank is the origin of the shared figures.
+  r[1].gradients = gradient_signal{};
+  job_signals fine = reduce(r);
+  local.gradients = gradient_signal{.total_norm = 2.0, .health = 1.0, .parameters = 4};
+  fine.adopt_shared(local);
+  CHECK(fine.view().gradients->total_norm == 2.0);
+  CHECK(fine.origin(signal_set::gradients) == ranks_t{0, 1, 2});
+  // Not measured this step: no gradients in the job either.
+  job_signals none = reduce(r);
+  none.adopt_shared(signals{});
+  CHECK_FALSE(none.view().gradients.has_value());
+  CHECK(none.origin(signal_set::gradients).empty());
+}

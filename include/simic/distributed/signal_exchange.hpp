@@ -65,8 +65,8 @@ namespace detail {
 
 inline constexpr unsigned progress_bit = signal_set::field_count;  // progress is no signal_set field
 
-// FNV-1a over the names, each ended by a zero byte; 52 bits, so that the
-// double holding it is exact.
+// FNV-1a over the names, each ended by a zero byte; 48 bits, so that a
+// double holds it exactly, and so does a float pair (encode_float_pairs).
 inline double names_hash(std::span<const head_entropy> heads, std::span<const user_signal> user) {
   std::uint64_t h = 0xcbf29ce484222325ull;
   auto add = [&](std::string_view s) {
@@ -76,7 +76,7 @@ inline double names_hash(std::span<const head_entropy> heads, std::span<const us
   for (const auto& x : heads) add(x.head);
   add("|");
   for (const auto& x : user) add(x.name);
-  return static_cast<double>(h & ((std::uint64_t{1} << 52) - 1));
+  return static_cast<double>(h & ((std::uint64_t{1} << 48) - 1));
 }
 
 // Max and min where a NaN wins (the job must see one rank's NaN).
@@ -86,6 +86,30 @@ inline double worst_min(double a, double b) noexcept { return std::isnan(a) || a
 inline bool worst_min_less(double a, double b) noexcept { return (std::isnan(a) && !std::isnan(b)) || a < b; }
 
 }  // namespace detail
+
+// A row in a float32 buffer (a gradient all-reduce's, docs/distributed.md):
+// each double as two floats, hi = float(x) and lo = float(x - hi), whose sum
+// gives x back to 48 significant bits. Exact: every integer below 2^48 (the
+// counts, the presence bits, the names' hash), zero, NaN and +-Inf.
+// Magnitudes beyond float's range (3.4e38) arrive as +-Inf; below its normal
+// range (1.2e-38) as float's subnormals. A sum in which every other rank adds
+// +0.0 leaves each float as it is, which is what carrying a row in its own
+// slot of an all-reduce needs.
+inline void encode_float_pairs(std::span<const double> row, std::span<float> out) {
+  simic::detail::require(out.size() == 2 * row.size(), "simic::distributed::encode_float_pairs", "out.size()",
+                         out.size(), "2 x row.size() = " + std::to_string(2 * row.size()));
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    const float hi = static_cast<float>(row[i]);
+    out[2 * i] = hi;
+    out[2 * i + 1] = std::isfinite(hi) ? static_cast<float>(row[i] - static_cast<double>(hi)) : 0.0f;
+  }
+}
+inline void decode_float_pairs(std::span<const float> pairs, std::span<double> row) {
+  simic::detail::require(pairs.size() == 2 * row.size(), "simic::distributed::decode_float_pairs", "pairs.size()",
+                         pairs.size(), "2 x row.size() = " + std::to_string(2 * row.size()));
+  for (std::size_t i = 0; i < row.size(); ++i)
+    row[i] = static_cast<double>(pairs[2 * i]) + static_cast<double>(pairs[2 * i + 1]);
+}
 
 // This rank's row. Throws std::invalid_argument when the entropy heads or the
 // user figures do not fit `cap` (nothing is cut off silently).
@@ -171,6 +195,14 @@ class job_signals {
   std::vector<std::int64_t> origin_of(anomaly_kind kind) const;
   std::size_t ranks() const noexcept { return ranks_; }
 
+  // Figures measured after the ranks synchronized (DDP's averaged gradients,
+  // the parameter update they make), so equal on every rank: `local`'s
+  // gradients and update ratio replace the rows'. The rows' gradients, if
+  // any, are each rank's before the all-reduce; the ranks where those were
+  // non-finite are the origin (a NaN on one rank makes the sum NaN on all),
+  // else every rank is.
+  void adopt_shared(const signals& local);
+
  private:
   friend job_signals reduce_signals(std::span<const double>, std::size_t, const signals&, const row_capacity&);
   signals s_{};
@@ -213,6 +245,17 @@ inline std::vector<std::int64_t> job_signals::origin_of(anomaly_kind kind) const
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+inline void job_signals::adopt_shared(const signals& local) {
+  std::vector<std::int64_t> every(ranks_);
+  for (std::size_t r = 0; r < ranks_; ++r) every[r] = static_cast<std::int64_t>(r);
+  auto adopt = [&](signal_set::field f, auto& mine, const auto& theirs) {
+    mine = theirs;
+    origin_[f] = !theirs ? std::vector<std::int64_t>{} : nonfinite_[f].empty() ? every : nonfinite_[f];
+  };
+  adopt(signal_set::gradients, s_.gradients, local.gradients);
+  adopt(signal_set::update_ratio, s_.update_ratio, local.update_ratio);
 }
 
 // Reduces `rows` (ranks x row_size(cap), rank-major, as an all-gather leaves
