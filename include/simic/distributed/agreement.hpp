@@ -63,16 +63,19 @@ class agreement final : public signal_agreement {
   // its slot of `region` (carried_elements() long, contiguous), zeros in the
   // others'. `local`: the check's signals but those measured after the
   // all-reduce (gradients, update ratio); session::held_signals() makes them.
-  void carry(const signals& local, at::Tensor region) const {
+  void carry(const signals& local, const at::Tensor& region) const {
     check_region(region, "carry");
     const std::vector<double> row = pack_signals(local, capacity());
     const auto n = static_cast<std::int64_t>(row.size());
-    const at::Tensor host = torch::zeros({region.numel()}, region.options().device(torch::kCPU));
+    // On the host, written in place; on a device, staged and copied once.
+    const at::Tensor host =
+        region.is_cpu() ? region : torch::empty({region.numel()}, region.options().device(torch::kCPU));
+    host.zero_();
     if (region.scalar_type() == torch::kFloat32)
       encode_float_pairs(row, std::span<float>(host.data_ptr<float>() + 2 * n * rank(), 2 * row.size()));
     else
       std::copy(row.begin(), row.end(), host.data_ptr<double>() + n * rank());
-    region.copy_(host);
+    if (!region.is_cpu()) region.copy_(host);
   }
   // After the all-reduce: every rank's row, which the next agree() reduces
   // instead of exchanging.
