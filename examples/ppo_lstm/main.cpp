@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data_parallel.hpp"
 #include "options.hpp"
 #include "ppo.hpp"
 #include "simic/core/signal_guard.hpp"
@@ -25,6 +26,19 @@ int main(int argc, char** argv) {
   if (cl.help) {
     std::fputs(ppo_lstm::usage(prog).c_str(), stdout);
     return ppo_lstm::exit_ok;
+  }
+  // --ranks N: this process starts the job's N ranks and waits for them.
+  if (cl.options.parallel.launcher()) {
+    try {
+      return ppo_lstm::launch_job(prog, std::vector<std::string>(argv + 1, argv + argc), cl.options.parallel.ranks,
+                                     cl.options.parallel.timeout_s);
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), e.what());
+      return ppo_lstm::exit_usage;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: failed: %s\n", prog.c_str(), e.what());
+      return ppo_lstm::exit_failed;
+    }
   }
   // SIGTERM (a preempted job) and SIGINT (Ctrl-C) stop the loop between
   // steps; the run closes its events and exits 128+N. A second one kills.

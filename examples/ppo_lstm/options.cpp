@@ -105,6 +105,14 @@ void run_options::validate() const {
     require(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
     require(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
   }
+  const data_parallel_options& dp = parallel;
+  require(dp.ranks >= 1 && dp.ranks <= max_ranks, where, "ranks", dp.ranks, "[1, 64]");
+  require(dp.rank >= 0 && dp.rank < dp.ranks, where, "rank", dp.rank, "[0, ranks - 1]");
+  require(dp.fault_rank >= -1 && dp.fault_rank < dp.ranks, where, "fault_rank", dp.fault_rank,
+          "-1 (every rank) or [0, ranks - 1]");
+  require(dp.timeout_s >= 1 && dp.timeout_s <= 3600, where, "timeout_s", dp.timeout_s, "[1, 3600]");
+  require(static_cast<unsigned>(dp.events) <= 1u, where, "events_ranks", static_cast<unsigned>(dp.events),
+          "every or rank0");
   require(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
   const double need = estimated_memory_bytes();
   if (need > static_cast<double>(memory_budget))
@@ -114,6 +122,30 @@ void run_options::validate() const {
         "rollout, a narrower LSTM or more minibatches",
         envs, rollout, hidden, seq_len, minibatches, need / static_cast<double>(gib), need,
         static_cast<double>(memory_budget) / static_cast<double>(gib)));
+}
+
+namespace {
+// PATH.rank<R>.EXT ("events.jsonl" -> "events.rank1.jsonl").
+std::string with_rank(const std::string& path, int rank) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  const bool has_ext = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  const std::string tag = ".rank" + std::to_string(rank);
+  return has_ext ? path.substr(0, dot) + tag + path.substr(dot) : path + tag;
+}
+}  // namespace
+
+std::string run_options::rank_events_path() const {
+  if (events_path.empty() || parallel.ranks == 1) return events_path;
+  if (parallel.events == events_ranks::rank0) return parallel.rank == 0 ? events_path : "";
+  return with_rank(events_path, parallel.rank);
+}
+
+std::string run_options::rank_tensorboard_dir() const {
+  // Every rank's file goes in the directory (each names its process); with
+  // rank0, only rank 0 writes one.
+  if (parallel.ranks > 1 && parallel.events == events_ranks::rank0 && parallel.rank != 0) return "";
+  return tensorboard_dir;
 }
 
 std::string usage(std::string_view program) {
@@ -146,12 +178,27 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --hidden N         LSTM width (default 64)
   --threads N        LibTorch intra-op threads (default 1)
   --max-memory-gib N refuse options whose estimated memory exceeds N GiB (default 8)
+data-parallel (docs/trainer.md):
+  --ranks N          train as N processes on 127.0.0.1 (1..64; default 1): this
+                     process launches them and waits; each has its own
+                     environments (seed + rank) and the same initial weights;
+                     gradients are averaged over the ranks; simic decides once
+                     for the job (skips, escalations and the stop are agreed)
+  --fault-rank R     --inject on rank R only (default: every rank)
+  --events-ranks W   every (default: each rank writes PATH.rank<R>.EXT and its
+                     own TensorBoard file) or rank0 (rank 0 alone: the job's
+                     anomalies, naming the ranks they came from)
+  --rank-timeout S   seconds after which a rank that stopped answering fails
+                     the others (1..3600; default 20)
+  --rank R --master-port P  set by the launcher: this process is rank R of a
+                     job whose rank 0 serves a TCPStore on 127.0.0.1:P
   --quiet            no per-update progress lines
   --help             this text
 Exit codes: 0 done, 2 bad command line (also: an unwritable --events,
 --tensorboard or --profile path, or options over the memory limit), 3 stopped
 by the monitor, 4 events lost (dropped, failed or undelivered), 128+N stopped by signal N
-(SIGTERM, SIGINT: events flushed first), 1 any other failure.
+(SIGTERM, SIGINT: events flushed first), 1 any other failure. A data-parallel
+launcher exits 1 if a rank failed, else the ranks' code (they stop together).
 )";
   return u;
 }
@@ -226,13 +273,37 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       o.hidden = static_cast<int>(int_in(1, 4096));
     } else if (a == "--threads") {
       o.threads = static_cast<int>(int_in(1, 256));
+    } else if (a == "--ranks") {
+      o.parallel.ranks = static_cast<int>(int_in(1, max_ranks));
+    } else if (a == "--rank") {
+      o.parallel.rank = static_cast<int>(int_in(0, max_ranks - 1));
+    } else if (a == "--master-port") {
+      o.parallel.master_port = static_cast<std::uint16_t>(int_in(1, 65535));
+    } else if (a == "--fault-rank") {
+      o.parallel.fault_rank = static_cast<int>(int_in(0, max_ranks - 1));
+    } else if (a == "--rank-timeout") {
+      o.parallel.timeout_s = static_cast<std::uint32_t>(int_in(1, 3600));
+    } else if (a == "--events-ranks") {
+      const std::string& v = value();
+      if (v == "every") o.parallel.events = events_ranks::every;
+      else if (v == "rank0") o.parallel.events = events_ranks::rank0;
+      else fail("--events-ranks: unknown value '" + v + "'; valid: " + simic::detail::join_names(events_ranks_names));
     } else if (a == "--max-memory-gib") {
       o.memory_budget = int_in(1, 1'048'576) * gib;
     } else {
       fail("unknown option '" + a + "' (see --help)");
     }
   }
-  if (!out.help) o.validate();
+  if (!out.help) {
+    const data_parallel_options& dp = o.parallel;
+    if ((dp.rank != 0 || dp.master_port != 0) && dp.ranks == 1)
+      fail("--rank and --master-port: only with --ranks N > 1 (set by the launcher)");
+    if (dp.rank >= dp.ranks) fail("--rank: " + std::to_string(dp.rank) + " is not below --ranks " + std::to_string(dp.ranks));
+    if (dp.fault_rank >= dp.ranks)
+      fail("--fault-rank: " + std::to_string(dp.fault_rank) + " is not below --ranks " + std::to_string(dp.ranks));
+    if (dp.rank != 0 && dp.master_port == 0) fail("--rank: needs --master-port (set by the launcher)");
+    o.validate();
+  }
   return out;
 }
 

@@ -55,6 +55,24 @@ enum class detector_preset : unsigned char {
 };
 inline constexpr std::array<std::string_view, 2> detector_preset_names{"simic", "reference"};
 
+// Where a data-parallel job's events go (--events-ranks): every rank its own
+// files (PATH.rank<R>.EXT), or rank 0 alone (PATH: the job's anomalies).
+enum class events_ranks : unsigned char { every, rank0 };
+inline constexpr std::array<std::string_view, 2> events_ranks_names{"every", "rank0"};
+
+// A data-parallel job: `ranks` processes on 127.0.0.1 (docs/trainer.md).
+inline constexpr int max_ranks = 64;
+struct data_parallel_options {
+  int ranks = 1;                    // 1: not data-parallel
+  int rank = 0;                     // this process's rank
+  std::uint16_t master_port = 0;    // rank 0's TCPStore; 0 with ranks > 1: this process launches the job
+  int fault_rank = -1;              // --inject applies on this rank only (-1: every rank)
+  events_ranks events = events_ranks::every;
+  std::uint32_t timeout_s = 20;     // a rank that stops answering fails the others after this
+  bool launcher() const noexcept { return ranks > 1 && master_port == 0; }
+  bool member() const noexcept { return ranks > 1 && master_port != 0; }
+};
+
 // The memory a run may plan for unless told otherwise (--max-memory-gib).
 inline constexpr std::uint64_t gib = std::uint64_t{1} << 30;
 inline constexpr std::uint64_t default_memory_budget = 8 * gib;
@@ -83,6 +101,7 @@ struct run_options {
   std::string profile_dir;           // profiler output ("" : none)
   std::string tensorboard_dir;       // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
+  data_parallel_options parallel;
   // output
   bool progress_lines = true;        // one line per update on stdout
   bool record_signals = false;       // keep every check's signals in the summary (tests)
@@ -91,6 +110,9 @@ struct run_options {
 
   std::uint64_t schedule() const noexcept { return planned_updates != 0 ? planned_updates : updates; }
   int steps_per_update() const noexcept { return ppo_epochs * minibatches; }
+  // This rank's --events file and --tensorboard directory ("" : none).
+  std::string rank_events_path() const;
+  std::string rank_tensorboard_dir() const;
   std::uint32_t effective_max_skips() const noexcept {
     return max_skips != 0 ? max_skips : static_cast<std::uint32_t>(2 * steps_per_update());
   }

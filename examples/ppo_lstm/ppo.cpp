@@ -31,6 +31,7 @@
 #include "simic/emit/sink_callback.hpp"
 #include "simic/profile/phase_timer.hpp"
 #include "simic/profile/profiler.hpp"
+#include "data_parallel.hpp"
 #include "telemetry.hpp"
 
 namespace ppo_lstm {
@@ -77,18 +78,20 @@ template <class Monitor>
 class trainer {
  public:
   trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
-          std::shared_ptr<simic::tensorboard_sink> tensorboard)
+          std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp)
       : o_(o),
         seeded_(seed(o)),
-        env_(o.envs, o.seed),
+        env_(o.envs, o.seed + static_cast<std::uint64_t>(o.parallel.rank)),  // each rank its own environments
         model_(cartpole_vec::obs_dim, cartpole_vec::actions, o.hidden),
         opt_(model_->parameters(), torch::optim::AdamOptions(o.lr).eps(1e-5)),
         params_(model_->parameters()),
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
         events_(events),
+        dp_(std::move(dp)),
         tel_(make_telemetry<Monitor>(
             o, *model_,
-            telemetry_sinks(std::move(events), with_tensorboard({counting_sink(event_counts_)}, tensorboard)))),
+            telemetry_sinks(std::move(events), with_tensorboard({counting_sink(event_counts_)}, tensorboard)),
+            dp_ ? dp_->agreement : nullptr)),
         profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
                                           .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
         timers_(!o.profile_dir.empty()),
@@ -96,7 +99,12 @@ class trainer {
         c_(torch::zeros({o.envs, o.hidden})),
         keep_(torch::zeros({o.envs})),
         actions_(static_cast<std::size_t>(o.envs)) {
-    sum_.events_path = o.events_path;
+    sum_.events_path = o.rank_events_path();
+    sum_.rank = o.parallel.rank;
+    sum_.ranks = o.parallel.ranks;
+    // Every rank starts from the same weights (seeded above, as DDP
+    // broadcasts rank 0's); then each samples its own actions and minibatches.
+    if (o.parallel.rank > 0) torch::manual_seed(o.seed + 1'000'003ull * static_cast<std::uint64_t>(o.parallel.rank));
     sum_.profile_dir = o.profile_dir;
     if (tensorboard) sum_.tensorboard_file = tensorboard->path().string();
   }
@@ -104,7 +112,7 @@ class trainer {
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t u = 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
-      const faults f = faults::at(o_.injections, u);
+      const faults f = faults::at(injections_here(), u);
       tel_->begin_update();
       update_record rec;
       rec.update = u;
@@ -143,6 +151,13 @@ class trainer {
   }
 
  private:
+  // --inject applies on --fault-rank only, if given.
+  const std::vector<injection>& injections_here() const {
+    static const std::vector<injection> none;
+    const int fr = o_.parallel.fault_rank;
+    return fr < 0 || fr == o_.parallel.rank ? o_.injections : none;
+  }
+
   // Before the model is built: its initial weights come from the seed.
   static bool seed(const run_options& o) {
     at::set_num_threads(o.threads);
@@ -305,7 +320,8 @@ class trainer {
         grad_faults_.apply(f, *model_, model_->lstm->weight_hh);  // fault injection
 
         // telemetry: this step's PPO statistics; the session reads the
-        // gradients (before clipping), runs the check and emits the events
+        // gradients (before clipping; in a data-parallel job the averaged
+        // ones), runs the check and emits the events
         simic::signals sig;
         {
           torch::NoGradGuard ng;
@@ -318,6 +334,13 @@ class trainer {
         sig.entropy = heads;
         sig.progress = progress;
         if (step == steps - 1) sig.performance = performance;
+        if (dp_) {
+          // data-parallel: the gradients averaged over the ranks, as DDP
+          // does, in one all-reduce that also carries this rank's signals
+          // for the check (simic's agreement: no collective of its own)
+          const simic::signals held = tel_->held_signals(sig);
+          (*dp_->all_reduce)(params_, &held);
+        }
         const simic::level before = tel_->level();
         const simic::check_result& res =
             tel_->step(sig, {.metrics = {.policy_loss = pg_loss.item<double>(),
@@ -419,6 +442,16 @@ class trainer {
 
   // Every event flushed (also after a stop), the summary's counts filled.
   void finish() {
+    {
+      torch::NoGradGuard ng;
+      double sum = 0.0, squares = 0.0;
+      for (const auto& p : params_) {
+        const auto d = p.detach().to(torch::kFloat64);
+        sum += d.sum().item<double>();
+        squares += d.pow(2).sum().item<double>();
+      }
+      sum_.weights_checksum = {sum, squares};
+    }
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
     const simic::hub_counts c = tel_->close(close_deadline);
@@ -439,6 +472,10 @@ class trainer {
                                       {"memory", n.memory}})
       if (count > 0) sum_.sensor_events[name] = count;
     sum_.weights_finite = all_finite(params_);
+    if (dp_) {
+      sum_.all_reduces = dp_->all_reduce->collectives();
+      sum_.agreement_collectives = dp_->agreement->collectives();
+    }
   }
 
   const run_options& o_;
@@ -450,6 +487,7 @@ class trainer {
   std::vector<torch::Tensor> params_;
   std::shared_ptr<std::map<std::string, std::uint64_t>> event_counts_;
   std::shared_ptr<simic::jsonl_sink> events_;  // the --events file (null: none)
+  std::unique_ptr<data_parallel> dp_;           // null: a single process
   std::unique_ptr<simic::session<Monitor>> tel_;
   simic::profiler profiler_;
   simic::phase_timers timers_;
@@ -463,8 +501,8 @@ class trainer {
 
 template <class Monitor>
 run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
-                     std::shared_ptr<simic::tensorboard_sink> tensorboard) {
-  trainer<Monitor> t(o, std::move(events), std::move(tensorboard));
+                     std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp) {
+  trainer<Monitor> t(o, std::move(events), std::move(tensorboard), std::move(dp));
   return t.run();
 }
 
@@ -489,13 +527,22 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 run_summary run(const run_options& o) {
   // Everything that can be refused is refused before a file is touched.
   o.validate();
-  check_profile_dir(o.profile_dir);
-  std::shared_ptr<simic::jsonl_sink> events = open_events(o);
-  std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(o);
+  if (o.parallel.launcher())
+    throw std::invalid_argument("ppo_lstm::run: ranks = " + std::to_string(o.parallel.ranks) +
+                                " needs master_port (launch_job starts the ranks)");
+  run_options mine = o;
+  if (o.parallel.member()) {
+    mine.progress_lines = o.progress_lines && o.parallel.rank == 0;  // one rank prints progress
+    if (!o.profile_dir.empty()) mine.profile_dir = o.profile_dir + "/rank" + std::to_string(o.parallel.rank);
+  }
+  check_profile_dir(mine.profile_dir);
+  std::shared_ptr<simic::jsonl_sink> events = open_events(mine);
+  std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(mine);
   try {
-    return o.detectors == detector_preset::reference
-               ? run_with<reference_monitor_type>(o, std::move(events), std::move(tensorboard))
-               : run_with<monitor_type>(o, std::move(events), std::move(tensorboard));
+    std::unique_ptr<data_parallel> dp = join_job(mine);
+    return mine.detectors == detector_preset::reference
+               ? run_with<reference_monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp))
+               : run_with<monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp));
   } catch (const c10::Error& e) {
     // what() carries a backtrace: one line is enough (e.g. an allocation that failed).
     throw std::runtime_error("LibTorch: " + first_line(e.what_without_backtrace()));
@@ -503,7 +550,13 @@ run_summary run(const run_options& o) {
 }
 
 std::string describe(const run_summary& s) {
+  using ull = unsigned long long;
   std::string out;
+  if (s.ranks > 1)
+    out += simic::detail::format("rank %d of %d: %llu gradient all-reduces carrying simic's agreement (%llu "
+                                 "collectives of its own)\n",
+                                 s.rank, s.ranks, static_cast<ull>(s.all_reduces),
+                                 static_cast<ull>(s.agreement_collectives));
   out += simic::detail::format("updates %llu, episodes %llu, mean return %.1f (best %.1f), %.1f s\n",
                                static_cast<unsigned long long>(s.updates_done),
                                static_cast<unsigned long long>(s.episodes), s.mean_return, s.best_mean_return,
@@ -525,7 +578,6 @@ std::string describe(const run_summary& s) {
   out += "\n";
   if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
   if (s.interrupted_by != 0) out += s.stop_reason + ": stopped cleanly, events flushed\n";
-  using ull = unsigned long long;
   if (!s.events_path.empty())
     out += simic::detail::format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
                                  s.events_path.c_str(), static_cast<ull>(s.events_emitted),

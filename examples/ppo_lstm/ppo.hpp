@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "options.hpp"
@@ -101,6 +102,9 @@ struct run_summary {
   std::uint64_t checks = 0;           // monitor checks (one per optimizer step attempted)
   std::uint64_t epochs = 0;           // monitor ticks
   bool weights_finite = true;
+  // The weights' sum and sum of squares at the end (float64): equal on the
+  // ranks of a data-parallel job that stayed in lockstep.
+  std::pair<double, double> weights_checksum{};
   std::vector<update_record> updates;
   std::vector<anomaly_record> anomalies;
   std::vector<clear_record> clears;
@@ -121,6 +125,11 @@ struct run_summary {
   std::uint64_t events_lost() const noexcept { return events_dropped + events_failed + events_undelivered; }
   std::string profile_dir;
   std::string tensorboard_file;  // the --tensorboard event file ("" : none)
+  // data-parallel
+  int rank = 0;
+  int ranks = 1;
+  std::uint64_t all_reduces = 0;           // gradient all-reduces (one per optimizer step attempted)
+  std::uint64_t agreement_collectives = 0; // collectives of the agreement's own (0: its rows ride the all-reduce)
 
   std::size_t count(simic::anomaly_kind k) const {
     std::size_t n = 0;

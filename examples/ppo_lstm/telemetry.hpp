@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "simic/distributed/agreement.hpp"
 #include "simic/emit/sink_jsonl.hpp"
 #include "simic/emit/sink_tensorboard.hpp"
 #include "simic/session.hpp"
@@ -42,12 +43,14 @@ inline constexpr std::chrono::milliseconds close_deadline{3000};
 // The JSONL file when asked for (null else), opened before the run starts so
 // that an unwritable path is a usage error; the file's old content goes only
 // when the first event is written (jsonl_sink).
+// In a data-parallel job: this rank's file (run_options::rank_events_path).
 inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
-  if (o.events_path.empty()) return nullptr;
+  const std::string path = o.rank_events_path();
+  if (path.empty()) return nullptr;
   try {
-    return std::make_shared<simic::jsonl_sink>(o.events_path);
+    return std::make_shared<simic::jsonl_sink>(path);
   } catch (const std::system_error& e) {
-    throw std::invalid_argument("--events: cannot write '" + o.events_path + "': " + e.code().message());
+    throw std::invalid_argument("--events: cannot write '" + path + "': " + e.code().message());
   }
 }
 
@@ -55,9 +58,9 @@ inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
 // directory, created before the run starts so that an unusable directory is a
 // usage error.
 inline std::shared_ptr<simic::tensorboard_sink> open_tensorboard(const run_options& o) {
-  if (o.tensorboard_dir.empty()) return nullptr;
+  if (o.rank_tensorboard_dir().empty()) return nullptr;
   try {
-    return std::make_shared<simic::tensorboard_sink>(o.tensorboard_dir);
+    return std::make_shared<simic::tensorboard_sink>(o.rank_tensorboard_dir());
   } catch (const std::system_error& e) {
     throw std::invalid_argument("--tensorboard: cannot write in '" + o.tensorboard_dir + "': " + e.code().message());
   }
@@ -78,12 +81,14 @@ inline std::vector<std::shared_ptr<simic::sink>> with_tensorboard(std::vector<st
 }
 
 // simic's defaults, or the reference preset (its thresholds, escalation on
-// any anomaly).
+// any anomaly). `agreement`: a data-parallel rank's (null: a single process).
 template <class Monitor, class Params>
 std::unique_ptr<simic::session<Monitor>> make_telemetry(const run_options& o, const Params& params,
-                                                        std::vector<std::shared_ptr<simic::sink>> sinks) {
+                                                        std::vector<std::shared_ptr<simic::sink>> sinks,
+                                                        std::shared_ptr<simic::distributed::agreement> agreement = {}) {
   // `sinks`: telemetry_sinks(open_events(o), the caller's).
-  const simic::session_options s = telemetry_options(o);
+  const simic::session_options s =
+      agreement ? simic::distributed::rank_options(telemetry_options(o), std::move(agreement)) : telemetry_options(o);
   if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
     return std::make_unique<simic::session<Monitor>>(
         simic::make_reference_monitor(simic::reference_config_options(s.config), s.max_consecutive_skips), s, params,

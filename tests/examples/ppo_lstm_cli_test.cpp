@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -281,4 +282,111 @@ TEST_CASE("an allocation that fails is one line, without LibTorch's backtrace; e
   CHECK(out.find("allocate") != std::string::npos);
   CHECK(out.find("frame #") == std::string::npos);
   CHECK(out.find("Exception raised from") == std::string::npos);
+}
+
+namespace {
+
+// The pid of the process whose command line holds every one of `parts` (as
+// whole arguments), or -1.
+pid_t find_process(const std::vector<std::string>& parts) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = read_file(entry.path() / "cmdline");
+    std::vector<std::string> args;
+    for (std::size_t at = 0; at < cmdline.size();) {
+      const std::size_t end = cmdline.find('\0', at);
+      args.push_back(cmdline.substr(at, end == std::string::npos ? std::string::npos : end - at));
+      if (end == std::string::npos) break;
+      at = end + 1;
+    }
+    bool all = true;
+    for (const auto& p : parts) all = all && std::find(args.begin(), args.end(), p) != args.end();
+    if (all) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("--ranks 2: a killed rank, or a hung one, fails the job with a clear error within 30 s; no hang") {
+  const char* bin = std::getenv("PPO_LSTM_BIN");
+  REQUIRE(bin != nullptr);
+  for (const bool hang : {false, true}) {
+    INFO(std::string(hang ? "rank 1 stopped (SIGSTOP)" : "rank 1 killed (SIGKILL)"));
+    const fs::path d = scratch(hang ? "rank_hung" : "rank_killed");
+    const fs::path events = d / "events.jsonl", out = d / "out.txt";
+    const pid_t launcher = ::fork();
+    REQUIRE(launcher >= 0);
+    if (launcher == 0) {
+      const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(bin, bin, "--ranks", "2", "--updates", "100000", "--envs", "2", "--rollout", "16", "--seq-len", "8",
+              "--events", events.c_str(), "--rank-timeout", "3", "--quiet", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Mid-run: once rank 1 has written a few updates' events.
+    const fs::path rank1_events = d / "events.rank1.jsonl";
+    bool started = false;
+    for (int i = 0; i < 600 && !started; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      started = fs::exists(rank1_events) && lines_of(read_file(rank1_events)).size() >= 20;
+    }
+    CHECK(started);
+    const pid_t rank1 = find_process({events.string(), "--rank", "1", "--master-port"});
+    REQUIRE(rank1 > 0);
+    REQUIRE(::kill(rank1, hang ? SIGSTOP : SIGKILL) == 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    int status = 0;
+    bool ended = false;
+    double seconds = 0;
+    while (!ended && seconds < 60) {
+      ended = ::waitpid(launcher, &status, WNOHANG) == launcher;
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!ended) {  // do not leave the job behind
+      ::kill(rank1, SIGKILL);
+      ::kill(launcher, SIGKILL);
+      ::waitpid(launcher, &status, 0);
+    }
+    REQUIRE(ended);
+    MESSAGE(std::string(hang ? "hung" : "killed") << " rank 1 to the job's exit: " << seconds << " s");
+    CHECK(seconds < 30.0);  // the goal: a dead rank reported within 30 s
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    const std::string said = read_file(out);
+    INFO(said);
+    // Rank 0 names what failed; the launcher names the rank.
+    CHECK(said.find("the gradient all-reduce of rank 0 of 2 failed (a rank stopped or timed out)") !=
+          std::string::npos);
+    CHECK(said.find("rank 0 failed (exit code 1)") != std::string::npos);
+    CHECK(said.find(hang ? "rank 1 did not stop" : "rank 1 was killed by signal 9") != std::string::npos);
+    CHECK(find_process({events.string(), "--master-port"}) == -1);  // no rank left behind
+    // Rank 0's events up to the failure are in its file, closed by hub_stats.
+    const std::vector<std::string> lines = lines_of(read_file(d / "events.rank0.jsonl"));
+    REQUIRE(!lines.empty());
+    CHECK(nlohmann::json::parse(lines.back())["event"] == "hub_stats");
+    fs::remove_all(d.parent_path());
+  }
+}
+
+TEST_CASE("data-parallel command line: bad values exit 2 naming the option") {
+  struct bad {
+    const char* args;
+    const char* says;
+  };
+  for (const bad& b : {bad{"--ranks 0", "--ranks"}, bad{"--ranks 65", "--ranks"},
+                       bad{"--ranks 2 --fault-rank 2", "--fault-rank: 2 is not below --ranks 2"},
+                       bad{"--rank 1 --master-port 5000", "only with --ranks"},
+                       bad{"--ranks 2 --rank 1", "--rank: needs --master-port"},
+                       bad{"--ranks 2 --events-ranks all", "--events-ranks: unknown value 'all'"},
+                       bad{"--ranks 2 --rank-timeout 0", "--rank-timeout"}}) {
+    INFO("args: " << std::string(b.args));
+    const result r = run_cli(b.args);
+    INFO(r.output);
+    CHECK(r.code == 2);
+    CHECK(r.output.find(b.says) != std::string::npos);
+  }
 }
