@@ -10,7 +10,8 @@
 //     (receive), reduced (agree) and checked. That work minus the check is
 //     the carried agreement's cost; the all-reduce's extra bytes are the
 //     difference of the two all-reduces.
-// Rank 0 prints median and 90th percentile of each.
+// Rank 0 prints median and 90th percentile of each. --ranks 1: the same
+// work with no other rank to wait for (a group of one).
 //   distributed_agreement [--ranks N] [--checks K] [--params P]
 #include <algorithm>
 #include <chrono>
@@ -137,12 +138,12 @@ int main(int argc, char** argv) {
     else if (a == "--checks") checks = std::atoi(argv[i + 1]);
     else if (a == "--params") params = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: %s [--ranks N (2..64)] [--checks K (>= 1)] [--params P (>= 1)]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--ranks N (1..64)] [--checks K (>= 1)] [--params P (>= 1)]\n", argv[0]);
       return 2;
     }
   }
-  if (ranks < 2 || ranks > 64 || checks < 1 || params < 1) {
-    std::fprintf(stderr, "--ranks: 2..64, --checks: >= 1, --params: >= 1\n");
+  if (ranks < 1 || ranks > 64 || checks < 1 || params < 1) {
+    std::fprintf(stderr, "--ranks: 1..64, --checks: >= 1, --params: >= 1\n");
     return 2;
   }
   const auto port = simic::test::free_local_port();
