@@ -29,7 +29,7 @@ std::string small_run() {
 {"event":"gradient_health","time":100.2,"update":1,"epoch":1,"total_norm":"nan","health":0.5}
 {"event":"update","time":100.3,"update":1,"epoch":1,"loss":0.9,"approx_kl":0.25,"ratio_max":4.5,"ratio_min":0.8}
 {"event":"anomaly","time":100.3,"update":1,"epoch":1,"anomaly":"kl_spike","severity":"warning","value":0.25,"threshold":0.2,"detail":"approx KL 0.25 > 0.2","level_after":"DEBUG"}
-{"event":"anomaly","time":100.3,"update":1,"epoch":1,"anomaly":"ratio_explosion","severity":"critical","value":4.5,"threshold":4.0,"detail":")" + xss + R"(","level_after":"DEBUG"}
+{"event":"anomaly","time":100.3,"update":1,"epoch":1,"anomaly":"ratio_explosion","severity":"critical","value":4.5,"threshold":4.0,"detail":")" + xss + R"(","level_after":"DEBUG","origin_ranks":[1,3]}
 {"event":"escalation_start","time":100.3,"update":1,"epoch":1,"from":"NORMAL","to":"DEBUG","epochs":5,"reason":"ratio_explosion"}
 {"event":"my_event","time":100.4,"update":1,"epoch":1,"x":1}
 {"event":"lstm_health","time":100.4,"update":1,"epoch":1,"h_norm":1.5,"c_norm":2.5,"h_max_abs":0.5,"c_max_abs":0.7,"healthy":true}
@@ -90,6 +90,9 @@ TEST_CASE("a hand-written run: counts by kind and severity, events, updates") {
   CHECK_FALSE(r.anomalies[3].threshold.has_value());
   CHECK(r.first_time == 100.0);
   CHECK(r.last_time == 101.6);
+  // data-parallel: the ranks an anomaly came from, where the line names them
+  CHECK(r.anomalies[1].origin_ranks == std::vector<std::int64_t>{1, 3});
+  CHECK(r.anomalies[0].origin_ranks.empty());
 }
 
 TEST_CASE("each anomaly goes to the chart of its signal, the rest to performance") {
@@ -187,6 +190,8 @@ TEST_CASE("the page: a hostile detail stays inside the data block") {
   const auto data = nlohmann::json::parse(page.substr(a, b - a));
   REQUIRE(data["anomalies"].size() == 4);
   CHECK(data["anomalies"][1]["detail"] == xss);
+  CHECK(data["anomalies"][1]["origin_ranks"] == nlohmann::json::array({1, 3}));
+  CHECK(data["anomalies"][0]["origin_ranks"] == nlohmann::json::array());
   CHECK(data["anomalies"][2]["detail"] == "line\xE2\x80\xA8separator");
   CHECK(data["anomalies"][3]["value"] == "inf");
   CHECK(data["anomalies"][0]["chart"] == "kl");
@@ -208,6 +213,10 @@ TEST_CASE("bad input: one line naming the file and the line") {
   CHECK(has(e, "bad.jsonl:2: field 'approx_kl' is \"high\""));
   CHECK(has(e, "valid: a number"));
   CHECK(has(error_of("{\"event\":\"anomaly\",\"update\":2,\"severity\":\"warning\"}\n"), "bad.jsonl:1: anomaly without"));
+  for (const char* bad : {"\"1\"", "[1,\"x\"]", "[0.5]"})
+    CHECK(has(error_of(std::string("{\"event\":\"anomaly\",\"update\":2,\"anomaly\":\"kl_spike\",\"origin_ranks\":") + bad +
+                       "}\n"),
+              "bad.jsonl:1: field 'origin_ranks' is " + std::string(bad) + "; valid: an array of integers"));
   CHECK(has(error_of(""), "bad.jsonl: empty file"));
   CHECK(has(error_of("\n  \n"), "bad.jsonl: no event in 2 lines"));
   // An unknown event is no error; its fields are not read.

@@ -49,6 +49,7 @@ struct anomaly_mark {
   std::uint64_t update = 0;
   std::string kind, severity, detail, level_after, chart;
   std::optional<double> value, threshold;
+  std::vector<std::int64_t> origin_ranks;  // data-parallel: the ranks it came from (docs/distributed.md)
 };
 
 // An escalation period, in updates; open: no escalation_end before the file ended.
@@ -138,6 +139,24 @@ inline std::optional<double> number(const nlohmann::json& j, const char* key, co
     if (s == "-inf") return -HUGE_VAL;
   }
   throw error(where + ": field '" + key + "' is " + it->dump() + "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+}
+
+// An array of integers (origin_ranks). Absent -> empty; anything else is an error.
+inline std::vector<std::int64_t> integers(const nlohmann::json& j, const char* key, const std::string& where) {
+  std::vector<std::int64_t> out;
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return out;
+  bool ok = it->is_array();
+  if (ok)
+    for (const auto& x : *it) {
+      if (!x.is_number_integer()) {
+        ok = false;
+        break;
+      }
+      out.push_back(x.get<std::int64_t>());
+    }
+  if (!ok) throw error(where + ": field '" + key + "' is " + it->dump() + "; valid: an array of integers");
+  return out;
 }
 
 inline std::string text(const nlohmann::json& j, const char* key) {
@@ -277,6 +296,7 @@ inline run parse(std::istream& in, const std::string& name) {
       a.level_after = detail::text(j, "level_after");
       a.value = detail::number(j, "value", where);
       a.threshold = detail::number(j, "threshold", where);
+      a.origin_ranks = detail::integers(j, "origin_ranks", where);
       a.chart = chart_for(a.kind);
       // The first threshold of each bound kind is the one drawn.
       auto take = [&](const char* kind, double& bound, bool& seen) {
@@ -490,7 +510,8 @@ inline nlohmann::json page_data(const run& r, const options& o) {
   for (const anomaly_mark& a : r.anomalies)
     anomalies.push_back({{"update", a.update}, {"kind", a.kind}, {"severity", a.severity}, {"chart", a.chart},
                          {"detail", a.detail}, {"value", detail::opt_json(a.value)},
-                         {"threshold", detail::opt_json(a.threshold)}, {"level_after", a.level_after}});
+                         {"threshold", detail::opt_json(a.threshold)}, {"level_after", a.level_after},
+                         {"origin_ranks", a.origin_ranks}});
   json escalations = json::array();
   for (const period& p : r.escalations)
     escalations.push_back({{"from", p.from}, {"to", p.to}, {"open", p.open}, {"levels", p.levels}, {"reason", p.reason}});
@@ -788,7 +809,8 @@ inline constexpr std::string_view page_js = R"JS(
       m.setAttribute('data-kind', a.kind); m.setAttribute('data-severity', a.severity);
       title(m, a.severity + ' ' + a.kind + ' at update ' + a.update + (a.value !== null ? ': value ' + a.value : '') +
         (a.threshold !== null ? ', threshold ' + a.threshold : '') + (a.detail ? '\n' + a.detail : '') +
-        (a.level_after ? '\nlevel after: ' + a.level_after : ''));
+        (a.level_after ? '\nlevel after: ' + a.level_after : '') +
+        (a.origin_ranks.length ? '\nfrom rank' + (a.origin_ranks.length > 1 ? 's ' : ' ') + a.origin_ranks.join(', ') : ''));
       markers++;
     });
   });
