@@ -1,6 +1,7 @@
 // The job's signals from every rank's row, against values worked out by hand.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -179,6 +180,12 @@ TEST_CASE("bad input: too many heads, rows of another shape, ranks naming other 
   std::vector<signals> r(2);
   r[0].user = ux, r[1].user = uy;
   CHECK_THROWS_WITH_AS(reduce(r), doctest::Contains("rank 1"), std::invalid_argument);
+  // A rank that carried no row (its slot of the all-reduce left at zeros).
+  std::vector<double> two = gather({plain, plain});
+  std::fill(two.begin() + static_cast<std::ptrdiff_t>(row.size()), two.end(), 0.0);
+  CHECK_THROWS_WITH_AS(reduce_signals(two, 2, plain), doctest::Contains("rank 1's row = all zeros (no row carried)"),
+                       std::invalid_argument);
+  CHECK(distributed::detail::names_hash({}, {}) != 0.0);  // so an empty row is never all zeros
 }
 
 TEST_CASE("an anomaly's origin: the ranks with non-finite figures where any, else the worst ranks") {

@@ -273,6 +273,11 @@ inline job_signals reduce_signals(std::span<const double> rows, std::size_t rank
   auto row = [&](std::size_t r) { return rows.subspan(r * n, n); };
   for (std::size_t r = 0; r < ranks; ++r) {
     const auto x = row(r);
+    // Every row names its figures (the hash of no names is not 0): all
+    // zeros is a rank that wrote none in a carrying all-reduce.
+    if (x[slot_names] == 0.0 && x[slot_present] == 0.0)
+      simic::detail::throw_invalid(where, "rank " + std::to_string(r) + "'s row", "all zeros (no row carried)",
+                                   "every rank carries its row in the same all-reduce (agreement::carry)");
     const bool heads_ok = x[slot_heads] == static_cast<double>(local.entropy.size());
     const bool user_ok = x[slot_heads + 1 + cap.heads] == static_cast<double>(local.user.size());
     if (x[slot_names] != names || !heads_ok || !user_ok)
