@@ -13,7 +13,7 @@
 namespace ppo_lstm {
 
 struct data_parallel {
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  simic::distributed::collective_group group;
   std::shared_ptr<simic::distributed::agreement> agreement;
   std::unique_ptr<simic::distributed::gradient_all_reduce> all_reduce;  // averages gradients, carries the rows
 };

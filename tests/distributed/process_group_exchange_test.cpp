@@ -91,3 +91,22 @@ TEST_CASE("a rank that died makes the others fail with exchange_error within the
   CHECK(codes[1] == 7);
   CHECK(seconds < 30.0);
 }
+
+TEST_CASE("collective_group: a null group is refused by name; a backend's group is accepted on every LibTorch") {
+  CHECK_FALSE(static_cast<bool>(collective_group{}));
+  CHECK_THROWS_WITH_AS(process_group_exchange(collective_group{}), doctest::Contains("group is null"),
+                       std::invalid_argument);
+  // ProcessGroupGloo derives from ProcessGroup in 1.13 and from Backend in
+  // 2.x: both convert (a group of one rank, no other process needed).
+  const auto port = simic::test::free_local_port();
+  const collective_group one = simic::test::loopback_gloo_group(0, 1, port, std::chrono::seconds(10));
+  CHECK(static_cast<bool>(one));
+  CHECK(one.rank() == 0);
+  CHECK(one.ranks() == 1);
+  process_group_exchange x(one);
+  signals s;
+  s.loss = 0.5;
+  const job_signals job = x(s);
+  CHECK(*job.view().loss == 0.5);
+  CHECK(x.collectives() == 1);
+}

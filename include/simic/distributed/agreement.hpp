@@ -25,7 +25,7 @@ namespace distributed {
 
 class agreement final : public signal_agreement {
  public:
-  explicit agreement(c10::intrusive_ptr<c10d::ProcessGroup> group, row_capacity cap = {},
+  explicit agreement(collective_group group, row_capacity cap = {},
                      torch::Device device = torch::kCPU)
       : exchange_(std::move(group), cap, device) {}
 

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include <torch/torch.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
 #include "simic/distributed/agreement.hpp"
 
@@ -36,7 +35,7 @@ struct gradient_all_reduce_options {
 class gradient_all_reduce {
  public:
   // `carried`: the agreement whose rows ride along (null: gradients only).
-  explicit gradient_all_reduce(c10::intrusive_ptr<c10d::ProcessGroup> group,
+  explicit gradient_all_reduce(collective_group group,
                                std::shared_ptr<agreement> carried = nullptr, gradient_all_reduce_options o = {})
       : group_(std::move(group)), carried_(std::move(carried)), opts_(o) {
     if (!group_)
@@ -86,16 +85,16 @@ class gradient_all_reduce {
     }
     std::vector<at::Tensor> buffers{flat_};
     try {
-      group_->allreduce(buffers)->wait();
+      group_.allreduce(buffers)->wait();
     } catch (const std::exception& e) {
       const std::string what = e.what();
       throw exchange_error(std::string("simic::distributed: the gradient all-reduce of rank ") +
-                           std::to_string(group_->getRank()) + " of " + std::to_string(group_->getSize()) +
+                           std::to_string(group_.rank()) + " of " + std::to_string(group_.ranks()) +
                            " failed (a rank stopped or timed out): " + what.substr(0, what.find('\n')));
     }
     ++collectives_;
     if (carried_) carried_->receive(flat_.narrow(0, n, rows));
-    sum.div_(static_cast<double>(group_->getSize()));
+    sum.div_(static_cast<double>(group_.ranks()));
     at = 0;
     for (const at::Tensor& g : grads) {
       g.copy_(sum.narrow(0, at, g.numel()).view_as(g));
@@ -121,7 +120,7 @@ class gradient_all_reduce {
     return s;
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  collective_group group_;
   std::shared_ptr<agreement> carried_;
   gradient_all_reduce_options opts_;
   at::Tensor flat_;  // the gradients, then the rows

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include <torch/torch.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
+#include "simic/distributed/collective_group.hpp"
 #include "simic/distributed/signal_exchange.hpp"
 
 namespace simic {
@@ -32,7 +32,7 @@ class process_group_exchange {
  public:
   // `device`: where the group's collectives run (kCPU for Gloo, the rank's
   // CUDA device for NCCL).
-  explicit process_group_exchange(c10::intrusive_ptr<c10d::ProcessGroup> group, row_capacity cap = {},
+  explicit process_group_exchange(collective_group group, row_capacity cap = {},
                                   torch::Device device = torch::kCPU)
       : group_(std::move(group)), cap_(cap), device_(device) {
     if (!group_) throw std::invalid_argument("simic::distributed::process_group_exchange: group is null; valid: a process group");
@@ -40,11 +40,11 @@ class process_group_exchange {
     const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
     send_ = torch::empty({n}, opts);
     gathered_.resize(1);
-    for (int r = 0; r < group_->getSize(); ++r) gathered_[0].push_back(torch::empty({n}, opts));
+    for (int r = 0; r < group_.ranks(); ++r) gathered_[0].push_back(torch::empty({n}, opts));
   }
 
-  int rank() const { return group_->getRank(); }
-  int ranks() const { return group_->getSize(); }
+  int rank() const { return group_.rank(); }
+  int ranks() const { return group_.ranks(); }
   const row_capacity& capacity() const noexcept { return cap_; }
   std::uint64_t collectives() const noexcept { return collectives_; }
 
@@ -56,7 +56,7 @@ class process_group_exchange {
                                  torch::kFloat64));
     std::vector<at::Tensor> in{send_};
     try {
-      group_->allgather(gathered_, in)->wait();
+      group_.allgather(gathered_, in)->wait();
     } catch (const std::exception& e) {
       throw exchange_error("simic::distributed: the signal exchange of rank " + std::to_string(rank()) + " of " +
                            std::to_string(ranks()) + " failed (a rank stopped or timed out): " + first_line(e.what()));
@@ -71,7 +71,7 @@ class process_group_exchange {
  private:
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  collective_group group_;
   row_capacity cap_;
   torch::Device device_;
   at::Tensor send_;
