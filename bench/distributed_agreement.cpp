@@ -15,7 +15,6 @@
 //   distributed_agreement [--ranks N] [--checks K] [--params P]
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -67,7 +66,7 @@ int run(int rank, int ranks, std::uint16_t port, int checks, int params) {
     alone.check(s);
     const auto t2 = clock_type::now();
     // The gradients measured after the all-reduce stay out of the row; the
-    // row carries the non-finite count before it (gradient_all_reduce).
+    // row carries the non-finite count before it, as gradient_all_reduce does.
     simic::signals held = s;
     held.gradients.reset();
     clock_type::time_point r0, r1, c0, c1, c2, c3;
@@ -80,7 +79,7 @@ int run(int rank, int ranks, std::uint16_t port, int checks, int params) {
     auto reduce_carried = [&] {
       std::vector<at::Tensor> b{grads_with_rows};
       c0 = clock_type::now();
-      if (!std::isfinite(grads_with_rows.narrow(0, 0, params).sum().item<double>())) held.gradients.emplace();
+      held.gradients = simic::distributed::nonfinite_gradients(grads_with_rows.narrow(0, 0, params));
       agreement->carry(held, region);
       c1 = clock_type::now();
       group->allreduce(b)->wait();

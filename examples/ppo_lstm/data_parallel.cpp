@@ -2,10 +2,10 @@
 
 #include <cerrno>
 #include <chrono>
-#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include <sys/wait.h>
@@ -16,6 +16,12 @@
 #endif
 
 namespace ppo_lstm {
+
+namespace {
+[[noreturn]] void refuse_without_gloo() {
+  throw std::invalid_argument("--ranks: this build has no Gloo (LibTorch's c10d with Gloo, libgloo-dev's headers)");
+}
+}  // namespace
 
 #ifdef USE_C10D_GLOO
 namespace {
@@ -42,7 +48,7 @@ std::uint16_t launch_port() { return 0; }
 
 std::unique_ptr<data_parallel> join_job(const run_options& o) {
   if (!o.parallel.member()) return nullptr;
-  throw std::invalid_argument("--ranks: this build has no Gloo (LibTorch's c10d with Gloo, libgloo-dev's headers)");
+  refuse_without_gloo();
 }
 #endif
 
@@ -52,8 +58,7 @@ extern "C" void note_signal(int sig) { forward_signal = sig; }
 }  // namespace
 
 int launch_job(const std::string& self, const std::vector<std::string>& args, int ranks, unsigned timeout_s) {
-  if (!have_gloo)
-    throw std::invalid_argument("--ranks: this build has no Gloo (LibTorch's c10d with Gloo, libgloo-dev's headers)");
+  if (!have_gloo) refuse_without_gloo();
   const std::string port = std::to_string(launch_port());
   // SIGTERM goes to the launcher alone: it is passed on. SIGINT from a
   // terminal reaches every rank by itself: the launcher only waits.

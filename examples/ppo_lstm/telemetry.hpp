@@ -58,11 +58,12 @@ inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
 // directory, created before the run starts so that an unusable directory is a
 // usage error.
 inline std::shared_ptr<simic::tensorboard_sink> open_tensorboard(const run_options& o) {
-  if (o.rank_tensorboard_dir().empty()) return nullptr;
+  const std::string dir = o.rank_tensorboard_dir();
+  if (dir.empty()) return nullptr;
   try {
-    return std::make_shared<simic::tensorboard_sink>(o.rank_tensorboard_dir());
+    return std::make_shared<simic::tensorboard_sink>(dir);
   } catch (const std::system_error& e) {
-    throw std::invalid_argument("--tensorboard: cannot write in '" + o.tensorboard_dir + "': " + e.code().message());
+    throw std::invalid_argument("--tensorboard: cannot write in '" + dir + "': " + e.code().message());
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,19 @@ class exchange_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+namespace detail {
+// The error of a failed `collective` ("signal exchange", "gradient
+// all-reduce") on `group`: this rank, the group's size, and the first line
+// of c10d's message (LibTorch's may carry a stack trace).
+inline exchange_error collective_failed(std::string_view collective, const collective_group& group,
+                                        const std::exception& e) {
+  const std::string what = e.what();
+  return exchange_error("simic::distributed: the " + std::string(collective) + " of rank " +
+                        std::to_string(group.rank()) + " of " + std::to_string(group.ranks()) +
+                        " failed (a rank stopped or timed out): " + what.substr(0, what.find('\n')));
+}
+}  // namespace detail
 
 class process_group_exchange {
  public:
@@ -58,8 +72,7 @@ class process_group_exchange {
     try {
       group_.allgather(gathered_, in)->wait();
     } catch (const std::exception& e) {
-      throw exchange_error("simic::distributed: the signal exchange of rank " + std::to_string(rank()) + " of " +
-                           std::to_string(ranks()) + " failed (a rank stopped or timed out): " + first_line(e.what()));
+      throw detail::collective_failed("signal exchange", group_, e);
     }
     ++collectives_;
     // One copy to the host for every row (on CUDA, the one sync of the check).
@@ -69,8 +82,6 @@ class process_group_exchange {
   }
 
  private:
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
   collective_group group_;
   row_capacity cap_;
   torch::Device device_;
