@@ -3,8 +3,10 @@
 # test program, then the sanitizer builds and the fuzz targets
 # (scripts/sanitize.sh), and ends with one line "N passed, M failed" counting
 # test cases (doctest cases, and each compile-fail, script or fuzz test as
-# one case) over all of them. SIMIC_SANITIZE=0 skips the sanitizer and fuzz
-# runs (a quicker local check; CI runs everything).
+# one case) over all of them. Between the two, every LibTorch test program is
+# built and run again against pip's LibTorch 2.x (scripts/libtorch2.sh).
+# SIMIC_SANITIZE=0 skips the sanitizer and fuzz runs, SIMIC_LIBTORCH2=0 the
+# LibTorch 2.x run (quicker local checks; CI runs everything).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -16,6 +18,12 @@ rm -f "${logs[0]}"
 meson test -C build --print-errorlogs --num-processes 2 "$@" >build/last-test.log 2>&1
 rc=$?
 [ $rc -eq 0 ] || grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' build/last-test.log >&2
+# Every LibTorch test program again, built against pip's LibTorch 2.x
+# (scripts/libtorch2.sh; the wheel is downloaded once and kept).
+if [ "${SIMIC_LIBTORCH2:-1}" != 0 ]; then
+  logs+=(build-libtorch2/meson-logs/testlog.json)
+  bash scripts/libtorch2.sh >build/last-libtorch2.log 2>&1 || { rc=1; echo "LibTorch 2.x run failed:" >&2; tail -n 40 build/last-libtorch2.log >&2; }
+fi
 if [ "${SIMIC_SANITIZE:-1}" != 0 ]; then
   logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json)
   rm -f "${logs[@]:1}"

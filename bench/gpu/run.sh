@@ -59,7 +59,7 @@ if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   step "build"
   # -k 0: one target that fails to compile does not stop the others (their checks still run).
   if ! timeout 300 ninja -k 0 -C "$B" tests/cuda/test_cuda_logic tests/cuda/test_cuda_nvrtc tests/cuda/test_cuda_device \
-    bench/gpu/bench_cuda >"$OUT/build.log" 2>&1; then
+    tests/profile/test_profile bench/gpu/bench_cuda >"$OUT/build.log" 2>&1; then
     echo "BUILD ERRORS (continuing with what was built):"
     grep -E "error|FAILED" "$OUT/build.log" | head -30
     status_build=1
@@ -67,14 +67,25 @@ if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 status=${status_build:-0}
-step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors"
-for t in test_cuda_logic test_cuda_nvrtc test_cuda_device; do
-  [ -x "$B/tests/cuda/$t" ] || { echo "$t: NOT BUILT"; status=1; continue; }
-  timeout 240 "$B/tests/cuda/$t" >"$OUT/$t.log" 2>&1
+step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors, the profiler (Kineto, CUDA)"
+for path in cuda/test_cuda_logic cuda/test_cuda_nvrtc cuda/test_cuda_device profile/test_profile; do
+  t=$(basename "$path")
+  [ -x "$B/tests/$path" ] || { echo "$t: NOT BUILT"; status=1; continue; }
+  timeout 240 "$B/tests/$path" >"$OUT/$t.log" 2>&1
   rc=$?
   echo "$t: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/$t.log" | tr -s ' ' | tr '\n' ' ')"
   grep -E "skipped:|MESSAGE" "$OUT/$t.log" | head -5
   if [ $rc -ne 0 ]; then status=1; grep -B2 -A6 "ERROR" "$OUT/$t.log" | head -40; fi
+  # A crash (signal) after the tests passed: where, from the debugger. The
+  # profiler's child process (its clean-exit test) is run alone for that.
+  if [ $rc -ge 128 ] || grep -q "killed by signal" "$OUT/$t.log"; then
+    gdb=$(command -v cuda-gdb || command -v gdb)
+    [ "$t" = test_profile ] && args=(--no-skip "--test-case=profiled child process") || args=()
+    mkdir -p "$OUT/child" && export SIMIC_PROFILE_CHILD_DIR=$OUT/child
+    [ -n "$gdb" ] && timeout 240 "$gdb" -batch -ex run -ex "thread apply all bt 30" --args "$B/tests/$path" "${args[@]}" \
+      >"$OUT/$t.gdb.txt" 2>&1
+    grep -E "^#|signal|Thread" "$OUT/$t.gdb.txt" | head -60
+  fi
 done
 
 step "benchmarks: simic (bench_cuda)"

@@ -13,7 +13,7 @@ using namespace simic;
 using namespace simic::test;
 
 namespace {
-signals perf(double x, std::uint64_t episode = 50, std::uint64_t total = 100) {
+signals drop_perf(double x, std::uint64_t episode = 50, std::uint64_t total = 100) {
   signals s;
   s.performance = x;
   s.progress = training_progress(episode, total);
@@ -29,7 +29,7 @@ signals reward(double rate, std::uint64_t episode = 50, std::uint64_t total = 10
 std::vector<std::size_t> feed(performance_drop& d, const std::vector<double>& xs) {
   std::vector<std::size_t> at;
   for (std::size_t i = 0; i < xs.size(); ++i)
-    if (observe(d, perf(xs[i])).has(anomaly_kind::performance_degradation)) at.push_back(i);
+    if (observe(d, drop_perf(xs[i])).has(anomaly_kind::performance_degradation)) at.push_back(i);
   return at;
 }
 }  // namespace
@@ -54,14 +54,14 @@ TEST_CASE("performance_drop level rule: a large drop of the recent median, not o
   performance_drop d;  // baseline 20, recent 3, large_drop 0.5
   std::vector<double> xs(20, 500.0);
   CHECK(feed(d, xs).empty());
-  CHECK(observe(d, perf(100.0)).empty());  // one bad epoch: the median of 3 is still 500
-  CHECK(observe(d, perf(500.0)).empty());
+  CHECK(observe(d, drop_perf(100.0)).empty());  // one bad epoch: the median of 3 is still 500
+  CHECK(observe(d, drop_perf(500.0)).empty());
   CHECK(d.last_judgement().recent == 500.0);
   SUBCASE("median exactly half of the baseline: at the bound, counts") {
     performance_drop e;
     feed(e, std::vector<double>(20, 500.0));
-    observe(e, perf(250.0));
-    const anomaly_report r = observe(e, perf(250.0));
+    observe(e, drop_perf(250.0));
+    const anomaly_report r = observe(e, drop_perf(250.0));
     REQUIRE(r.has(anomaly_kind::performance_degradation));
     CHECK(r[0].value == 250.0);
     CHECK(r[0].threshold == 250.0);
@@ -71,8 +71,8 @@ TEST_CASE("performance_drop level rule: a large drop of the recent median, not o
   SUBCASE("median just above half: quiet") {
     performance_drop e;
     feed(e, std::vector<double>(20, 500.0));
-    observe(e, perf(250.001));
-    CHECK(observe(e, perf(250.001)).empty());
+    observe(e, drop_perf(250.001));
+    CHECK(observe(e, drop_perf(250.001)).empty());
     CHECK(e.last_judgement().level_bound == 250.0);
   }
 }
@@ -85,9 +85,9 @@ TEST_CASE("performance_drop level rule: the noise scale is the baseline's MAD; i
   std::vector<double> xs;
   for (int i = 0; i < 20; ++i) xs.push_back(i % 2 ? 110.0 : 90.0);
   feed(d, xs);
-  observe(d, perf(50.0));
-  observe(d, perf(50.0));
-  observe(d, perf(50.0));
+  observe(d, drop_perf(50.0));
+  observe(d, drop_perf(50.0));
+  observe(d, drop_perf(50.0));
   const auto& j = d.last_judgement();
   CHECK(j.baseline == 100.0);
   CHECK(j.scale == doctest::Approx(1.4826 * 10.0));
@@ -127,20 +127,20 @@ TEST_CASE("performance_drop trend rule: a steady slide is found; a dip that reco
 
 TEST_CASE("performance_drop: warm-up, absent and non-finite figures, onset and clear") {
   performance_drop d;
-  for (int i = 0; i < 20; ++i) observe(d, perf(500.0, 5, 100));  // 5 % of training: warm-up (10 %)
-  CHECK(observe(d, perf(1.0, 5, 100)).empty());
-  CHECK(observe(d, perf(1.0, 5, 100)).empty());
-  CHECK(observe(d, perf(1.0, 10, 100)).has(anomaly_kind::performance_degradation));  // at 10 %: judged
-  CHECK(observe(d, perf(1.0)).empty());  // still holding: no second report
+  for (int i = 0; i < 20; ++i) observe(d, drop_perf(500.0, 5, 100));  // 5 % of training: warm-up (10 %)
+  CHECK(observe(d, drop_perf(1.0, 5, 100)).empty());
+  CHECK(observe(d, drop_perf(1.0, 5, 100)).empty());
+  CHECK(observe(d, drop_perf(1.0, 10, 100)).has(anomaly_kind::performance_degradation));  // at 10 %: judged
+  CHECK(observe(d, drop_perf(1.0)).empty());  // still holding: no second report
   CHECK(observe(d, signals{}).empty());
-  CHECK(observe(d, perf(std::nan(""))).empty());
+  CHECK(observe(d, drop_perf(std::nan(""))).empty());
   performance_drop_options o;
   o.how.clear_after = 1;
   performance_drop e(o);
   feed(e, std::vector<double>(20, 500.0));
   feed(e, {1.0, 1.0});
   anomaly_report r;
-  for (int i = 0; i < 3 && r.clears().empty(); ++i) r = observe(e, perf(500.0));
+  for (int i = 0; i < 3 && r.clears().empty(); ++i) r = observe(e, drop_perf(500.0));
   REQUIRE(r.clears().size() == 1);
   CHECK(r.clears()[0].kind == anomaly_kind::performance_degradation);
   CHECK(r.clears()[0].duration >= 1);
@@ -157,7 +157,7 @@ TEST_CASE("performance_drop judges the reward rate apart: a constant rate that d
   performance_drop d;
   for (int i = 0; i < 20; ++i) {
     CHECK(observe(d, reward(1.0)).empty());  // CartPole: 1 per step, no spread at all
-    CHECK(observe(d, perf(100.0 + (i % 5))).empty());
+    CHECK(observe(d, drop_perf(100.0 + (i % 5))).empty());
   }
   CHECK(d.reward_filled() == 20);
   CHECK(d.filled() == 20);
@@ -171,9 +171,9 @@ TEST_CASE("performance_drop judges the reward rate apart: a constant rate that d
   CHECK(d.reward_judgement().level);
   CHECK_FALSE(d.last_judgement().holds());  // the performance series is healthy
   // a healthy performance figure does not clear what the reward rate holds
-  CHECK(observe(d, perf(102.0)).clears().empty());
-  CHECK(observe(d, perf(102.0)).clears().empty());
-  CHECK(observe(d, perf(102.0)).clears().empty());
+  CHECK(observe(d, drop_perf(102.0)).clears().empty());
+  CHECK(observe(d, drop_perf(102.0)).clears().empty());
+  CHECK(observe(d, drop_perf(102.0)).clears().empty());
   // just above half of the baseline: quiet (a fresh detector)
   performance_drop e;
   for (int i = 0; i < 20; ++i) observe(e, reward(1.0));
@@ -203,14 +203,14 @@ TEST_CASE("performance_drop: a reward rate decaying 1 % per figure holds by the 
 TEST_CASE("performance_drop: state round-trips; bad options and states are refused") {
   performance_drop d;
   for (int i = 0; i < 30; ++i) {
-    observe(d, perf(100.0 + i));
+    observe(d, drop_perf(100.0 + i));
     observe(d, reward(1.0 + 0.01 * (i % 3)));
   }
   performance_drop e;
   e.load(d.state());
   CHECK(e.state() == d.state());
   CHECK(e.state().reward_figures.size() == 23);
-  CHECK(observe(d, perf(1.0)) == observe(e, perf(1.0)));
+  CHECK(observe(d, drop_perf(1.0)) == observe(e, drop_perf(1.0)));
   CHECK(observe(d, reward(0.1)) == observe(e, reward(0.1)));
   auto st = d.state();
   st.figures.assign(24, 1.0);

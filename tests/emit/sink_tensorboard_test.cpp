@@ -27,8 +27,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const simic::test::remove_at_exit cleanup{"tensorboard"};
-fs::path fresh_dir(const std::string& name) { return simic::test::fresh_dir("tensorboard", name); }
+const simic::test::remove_at_exit tensorboard_cleanup{"tensorboard"};
+fs::path tensorboard_dir(const std::string& name) { return simic::test::fresh_dir("tensorboard", name); }
 
 using simic::test::read_file;
 
@@ -304,7 +304,7 @@ TEST_CASE("anomaly counts by kind accumulate over the events, with the total and
 }
 
 TEST_CASE("the sink writes a version record, one record per event with scalars, and the hub's counts last") {
-  const fs::path dir = fresh_dir("sink");
+  const fs::path dir = tensorboard_dir("sink");
   std::string file;
   {
     hub h;
@@ -344,7 +344,7 @@ TEST_CASE("the sink writes a version record, one record per event with scalars, 
 }
 
 TEST_CASE("two sinks in one directory write two files") {
-  const fs::path dir = fresh_dir("two");
+  const fs::path dir = tensorboard_dir("two");
   tensorboard_sink a(dir), b(dir, {.filename_suffix = ".rank1"});
   CHECK(a.path() != b.path());
   CHECK(b.path().string().ends_with(".rank1"));
@@ -353,7 +353,7 @@ TEST_CASE("two sinks in one directory write two files") {
 
 TEST_CASE("bad log directories are refused with the argument named") {
   CHECK_THROWS_WITH_AS(tensorboard_sink(fs::path{}), doctest::Contains("log_dir is empty"), std::invalid_argument);
-  const fs::path dir = fresh_dir("bad");
+  const fs::path dir = tensorboard_dir("bad");
   fs::create_directories(dir);
   std::ofstream(dir / "plain") << "x";
   try {
@@ -367,7 +367,7 @@ TEST_CASE("bad log directories are refused with the argument named") {
 TEST_CASE("a write that fails leaves no torn record and no count of it") {
   // RLIMIT_FSIZE stops the write part way; in a child, so the limit does not
   // touch the test process.
-  const fs::path dir = fresh_dir("fsize");
+  const fs::path dir = tensorboard_dir("fsize");
   fs::create_directories(dir);
   const int code = simic::test::exit_code_with_file_size_limit(4'000, [&] {
     tensorboard_sink s(dir);

@@ -21,7 +21,7 @@ using namespace simic;
 
 namespace {
 
-const simic::test::remove_at_exit cleanup{"user_detector"};
+const simic::test::remove_at_exit user_detector_cleanup{"user_detector"};
 
 // A loss-spike detector: reads the user signal "loss_spike" (a z-score the
 // trainer computes) and reports its own kind above a bound.

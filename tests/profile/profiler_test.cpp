@@ -2,13 +2,18 @@
 
 #include <ATen/record_function.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -177,4 +182,76 @@ TEST_CASE("bad options name themselves") {
   std::ofstream(file) << "x";
   CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = file / "sub"}), doctest::Contains(file.c_str()),
                        std::system_error);
+}
+
+// The body of the next test's child process (skipped in ordinary runs; the
+// test runs it with --no-skip): profiling windows ended in every way a run
+// ends them, on the GPU when there is one (CUDA activity), then a normal
+// return from main, so that every static destructor runs. That is where a
+// profiler left open crashes a process after its run (docs/profiling.md).
+TEST_CASE("profiled child process" * doctest::skip()) {
+  const char* dir_env = std::getenv("SIMIC_PROFILE_CHILD_DIR");
+  REQUIRE(dir_env != nullptr);
+  const fs::path dir = dir_env;
+  const at::Device device = at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  MESSAGE("child profiles on " << device.str() << " with " << (profiler::uses_kineto() ? "Kineto" : "legacy"));
+  at::Tensor a = at::rand({64, 64}, at::TensorOptions().device(device));
+  {  // a whole schedule: wait, warm-up, two active steps, done
+    profiler p({.enabled = true, .dir = dir / "whole", .schedule = {.wait = 1, .warmup = 1, .active = 2, .repeat = 1}});
+    for (std::uint64_t i = 0; i < 5; ++i) {
+      a = workload(i, a);
+      p.step();
+    }
+    CHECK(p.traces_written() == 1);
+  }
+  {  // closed during its warm-up: nothing recorded, nothing left prepared
+    profiler p({.enabled = true, .dir = dir / "warmup", .schedule = {.wait = 0, .warmup = 3, .active = 1, .repeat = 1}});
+    a = workload(0, a);
+    p.step();
+    CHECK(p.phase() == profiler_phase::warmup);
+    CHECK_FALSE(p.close().has_value());
+  }
+  {  // cut short by its destructor mid-window
+    profiler p({.enabled = true, .dir = dir / "cut", .schedule = {.wait = 0, .warmup = 1, .active = 4, .repeat = 1}});
+    for (std::uint64_t i = 0; i < 3; ++i) {
+      a = workload(i, a);
+      p.step();
+    }
+  }
+  if (device.is_cuda()) CHECK(a.cpu().isfinite().all().item<bool>());
+}
+
+TEST_CASE("a process that profiled exits cleanly (code 0, every static destructor run)") {
+  const fs::path dir = fresh_dir("child");
+  fs::create_directories(dir);
+  const fs::path log = dir / "child.log";
+  const std::string env_dir = "SIMIC_PROFILE_CHILD_DIR=" + dir.string();
+  std::vector<std::string> args{"/proc/self/exe", "--no-skip", "--test-case=profiled child process", "--no-version"};
+  std::vector<char*> argv;
+  for (auto& x : args) argv.push_back(x.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  envp.push_back(const_cast<char*>(env_dir.c_str()));
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t io;
+  posix_spawn_file_actions_init(&io);
+  posix_spawn_file_actions_addopen(&io, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&io, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, argv[0], &io, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&io);
+  REQUIRE(spawned == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  std::stringstream out;
+  out << std::ifstream(log).rdbuf();
+  INFO("the child's output:\n" << out.str());
+  CHECK_MESSAGE(!WIFSIGNALED(status), "killed by signal ", (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(out.str().find("Status: SUCCESS!") != std::string::npos);  // its case ran and passed
+  CHECK(files_in(dir / "whole") == std::vector<std::string>{"trace_cycle0_steps2-3.json"});
+  CHECK(files_in(dir / "warmup").empty());
+  CHECK(files_in(dir / "cut") == std::vector<std::string>{"trace_cycle0_steps1-2.json"});
 }

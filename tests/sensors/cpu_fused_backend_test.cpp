@@ -15,8 +15,8 @@ using simic_test::reference;
 using simic_test::run;
 
 namespace {
-const float nan_f = std::numeric_limits<float>::quiet_NaN();
-const float inf_f = std::numeric_limits<float>::infinity();
+using simic_test::inf_f;
+using simic_test::nan_f;
 
 std::vector<cpu_fused_backend> both_loops() {
   cpu_fused_backend vec{}, scalar{};

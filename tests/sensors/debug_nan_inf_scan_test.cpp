@@ -13,8 +13,8 @@ using namespace simic;
 
 namespace {
 using named = std::vector<std::pair<std::string, at::Tensor>>;
-const float nan_f = std::numeric_limits<float>::quiet_NaN();
-const float inf_f = std::numeric_limits<float>::infinity();
+using simic_test::inf_f;
+using simic_test::nan_f;
 
 named poisoned_params() {
   named ps;

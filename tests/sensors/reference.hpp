@@ -14,6 +14,9 @@
 
 namespace simic_test {
 
+inline const float nan_f = std::numeric_limits<float>::quiet_NaN();
+inline const float inf_f = std::numeric_limits<float>::infinity();
+
 struct ref_stats {
   double sumsq = 0, max_abs = 0, sum = 0, min = 0, max = 0, mean = 0, std = 0;
   std::int64_t zeros = 0, nans = 0, infs = 0, small = 0, large = 0, numel = 0;

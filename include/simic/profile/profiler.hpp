@@ -112,7 +112,7 @@ class profiler {
     } else if (recording_) {
       discard_recording();  // the window had only just begun: nothing recorded
     } else if (warming_) {
-      stop_warmup();
+      abandon_warmup();
     }
     return written;
   }
@@ -181,11 +181,23 @@ class profiler {
 #endif
     warming_ = true;
   }
+  // Ends the warm-up as the recording starts (Kineto records what it prepared).
   void stop_warmup() {
     warming_ = false;
 #if !SIMIC_TORCH_KINETO
     legacy_.reset();
     discard_.str({});
+#endif
+  }
+  // Ends a warm-up that no recording follows (closed during it). Kineto has no
+  // call to drop a prepared trace: it is started and stopped, its result
+  // discarded, as torch.profiler does, so that no trace is left prepared (its
+  // CUPTI buffers on a GPU) when the process ends.
+  void abandon_warmup() {
+    stop_warmup();
+#if SIMIC_TORCH_KINETO
+    torch::autograd::profiler::enableProfiler(kineto_config(), activities());
+    torch::autograd::profiler::disableProfiler();
 #endif
   }
 
