@@ -25,8 +25,9 @@ if [ "${SIMIC_LIBTORCH2:-1}" != 0 ]; then
   bash scripts/libtorch2.sh >build/last-libtorch2.log 2>&1 || { rc=1; echo "LibTorch 2.x run failed:" >&2; tail -n 40 build/last-libtorch2.log >&2; }
 fi
 if [ "${SIMIC_SANITIZE:-1}" != 0 ]; then
-  logs+=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json)
-  rm -f "${logs[@]:1}"
+  sanitizer_logs=(build-asan/meson-logs/testlog.json build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json)
+  rm -f "${sanitizer_logs[@]}"
+  logs+=("${sanitizer_logs[@]}")
   bash scripts/sanitize.sh asan tsan fuzz >build/last-sanitize.log 2>&1 || { rc=1; cat build/last-sanitize.log >&2; }
 fi
 python3 scripts/count_tests.py "${logs[@]}"

@@ -138,7 +138,11 @@ TEST_CASE("async: enqueue makes no host sync; one event wait gives rows and the 
   const std::uint64_t seed = fresh_seed();
   CAPTURE(seed);
   std::vector<at::Tensor> grads;
-  for (int i = 0; i < 24; ++i) grads.push_back(draw({1000 + 5000 * i}, seed + static_cast<std::uint64_t>(i), false).cuda());
+  // Healthy: draw() plants 11.0 in 1% of the cells, which would make every
+  // one of these exploding; clamped to |x| <= 0.02, the largest (116,000
+  // elements) has a norm <= 0.02 * sqrt(116000) = 6.8, below the threshold 10.
+  for (int i = 0; i < 24; ++i)
+    grads.push_back(draw({1000 + 5000 * i}, seed + static_cast<std::uint64_t>(i), false).clamp(-0.02, 0.02).cuda());
   grads.push_back(at::zeros({100}, at::kCUDA));           // vanishing
   grads.push_back(at::full({100}, 50.0, at::kCUDA));      // exploding
   const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
