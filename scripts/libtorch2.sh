@@ -39,8 +39,8 @@ fi
 echo "LibTorch $(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$torch/version.py") (pip, CPU libraries) in $B"
 
 if [ ! -f "$B/build.ninja" ]; then
-  # As scripts/build.sh configures ./build; without the benchmarks (not tests).
-  meson setup "$B" -Doptimization=2 -Ddebug=false -Dtorch_dir="$torch" -Dbenchmarks=false \
+  # The project's default build type, as ./build; without the benchmarks (not tests).
+  meson setup "$B" -Dtorch_dir="$torch" -Dbenchmarks=false \
     -Dtensorboard_python="$tb_python" >"$B-setup.log" 2>&1 || { cat "$B-setup.log"; exit 1; }
 fi
 # The example binaries that the trainer's tests run (meson test builds what
