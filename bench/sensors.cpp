@@ -152,6 +152,9 @@ int main(int argc, char** argv) {
   const at::Device dev(device);
   register_case("ppo_lstm_policy", 1'200'000, 24, at::kFloat, dev);
   register_case("mid_25M", 25'000'000, 200, at::kFloat, dev);
+  // 400 tensors of 64 elements on average: the per-call cost of a sensor
+  // (validation, planning, one result), not its bytes. No reference case.
+  register_case("many_small_400x64", 400 * 64, 400, at::kFloat, dev);
   if (dev.is_cuda()) {
     register_case("large_100M_fp32", 100'000'000, 400, at::kFloat, dev);
     register_case("large_100M_bf16", 100'000'000, 400, at::kBFloat16, dev);

@@ -117,4 +117,20 @@ TEST_CASE("validate_request: each bad argument is named with its valid range") {
   CHECK(msg({at::ones({1})}, std::nan(""), 10.0).find("small") != std::string::npos);
   CHECK(msg({at::ones({1})}, 1e-6, -1.0).find("large") != std::string::npos);
   CHECK(msg({at::ones({1})}, 1e-6, std::numeric_limits<double>::infinity()) == "no error");
+  // The offender is named by index wherever it sits in a long list.
+  std::vector<at::Tensor> many(40, at::ones({2}));
+  CHECK(msg(many, 1e-6, 10.0) == "no error");
+  many[0] = at::Tensor();
+  CHECK(msg(many, 1e-6, 10.0).find("tensors[0] = undefined") != std::string::npos);
+  many[0] = at::ones({2});
+  many[17] = at::Tensor();
+  CHECK(msg(many, 1e-6, 10.0).find("tensors[17] = undefined") != std::string::npos);
+  many[17] = at::ones({2}, at::kInt);
+  CHECK(msg(many, 1e-6, 10.0).find("tensors[17].dtype") != std::string::npos);
+  many[17] = at::ones({2}, at::kHalf);
+  CHECK(msg(many, 1e-6, 10.0) == "no error");
+  many[39] = at::empty({2}, at::TensorOptions().device(at::kMeta));
+  const std::string device_error = msg(many, 1e-6, 10.0);
+  CHECK(device_error.find("tensors[39].device") != std::string::npos);
+  CHECK(device_error.find("the device of tensors[0] (cpu)") != std::string::npos);
 }

@@ -70,7 +70,7 @@ class parameter_update_sensor {
     double change = 0.0, size = 0.0;
     at::Tensor totals;
     for (std::size_t i = 0; i < weights.size(); ++i) {
-      const at::Tensor w = weights[i].detach();
+      const at::Tensor& w = weights[i];  // read under NoGradGuard: no detach (a new TensorImpl per tensor) needed
       at::Tensor& copy = snapshot_[i];
       if (fusable(w, copy)) {
         fused_pass(w.data_ptr<float>(), copy.data_ptr<float>(), w.numel(), change, size);
