@@ -93,6 +93,14 @@ step "benchmarks: simic (bench_cuda)"
 [ -x "$B/bench/gpu/bench_cuda" ] && timeout 200 "$B/bench/gpu/bench_cuda" --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json \
   >"$OUT/bench_cuda.txt" 2>&1 || { status=1; tail -20 "$OUT/bench_cuda.txt"; }
 
+# The basic set's register budget: the default (docs/cuda.md) against full
+# occupancy (32 registers, a few bytes spilled in the block merge), device time only.
+step "benchmarks: basic set at 8 blocks per SM (32 registers)"
+[ -x "$B/bench/gpu/bench_cuda" ] && SIMIC_CUDA_NVRTC_OPTIONS=-DSIMIC_BASIC_BLOCKS_PER_SM=8 timeout 120 \
+  "$B/bench/gpu/bench_cuda" --benchmark_filter='(gradient_health|nan_inf_scan)/device' \
+  --benchmark_out="$OUT/bench_cuda_basic8.json" --benchmark_out_format=json >"$OUT/bench_cuda_basic8.txt" 2>&1 &&
+  grep -E "_median" "$OUT/bench_cuda_basic8.txt" | sed 's/\x1b\[[0-9;]*m//g'
+
 step "benchmarks: reference pipeline (anchor_ops.py)"
 ANCHOR=""
 for a in shared/bench/anchor_ops.py ../shared/bench/anchor_ops.py "$DEV/anchor_ops.py"; do

@@ -514,4 +514,34 @@ TEST_CASE("fast path: clean groups stay on it; NaN, Inf or float32 overflow send
   cd::add_fast<1>(g, 1.0f, -2e19f, p);  // (x - shift)^2 = 4e38 overflows
   CHECK_FALSE(cd::needs_careful<0>(g));
   CHECK(cd::needs_careful<1>(g));
+  // The sum of squares alone detects NaN and Inf (the fast path has no
+  // per-element test): whatever shares the group (zeros, values whose
+  // squares flush to 0, the largest finite float, -Inf), wherever it sits.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), snan = std::numeric_limits<float>::signaling_NaN();
+  const float fill[] = {0.0f, -0.0f, 1e-30f, 1.0f, -3.5f, 1.8e19f};
+  for (float special : {nan, -nan, snan, INFINITY, -INFINITY}) {
+    for (float other : fill) {
+      for (int at = 0; at < 32; ++at) {
+        for (int full = 0; full < 2; ++full) {
+          cd::group_init(g);
+          for (int k = 0; k < 32; ++k) {
+            const float x = k == at ? special : other;
+            if (full) cd::add_fast<1>(g, x, 0.5f, p); else cd::add_fast<0>(g, x, 0.0f, p);
+          }
+          CAPTURE(special);
+          CAPTURE(other);
+          CAPTURE(at);
+          CHECK((full ? cd::needs_careful<1>(g) : cd::needs_careful<0>(g)));
+        }
+      }
+    }
+  }
+  // Finite values only: clean until the float32 sum of squares passes
+  // FLT_MAX (3.40e38): 37 x (3e18)^2 = 3.33e38 is below, 38 x = 3.42e38 above.
+  cd::group_init(g);
+  for (int k = 0; k < 37; ++k) cd::add_fast<0>(g, 3e18f, 0.0f, p);
+  CHECK_FALSE(cd::needs_careful<0>(g));
+  CHECK(static_cast<double>(g.sumsq) == doctest::Approx(37 * 9e36).epsilon(1e-6));
+  cd::add_fast<0>(g, 3e18f, 0.0f, p);
+  CHECK(cd::needs_careful<0>(g));
 }

@@ -133,6 +133,57 @@ TEST_CASE("every row is written: no poison survives, and reruns are bitwise iden
   CHECK(at::equal(a, b));                          // deterministic: a race would move the sums
 }
 
+TEST_CASE("one launch: the completion counters leave every plan clean, whatever its shape and set") {
+  // The block that counts a tensor's last piece writes its row and the block
+  // that finishes the last tensor writes the summary, by counters the kernel
+  // must leave at 0: a counter left dirty would leave rows or the summary
+  // unwritten (NaN, poisoned) on the next call with the same cached plan.
+  if (!have_gpu()) return;
+  const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+  const std::uint64_t seed = fresh_seed();
+  CAPTURE(seed);
+  const at::Device cuda(at::kCUDA, 0);
+  auto on_gpu = [&](std::int64_t n, std::uint64_t k) { return draw({n}, seed + k, false).to(cuda); };
+  std::vector<std::vector<at::Tensor>> lists;
+  lists.push_back({at::empty({0}, cuda), at::empty({0}, cuda)});  // no pieces: one block writes rows and summary
+  lists.push_back({on_gpu(1, 1)});
+  std::vector<at::Tensor> many;  // 300 small tensors: several per block, blocks that finish several tensors
+  for (int i = 0; i < 300; ++i) many.push_back(on_gpu(1 + (97 * i) % 5000, 10 + static_cast<std::uint64_t>(i)));
+  many.push_back(at::empty({0}, cuda));
+  lists.push_back(many);
+  lists.push_back({at::empty({0}, cuda), on_gpu(3'000'000, 2), on_gpu(77, 3)});  // one tensor over many blocks
+  for (std::size_t l = 0; l < lists.size(); ++l) {
+    const std::vector<at::Tensor>& ts = lists[l];
+    std::vector<at::Tensor> host;
+    for (const auto& t : ts) host.push_back(t.cpu());
+    for (simic::stat_set set : {simic::stat_set::basic, simic::stat_set::full, simic::stat_set::basic}) {
+      CAPTURE(l);
+      CAPTURE(static_cast<int>(set));
+      const simic::reduce_request r{ts, set};
+      const simic::gradient_health_report want =
+          simic::gradient_health_sensor<simic::cpu_fused_backend>{}.measure(host);
+      at::Tensor first;
+      for (int rep = 0; rep < 4; ++rep) {  // the same plan, cached, four times
+        CAPTURE(rep);
+        simic::cuda_pending_stats pending = fused.reduce_async(r);
+        const simic::cuda_stats_summary s = pending.summary();
+        const simic::stats_table rows = pending.table();
+        for (std::size_t i = 0; i < ts.size(); ++i)
+          simic_test::check_row(rows[i], simic_test::reference(host[i]), set == simic::stat_set::basic);
+        CHECK(s.tensors == ts.size());
+        CHECK(s.elements == want.elements);
+        CHECK(s.zeros == want.zeros);
+        CHECK(s.vanishing == want.vanishing);
+        CHECK(s.exploding == want.exploding);
+        CHECK(simic_test::close(std::sqrt(s.total_sumsq), want.total_norm, 1e-6));
+        const at::Tensor now = fused.reduce(r).cpu();
+        CHECK(now.isnan().sum().item<std::int64_t>() == 0);
+        if (rep == 0) first = now; else CHECK(at::equal(first, now));
+      }
+    }
+  }
+}
+
 TEST_CASE("async: enqueue makes no host sync; one event wait gives rows and the device-finished summary") {
   if (!have_gpu()) return;
   const std::uint64_t seed = fresh_seed();

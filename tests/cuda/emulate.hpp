@@ -1,11 +1,13 @@
-// A host emulation of the fused kernels' control flow (kernel_source.hpp),
-// built from the very accumulation functions the kernels run
+// A host emulation of the fused kernel's control flow (kernel_source.hpp),
+// built from the very accumulation functions the kernel runs
 // (accumulate.hpp): per piece, `threads` virtual threads each take the
 // scalar head / four-vector groups (fast path, redone on the careful path
 // when needs_careful says so) / remainder vectors / scalar tail the device
 // code gives them, their accumulators are merged, pieces are merged
-// per tensor in piece order, and rows and the summary are finished. Reads
-// plan addresses as host pointers, so it runs on CPU tensors or raw arrays.
+// per tensor in piece order, rows are finished, and the summary is merged
+// as the kernel's last warp does (lane l adds rows l, l + 32, ..., then a
+// shuffle-down tree). Reads plan addresses as host pointers, so it runs on
+// CPU tensors or raw arrays.
 #pragma once
 
 #include <cstdint>
@@ -82,7 +84,6 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
         for (std::int64_t e = 0; e < per_vec; ++e)
           cd::add_narrow<Full>(g, acc, load_narrow(base, t.dtype, head + v * per_vec + e), shift, sw, p);
       };
-      auto add_vec = [&](std::int64_t v) { add_vec_to(v, a); };
       auto add_vec_fast = [&](std::int64_t v) {
         for (std::int64_t e = 0; e < per_vec; ++e)
           cd::add_fast<Full>(g, load_narrow(base, t.dtype, head + v * per_vec + e), shift, p);
@@ -103,9 +104,20 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
         cd::fold<Full>(a, g);
         cd::group_init(g);
       }
-      for (; i < nv; i += threads) add_vec(i);
+      // Remaining vectors, then the tail: each a careful batch whose float64
+      // parts join the thread's sums before the group is folded.
+      cd::accumulator wide;
+      cd::acc_init(wide);
+      for (; i < nv; i += threads) add_vec_to(i, wide);
+      a.sumsq += wide.sumsq;
+      a.sum_d += wide.sum_d;
+      a.sumsq_d += wide.sumsq_d;
+      cd::acc_init(wide);
       for (std::int64_t j = head + nv * per_vec + tid; j < n; j += threads)
-        cd::add_narrow<Full>(g, a, load_narrow(base, t.dtype, j), shift, sw, p);
+        cd::add_narrow<Full>(g, wide, load_narrow(base, t.dtype, j), shift, sw, p);
+      a.sumsq += wide.sumsq;
+      a.sum_d += wide.sum_d;
+      a.sumsq_d += wide.sumsq_d;
       cd::fold<Full>(a, g);
     }
     cd::merge(block, a);
@@ -124,8 +136,6 @@ inline std::vector<double> emulate(const cd::launch_plan& plan, const cd::launch
     }
   const std::size_t n = plan.tensors.size();
   std::vector<double> rows((n + 1) * simic::stat::count, 0.0);
-  simic::detail::gradient_summary s;
-  simic::detail::summary_init(s);
   for (std::size_t t = 0; t < n; ++t) {
     const cd::plan_tensor& pt = plan.tensors[t];
     cd::accumulator a;
@@ -133,10 +143,17 @@ inline std::vector<double> emulate(const cd::launch_plan& plan, const cd::launch
     for (int j = 0; j < pt.pieces; ++j) cd::merge(a, partials[static_cast<std::size_t>(pt.first_piece + j)]);
     double* row = rows.data() + t * simic::stat::count;
     cd::finish_row(a, pt.numel, p.full ? static_cast<double>(tensor_shift(pt)) : 0.0, p.full, row);
-    simic::detail::summary_add_row(s, row, p.vanishing, p.exploding);
   }
-  simic::detail::summary_finish(s);
-  simic::detail::summary_store(s, rows.data() + n * simic::stat::count);
+  simic::detail::gradient_summary lanes[32];
+  for (int l = 0; l < 32; ++l) {
+    simic::detail::summary_init(lanes[l]);
+    for (std::size_t t = static_cast<std::size_t>(l); t < n; t += 32)
+      simic::detail::summary_add_row(lanes[l], rows.data() + t * simic::stat::count, p.vanishing, p.exploding);
+  }
+  for (int o = 16; o > 0; o >>= 1)
+    for (int l = 0; l + o < 32; ++l) simic::detail::summary_merge(lanes[l], lanes[l + o]);
+  simic::detail::summary_finish(lanes[0]);
+  simic::detail::summary_store(lanes[0], rows.data() + n * simic::stat::count);
   return rows;
 }
 

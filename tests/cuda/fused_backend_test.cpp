@@ -80,9 +80,9 @@ TEST_CASE("dtype codes and launch constants") {
   CHECK(p.full == 1);
   CHECK(p.small_f == simic::detail::float_bound_for_less(1e-6));
   CHECK(p.large_f == simic::detail::float_bound_for_greater(10.0));
-  CHECK(cd::finish_threads(0) == 32);
-  CHECK(cd::finish_threads(5) == 160);
-  CHECK(cd::finish_threads(400) == 1024);
+  CHECK(p.small == 1e-6);
+  CHECK(p.vanishing == 1e-7);
+  CHECK(p.exploding == 10.0);
 }
 
 TEST_CASE("the kernels' logic on CPU tensors gives the CPU back end's rows (all dtypes, strided, empty)") {

@@ -22,6 +22,23 @@ void check_plan(const std::vector<cd::plan_input>& in, const cd::plan_options& o
   for (const auto& t : in) total += t.numel * cd::dtype_bytes(t.dtype);
   CHECK(p.total_bytes == total);
   REQUIRE(p.tensors.size() == in.size());
+  int nonempty = 0;
+  for (const auto& t : in) nonempty += t.numel > 0 ? 1 : 0;
+  CHECK(p.active_tensors == nonempty);  // the kernel's count of tensors to finish
+  CHECK(p.grid() == std::max(p.blocks(), 1));
+  // The completion counters follow the tables, one per tensor and one more, all zero.
+  {
+    CHECK(p.counters_offset() % 16 == 0);
+    CHECK(p.counters_offset() >= p.blocks_offset() + p.block_first_piece.size() * sizeof(int));
+    CHECK(p.packed_bytes() >= p.counters_offset() + (in.size() + 1) * sizeof(int));
+    std::vector<unsigned char> buf(p.packed_bytes(), 0xab);
+    p.pack(buf.data());
+    for (std::size_t c = 0; c <= in.size(); ++c) {
+      int x = -1;
+      std::memcpy(&x, buf.data() + p.counters_offset() + c * sizeof x, sizeof x);
+      CHECK(x == 0);
+    }
+  }
   if (total == 0) {
     CHECK(p.blocks() == 0);
     CHECK(p.pieces.empty());
@@ -181,6 +198,11 @@ TEST_CASE("bad input is refused with the argument named") {
   CHECK_THROWS_WITH_AS(cd::make_launch_plan(ok, o), doctest::Contains("granule"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(cd::make_launch_plan(std::vector<cd::plan_input>{{0, -1, cd::dtype_f32}}, {}),
                        doctest::Contains("tensors[0].numel"), std::invalid_argument);
+  // The kernel counts a thread's elements in 32 bits: 2^40 elements and more are refused, by name.
+  const std::int64_t limit = std::int64_t{1} << 40;
+  CHECK_THROWS_WITH_AS(cd::make_launch_plan(std::vector<cd::plan_input>{{0, 1, cd::dtype_f32}, {0, limit, cd::dtype_bf16}}, {}),
+                       doctest::Contains("tensors[1].numel = 1099511627776; valid: [0, 2^40)"), std::invalid_argument);
+  CHECK(cd::make_launch_plan(std::vector<cd::plan_input>{{0, limit - 1, cd::dtype_bf16}}, {}).active_tensors == 1);
   CHECK_THROWS_WITH_AS(cd::make_launch_plan(std::vector<cd::plan_input>{{0, 1, 9}}, {}), doctest::Contains("dtype"),
                        std::invalid_argument);
 }

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -44,15 +45,52 @@ TEST_CASE("NVRTC compiles the kernels to PTX: entry points and 16-byte loads") {
     CHECK(count(ptx, std::regex(R"(ld\.global(\.nc)?\.v4\.(u32|b32))")) >= 4);
     // float16 conversion by the hardware instruction.
     CHECK(ptx.find("cvt.f32.f16") != std::string::npos);
-    // No local-memory arrays in the hot kernels (the finish kernel may spill a little).
-    const auto basic = ptx.find(".entry simic_partials_basic");
-    const auto next_entry = ptx.find(".entry", basic + 1);
-    CHECK(ptx.substr(basic, next_entry - basic).find(".local") == std::string::npos);
+    // No local-memory arrays and no calls in the kernels (every helper inlined).
+    CHECK(ptx.find(".local") == std::string::npos);
+    CHECK(ptx.find("call.uni") == std::string::npos);
+    // One kernel per stat set, with the register budget of its occupancy.
+    CHECK(ptx.find(".maxntid 256") != std::string::npos);
+    CHECK(ptx.find(".minnctapersm " + std::to_string(cd::basic_blocks_per_sm)) != std::string::npos);
+    CHECK(ptx.find(".minnctapersm " + std::to_string(cd::full_blocks_per_sm)) != std::string::npos);
+    // NaN / Inf of the careful path are counted in shared memory.
+    CHECK(ptx.find("atom.shared.add.u32") != std::string::npos);
   }
 }
 
-TEST_CASE("NVRTC compiles the kernels to CUBIN for sm_80 and sm_90 without spills in the partial kernels") {
+namespace {
+struct kernel_resources {
+  int registers = -1;
+  int spill_stores = -1;
+  int stack = -1;
+};
+// ptxas' -v report, per entry function.
+std::map<std::string, kernel_resources> ptxas_report(const std::string& log) {
+  std::map<std::string, kernel_resources> out;
+  const std::regex props(R"(Function properties for (simic_stats_\w+)\s*\n[^\n]*?(\d+) bytes stack frame, (\d+) bytes spill stores)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), props); it != std::sregex_iterator(); ++it) {
+    out[(*it)[1].str()].stack = std::stoi((*it)[2].str());
+    out[(*it)[1].str()].spill_stores = std::stoi((*it)[3].str());
+  }
+  const std::regex regs(R"(Function properties for (simic_stats_\w+)\s*\n[^\n]*\n[^\n]*Used (\d+) registers)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), regs); it != std::sregex_iterator(); ++it)
+    out[(*it)[1].str()].registers = std::stoi((*it)[2].str());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("NVRTC compiles the kernels to CUBIN for sm_80 and sm_90 within their register budgets") {
   if (!have_nvrtc()) return;
+  // Registers bound the resident blocks of 256 threads (65536 registers per
+  // SM): the basic set is built for basic_blocks_per_sm (6: <= 40 registers,
+  // 75% occupancy), the full set for full_blocks_per_sm (4: <= 64). The
+  // loop and block merge spill nothing (compiled alone, SIMIC_HOT_LOOP_ONLY);
+  // the once-per-launch tail (a tensor's row, the summary) may spill a
+  // little at these budgets, within the bounds below.
+  static_assert(cd::partial_threads == 256);
+  const int basic_regs = 65536 / (cd::partial_threads * cd::basic_blocks_per_sm) / 8 * 8;
+  const int full_regs = 65536 / (cd::partial_threads * cd::full_blocks_per_sm) / 8 * 8;
+  CHECK(basic_regs == 40);
+  CHECK(full_regs == 64);
   for (const char* arch : {"sm_80", "sm_90"}) {
     CAPTURE(arch);
     const cd::compile_output out = cd::nvrtc_compile(cd::nvrtc(), cd::kernel_source(), arch, {"-Xptxas=-v"});
@@ -64,31 +102,51 @@ TEST_CASE("NVRTC compiles the kernels to CUBIN for sm_80 and sm_90 without spill
     CHECK(out.image[1] == 'E');
     const std::string bin(out.image.begin(), out.image.end());
     for (const char* k : cd::kernel_names) CHECK(bin.find(k) != std::string::npos);
-    // ptxas' resource report: the two partial kernels spill nothing.
-    const std::regex spill(R"(Function properties for (simic_partials_\w+)\s*\n[^\n]*?(\d+) bytes spill stores)");
-    int checked = 0;
-    for (auto it = std::sregex_iterator(out.log.begin(), out.log.end(), spill); it != std::sregex_iterator(); ++it) {
-      CAPTURE((*it)[1].str());
-      CHECK((*it)[2].str() == "0");
-      ++checked;
-    }
-    CHECK(checked == 2);
-    // Registers bound the resident blocks of 256 threads (65536 per SM):
-    // basic <= 64 keeps 4 blocks, full <= 128 keeps 2, enough 16-byte loads
-    // in flight for the memory system (the careful path is out of line so
-    // that it does not raise these).
-    const std::regex regs(R"(entry function '(simic_partials_\w+)'[^\n]*\n(?:[^\n]*\n)*?[^\n]*Used (\d+) registers)");
-    int seen = 0;
-    for (auto it = std::sregex_iterator(out.log.begin(), out.log.end(), regs); it != std::sregex_iterator(); ++it) {
-      const std::string name = (*it)[1].str();
-      const int used = std::stoi((*it)[2].str());
+    const auto whole = ptxas_report(out.log);
+    REQUIRE(whole.size() == 2);
+    const kernel_resources& basic = whole.at("simic_stats_basic");
+    const kernel_resources& full = whole.at("simic_stats_full");
+    CAPTURE(basic.registers);
+    CAPTURE(basic.spill_stores);
+    CAPTURE(full.registers);
+    CAPTURE(full.spill_stores);
+    CHECK(basic.registers > 0);
+    CHECK(basic.registers <= basic_regs);
+    CHECK(full.registers > 0);
+    CHECK(full.registers <= full_regs);
+    CHECK(basic.spill_stores <= 256);
+    CHECK(full.spill_stores <= 64);
+
+    const cd::compile_output hot =
+        cd::nvrtc_compile(cd::nvrtc(), cd::kernel_source(), arch, {"-Xptxas=-v", "-DSIMIC_HOT_LOOP_ONLY"});
+    INFO(hot.log);
+    REQUIRE(hot.ok);
+    const auto loop = ptxas_report(hot.log);
+    REQUIRE(loop.size() == 2);
+    for (const auto& [name, r] : loop) {
       CAPTURE(name);
-      CAPTURE(used);
-      CHECK(used <= (name == "simic_partials_basic" ? 64 : 128));
-      ++seen;
+      CHECK(r.spill_stores == 0);
+      CHECK(r.stack == 0);
+      CHECK(r.registers <= (name == "simic_stats_basic" ? basic_regs : full_regs));
     }
-    CHECK(seen == 2);
   }
+}
+
+TEST_CASE("other register budgets compile through NVRTC options (the GPU check times them)") {
+  CHECK(cd::split_options(nullptr).empty());
+  CHECK(cd::split_options("").empty());
+  CHECK(cd::split_options("  -DA=1\t -DB ") == std::vector<std::string>{"-DA=1", "-DB"});
+  if (!have_nvrtc()) return;
+  // Full occupancy for the basic set: 8 blocks of 256, 32 registers.
+  const cd::compile_output out =
+      cd::nvrtc_compile(cd::nvrtc(), cd::kernel_source(), "sm_90", {"-Xptxas=-v", "-DSIMIC_BASIC_BLOCKS_PER_SM=8"});
+  INFO(out.log);
+  REQUIRE(out.ok);
+  const auto r = ptxas_report(out.log);
+  REQUIRE(r.count("simic_stats_basic") == 1);
+  CHECK(r.at("simic_stats_basic").registers <= 32);
+  CHECK(r.at("simic_stats_full").registers <= 64);  // untouched
+  MESSAGE("basic set at 32 registers: " << r.at("simic_stats_basic").spill_stores << " bytes of spill stores");
 }
 
 TEST_CASE("a compile error comes back with NVRTC's log, not a crash") {

@@ -8,7 +8,7 @@
 //
 // What lives here (everything that decides a figure):
 //   add_fast    one float32 / float16 / bfloat16 element into a short float32
-//               group (<= 64 elements): the hot path;
+//               group (<= 32 elements): the hot path;
 //   needs_careful  whether that group must be summed again by
 //   add_narrow  which counts NaN and Inf apart and squares huge values
 //               (|x| >= 2^60) in float64;
@@ -20,8 +20,8 @@
 // The gradient-health summary the kernel finishes after the rows is the
 // shared code of core/gradient_summary.hpp.
 //
-// Accuracy: squares and sums are float32 only within a group of at most 64
-// elements, then float64. A group that overflowed in float32 (or held NaN /
+// Accuracy: squares and sums are float32 only within a group of at most 32
+// elements (the kernel's four 16-byte vectors), then float64. A group that overflowed in float32 (or held NaN /
 // Inf) is summed again with elements >= 2^60 in magnitude squared in
 // float64, so no float32 partial overflows where float64 would not; counts
 // are exact integers. Squares below float32's range (|x| < ~1e-19) flush to
@@ -69,6 +69,12 @@ inline float half_to_f32(u32 h) noexcept {
 SIMIC_SHARED_CODE(accumulate,
 
 enum { dtype_f32 = 0, dtype_f16 = 1, dtype_bf16 = 2, dtype_f64 = 3 };
+// Threads per block of the stats kernels (a compile-time stride there), and
+// the resident blocks per SM their register budgets are built for
+// (__launch_bounds__): basic 6 x 256 threads (40 registers, 75% occupancy on
+// sm_80 / sm_90), full 4 x 256 (64 registers). docs/cuda.md gives the
+// measurements behind these.
+enum { partial_threads = 256, basic_blocks_per_sm = 6, full_blocks_per_sm = 4 };
 
 struct launch_params {
   double small;       // |x| < small counts as small (float64 inputs)
@@ -96,11 +102,10 @@ struct accumulator {
   u64 zeros; u64 nans; u64 infs; u64 small; u64 large;
 };
 
-// float32 partial sums of at most 64 elements.
+// float32 partial sums of at most 32 elements (the bounds below allow 64).
 struct group {
   float sumsq; float sum_d; float sumsq_d; float max_abs; float min; float max;
   u32 zeros; u32 nans; u32 infs; u32 small; u32 large;
-  u32 nonfinite;  // add_fast only: NaN and Inf together
 };
 
 SIMIC_SHARED_FN float f32_inf() { return bits_to_f32(0x7f800000u); }
@@ -125,19 +130,17 @@ SIMIC_SHARED_FN void acc_init(accumulator& a) {
 SIMIC_SHARED_FN void group_init(group& g) {
   g.sumsq = 0.0f; g.sum_d = 0.0f; g.sumsq_d = 0.0f; g.max_abs = 0.0f;
   g.min = f32_inf(); g.max = -f32_inf();
-  g.zeros = 0; g.nans = 0; g.infs = 0; g.small = 0; g.large = 0; g.nonfinite = 0;
+  g.zeros = 0; g.nans = 0; g.infs = 0; g.small = 0; g.large = 0;
 }
 
 // The fast path for one float32 (or widened) element: float32 only, NaN and
-// Inf counted together. Exact whenever the group it went into passes
+// Inf not counted. Exact whenever the group it went into passes
 // needs_careful (no NaN / Inf, no float32 overflow); otherwise the group is
-// summed again with add_narrow. NaN and Inf would give the same sums either
-// way; the redo only separates their counts.
+// summed again with add_narrow, which counts them.
 template <int Full>
 SIMIC_SHARED_FN void add_fast(group& g, float x, float shift, const launch_params& p) {
   const float ax = fabsf(x);
   g.zeros += (x == 0.0f) ? 1u : 0u;
-  g.nonfinite += (ax <= largest_f32()) ? 0u : 1u;
   g.max_abs = max_f32(g.max_abs, ax);
   g.sumsq += x * x;
   if (Full) {
@@ -153,10 +156,12 @@ SIMIC_SHARED_FN void add_fast(group& g, float x, float shift, const launch_param
 
 // Whether a group summed by add_fast must be summed again by add_narrow: it
 // held a NaN or Inf, or a float32 square (or squared difference) overflowed
-// where float64 would not.
+// where float64 would not. The sum of squares tells all three: a NaN makes
+// it NaN and an Inf (squared: +Inf) makes it +Inf, whatever else the group
+// held, so the fast path needs no per-element NaN / Inf test.
 template <int Full>
 SIMIC_SHARED_FN bool needs_careful(const group& g) {
-  return g.nonfinite != 0u || !(g.sumsq <= largest_f32()) || (Full && !(g.sumsq_d <= largest_f32()));
+  return !(g.sumsq <= largest_f32()) || (Full && !(g.sumsq_d <= largest_f32()));
 }
 
 // One float32 (or widened float16 / bfloat16) element, the careful path:

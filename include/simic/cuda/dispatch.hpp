@@ -1,5 +1,5 @@
 // The fused CUDA back end's dispatch: one request enqueued on LibTorch's
-// current stream (plan, metadata copy, the two kernel launches, optionally
+// current stream (plan, metadata copy, one kernel launch, optionally
 // the copy of the rows into pinned memory and an event), and a device->host
 // copy of any stats tensor into pinned memory. Makes no host sync.
 //
@@ -65,12 +65,6 @@ inline launch_params make_params(const reduce_request& r, double vanishing, doub
   return p;
 }
 
-// Threads of the finish kernel: a warp per tensor up to 32 warps.
-inline unsigned finish_threads(std::size_t tensors) noexcept {
-  const std::size_t w = std::min<std::size_t>(std::max<std::size_t>(tensors, 1), finish_max_threads / 32);
-  return static_cast<unsigned>(w * 32);
-}
-
 // What one enqueue produced.
 struct enqueued {
   at::Tensor rows;                     // [tensors + 1, stat::count] float64 on the device; last row: summary
@@ -109,7 +103,8 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
   e.tensors = n;
 
   // The plan: reused when the tensors are the ones of the last call (no
-  // planning, no copy), else built, packed into a pinned slot and copied.
+  // planning, no copy, no allocation but the rows), else built, packed into
+  // a pinned slot and copied.
   std::shared_ptr<const cached_plan> cp = rt.find_plan(dev, in, max_blocks, stream_id);
   if (!cp) {
     auto fresh = std::make_shared<cached_plan>();
@@ -119,6 +114,8 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
     fresh->plan = make_launch_plan(in, po);
     fresh->meta_bytes = align_up(fresh->plan.packed_bytes(), 256);
     fresh->device_meta = at::empty({static_cast<std::int64_t>(fresh->meta_bytes)}, bytes);
+    const std::size_t partial_bytes = std::max<std::size_t>(fresh->plan.pieces.size(), 1) * sizeof(accumulator);
+    fresh->partials = at::empty({static_cast<std::int64_t>(partial_bytes)}, bytes);
     e.slot = rt.acquire(dev, fresh->meta_bytes + (to_host ? rows_bytes : 0));
     e.rows_offset = fresh->meta_bytes;
     fresh->plan.pack(static_cast<unsigned char*>(e.slot->host));
@@ -134,8 +131,6 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
   }
   const launch_plan& plan = cp->plan;
 
-  const std::size_t partial_bytes = std::max<std::size_t>(plan.pieces.size(), 1) * sizeof(accumulator);
-  at::Tensor work = at::empty({static_cast<std::int64_t>(partial_bytes)}, bytes);
   e.rows = at::empty({static_cast<std::int64_t>(n + 1), stat::count}, bytes.dtype(at::kDouble));
   if (poison) e.rows.fill_(std::numeric_limits<double>::quiet_NaN());
   auto* base = static_cast<unsigned char*>(cp->device_meta.data_ptr());
@@ -143,20 +138,16 @@ inline enqueued enqueue(const reduce_request& r, double vanishing, double explod
   const auto* tensors = reinterpret_cast<const plan_tensor*>(base + plan.tensors_offset());
   const auto* pieces = reinterpret_cast<const plan_piece*>(base + plan.pieces_offset());
   const auto* firsts = reinterpret_cast<const int*>(base + plan.blocks_offset());
-  auto* partials = reinterpret_cast<accumulator*>(work.data_ptr());
+  auto* counters = reinterpret_cast<int*>(base + plan.counters_offset());
+  auto* partials = reinterpret_cast<accumulator*>(cp->partials.data_ptr());
   auto* rows = e.rows.data_ptr<double>();
-  launch_params pv = p;
-  if (plan.blocks() > 0) {
-    void* args[] = {&tensors, &pieces, &firsts, &partials, &pv};
-    check(d, d.launch_kernel(k.partials[p.full], static_cast<unsigned>(plan.blocks()), 1, 1, partial_threads, 1, 1, 0,
-                             stream, args, nullptr),
-          "cuLaunchKernel(simic_partials)");
-  }
   int n_tensors = static_cast<int>(n);
-  const accumulator* partials_c = partials;
-  void* fargs[] = {&tensors, &n_tensors, &partials_c, &rows, &pv};
-  check(d, d.launch_kernel(k.finish, 1, 1, 1, finish_threads(n), 1, 1, 0, stream, fargs, nullptr),
-        "cuLaunchKernel(simic_finish)");
+  int n_active = plan.active_tensors;
+  launch_params pv = p;
+  void* args[] = {&tensors, &pieces, &firsts, &counters, &n_tensors, &n_active, &partials, &rows, &pv};
+  check(d, d.launch_kernel(k.stats[p.full], static_cast<unsigned>(plan.grid()), 1, 1, partial_threads, 1, 1, 0, stream,
+                           args, nullptr),
+        "cuLaunchKernel(simic_stats)");
   if (to_host) {
     check(d,
           d.memcpy_dtoh_async(static_cast<unsigned char*>(e.slot->host) + e.rows_offset,

@@ -1,9 +1,10 @@
 // The fused CUDA reduction back end, the public face (the runtime is
 // runtime.hpp, the enqueue of a request dispatch.hpp): one read of every element of every
 // tensor, all statistics of a stat_set at once, per-tensor rows and the
-// gradient-health summary finished on the device, in two launches on
-// LibTorch's current stream (plus one 4-40 KB host->device copy of launch
-// metadata from pinned memory). Nothing in it waits for the device.
+// gradient-health summary finished on the device, in one launch on
+// LibTorch's current stream (plus, when the tensor list changed, one 4-40 KB
+// host->device copy of launch metadata from pinned memory). Nothing in it
+// waits for the device.
 //
 //   simic::cuda_fused_backend            models reduction_backend (backend.hpp):
 //     .reduce(request)                   -> packed [tensors, stat::count] rows on the device
@@ -60,7 +61,7 @@ inline constexpr bool compiled_in = SIMIC_CUDA != 0;
 }  // namespace cuda
 
 // The device-finished gradient-health summary of a request: the shared
-// summary (core/gradient_summary.hpp) the finish kernel wrote after the rows.
+// summary (core/gradient_summary.hpp) the kernel wrote after the rows.
 using cuda_stats_summary = detail::gradient_summary;
 
 // Rows and summary on their way to pinned host memory. ready() polls,

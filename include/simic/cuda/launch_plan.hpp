@@ -12,8 +12,9 @@
 // Piece boundaries fall on multiples of `granule` elements inside a tensor,
 // so a piece starts 16-byte aligned whenever its tensor does.
 //
-// The packed form (pack()) is one byte buffer: tensors, pieces, block map,
-// copied to the device in one asynchronous transfer.
+// The packed form (pack()) is one byte buffer: tensors, pieces, block map
+// and the kernels' completion counters (zero), copied to the device in one
+// asynchronous transfer.
 #pragma once
 
 #include <algorithm>
@@ -60,16 +61,22 @@ struct launch_plan {
   std::vector<plan_piece> pieces;
   std::vector<int> block_first_piece;  // blocks() + 1 entries
   std::int64_t total_bytes = 0;
+  int active_tensors = 0;  // tensors with at least one piece (numel > 0)
 
   int blocks() const noexcept { return block_first_piece.empty() ? 0 : static_cast<int>(block_first_piece.size()) - 1; }
+  // The grid of the stats kernel: one block even without pieces (it writes the rows and summary).
+  int grid() const noexcept { return std::max(blocks(), 1); }
 
-  // Byte offsets of the three tables inside the packed buffer.
+  // Byte offsets of the four tables inside the packed buffer. The counters
+  // (one int per tensor, then one of finished tensors) are zero in the
+  // packed form; the kernel leaves them at zero after every launch.
   std::size_t tensors_offset() const noexcept { return 0; }
   std::size_t pieces_offset() const noexcept { return align_up(tensors.size() * sizeof(plan_tensor), 16); }
   std::size_t blocks_offset() const noexcept { return pieces_offset() + align_up(pieces.size() * sizeof(plan_piece), 16); }
-  std::size_t packed_bytes() const noexcept {
+  std::size_t counters_offset() const noexcept {
     return align_up(blocks_offset() + block_first_piece.size() * sizeof(int), 16);
   }
+  std::size_t packed_bytes() const noexcept { return align_up(counters_offset() + (tensors.size() + 1) * sizeof(int), 16); }
   void pack(unsigned char* dst) const {
     std::memset(dst, 0, packed_bytes());
     if (!tensors.empty()) std::memcpy(dst + tensors_offset(), tensors.data(), tensors.size() * sizeof(plan_tensor));
@@ -99,8 +106,14 @@ struct plan_key {
   }
 };
 
-// Builds the plan. Throws std::invalid_argument for a negative element
-// count, an unknown dtype or options out of range.
+// Limits of one plan: the kernels count a thread's elements in 32 bits
+// (2^40 elements is far beyond any device's memory), and index tensors and
+// pieces with int.
+inline constexpr std::int64_t max_plan_numel = std::int64_t{1} << 40;
+inline constexpr std::int64_t max_plan_tensors = std::int64_t{1} << 24;
+
+// Builds the plan. Throws std::invalid_argument for an element count out of
+// [0, 2^40), more than 2^24 tensors, an unknown dtype or options out of range.
 inline launch_plan make_launch_plan(std::span<const plan_input> in, const plan_options& o) {
   if (o.max_blocks < 1) throw std::invalid_argument("simic::cuda::make_launch_plan: max_blocks must be >= 1");
   if (o.min_block_bytes < 1) throw std::invalid_argument("simic::cuda::make_launch_plan: min_block_bytes must be >= 1");
@@ -109,16 +122,20 @@ inline launch_plan make_launch_plan(std::span<const plan_input> in, const plan_o
   const std::size_t n = in.size();
   std::vector<std::int64_t> start(n + 1, 0), esize(n);
   p.tensors.resize(n);
+  if (n > static_cast<std::size_t>(max_plan_tensors))
+    throw std::invalid_argument("simic::cuda::make_launch_plan: " + std::to_string(n) + " tensors; valid: at most " +
+                                std::to_string(max_plan_tensors));
   for (std::size_t t = 0; t < n; ++t) {
-    if (in[t].numel < 0)
-      throw std::invalid_argument("simic::cuda::make_launch_plan: tensors[" + std::to_string(t) + "].numel is negative");
+    if (in[t].numel < 0 || in[t].numel >= max_plan_numel)
+      throw std::invalid_argument("simic::cuda::make_launch_plan: tensors[" + std::to_string(t) + "].numel = " +
+                                  std::to_string(in[t].numel) + "; valid: [0, 2^40)");
     esize[t] = dtype_bytes(in[t].dtype);
     start[t + 1] = start[t] + in[t].numel * esize[t];
     p.tensors[t] = plan_tensor{in[t].address, in[t].numel, in[t].dtype, 0, 0, 0};
   }
   const std::int64_t total = start[n];
   p.total_bytes = total;
-  if (total == 0) return p;  // no blocks; the finish kernel still writes every row
+  if (total == 0) return p;  // no blocks; the kernel's one block still writes every row
   const std::int64_t want = (total + o.min_block_bytes - 1) / o.min_block_bytes;
   const int blocks = static_cast<int>(std::clamp<std::int64_t>(want, 1, o.max_blocks));
   auto boundary = [&](int r) {  // byte offset where range r starts
@@ -146,7 +163,10 @@ inline launch_plan make_launch_plan(std::span<const plan_input> in, const plan_o
   // Pieces of one tensor are consecutive (ranges advance monotonically).
   for (std::size_t k = 0; k < p.pieces.size(); ++k) {
     plan_tensor& t = p.tensors[static_cast<std::size_t>(p.pieces[k].tensor)];
-    if (t.pieces == 0) t.first_piece = static_cast<int>(k);
+    if (t.pieces == 0) {
+      t.first_piece = static_cast<int>(k);
+      ++p.active_tensors;
+    }
     ++t.pieces;
   }
   return p;

@@ -112,6 +112,30 @@ struct compile_output {
 // Compiles `source` for `arch`: "sm_90" gives a CUBIN for that GPU,
 // "compute_90" gives PTX (loadable on that and later GPUs). Extra options
 // are appended (e.g. "-lineinfo").
+// Words of an option string, split at spaces and tabs.
+inline std::vector<std::string> split_options(const char* text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (const char* c = text ? text : "";; ++c) {
+    if (*c == ' ' || *c == '\t' || *c == '\0') {
+      if (!word.empty()) out.push_back(word);
+      word.clear();
+      if (*c == '\0') break;
+    } else {
+      word += *c;
+    }
+  }
+  return out;
+}
+
+// Extra NVRTC options from $SIMIC_CUDA_NVRTC_OPTIONS, read once per process:
+// for timing other register budgets or flags on a GPU without rebuilding
+// (docs/cuda.md). Empty when unset.
+inline const std::vector<std::string>& extra_nvrtc_options() {
+  static const std::vector<std::string> opts = split_options(std::getenv("SIMIC_CUDA_NVRTC_OPTIONS"));
+  return opts;
+}
+
 inline compile_output nvrtc_compile(const nvrtc_api& api, const std::string& source, const std::string& arch,
                                     const std::vector<std::string>& extra = {}) {
   compile_output out;

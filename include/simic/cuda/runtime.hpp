@@ -55,20 +55,23 @@ struct pinned_slot {
   bool held = false;
 };
 
-// A plan and its packed copy on the device, reused while its key matches.
+// A plan and its device memory, reused while its key matches: the packed
+// plan (with the kernel's completion counters) and the per-piece partials.
+// Both are only used by launches on the key's stream, which run one after
+// another, so one copy serves every call.
 struct cached_plan {
   plan_key key;
   launch_plan plan;
   std::size_t meta_bytes = 0;  // packed size rounded up to 256
   at::Tensor device_meta;      // the packed plan on the device (kept while cached)
+  at::Tensor partials;         // one accumulator per piece (kept while cached)
 };
 
 struct device_kernels {
   driver_api::context ctx = nullptr;
   driver_api::module mod = nullptr;
-  driver_api::function partials[2] = {nullptr, nullptr};  // basic, full
-  driver_api::function finish = nullptr;
-  int max_blocks[2] = {0, 0};  // resident blocks of each partials kernel on the whole device
+  driver_api::function stats[2] = {nullptr, nullptr};  // basic, full
+  int max_blocks[2] = {0, 0};  // resident blocks of each stats kernel on the whole device
   std::string arch;
 };
 
@@ -120,12 +123,11 @@ class runtime {
     const std::string cc = std::to_string(major) + std::to_string(minor);
     const std::vector<char>& image = image_for(cc, k->arch);
     check(drv_, drv_.module_load_data(&k->mod, image.data()), "cuModuleLoadData");
-    check(drv_, drv_.module_get_function(&k->partials[0], k->mod, "simic_partials_basic"), "cuModuleGetFunction");
-    check(drv_, drv_.module_get_function(&k->partials[1], k->mod, "simic_partials_full"), "cuModuleGetFunction");
-    check(drv_, drv_.module_get_function(&k->finish, k->mod, "simic_finish"), "cuModuleGetFunction");
+    for (int f = 0; f < 2; ++f)
+      check(drv_, drv_.module_get_function(&k->stats[f], k->mod, kernel_names[f]), "cuModuleGetFunction");
     for (int f = 0; f < 2; ++f) {
       int per_sm = 0;
-      check(drv_, drv_.occupancy_max_active_blocks(&per_sm, k->partials[f], partial_threads, 0),
+      check(drv_, drv_.occupancy_max_active_blocks(&per_sm, k->stats[f], partial_threads, 0),
             "cuOccupancyMaxActiveBlocksPerMultiprocessor");
       k->max_blocks[f] = std::max(1, per_sm) * std::max(1, sms);
     }
@@ -219,9 +221,10 @@ class runtime {
     auto it = images_.find(cc);
     if (it == images_.end()) {
       // A CUBIN for this GPU; PTX for it if this NVRTC cannot emit that CUBIN.
-      compile_output out = nvrtc_compile(nvrtc(), kernel_source(), "sm_" + cc);
+      const std::vector<std::string>& extra = extra_nvrtc_options();
+      compile_output out = nvrtc_compile(nvrtc(), kernel_source(), "sm_" + cc, extra);
       if (!out.ok) {
-        compile_output ptx = nvrtc_compile(nvrtc(), kernel_source(), "compute_" + cc);
+        compile_output ptx = nvrtc_compile(nvrtc(), kernel_source(), "compute_" + cc, extra);
         if (!ptx.ok) throw std::runtime_error("simic::cuda: compiling the fused kernels failed: " + out.log);
         out = std::move(ptx);
       }
