@@ -88,6 +88,21 @@ for path in cuda/test_cuda_logic cuda/test_cuda_nvrtc cuda/test_cuda_device prof
   fi
 done
 
+# The one-launch kernel's completion counters and shared-memory counters
+# under compute-sanitizer (memcheck: out-of-bounds and misaligned accesses;
+# racecheck: shared-memory hazards), on the cases that exercise them. Skipped
+# where the tool cannot attach (docs/cuda.md).
+step "compute-sanitizer: memcheck and racecheck of the stats kernels"
+if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$B/tests/cuda/test_cuda_device" ]; then
+  for tool in memcheck racecheck; do
+    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 3 "$B/tests/cuda/test_cuda_device" \
+      "--test-case=one launch*,every row is written*" >"$OUT/sanitizer_$tool.log" 2>&1
+    echo "compute-sanitizer $tool: exit $? ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer_$tool.log" | tr '\n' ' '))"
+  done
+else
+  echo "compute-sanitizer: not available here"
+fi
+
 step "benchmarks: simic (bench_cuda)"
 [ -x "$B/bench/gpu/bench_cuda" ] || echo "bench_cuda: NOT BUILT"
 [ -x "$B/bench/gpu/bench_cuda" ] && timeout 200 "$B/bench/gpu/bench_cuda" --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json \
@@ -100,6 +115,22 @@ step "benchmarks: basic set at 8 blocks per SM (32 registers)"
   "$B/bench/gpu/bench_cuda" --benchmark_filter='(gradient_health|nan_inf_scan)/device' \
   --benchmark_out="$OUT/bench_cuda_basic8.json" --benchmark_out_format=json >"$OUT/bench_cuda_basic8.txt" 2>&1 &&
   grep -E "_median" "$OUT/bench_cuda_basic8.txt" | sed 's/\x1b\[[0-9;]*m//g'
+
+# Where the device time goes: Nsight Compute on the 100M float32 case (DRAM
+# throughput against peak, achieved occupancy, registers, duration), clocks
+# left alone. Four launches of each stats kernel after the warm-up calls.
+step "Nsight Compute: the stats kernels, 100M float32"
+if command -v ncu >/dev/null 2>&1 && [ -x "$B/bench/gpu/bench_cuda" ]; then
+  for what in gradient_health per_layer; do  # after the benchmark's 4 warm-up calls
+    timeout 120 ncu --clock-control none -k regex:simic_stats --launch-skip 4 --launch-count 2 \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__occupancy_limit_registers \
+      "$B/bench/gpu/bench_cuda" --benchmark_filter="large_100M_fp32/$what/device" >"$OUT/ncu_$what.txt" 2>&1
+    echo "ncu $what: exit $?"
+    grep -E "simic_stats|gpu__time|dram__|sm__warps|launch__" "$OUT/ncu_$what.txt" | head -16
+  done
+else
+  echo "ncu: not available here"
+fi
 
 step "benchmarks: reference pipeline (anchor_ops.py)"
 ANCHOR=""

@@ -312,6 +312,9 @@ __device__ __forceinline__ void finish_summary(const plan_tensor* __restrict__ t
       accumulator empty; acc_init(empty);
       finish_row(empty, 0, 0.0, p.full, row);
     }
+    // The fields the summary reads, from L2: rows of other blocks (and lanes)
+    // are there after their __threadfence, an empty tensor's row just
+    // written by this thread is ordered before by program order.
     double r[stat::count];
     r[stat::sumsq] = __ldcg(row + stat::sumsq);
     r[stat::numel] = __ldcg(row + stat::numel);
@@ -338,7 +341,8 @@ __device__ __forceinline__ void fused_stats(const plan_tensor* __restrict__ tens
                                             const int* __restrict__ block_first_piece, int* counters, int n_tensors,
                                             int n_active, accumulator* partials_out, double* rows, const launch_params& p) {
   __shared__ accumulator sm[partial_threads / 32];
-  __shared__ int finished;  // the tensor this block finished, or -1; then 1 if it finished the last one
+  __shared__ int finished;   // the tensor this block just finished, or -1
+  __shared__ int last_done;  // 1 if that tensor was the last one to finish
   __shared__ u32 rare[2];   // NaN and Inf counts of the current piece (careful path)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int* done = counters + n_tensors;
@@ -387,13 +391,13 @@ __device__ __forceinline__ void fused_stats(const plan_tensor* __restrict__ tens
         finish_row(m, tt.numel, Full ? (double)tensor_shift(tt) : 0.0, Full, rows + (i64)ft * stat::count);
         counters[ft] = 0;
         __threadfence();  // the row is visible before the tensor counts as finished
-        finished = atomicAdd(done, 1) == n_active - 1 ? 1 : 0;
+        last_done = atomicAdd(done, 1) == n_active - 1 ? 1 : 0;
       }
     }
     __syncthreads();
-    summary_here = finished == 1;  // then k is this block's last piece: every piece has been counted
+    summary_here = last_done == 1;  // then k is this block's last piece: every piece has been counted
 #endif
-    __syncthreads();  // `finished` is rewritten for the next piece
+    __syncthreads();  // `finished` and `last_done` are rewritten for the next piece
   }
 #ifndef SIMIC_HOT_LOOP_ONLY
   if (summary_here && warp == 0) {  // one call site, after the loop, so that it is inlined once
