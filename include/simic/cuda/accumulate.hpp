@@ -30,6 +30,7 @@
 // No LibTorch here (layer rule): the CPU tests compare against plain loops.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "simic/core/gradient_summary.hpp"
@@ -273,6 +274,14 @@ SIMIC_SHARED_FN void finish_row(const accumulator& a, i64 numel, double shift, i
 static_assert(sizeof(plan_tensor) == 32 && sizeof(plan_piece) == 24 && sizeof(launch_params) == 48,
               "launch metadata layout is shared with the device: sizes must not depend on the host ABI");
 static_assert(sizeof(accumulator) == 88);
+// The kernel reads other blocks' accumulators word by word (load_partial, kernel_source.hpp).
+static_assert(offsetof(accumulator, sumsq) == 0 && offsetof(accumulator, sum_d) == 8 &&
+                  offsetof(accumulator, sumsq_d) == 16 && offsetof(accumulator, max_abs) == 24 &&
+                  offsetof(accumulator, min) == 32 && offsetof(accumulator, max) == 40 &&
+                  offsetof(accumulator, zeros) == 48 && offsetof(accumulator, nans) == 56 &&
+                  offsetof(accumulator, infs) == 64 && offsetof(accumulator, small) == 72 &&
+                  offsetof(accumulator, large) == 80,
+              "load_partial reads the accumulator as words 0-10 in this order");
 
 }  // namespace cuda::detail
 }  // namespace v0

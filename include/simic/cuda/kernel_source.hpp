@@ -152,9 +152,10 @@ struct h16_traits {
 // (exact: every value is a float32) and 32-bit counts (a thread reads at most
 // 1/partial_threads of a piece, and the planner refuses tensors of 2^40
 // elements or more). NaN and Inf counts, which only the careful path finds,
-// go to two block-wide counters in shared memory instead. Together this
-// keeps the basic set's loop inside the register budget of full occupancy
-// (32 per thread), with the same figures as folding every group into an
+// go to two block-wide counters in shared memory instead (a block's piece
+// is at most 1/grid of the bytes, far below 2^32 elements). Together this
+// keeps the basic set's loop inside its register budget (basic_blocks_per_sm,
+// accumulate.hpp), with the same figures as folding every group into an
 // accumulator.
 struct thread_acc {
   double sumsq; double sum_d; double sumsq_d;
@@ -266,6 +267,8 @@ __device__ __forceinline__ void run_double(const char* base, i64 n, double shift
 }
 
 // Reads another block's result: from L2 (ld.global.cg), never a stale L1 line.
+// Word k of the accumulator (its layout is tied by static_asserts in
+// accumulate.hpp): six doubles, then five counts.
 __device__ __forceinline__ void load_partial(const accumulator* src, accumulator& a) {
   const double* d = (const double*)src;
   const u64* u = (const u64*)src;
