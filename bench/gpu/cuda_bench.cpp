@@ -10,6 +10,10 @@
 //                            sync-debug mode is set to error meanwhile
 //   <case>/floor/device      LibTorch's float32 sum over one flat buffer of
 //                            the same bytes (anchor_ops' floor), by events
+//   <case>/ceiling/device    a plain float4 sum-of-squares read kernel over
+//                            those bytes (NVRTC, 8 blocks of 256 per SM,
+//                            four loads in flight per thread): what reading
+//                            the bytes costs on this card, by events
 // Counters: extra_bytes (peak device memory above what was allocated before
 // the call, caching allocator statistics), host_syncs (simic's waits per
 // call), bytes (gradient bytes read). Repetitions report their median.
@@ -24,6 +28,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +71,63 @@ struct timer {
   void sync() {
     d.event_record(b, stream());
     d.event_synchronize(b);
+  }
+};
+
+// The ceiling: the simplest kernel that reads every byte once (float4 loads,
+// a sum of squares so that the loads are used), compiled by NVRTC like the
+// back end's kernels. Values are whatever the bytes hold; only the time counts.
+constexpr const char ceiling_source[] = R"(
+extern "C" __global__ void __launch_bounds__(256) simic_ceiling_read(const float4* x, long long n4, float* out) {
+  const long long stride = (long long)gridDim.x * 256;
+  long long i = (long long)blockIdx.x * 256 + threadIdx.x;
+  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+  for (; i + 3 * stride < n4; i += 4 * stride) {
+    const float4 a = __ldg(x + i), b = __ldg(x + i + stride), c = __ldg(x + i + 2 * stride), d = __ldg(x + i + 3 * stride);
+    s0 += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+    s1 += b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    s2 += c.x * c.x + c.y * c.y + c.z * c.z + c.w * c.w;
+    s3 += d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w;
+  }
+  for (; i < n4; i += stride) { const float4 a = __ldg(x + i); s0 += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w; }
+  float s = (s0 + s1) + (s2 + s3);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+  if ((threadIdx.x & 31) == 0) atomicAdd(out, s);
+}
+)";
+
+struct ceiling_kernel {
+  cd::driver_api::function fn = nullptr;
+  unsigned grid = 0;
+  at::Tensor out;
+  ceiling_kernel() {
+    const cd::driver_api& d = cd::runtime::get().driver();
+    const int dev = c10::cuda::current_device();
+    const cd::device_kernels& k = cd::runtime::get().kernels(dev);  // makes the module's context known
+    const cd::context_scope scope(cd::runtime::get(), k.ctx);
+    int major = 0, minor = 0, sms = 0;
+    cd::driver_api::device handle = 0;
+    cd::check(d, d.device_get(&handle, dev), "cuDeviceGet");
+    cd::check(d, d.device_get_attribute(&major, cd::driver_api::attr_compute_capability_major, handle), "attr");
+    cd::check(d, d.device_get_attribute(&minor, cd::driver_api::attr_compute_capability_minor, handle), "attr");
+    cd::check(d, d.device_get_attribute(&sms, cd::driver_api::attr_multiprocessor_count, handle), "attr");
+    const std::string cc = std::to_string(major) + std::to_string(minor);
+    cd::compile_output img = cd::nvrtc_compile(cd::nvrtc(), ceiling_source, "sm_" + cc);
+    if (!img.ok) img = cd::nvrtc_compile(cd::nvrtc(), ceiling_source, "compute_" + cc);
+    if (!img.ok) throw std::runtime_error("ceiling kernel: " + img.log);
+    cd::driver_api::module mod = nullptr;
+    cd::check(d, d.module_load_data(&mod, img.image.data()), "cuModuleLoadData");
+    cd::check(d, d.module_get_function(&fn, mod, "simic_ceiling_read"), "cuModuleGetFunction");
+    grid = static_cast<unsigned>(sms) * 8;
+    out = at::zeros({1}, at::TensorOptions().device(at::kCUDA));
+  }
+  void launch(const at::Tensor& flat) {
+    const cd::driver_api& d = cd::runtime::get().driver();
+    const void* x = flat.data_ptr();
+    long long n4 = static_cast<long long>(flat.numel() * flat.element_size() / 16);
+    float* o = out.data_ptr<float>();
+    void* args[] = {&x, &n4, &o};
+    cd::check(d, d.launch_kernel(fn, grid, 1, 1, 256, 1, 1, 0, timer::stream(), args, nullptr), "cuLaunchKernel(ceiling)");
   }
 };
 
@@ -200,6 +262,10 @@ void register_case(const std::string& name, int iters) {
   };
   reg("floor/device", [name](benchmark::State& st) {
     device_bench(st, name, 1.0, [](case_data& c) { benchmark::DoNotOptimize(c.flat.sum(at::kFloat)); });
+  })->UseManualTime();
+  reg("ceiling/device", [name](benchmark::State& st) {
+    static ceiling_kernel ceiling;
+    device_bench(st, name, 1.0, [](case_data& c) { ceiling.launch(c.flat); });
   })->UseManualTime();
 
   // Gradient health, all counts (anchor_collect_enhanced).

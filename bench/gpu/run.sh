@@ -142,8 +142,10 @@ timeout 200 python3 "$ANCHOR" --device cuda --out "$OUT/anchor.jsonl" >"$OUT/anc
   { status=1; tail -20 "$OUT/anchor.txt"; }
 
 step "table"
+variant=()
+[ -s "$OUT/bench_cuda_basic8.json" ] && variant=(--variant "$OUT/bench_cuda_basic8.json" --variant-label "basic set at 32 registers (8 blocks/SM)")
 python3 bench/gpu/table.py "$OUT/anchor.jsonl" "$OUT/bench_cuda.json" --machine "$OUT/machine.txt" \
-  --out "$OUT/table.md" || status=1
+  --out "$OUT/table.md" "${variant[@]}" || status=1
 cat "$OUT/table.md" 2>/dev/null
 step "done (exit $status)"
 exit $status
