@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -188,4 +189,39 @@ TEST_CASE("registration is explicit: including the header installs nothing; use_
   const simic::reduce_request req{ts, simic::stat_set::full};
   CHECK(at::allclose(simic::auto_backend{}.reduce(req), simic::cpu_fused_backend{}.reduce(req), 0.0, 0.0, /*equal_nan=*/true));
   simic::detail::install_device_reducer(nullptr);
+}
+
+TEST_CASE("plan cache: the most recent plans per device, found by exact key, least recently used dropped") {
+  auto plan_for = [](std::uint64_t address, int blocks, std::uint64_t stream) {
+    auto p = std::make_shared<cd::cached_plan>();
+    p->key = cd::plan_key{{{address, 100, cd::dtype_f32}}, blocks, stream};
+    return std::shared_ptr<const cd::cached_plan>(std::move(p));
+  };
+  auto in = [](std::uint64_t address) { return std::vector<cd::plan_input>{{address, 100, cd::dtype_f32}}; };
+  cd::plan_cache cache(3);
+  CHECK(cache.capacity() == 3);
+  CHECK(cache.find(in(1), 792, 7) == nullptr);  // empty
+  const auto a = plan_for(1, 792, 7), b = plan_for(2, 792, 7), c = plan_for(3, 528, 7);
+  cache.store(a);
+  cache.store(b);
+  cache.store(c);
+  CHECK(cache.size() == 3);
+  CHECK(cache.find(in(1), 792, 7) == a);        // hit, now the most recent
+  CHECK(cache.find(in(3), 792, 7) == nullptr);  // same tensors, other block limit (the other set)
+  CHECK(cache.find(in(3), 528, 7) == c);
+  CHECK(cache.find(in(2), 792, 8) == nullptr);  // other stream
+  const auto d = plan_for(4, 792, 7);
+  cache.store(d);  // over capacity: b, the least recently used, goes
+  CHECK(cache.size() == 3);
+  CHECK(cache.find(in(2), 792, 7) == nullptr);
+  CHECK(cache.find(in(1), 792, 7) == a);
+  CHECK(cache.find(in(3), 528, 7) == c);
+  CHECK(cache.find(in(4), 792, 7) == d);
+  // Alternating shapes (gradients, then the LSTM state, then gradients ...) all stay cached.
+  cd::plan_cache alternating;
+  CHECK(alternating.capacity() == cd::plan_cache::default_capacity);
+  for (std::uint64_t k = 0; k < 4; ++k) alternating.store(plan_for(10 + k, 792, 7));
+  for (int round = 0; round < 3; ++round)
+    for (std::uint64_t k = 0; k < 4; ++k) CHECK(alternating.find(in(10 + k), 792, 7) != nullptr);
+  CHECK(cd::plan_cache(0).capacity() == 1);  // at least one plan
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -65,6 +66,40 @@ struct cached_plan {
   std::size_t meta_bytes = 0;  // packed size rounded up to 256
   at::Tensor device_meta;      // the packed plan on the device (kept while cached)
   at::Tensor partials;         // one accumulator per piece (kept while cached)
+};
+
+// The plans of one device, most recently used first, at most `capacity`:
+// a trainer alternates a few request shapes (gradients, the LSTM state,
+// weights and gradients for the scan; basic and full sets), and each would
+// evict the other from a one-plan cache, paying planning, a metadata copy
+// and two allocations on every call. Not thread-safe (the runtime locks).
+class plan_cache {
+ public:
+  static constexpr std::size_t default_capacity = 8;
+  explicit plan_cache(std::size_t capacity = default_capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {}
+
+  // The plan built from exactly these inputs, moved to the front; null if none.
+  std::shared_ptr<const cached_plan> find(std::span<const plan_input> in, int max_blocks, std::uint64_t stream) {
+    for (std::size_t i = 0; i < plans_.size(); ++i) {
+      if (!plans_[i]->key.matches(in, max_blocks, stream)) continue;
+      std::rotate(plans_.begin(), plans_.begin() + static_cast<std::ptrdiff_t>(i),
+                  plans_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      return plans_.front();
+    }
+    return nullptr;
+  }
+  // Puts `p` in front; the least recently used plan beyond capacity is dropped
+  // (its device memory returns to LibTorch's allocator, stream-ordered).
+  void store(std::shared_ptr<const cached_plan> p) {
+    plans_.insert(plans_.begin(), std::move(p));
+    if (plans_.size() > capacity_) plans_.pop_back();
+  }
+  std::size_t size() const noexcept { return plans_.size(); }
+  std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  std::size_t capacity_;
+  std::vector<std::shared_ptr<const cached_plan>> plans_;
 };
 
 struct device_kernels {
@@ -164,17 +199,16 @@ class runtime {
     return hold(s);
   }
 
-  // The cached plan for `device` if it was built from exactly these inputs.
+  // A cached plan for `device` built from exactly these inputs (plan_cache).
   std::shared_ptr<const cached_plan> find_plan(int device, std::span<const plan_input> in, int max_blocks,
-                                               std::uint64_t stream) const {
+                                               std::uint64_t stream) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = plans_.find(device);
-    if (it == plans_.end() || !it->second->key.matches(in, max_blocks, stream)) return nullptr;
-    return it->second;
+    return it == plans_.end() ? nullptr : it->second.find(in, max_blocks, stream);
   }
   void store_plan(int device, std::shared_ptr<const cached_plan> p) {
     std::lock_guard<std::mutex> lock(mu_);
-    plans_[device] = std::move(p);
+    plans_[device].store(std::move(p));
   }
 
   std::size_t pinned_slots() const {
@@ -242,7 +276,7 @@ class runtime {
   std::map<std::string, std::string> arches_;
   std::map<int, std::unique_ptr<device_kernels>> loaded_;
   std::map<int, driver_api::context> contexts_;
-  std::map<int, std::shared_ptr<const cached_plan>> plans_;
+  std::map<int, plan_cache> plans_;
   std::vector<std::shared_ptr<pinned_slot>> slots_;
 };
 
