@@ -21,9 +21,10 @@
 // shared code of core/gradient_summary.hpp.
 //
 // Accuracy: squares and sums are float32 only within a group of at most 32
-// elements (the kernel's four 16-byte vectors), then float64. A group that overflowed in float32 (or held NaN /
-// Inf) is summed again with elements >= 2^60 in magnitude squared in
-// float64, so no float32 partial overflows where float64 would not; counts
+// elements (the kernel's four 16-byte vectors), then float64. A group that
+// overflowed in float32 (or held NaN / Inf) is summed again with elements
+// >= 2^60 in magnitude squared in float64, so no float32 partial overflows
+// where float64 would not; counts
 // are exact integers. Squares below float32's range (|x| < ~1e-19) flush to
 // zero, as in the CPU back end's vector loop.
 //
