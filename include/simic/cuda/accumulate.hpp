@@ -24,9 +24,9 @@
 // elements (the kernel's four 16-byte vectors), then float64. A group that
 // overflowed in float32 (or held NaN / Inf) is summed again with elements
 // >= 2^60 in magnitude squared in float64, so no float32 partial overflows
-// where float64 would not; counts
-// are exact integers. Squares below float32's range (|x| < ~1e-19) flush to
-// zero, as in the CPU back end's vector loop.
+// where float64 would not; counts are exact integers. Squares below
+// float32's range (|x| < ~1e-19) flush to zero, as in the CPU back end's
+// vector loop.
 //
 // No LibTorch here (layer rule): the CPU tests compare against plain loops.
 #pragma once
