@@ -120,11 +120,11 @@ inline launch_plan make_launch_plan(std::span<const plan_input> in, const plan_o
   if (o.granule < 1) throw std::invalid_argument("simic::cuda::make_launch_plan: granule must be >= 1");
   launch_plan p;
   const std::size_t n = in.size();
-  std::vector<std::int64_t> start(n + 1, 0), esize(n);
-  p.tensors.resize(n);
   if (n > static_cast<std::size_t>(max_plan_tensors))
     throw std::invalid_argument("simic::cuda::make_launch_plan: " + std::to_string(n) + " tensors; valid: at most " +
                                 std::to_string(max_plan_tensors));
+  std::vector<std::int64_t> start(n + 1, 0), esize(n);
+  p.tensors.resize(n);
   for (std::size_t t = 0; t < n; ++t) {
     if (in[t].numel < 0 || in[t].numel >= max_plan_numel)
       throw std::invalid_argument("simic::cuda::make_launch_plan: tensors[" + std::to_string(t) + "].numel = " +

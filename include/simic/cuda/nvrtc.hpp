@@ -109,9 +109,6 @@ struct compile_output {
   bool is_ptx = false;
 };
 
-// Compiles `source` for `arch`: "sm_90" gives a CUBIN for that GPU,
-// "compute_90" gives PTX (loadable on that and later GPUs). Extra options
-// are appended (e.g. "-lineinfo").
 // Words of an option string, split at spaces and tabs.
 inline std::vector<std::string> split_options(const char* text) {
   std::vector<std::string> out;
@@ -136,6 +133,9 @@ inline const std::vector<std::string>& extra_nvrtc_options() {
   return opts;
 }
 
+// Compiles `source` for `arch`: "sm_90" gives a CUBIN for that GPU,
+// "compute_90" gives PTX (loadable on that and later GPUs). Extra options
+// are appended (e.g. "-lineinfo").
 inline compile_output nvrtc_compile(const nvrtc_api& api, const std::string& source, const std::string& arch,
                                     const std::vector<std::string>& extra = {}) {
   compile_output out;
