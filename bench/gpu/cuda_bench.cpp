@@ -103,17 +103,15 @@ struct ceiling_kernel {
   ceiling_kernel() {
     const cd::driver_api& d = cd::runtime::get().driver();
     const int dev = c10::cuda::current_device();
-    const cd::device_kernels& k = cd::runtime::get().kernels(dev);  // makes the module's context known
+    // The back end's kernels are loaded by now: their context, and the
+    // target (sm_XY, or compute_XY where this NVRTC has no CUBIN for it).
+    const cd::device_kernels& k = cd::runtime::get().kernels(dev);
     const cd::context_scope scope(cd::runtime::get(), k.ctx);
-    int major = 0, minor = 0, sms = 0;
+    int sms = 0;
     cd::driver_api::device handle = 0;
     cd::check(d, d.device_get(&handle, dev), "cuDeviceGet");
-    cd::check(d, d.device_get_attribute(&major, cd::driver_api::attr_compute_capability_major, handle), "attr");
-    cd::check(d, d.device_get_attribute(&minor, cd::driver_api::attr_compute_capability_minor, handle), "attr");
-    cd::check(d, d.device_get_attribute(&sms, cd::driver_api::attr_multiprocessor_count, handle), "attr");
-    const std::string cc = std::to_string(major) + std::to_string(minor);
-    cd::compile_output img = cd::nvrtc_compile(cd::nvrtc(), ceiling_source, "sm_" + cc);
-    if (!img.ok) img = cd::nvrtc_compile(cd::nvrtc(), ceiling_source, "compute_" + cc);
+    cd::check(d, d.device_get_attribute(&sms, cd::driver_api::attr_multiprocessor_count, handle), "cuDeviceGetAttribute");
+    const cd::compile_output img = cd::nvrtc_compile(cd::nvrtc(), ceiling_source, k.arch);
     if (!img.ok) throw std::runtime_error("ceiling kernel: " + img.log);
     cd::driver_api::module mod = nullptr;
     cd::check(d, d.module_load_data(&mod, img.image.data()), "cuModuleLoadData");

@@ -84,6 +84,12 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
         for (std::int64_t e = 0; e < per_vec; ++e)
           cd::add_narrow<Full>(g, acc, load_narrow(base, t.dtype, head + v * per_vec + e), shift, sw, p);
       };
+      // A careful batch's float64 parts join the thread's sums (as join_careful).
+      auto join_wide = [&a](const cd::accumulator& wide) {
+        a.sumsq += wide.sumsq;
+        a.sum_d += wide.sum_d;
+        a.sumsq_d += wide.sumsq_d;
+      };
       auto add_vec_fast = [&](std::int64_t v) {
         for (std::int64_t e = 0; e < per_vec; ++e)
           cd::add_fast<Full>(g, load_narrow(base, t.dtype, head + v * per_vec + e), shift, p);
@@ -97,9 +103,7 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
           cd::accumulator wide;
           cd::acc_init(wide);
           for (int u = 0; u < 4; ++u) add_vec_to(i + u * threads, wide);
-          a.sumsq += wide.sumsq;
-          a.sum_d += wide.sum_d;
-          a.sumsq_d += wide.sumsq_d;
+          join_wide(wide);
         }
         cd::fold<Full>(a, g);
         cd::group_init(g);
@@ -109,15 +113,11 @@ cd::accumulator run_piece(const cd::plan_tensor& t, const cd::plan_piece& pc, in
       cd::accumulator wide;
       cd::acc_init(wide);
       for (; i < nv; i += threads) add_vec_to(i, wide);
-      a.sumsq += wide.sumsq;
-      a.sum_d += wide.sum_d;
-      a.sumsq_d += wide.sumsq_d;
+      join_wide(wide);
       cd::acc_init(wide);
       for (std::int64_t j = head + nv * per_vec + tid; j < n; j += threads)
         cd::add_narrow<Full>(g, wide, load_narrow(base, t.dtype, j), shift, sw, p);
-      a.sumsq += wide.sumsq;
-      a.sum_d += wide.sum_d;
-      a.sumsq_d += wide.sumsq_d;
+      join_wide(wide);
       cd::fold<Full>(a, g);
     }
     cd::merge(block, a);

@@ -167,11 +167,14 @@ __device__ __forceinline__ void thread_init(thread_acc& t) {
   t.max_abs = 0.0f; t.min = f32_inf(); t.max = -f32_inf();
   t.zeros = 0u; t.small = 0u; t.large = 0u;
 }
-// NaN / Inf counts of a group into the block's counters (rare: careful path only).
-__device__ __forceinline__ void flush_rare(group& g, u32* rare) {
-  if (g.nans) atomicAdd(rare, g.nans);
-  if (g.infs) atomicAdd(rare + 1, g.infs);
-  g.nans = 0u; g.infs = 0u;
+// NaN / Inf counts of a group (or a float64 thread's accumulator) into the
+// block's counters, leaving them 0 there (rare: careful path only; a
+// thread's counts fit 32 bits, see thread_acc).
+template <class Counts>
+__device__ __forceinline__ void flush_rare(Counts& c, u32* rare) {
+  if (c.nans) atomicAdd(rare, (u32)c.nans);
+  if (c.infs) atomicAdd(rare + 1, (u32)c.infs);
+  c.nans = 0u; c.infs = 0u;
 }
 template <int Full>
 __device__ __forceinline__ void thread_fold(thread_acc& t, const group& g) {
@@ -186,26 +189,29 @@ __device__ __forceinline__ void thread_fold(thread_acc& t, const group& g) {
     t.small += g.small; t.large += g.large;
   }
 }
-// Vectors summed on the careful path (from memory): into g, the float64
-// sums of huge elements straight into t, NaN / Inf counts into `rare`.
+// After a careful batch: the float64 sums of its huge elements (add_narrow's
+// `w`) join t, its NaN / Inf counts go to `rare`.
+template <int Full>
+__device__ __forceinline__ void join_careful(thread_acc& t, group& g, const accumulator& w, u32* rare) {
+  t.sumsq += w.sumsq;
+  if (Full) { t.sum_d += w.sum_d; t.sumsq_d += w.sumsq_d; }
+  flush_rare(g, rare);
+}
+// `count` vectors q, q + partial_threads, ... summed on the careful path (from memory) into g.
 template <int Full, class T>
 __device__ __forceinline__ void careful_vectors(thread_acc& t, group& g, const typename T::vec* q, int count,
                                                 float shift, bool sw, const launch_params& p, u32* rare) {
   accumulator w; acc_init(w);
   for (int u = 0; u < count; ++u) T::template add<Full>(g, w, __ldg(q + u * partial_threads), shift, sw, p);
-  t.sumsq += w.sumsq;
-  if (Full) { t.sum_d += w.sum_d; t.sumsq_d += w.sumsq_d; }
-  flush_rare(g, rare);
+  join_careful<Full>(t, g, w, rare);
 }
-// Scalars: elements [first, first + count * partial_threads) with this stride.
+// Element j of base on the careful path (the head and tail: one per thread).
 template <int Full, class T>
-__device__ __forceinline__ void careful_scalars(thread_acc& t, group& g, const char* base, i64 first, int count,
-                                                float shift, bool sw, const launch_params& p, u32* rare) {
+__device__ __forceinline__ void careful_scalar(thread_acc& t, group& g, const char* base, i64 j, float shift, bool sw,
+                                               const launch_params& p, u32* rare) {
   accumulator w; acc_init(w);
-  for (int u = 0; u < count; ++u) add_narrow<Full>(g, w, T::at(base, first + (i64)u * partial_threads), shift, sw, p);
-  t.sumsq += w.sumsq;
-  if (Full) { t.sum_d += w.sum_d; t.sumsq_d += w.sumsq_d; }
-  flush_rare(g, rare);
+  add_narrow<Full>(g, w, T::at(base, j), shift, sw, p);
+  join_careful<Full>(t, g, w, rare);
 }
 __device__ __forceinline__ void widen(accumulator& a, const thread_acc& t) {
   a.sumsq = t.sumsq; a.sum_d = t.sum_d; a.sumsq_d = t.sumsq_d;
@@ -230,7 +236,7 @@ __device__ __forceinline__ void run_narrow(const char* base, i64 n, float shift,
   if (head > n) head = n;
   thread_acc t; thread_init(t);
   group g; group_init(g);
-  if (tid < head) careful_scalars<Full, T>(t, g, base, tid, 1, shift, sw, p, rare);
+  if (tid < head) careful_scalar<Full, T>(t, g, base, tid, shift, sw, p, rare);
   const vec* v = (const vec*)(base + head * T::bytes);
   const i64 nv = (n - head) / T::per_vec;
   const int tail = (int)(n - head - nv * T::per_vec);  // < per_vec elements after the last vector
@@ -251,7 +257,7 @@ __device__ __forceinline__ void run_narrow(const char* base, i64 n, float shift,
   thread_fold<Full>(t, g); group_init(g);
   const int left = q < end ? (int)((end - q + B - 1) / B) : 0;  // <= 3 vectors
   if (left > 0) careful_vectors<Full, T>(t, g, q, left, shift, sw, p, rare);
-  if (tid < tail) careful_scalars<Full, T>(t, g, (const char*)end, tid, 1, shift, sw, p, rare);
+  if (tid < tail) careful_scalar<Full, T>(t, g, (const char*)end, tid, shift, sw, p, rare);
   thread_fold<Full>(t, g);
   widen(out, t);
 }
@@ -261,9 +267,7 @@ __device__ __forceinline__ void run_double(const char* base, i64 n, double shift
                                            accumulator& a) {
   const double* x = (const double*)base;
   for (i64 j = threadIdx.x; j < n; j += partial_threads) add_double<Full>(a, __ldg(x + j), shift, p);
-  if (a.nans) atomicAdd(rare, (u32)a.nans);  // a thread's counts fit 32 bits (see thread_acc)
-  if (a.infs) atomicAdd(rare + 1, (u32)a.infs);
-  a.nans = 0u; a.infs = 0u;
+  flush_rare(a, rare);
 }
 
 // Reads another block's result: from L2 (ld.global.cg), never a stale L1 line.
