@@ -14,6 +14,8 @@
 //                            those bytes (NVRTC, 8 blocks of 256 per SM,
 //                            four loads in flight per thread): what reading
 //                            the bytes costs on this card, by events
+//   <case>/ceiling_blocked/device  the same reads in the stats kernels'
+//                            order (a contiguous range per block, their grid)
 // Counters: extra_bytes (peak device memory above what was allocated before
 // the call, caching allocator statistics), host_syncs (simic's waits per
 // call), bytes (gradient bytes read). Repetitions report their median.
@@ -94,11 +96,33 @@ extern "C" __global__ void __launch_bounds__(256) simic_ceiling_read(const float
   for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
   if ((threadIdx.x & 31) == 0) atomicAdd(out, s);
 }
+// The same reads in the stats kernels' order: block b reads its own
+// contiguous range of `per_block` vectors, four loads 256 vectors apart per
+// step. Beside the grid-stride kernel above it tells how much of the stats
+// kernels' time is the access order alone (docs/cuda.md).
+extern "C" __global__ void __launch_bounds__(256) simic_ceiling_blocked(const float4* x, long long n4, long long per_block,
+                                                                      float* out) {
+  const long long lo = (long long)blockIdx.x * per_block;
+  const long long hi = lo + per_block < n4 ? lo + per_block : n4;
+  long long i = lo + threadIdx.x;
+  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+  for (; i + 3 * 256 < hi; i += 4 * 256) {
+    const float4 a = __ldg(x + i), b = __ldg(x + i + 256), c = __ldg(x + i + 512), d = __ldg(x + i + 768);
+    s0 += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+    s1 += b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    s2 += c.x * c.x + c.y * c.y + c.z * c.z + c.w * c.w;
+    s3 += d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w;
+  }
+  for (; i < hi; i += 256) { const float4 a = __ldg(x + i); s0 += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w; }
+  float s = (s0 + s1) + (s2 + s3);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+  if ((threadIdx.x & 31) == 0) atomicAdd(out, s);
+}
 )";
 
 struct ceiling_kernel {
-  cd::driver_api::function fn = nullptr;
-  unsigned grid = 0;
+  cd::driver_api::function fn = nullptr, blocked = nullptr;
+  unsigned grid = 0, blocked_grid = 0;
   at::Tensor out;
   ceiling_kernel() {
     const cd::driver_api& d = cd::runtime::get().driver();
@@ -116,7 +140,9 @@ struct ceiling_kernel {
     cd::driver_api::module mod = nullptr;
     cd::check(d, d.module_load_data(&mod, img.image.data()), "cuModuleLoadData");
     cd::check(d, d.module_get_function(&fn, mod, "simic_ceiling_read"), "cuModuleGetFunction");
+    cd::check(d, d.module_get_function(&blocked, mod, "simic_ceiling_blocked"), "cuModuleGetFunction");
     grid = static_cast<unsigned>(sms) * 8;
+    blocked_grid = static_cast<unsigned>(sms) * cd::basic_blocks_per_sm;  // the basic stats kernel's grid
     out = at::zeros({1}, at::TensorOptions().device(at::kCUDA));
   }
   void launch(const at::Tensor& flat) {
@@ -126,6 +152,16 @@ struct ceiling_kernel {
     float* o = out.data_ptr<float>();
     void* args[] = {&x, &n4, &o};
     cd::check(d, d.launch_kernel(fn, grid, 1, 1, 256, 1, 1, 0, timer::stream(), args, nullptr), "cuLaunchKernel(ceiling)");
+  }
+  void launch_blocked(const at::Tensor& flat) {
+    const cd::driver_api& d = cd::runtime::get().driver();
+    const void* x = flat.data_ptr();
+    long long n4 = static_cast<long long>(flat.numel() * flat.element_size() / 16);
+    long long per_block = (n4 + blocked_grid - 1) / blocked_grid;
+    float* o = out.data_ptr<float>();
+    void* args[] = {&x, &n4, &per_block, &o};
+    cd::check(d, d.launch_kernel(blocked, blocked_grid, 1, 1, 256, 1, 1, 0, timer::stream(), args, nullptr),
+              "cuLaunchKernel(ceiling, blocked)");
   }
 };
 
@@ -264,6 +300,10 @@ void register_case(const std::string& name, int iters) {
   reg("ceiling/device", [name](benchmark::State& st) {
     static ceiling_kernel ceiling;
     device_bench(st, name, 1.0, [](case_data& c) { ceiling.launch(c.flat); });
+  })->UseManualTime();
+  reg("ceiling_blocked/device", [name](benchmark::State& st) {
+    static ceiling_kernel ceiling;
+    device_bench(st, name, 1.0, [](case_data& c) { ceiling.launch_blocked(c.flat); });
   })->UseManualTime();
 
   // Gradient health, all counts (anchor_collect_enhanced).

@@ -8,7 +8,8 @@
 #      end (bench_cuda, Google Benchmark) and anchor_ops.py itself, in the
 #      same run, and prints one table (bench/gpu/table.py).
 # Logs and raw results go to $OUT (the device tool's output folder; default
-# .device/out). Needs .device/ from scripts/prepare_device.sh.
+# .device/out), packed at the end into $OUT/gpu_logs.tgz beside table.md.
+# Needs .device/ from scripts/prepare_device.sh.
 #
 #   run: bash bench/gpu/run.sh        carry: [".device"]
 #
@@ -76,15 +77,15 @@ for path in cuda/test_cuda_logic cuda/test_cuda_nvrtc cuda/test_cuda_device prof
   echo "$t: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/$t.log" | tr -s ' ' | tr '\n' ' ')"
   grep -E "skipped:|MESSAGE" "$OUT/$t.log" | head -5
   if [ $rc -ne 0 ]; then status=1; grep -B2 -A6 "ERROR" "$OUT/$t.log" | head -40; fi
-  # A crash (signal) after the tests passed: where, from the debugger. The
-  # profiler's child process (its clean-exit test) is run alone for that.
+  # A crash (signal): where, from the debugger, the whole program again (on
+  # 2026-12-04 the profiler's children exited cleanly and the test program
+  # itself died at exit). Plain gdb first: cuda-gdb subscribes to CUPTI, which
+  # turns Kineto's CUDA tracing off and so hides a CUPTI fault.
   if [ $rc -ge 128 ] || grep -q "killed by signal" "$OUT/$t.log"; then
-    gdb=$(command -v cuda-gdb || command -v gdb)
-    [ "$t" = test_profile ] && args=(--no-skip "--test-case=profiled child process") || args=()
-    mkdir -p "$OUT/child" && export SIMIC_PROFILE_CHILD_DIR=$OUT/child
-    [ -n "$gdb" ] && timeout 240 "$gdb" -batch -ex run -ex "thread apply all bt 30" --args "$B/tests/$path" "${args[@]}" \
+    gdb=$(command -v gdb || command -v cuda-gdb)
+    [ -n "$gdb" ] && timeout 240 "$gdb" -batch -ex run -ex "thread apply all bt 30" --args "$B/tests/$path" \
       >"$OUT/$t.gdb.txt" 2>&1
-    grep -E "^#|signal|Thread" "$OUT/$t.gdb.txt" | head -60
+    grep -E "^#|signal|SIG|Thread .* \(LWP" "$OUT/$t.gdb.txt" | head -80
   fi
 done
 
@@ -132,6 +133,23 @@ else
   echo "ncu: not available here"
 fi
 
+# Why the basic kernel is where it is: one launch with every section
+# (stall reasons, memory workload, scheduler), printed, and per-instruction
+# samples (SASS) kept as CSV for reading on a CPU machine.
+step "Nsight Compute: full report of one basic launch, 100M float32"
+if command -v ncu >/dev/null 2>&1 && [ -x "$B/bench/gpu/bench_cuda" ]; then
+  timeout 150 ncu --clock-control none --set full --import-source no -k regex:simic_stats_basic --launch-skip 4 --launch-count 1 \
+    -f -o "$OUT/ncu_basic_full" "$B/bench/gpu/bench_cuda" --benchmark_filter="large_100M_fp32/gradient_health/device" \
+    >"$OUT/ncu_basic_full.log" 2>&1
+  echo "ncu full: exit $?"
+  ncu -i "$OUT/ncu_basic_full.ncu-rep" --page details --print-details all >"$OUT/ncu_basic_full.txt" 2>&1
+  ncu -i "$OUT/ncu_basic_full.ncu-rep" --page source --csv --print-source sass >"$OUT/ncu_basic_sass.csv" 2>&1
+  grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Issue Slots Busy|No Eligible|Stall|L1/TEX Hit|L2 Hit|Warp Cycles Per Issued" \
+    "$OUT/ncu_basic_full.txt" | head -30
+else
+  echo "ncu: not available here"
+fi
+
 step "benchmarks: reference pipeline (anchor_ops.py)"
 ANCHOR=""
 for a in shared/bench/anchor_ops.py ../shared/bench/anchor_ops.py "$DEV/anchor_ops.py"; do
@@ -147,5 +165,8 @@ variant=()
 python3 bench/gpu/table.py "$OUT/anchor.jsonl" "$OUT/bench_cuda.json" --machine "$OUT/machine.txt" \
   --out "$OUT/table.md" "${variant[@]}" || status=1
 cat "$OUT/table.md" 2>/dev/null
+# The device tool brings back at most 8 files: everything but the table in one archive.
+( cd "$OUT" && tar czf /tmp/simic_gpu_logs.tgz --exclude=table.md . && find . -mindepth 1 ! -name table.md -delete &&
+  mv /tmp/simic_gpu_logs.tgz gpu_logs.tgz ) || echo "(logs left unpacked in $OUT)"
 step "done (exit $status)"
 exit $status

@@ -122,7 +122,8 @@ def main():
                 f"| {fmt(gbs, '.0f')} | {fmt(ref and ref['median_s'] * 1e3, '.3f')} | {fmt(rx, '.1f')} "
                 f"| {fmt(s and s['extra'] / 1e6, '.2f')} / {fmt(ref and ref.get('peak_extra_bytes', 0) / 1e6, '.1f')} "
                 f"| {fmt(s and s['syncs'], '.0f')} / {ref_syncs(n)} | {goal_txt} |")
-        for what, label in (("floor", "floor: LibTorch's sum (device)"), ("ceiling", "ceiling: float4 read kernel (device)")):
+        for what, label in (("floor", "floor: LibTorch's sum (device)"), ("ceiling", "ceiling: float4 read kernel (device)"),
+                            ("ceiling_blocked", "the same reads, a range per block (device)")):
             c = bench.get(f"{case}/{what}/device")
             if c and c["seconds"] > 0:
                 lines.append(f"| {case} | {label} | {c['seconds'] * 1e3:.3f} | | | {c['bytes'] / c['seconds'] / 1e9:.0f} "

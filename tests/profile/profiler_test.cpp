@@ -189,11 +189,16 @@ TEST_CASE("bad options name themselves") {
 // ends them, on the GPU when there is one (CUDA activity), then a normal
 // return from main, so that every static destructor runs. That is where a
 // profiler left open crashes a process after its run (docs/profiling.md).
+// SIMIC_PROFILE_CHILD_DEVICE=cpu keeps the tensors on the CPU while CUDA
+// activity is still recorded where CUDA is present: a process that profiles
+// with CUPTI but never made a CUDA context (the parent test program's case).
 TEST_CASE("profiled child process" * doctest::skip()) {
   const char* dir_env = std::getenv("SIMIC_PROFILE_CHILD_DIR");
   REQUIRE(dir_env != nullptr);
   const fs::path dir = dir_env;
-  const at::Device device = at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  const char* device_env = std::getenv("SIMIC_PROFILE_CHILD_DEVICE");
+  const bool cpu_only = device_env != nullptr && std::string(device_env) == "cpu";
+  const at::Device device = at::hasCUDA() && !cpu_only ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   MESSAGE("child profiles on " << device.str() << " with " << (profiler::uses_kineto() ? "Kineto" : "legacy"));
   at::Tensor a = at::rand({64, 64}, at::TensorOptions().device(device));
   {  // a whole schedule: wait, warm-up, two active steps, done
@@ -221,11 +226,16 @@ TEST_CASE("profiled child process" * doctest::skip()) {
   if (device.is_cuda()) CHECK(a.cpu().isfinite().all().item<bool>());
 }
 
-TEST_CASE("a process that profiled exits cleanly (code 0, every static destructor run)") {
-  const fs::path dir = fresh_dir("child");
+namespace {
+// Runs the case above in a child process with SIMIC_PROFILE_CHILD_DEVICE=`which`
+// and checks that it exited 0, passed and wrote its traces.
+void check_profiled_child(const std::string& which) {
+  CAPTURE(which);
+  const fs::path dir = fresh_dir("child_" + which);
   fs::create_directories(dir);
   const fs::path log = dir / "child.log";
   const std::string env_dir = "SIMIC_PROFILE_CHILD_DIR=" + dir.string();
+  const std::string env_device = "SIMIC_PROFILE_CHILD_DEVICE=" + which;
   std::vector<std::string> args{"/proc/self/exe", "--no-skip", "--test-case=profiled child process", "--no-version"};
   std::vector<char*> argv;
   for (auto& x : args) argv.push_back(x.data());
@@ -233,6 +243,7 @@ TEST_CASE("a process that profiled exits cleanly (code 0, every static destructo
   std::vector<char*> envp;
   for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
   envp.push_back(const_cast<char*>(env_dir.c_str()));
+  envp.push_back(const_cast<char*>(env_device.c_str()));
   envp.push_back(nullptr);
   posix_spawn_file_actions_t io;
   posix_spawn_file_actions_init(&io);
@@ -254,4 +265,11 @@ TEST_CASE("a process that profiled exits cleanly (code 0, every static destructo
   CHECK(files_in(dir / "whole") == std::vector<std::string>{"trace_cycle0_steps2-3.json"});
   CHECK(files_in(dir / "warmup").empty());
   CHECK(files_in(dir / "cut") == std::vector<std::string>{"trace_cycle0_steps1-2.json"});
+}
+}  // namespace
+
+TEST_CASE("a process that profiled exits cleanly (code 0, every static destructor run)") {
+  check_profiled_child("default");
+  // With CUDA, also CPU work profiled with CUDA activity on: CUPTI without a CUDA context.
+  if (at::hasCUDA()) check_profiled_child("cpu");
 }
