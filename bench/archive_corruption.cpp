@@ -22,7 +22,7 @@
 #include <string>
 
 #include "simic/monitor.hpp"
-#include "simic/torch_archive.hpp"
+#include "simic/archive/torch_archive.hpp"
 #include "support/archive_corruption.hpp"
 
 namespace {

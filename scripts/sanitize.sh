@@ -52,13 +52,14 @@ for kind in "${kinds[@]}"; do
       setup build-asan g++ -Db_sanitize=address,undefined \
         "-Dcpp_args=['-fsanitize=float-cast-overflow','-fno-sanitize-recover=all','-fno-omit-frame-pointer']" \
         "-Dcpp_link_args=['-fsanitize=float-cast-overflow']" || { rc=1; continue; }
-      targets=(tests/core/test_core tests/core/test_signal_guard tests/detect/test_detect tests/monitor/test_monitor
+      targets=(tests/core/test_core tests/core/test_signal_guard tests/archive/test_archive tests/reduce/test_reduce_core
+               tests/detect/test_detect tests/monitor/test_monitor
                tests/emit/test_emit tests/profile/test_profile_timers tests/examples/test_ppo_lstm_parts
-               tests/sensors/test_sensors tests/torch/test_torch_archive tests/tools/test_report
+               tests/sensors/test_sensors tests/archive/test_torch_archive tests/tools/test_report
                tests/distributed/test_distributed_signals
                $(fuzz_targets build-asan fuzz_replay_))
       build build-asan "${targets[@]}" || { rc=1; continue; }
-      names=(core core_signal_guard detect monitor emit profile_timers examples_ppo_lstm_parts sensors torch_archive
+      names=(core core_signal_guard archive reduce_core detect monitor emit profile_timers examples_ppo_lstm_parts sensors torch_archive
              tools_report distributed_signals
              $(fuzz_targets build-asan fuzz_replay_ | sed 's|tests/fuzz/||'))
       run_tests build-asan "${names[@]}" || rc=1

@@ -49,7 +49,7 @@
 
 #include "options.hpp"
 #include "ppo.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/monitor.hpp"
 
 namespace {

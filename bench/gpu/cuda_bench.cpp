@@ -35,7 +35,7 @@
 #include <utility>
 #include <vector>
 
-#include "simic/cuda/fused_backend.hpp"
+#include "simic/reduce/cuda/fused_backend.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"
 #include "simic/sensors/gradient_health.hpp"

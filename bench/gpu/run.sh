@@ -59,7 +59,7 @@ if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
   [ "${SIMIC_GPU_DRY:-0}" = 1 ] && { step "dry run: configured"; exit 0; }
   step "build"
   # -k 0: one target that fails to compile does not stop the others (their checks still run).
-  if ! timeout 300 ninja -k 0 -C "$B" tests/cuda/test_cuda_logic tests/cuda/test_cuda_nvrtc tests/cuda/test_cuda_device \
+  if ! timeout 300 ninja -k 0 -C "$B" tests/reduce/cuda/test_cuda_logic tests/reduce/cuda/test_cuda_nvrtc tests/reduce/cuda/test_cuda_device \
     tests/profile/test_profile bench/gpu/bench_cuda >"$OUT/build.log" 2>&1; then
     echo "BUILD ERRORS (continuing with what was built):"
     grep -E "error|FAILED" "$OUT/build.log" | head -30

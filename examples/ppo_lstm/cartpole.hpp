@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 
 namespace ppo_lstm {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <span>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 
 namespace ppo_lstm {
 

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "simic/core/error.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/error.hpp"
+#include "simic/core/detail/format.hpp"
 
 namespace ppo_lstm {
 namespace {

@@ -9,7 +9,7 @@
 //
 // A monitor is not thread-safe: use it from one thread at a time. Debug
 // builds (NDEBUG not defined) check that: a non-const call while another
-// thread is in one throws std::logic_error (core/thread_guard.hpp).
+// thread is in one throws std::logic_error (core/detail/thread_guard.hpp).
 #pragma once
 
 #include <array>
@@ -24,12 +24,12 @@
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/config.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/core/level.hpp"
 #include "simic/core/response.hpp"
 #include "simic/core/signals.hpp"
-#include "simic/core/state.hpp"
-#include "simic/core/thread_guard.hpp"
+#include "simic/core/detail/state.hpp"
+#include "simic/core/detail/thread_guard.hpp"
 #include "simic/detect/entropy.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/detect/gradient_drift.hpp"

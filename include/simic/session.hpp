@@ -41,14 +41,14 @@
 #include <vector>
 
 #include "simic/core/config.hpp"
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/signal_agreement.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/events.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink.hpp"
 #include "simic/monitor.hpp"
-#include "simic/sensors/auto_backend.hpp"
+#include "simic/reduce/auto_backend.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"
 #include "simic/sensors/debug_ratio_explosion.hpp"

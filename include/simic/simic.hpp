@@ -10,3 +10,4 @@
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/monitor.hpp"
+#include "simic/reduce/gradient_summary.hpp"

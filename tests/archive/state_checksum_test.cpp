@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "simic/core/state_checksum.hpp"
+#include "simic/archive/state_checksum.hpp"
 
 using namespace simic;
 

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "simic/monitor.hpp"
-#include "simic/torch_archive.hpp"
+#include "simic/archive/torch_archive.hpp"
 #include "support/archive_corruption.hpp"
 #include "support/temp_dir.hpp"
 

@@ -5,9 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "simic/core/crc.hpp"
-#include "simic/core/inflate.hpp"
-#include "simic/core/zip_verify.hpp"
+#include "simic/archive/crc.hpp"
+#include "simic/archive/inflate.hpp"
+#include "simic/archive/zip_verify.hpp"
 
 using namespace simic;
 

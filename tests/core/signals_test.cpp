@@ -18,16 +18,6 @@ TEST_CASE("training progress: episode >= 1 and total >= episode") {
   CHECK_NOTHROW(training_progress(10, 10));
 }
 
-TEST_CASE("gradient health formula by hand, clamped to [0, 1]") {
-  CHECK(gradient_health(0, 0, 0) == 1.0);
-  CHECK(gradient_health(0, 0, 10) == 1.0);
-  CHECK(gradient_health(2, 0, 10) == doctest::Approx(1.0 - 0.5 * 0.2));
-  CHECK(gradient_health(0, 3, 10) == doctest::Approx(1.0 - 0.8 * 0.3));
-  CHECK(gradient_health(4, 5, 10) == doctest::Approx(0.4));  // 1 - 0.5*0.4 - 0.8*0.5
-  CHECK(gradient_health(0, 10, 8) == 0.0);                   // 1 - 1.0 = 0 exactly
-  CHECK(gradient_health(10, 10, 10) == 0.0);                 // 1 - 0.5 - 0.8 < 0: clamped
-}
-
 TEST_CASE("gradient_signal finiteness") {
   gradient_signal g;
   CHECK(g.finite());

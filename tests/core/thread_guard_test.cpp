@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "simic/core/thread_guard.hpp"
+#include "simic/core/detail/thread_guard.hpp"
 
 using simic::detail::one_thread_guard;
 

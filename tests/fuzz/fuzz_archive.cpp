@@ -10,7 +10,7 @@
 #include <span>
 
 #include "simic/monitor.hpp"
-#include "simic/torch_archive.hpp"
+#include "simic/archive/torch_archive.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   simic::default_monitor m;

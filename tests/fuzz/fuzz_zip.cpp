@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "simic/core/zip_verify.hpp"
+#include "simic/archive/zip_verify.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/backend.hpp"
 
 using namespace simic;
 

@@ -5,9 +5,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "reference.hpp"
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/cpu_fused_backend.hpp"
+#include "support/reduction_reference.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/cpu_fused_backend.hpp"
 
 using namespace simic;
 using simic_test::check_row;

@@ -1,4 +1,4 @@
-// The gradient-health summary (core/gradient_summary.hpp), the one definition
+// The gradient-health summary (reduce/gradient_summary.hpp), the one definition
 // the CPU, LibTorch-ops and CUDA paths finish with: against a float64
 // reference written out plainly, at the vanishing / exploding bounds, and on
 // its edge cases (no tensors, every norm NaN, a zero norm).
@@ -11,8 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "simic/core/gradient_summary.hpp"
-#include "simic/core/stat_layout.hpp"
+#include "simic/reduce/gradient_summary.hpp"
+#include "simic/reduce/stat_layout.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace {
@@ -187,3 +187,14 @@ TEST_CASE("gradient summary: merging partial summaries gives the sequential resu
 
 static_assert(simic::gradient_health(0, 0, 0) == 1.0);
 static_assert(simic::gradient_health(1, 1, 2) == 1.0 - 0.25 - 0.4);
+
+TEST_CASE("gradient health formula by hand, clamped to [0, 1]") {
+  using simic::gradient_health;
+  CHECK(gradient_health(0, 0, 0) == 1.0);
+  CHECK(gradient_health(0, 0, 10) == 1.0);
+  CHECK(gradient_health(2, 0, 10) == doctest::Approx(1.0 - 0.5 * 0.2));
+  CHECK(gradient_health(0, 3, 10) == doctest::Approx(1.0 - 0.8 * 0.3));
+  CHECK(gradient_health(4, 5, 10) == doctest::Approx(0.4));  // 1 - 0.5*0.4 - 0.8*0.5
+  CHECK(gradient_health(0, 10, 8) == 0.0);                   // 1 - 1.0 = 0 exactly
+  CHECK(gradient_health(10, 10, 10) == 0.0);                 // 1 - 0.5 - 0.8 < 0: clamped
+}

@@ -5,10 +5,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "reference.hpp"
-#include "simic/sensors/cpu_fused_backend.hpp"
+#include "support/reduction_reference.hpp"
+#include "simic/reduce/cpu_fused_backend.hpp"
 #include "simic/sensors/torch_compat.hpp"
-#include "simic/sensors/torch_ops_backend.hpp"
+#include "simic/reduce/torch_ops_backend.hpp"
 
 using namespace simic;
 using simic_test::check_row;

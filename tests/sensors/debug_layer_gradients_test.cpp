@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 
 using namespace simic;

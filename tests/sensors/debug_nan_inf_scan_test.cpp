@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"
 
 using namespace simic;

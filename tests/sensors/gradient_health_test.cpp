@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/sensors/gradient_health.hpp"
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/sensors/gradient_ratio.hpp"
 
 using namespace simic;

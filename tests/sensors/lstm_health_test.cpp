@@ -4,7 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/sensors/lstm_health.hpp"
 
 using namespace simic;

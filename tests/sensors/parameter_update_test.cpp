@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "reference.hpp"
+#include "support/reduction_reference.hpp"
 #include "simic/sensors/parameter_update.hpp"
 
 using namespace simic;

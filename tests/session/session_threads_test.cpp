@@ -1,6 +1,6 @@
 // simic::session from two threads: its per-update calls do not overlap in a
 // debug build; one that would throws std::logic_error before it touches
-// anything (core/thread_guard.hpp).
+// anything (core/detail/thread_guard.hpp).
 #include "support/torch_doctest.hpp"
 
 #include <latch>

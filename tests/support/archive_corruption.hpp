@@ -1,7 +1,7 @@
 // Corruptions of a saved archive file and the one rule they are held to:
 // loading a corrupted file either throws simic::archive_error and leaves the
 // monitor as it was, or loads exactly the saved state. Shared by
-// tests/torch/archive_test.cpp (a quick matrix) and bench/archive_corruption
+// tests/archive/torch_archive_test.cpp (a quick matrix) and bench/archive_corruption
 // (the full random run).
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "simic/core/signals.hpp"
-#include "simic/torch_archive.hpp"
+#include "simic/archive/torch_archive.hpp"
 
 namespace simic::test {
 

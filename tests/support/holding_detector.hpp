@@ -24,7 +24,7 @@ struct holding_detector {
   }
 };
 
-// The message of core/thread_guard.hpp for `call` on `object` while another thread is in `other`.
+// The message of core/detail/thread_guard.hpp for `call` on `object` while another thread is in `other`.
 inline std::string overlap_message(const char* object, const char* call, const char* other) {
   const std::string o(object);
   return "simic::" + o + "::" + call + ": called while another thread is in " + other + "() on the same " + o +

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "support/torch_doctest.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/backend.hpp"
 
 #include <cmath>
 #include <cstdint>

@@ -14,7 +14,7 @@
 #include <string>
 #include <utility>
 
-#include "simic/core/archive_error.hpp"
+#include "simic/archive/archive_error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -15,7 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "simic/core/crc.hpp"
+#include "simic/archive/crc.hpp"
 
 namespace simic {
 inline namespace v0 {

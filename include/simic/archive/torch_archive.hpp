@@ -5,11 +5,11 @@
 // resumed run continues bit for bit.
 //
 // Beside the fields the state carries "<prefix>.__format" (the format
-// version, core/state_checksum.hpp) and "<prefix>.__checksum" (CRC-64 of
+// version, archive/state_checksum.hpp) and "<prefix>.__checksum" (CRC-64 of
 // the version and every field); a load checks both before it changes
 // anything. LibTorch's own loader checks no CRC and can crash on a damaged
 // file, so load_file() and open_verified_archive() verify the whole zip
-// (core/zip_verify.hpp) before LibTorch sees a byte. Every failure is a
+// (archive/zip_verify.hpp) before LibTorch sees a byte. Every failure is a
 // simic::archive_error naming what failed; the monitor is left untouched.
 #pragma once
 
@@ -28,9 +28,9 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include "simic/core/archive_error.hpp"
-#include "simic/core/state_checksum.hpp"
-#include "simic/core/zip_verify.hpp"
+#include "simic/archive/archive_error.hpp"
+#include "simic/archive/state_checksum.hpp"
+#include "simic/archive/zip_verify.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
-#include "simic/core/archive_error.hpp"
-#include "simic/core/crc.hpp"
-#include "simic/core/inflate.hpp"
+#include "simic/archive/archive_error.hpp"
+#include "simic/archive/crc.hpp"
+#include "simic/archive/inflate.hpp"
 
 namespace simic {
 inline namespace v0 {

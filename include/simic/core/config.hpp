@@ -9,8 +9,9 @@
 #include <cstdint>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/level.hpp"
+#include "simic/core/thresholds.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -27,7 +28,7 @@ struct config_options {
   std::uint32_t memory_interval = 5;    // collect memory statistics every N updates
   debug_switches debug{};
   bool auto_escalate = true;
-  std::uint32_t escalation_epochs = 5;  // epochs at DEBUG after an anomaly
+  std::uint32_t escalation_epochs = defaults::escalation_epochs;  // epochs at DEBUG after an anomaly
   severity escalate_on = severity::critical;  // the least severity that escalates
   severity_table severities{};                // per-kind severity, stamped on every anomaly
   // The missing-signal guard: a detector that has received none of the

@@ -72,7 +72,7 @@ struct ratio_diagnostic_report {
 };
 
 // Memory at one moment: the process's resident set and, for a device that
-// has an allocator reader (simic/cuda/memory.hpp for CUDA), its allocator's
+// has an allocator reader (simic/sensors/cuda_memory.hpp for CUDA), its allocator's
 // figures. Absent: not known on this platform / device.
 struct device_memory {
   std::int64_t device = 0;             // device index

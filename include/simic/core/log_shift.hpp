@@ -30,10 +30,10 @@
 #include <limits>
 #include <string>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/moments.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/core/state.hpp"
+#include "simic/core/detail/state.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -14,7 +14,7 @@
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/core/log_shift.hpp"
 
 namespace simic {

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -1,12 +1,10 @@
 // The defaults: the reference telemetry's thresholds (the reference preset,
 // monitor.hpp) and simic's own, for the detectors that judge a signal against
 // its own noise (docs/detection.md gives each model and its measured
-// trade-off); and the formulas that sensors and detectors must agree on.
+// trade-off).
 #pragma once
 
 #include <cstdint>
-
-#include "simic/core/gradient_summary.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -68,13 +66,6 @@ inline constexpr double value_warmup = 0.05;        // fraction of training befo
 inline constexpr double lstm_rms_min = 1e-6;        // healthy: min < rms(h), rms(c) < max
 inline constexpr double lstm_rms_max = 100.0;
 }  // namespace defaults
-
-// Gradient health in [0, 1]: clamp(1 - 0.5 vanishing_ratio - 0.8 exploding_ratio).
-// No parameters means nothing is unhealthy: 1. The formula is the shared
-// code's (core/gradient_summary.hpp), which the CUDA kernels compile too.
-constexpr double gradient_health(std::uint64_t vanishing, std::uint64_t exploding, std::uint64_t parameters) noexcept {
-  return detail::gradient_health_score(vanishing, exploding, parameters);
-}
 
 }  // namespace v0
 }  // namespace simic

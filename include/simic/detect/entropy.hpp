@@ -12,9 +12,9 @@
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/condition.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/core/signals.hpp"
-#include "simic/core/state.hpp"
+#include "simic/core/detail/state.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {

@@ -9,10 +9,10 @@
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/ema.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/core/state.hpp"
+#include "simic/core/detail/state.hpp"
 
 namespace simic {
 inline namespace v0 {

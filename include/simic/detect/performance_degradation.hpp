@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/format.hpp"
+#include "simic/core/detail/format.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 

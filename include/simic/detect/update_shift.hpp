@@ -18,7 +18,7 @@
 #include "simic/core/log_shift.hpp"
 #include "simic/core/shift_condition.hpp"
 #include "simic/core/signals.hpp"
-#include "simic/core/state.hpp"
+#include "simic/core/detail/state.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {

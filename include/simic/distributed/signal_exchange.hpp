@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/signals.hpp"
 
 namespace simic {

@@ -31,7 +31,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "simic/core/crc.hpp"
+#include "simic/archive/crc.hpp"
 #include "simic/emit/record_file.hpp"
 #include "simic/emit/sink.hpp"
 

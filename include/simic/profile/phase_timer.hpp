@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/emit/events.hpp"
 
 namespace simic {

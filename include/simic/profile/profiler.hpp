@@ -29,7 +29,7 @@
 
 #include <ATen/ATen.h>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/emit/events.hpp"
 #include "simic/sensors/torch_compat.hpp"  // SIMIC_TORCH_KINETO
 

@@ -7,16 +7,16 @@
 
 #include <atomic>
 
-#include "simic/sensors/backend.hpp"
-#include "simic/sensors/cpu_fused_backend.hpp"
-#include "simic/sensors/torch_ops_backend.hpp"
+#include "simic/reduce/backend.hpp"
+#include "simic/reduce/cpu_fused_backend.hpp"
+#include "simic/reduce/torch_ops_backend.hpp"
 
 namespace simic {
 inline namespace v0 {
 
 namespace detail {
 // A reduction for tensors not on the CPU, installed by a higher layer:
-// simic::cuda::use_with_auto_backend() (cuda/fused_backend.hpp) installs
+// simic::cuda::use_with_auto_backend() (reduce/cuda/fused_backend.hpp) installs
 // the fused CUDA kernels. It returns an undefined tensor for requests it
 // does not take.
 using device_reducer = at::Tensor (*)(const reduce_request&);

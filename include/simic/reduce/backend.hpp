@@ -3,7 +3,7 @@
 // In:  a reduce_request, a description of a tensor list (all on one device,
 //      floating point, any shapes and strides) and which statistics to take.
 // Out: one packed [tensors, stat::count] float64 tensor on the tensors' device,
-//      one row of raw accumulators per tensor (layout: core/stat_layout.hpp).
+//      one row of raw accumulators per tensor (layout: reduce/stat_layout.hpp).
 //
 // A back end is any type with `at::Tensor reduce(const reduce_request&) const`
 // (concept reduction_backend). simic ships cpu_fused_backend (a single
@@ -27,15 +27,15 @@
 #include <string>
 #include <utility>
 
-#include "simic/core/error.hpp"
-#include "simic/core/stat_layout.hpp"
+#include "simic/core/detail/error.hpp"
+#include "simic/reduce/stat_layout.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {
 inline namespace v0 {
 
 // The columns of a packed row, stat::sumsq .. stat::count, are defined in
-// core/stat_layout.hpp (shared with the CUDA kernels).
+// reduce/stat_layout.hpp (shared with the CUDA kernels).
 
 enum class stat_set : std::uint8_t {
   basic,      // norms, max |x|, zero / NaN / Inf counts: what gradient health needs

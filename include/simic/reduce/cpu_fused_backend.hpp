@@ -38,7 +38,7 @@
 #include <limits>
 #include <vector>
 
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/backend.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -1,7 +1,7 @@
 // The gradient-health summary of per-tensor stats rows (stat_layout.hpp):
 // total sum of squares, smallest / largest per-tensor norm ignoring NaN,
 // vanishing / exploding counts, elements, zeros, NaNs, Infs and the health
-// score. Defined once, in shared code (core/shared_code.hpp): the
+// score. Defined once, in shared code (reduce/shared_code.hpp): the
 // gradient-health sensor finishes it on the host from any back end's rows,
 // the fused CUDA kernel finishes it on the device from the same text.
 //
@@ -11,11 +11,13 @@
 //   (partial summaries, e.g. one per warp: summary_merge(s, other))
 //   summary_finish(s);  // min / max norm edge cases, health
 //
-// No LibTorch: layer core.
+// No LibTorch.
 #pragma once
 
-#include "simic/core/shared_code.hpp"
-#include "simic/core/stat_layout.hpp"
+#include <cstdint>
+
+#include "simic/reduce/shared_code.hpp"
+#include "simic/reduce/stat_layout.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -121,5 +123,12 @@ static_assert(static_cast<int>(summary_col::count) <= static_cast<int>(stat::cou
               "the summary row must fit in one packed stats row");
 
 }  // namespace detail
+
+// Gradient health in [0, 1]: clamp(1 - 0.5 vanishing_ratio - 0.8 exploding_ratio).
+// No parameters means nothing is unhealthy: 1. The shared code's formula,
+// which the CUDA kernels compile too.
+constexpr double gradient_health(std::uint64_t vanishing, std::uint64_t exploding, std::uint64_t parameters) noexcept {
+  return detail::gradient_health_score(vanishing, exploding, parameters);
+}
 }  // namespace v0
 }  // namespace simic

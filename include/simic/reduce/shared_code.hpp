@@ -1,7 +1,7 @@
 // Code written once for two compilers: expanded here as host C++ (so the CPU
 // tests and the CPU back ends run it) and kept, as text, for NVRTC, which
 // compiles the same tokens into the fused CUDA kernels
-// (cuda/kernel_source.hpp). SIMIC_SHARED_CODE(name, code) expands `code` and
+// (reduce/cuda/kernel_source.hpp). SIMIC_SHARED_CODE(name, code) expands `code` and
 // stores `#code` in shared_code::name next to it; the device prelude gives
 // SIMIC_SHARED_FN, SIMIC_SHARED_CONSTEXPR, the integer type names and the
 // helpers below their device meaning. Shared code uses only what both sides

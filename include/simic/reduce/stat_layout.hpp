@@ -1,13 +1,13 @@
 // The packed statistics row: one row of float64 raw accumulators per tensor,
-// as every reduction back end writes it (sensors/backend.hpp) and the fused
+// as every reduction back end writes it (reduce/backend.hpp) and the fused
 // CUDA kernels write it on the device. Defined once, in shared code: the
-// kernels compile this very text (core/shared_code.hpp).
+// kernels compile this very text (reduce/shared_code.hpp).
 //
 // stat_set::basic fills sumsq..numel (the rest are 0); stat_set::full fills
 // all of them; stat_set::nonfinite fills max_abs, nans, infs and numel.
 #pragma once
 
-#include "simic/core/shared_code.hpp"
+#include "simic/reduce/shared_code.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -20,7 +20,7 @@
 #include <limits>
 #include <vector>
 
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/backend.hpp"
 #include "simic/sensors/torch_compat.hpp"
 
 namespace simic {

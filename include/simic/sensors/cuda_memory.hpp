@@ -2,7 +2,7 @@
 // (sensors/memory.hpp): allocated, reserved and peak allocated bytes of one
 // device, as torch.cuda.memory_stats() gives them ("allocated_bytes.all.current",
 // "reserved_bytes.all.current", "allocated_bytes.all.peak"). Compiled out
-// (always absent) without SIMIC_CUDA (cuda/config.hpp).
+// (always absent) without SIMIC_CUDA (reduce/cuda/config.hpp).
 //
 //   simic::session_options o;
 //   o.memory.device_reader = simic::cuda::caching_allocator_memory;
@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "simic/core/diagnostics.hpp"
-#include "simic/cuda/config.hpp"
+#include "simic/reduce/cuda/config.hpp"
 
 #if SIMIC_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>

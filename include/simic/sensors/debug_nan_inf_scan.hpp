@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "simic/core/diagnostics.hpp"
-#include "simic/core/error.hpp"
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/core/detail/error.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/backend.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
 

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "simic/core/diagnostics.hpp"
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {

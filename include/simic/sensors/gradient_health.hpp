@@ -2,7 +2,7 @@
 // (sqrt of the sum of squares, as clip_grad_norm_ computes it), the
 // reference's norm-per-tensor figure, smallest / largest per-parameter norm
 // and their ratio, vanishing / exploding counts and the health score
-// (simic::gradient_health in core/thresholds.hpp), zero fraction, NaN and Inf
+// (simic::gradient_health in reduce/gradient_summary.hpp), zero fraction, NaN and Inf
 // counts. One read of every gradient, one device->host transfer.
 //
 //   simic::gradient_health_sensor<> grads;
@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "simic/core/error.hpp"
-#include "simic/core/gradient_summary.hpp"
+#include "simic/core/detail/error.hpp"
+#include "simic/reduce/gradient_summary.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/backend.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
 
@@ -83,7 +83,7 @@ struct gradient_health_report {
 
 namespace detail {
 
-// The report from per-tensor rows: the shared summary (core/gradient_summary.hpp,
+// The report from per-tensor rows: the shared summary (reduce/gradient_summary.hpp,
 // the same code the CUDA kernel finishes on the device) plus the per-tensor
 // norms and the figures derived from the totals.
 inline gradient_health_report finish_gradient_health(const stats_table& t, double vanishing, double exploding,

@@ -19,8 +19,8 @@
 #include <span>
 #include <vector>
 
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/backend.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
 

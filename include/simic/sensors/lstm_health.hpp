@@ -14,12 +14,12 @@
 #include <cstdint>
 #include <vector>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/detect/lstm_health.hpp"
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/backend.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -1,6 +1,6 @@
 // Memory statistics (cat::memory): the process's resident set size, read
 // from /proc/self/statm (Linux; absent elsewhere), and a device's allocator
-// figures through a reader the caller supplies: simic/cuda/memory.hpp has the
+// figures through a reader the caller supplies: simic/sensors/cuda_memory.hpp has the
 // CUDA caching allocator's (allocated, reserved, peak bytes). A reader, not a
 // dependency, so that this header needs no CUDA.
 //

@@ -1,4 +1,4 @@
-// The fused kernels' per-element logic (simic/cuda/accumulate.hpp), run on
+// The fused kernels' per-element logic (simic/reduce/cuda/accumulate.hpp), run on
 // the CPU through the same functions the kernels run, against float64
 // references computed here by plain loops.
 #include <doctest/doctest.h>
@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "support/float64_reference.hpp"
-#include "cuda/emulate.hpp"
+#include "reduce/cuda/emulate.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/cuda/accumulate.hpp"
-#include "simic/cuda/kernel_source.hpp"
-#include "simic/cuda/launch_plan.hpp"
+#include "simic/reduce/cuda/accumulate.hpp"
+#include "simic/reduce/cuda/kernel_source.hpp"
+#include "simic/reduce/cuda/launch_plan.hpp"
 
 namespace cd = simic::cuda::detail;
 

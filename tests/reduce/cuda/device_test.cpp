@@ -17,10 +17,10 @@
 #include <utility>
 #include <vector>
 
-#include "sensors/reference.hpp"
-#include "simic/cuda/fused_backend.hpp"
-#include "simic/cuda/memory.hpp"
-#include "simic/sensors/cpu_fused_backend.hpp"
+#include "support/reduction_reference.hpp"
+#include "simic/reduce/cuda/fused_backend.hpp"
+#include "simic/sensors/cuda_memory.hpp"
+#include "simic/reduce/cpu_fused_backend.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"
 #include "simic/sensors/gradient_health.hpp"

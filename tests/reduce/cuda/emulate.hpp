@@ -14,8 +14,8 @@
 #include <cstring>
 #include <vector>
 
-#include "simic/cuda/accumulate.hpp"
-#include "simic/cuda/launch_plan.hpp"
+#include "simic/reduce/cuda/accumulate.hpp"
+#include "simic/reduce/cuda/launch_plan.hpp"
 
 namespace simic_test {
 

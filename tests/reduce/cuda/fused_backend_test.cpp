@@ -1,4 +1,4 @@
-// The fused CUDA back end's host side (simic/cuda/fused_backend.hpp) on a
+// The fused CUDA back end's host side (simic/reduce/cuda/fused_backend.hpp) on a
 // machine without a GPU: its kernels' logic, run through the host emulation
 // of their control flow (emulate.hpp, built from the shared accumulation
 // code), gives the rows of simic's CPU back end; the back end falls back to
@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "cuda/emulate.hpp"
-#include "simic/cuda/fused_backend.hpp"
-#include "simic/sensors/cpu_fused_backend.hpp"
+#include "reduce/cuda/emulate.hpp"
+#include "simic/reduce/cuda/fused_backend.hpp"
+#include "simic/reduce/cpu_fused_backend.hpp"
 #include "simic/sensors/gradient_health.hpp"
-#include "simic/sensors/torch_ops_backend.hpp"
+#include "simic/reduce/torch_ops_backend.hpp"
 
 namespace cd = simic::cuda::detail;
 
@@ -64,7 +64,7 @@ bool agree(double got, double want, double rel) {
 
 }  // namespace
 
-TEST_CASE("the kernels compile the one stats row layout (core/stat_layout.hpp)") {
+TEST_CASE("the kernels compile the one stats row layout (reduce/stat_layout.hpp)") {
   CHECK(cd::kernel_source().find(simic::shared_code::stat_layout) != std::string::npos);
   CHECK(simic::stat::count == 12);
 }

@@ -1,4 +1,4 @@
-// Launch metadata (simic/cuda/launch_plan.hpp): pieces tile every tensor
+// Launch metadata (simic/reduce/cuda/launch_plan.hpp): pieces tile every tensor
 // exactly once, in order; blocks get equal bytes within the rounding of one
 // granule per boundary; the packed buffer reads back; bad input is refused.
 #include <doctest/doctest.h>
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "simic/cuda/launch_plan.hpp"
+#include "simic/reduce/cuda/launch_plan.hpp"
 
 namespace cd = simic::cuda::detail;
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "simic/cuda/driver.hpp"
-#include "simic/cuda/kernel_source.hpp"
-#include "simic/cuda/nvrtc.hpp"
+#include "simic/reduce/cuda/driver.hpp"
+#include "simic/reduce/cuda/kernel_source.hpp"
+#include "simic/reduce/cuda/nvrtc.hpp"
 
 namespace cd = simic::cuda::detail;
 

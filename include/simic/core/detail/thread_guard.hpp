@@ -18,7 +18,7 @@
 #include <string>
 #include <thread>
 
-#include "simic/core/error.hpp"
+#include "simic/core/detail/error.hpp"
 
 #ifndef SIMIC_THREAD_CHECKS
 #ifdef NDEBUG

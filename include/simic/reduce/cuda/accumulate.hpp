@@ -1,7 +1,7 @@
 // The per-element accumulation logic of the fused CUDA back end, written
 // once and used twice: compiled here as plain host C++ (so the CPU tests run
 // it), and handed verbatim, as text, to NVRTC as part of the kernel source
-// (kernel_source.hpp), by SIMIC_SHARED_CODE (core/shared_code.hpp). The
+// (kernel_source.hpp), by SIMIC_SHARED_CODE (reduce/shared_code.hpp). The
 // device prelude gives SIMIC_SHARED_FN, the integer type names and the
 // bit-level and max/min helpers (bits_to_f32, half_to_f32, max_f32 ...)
 // their device meaning. Nothing else differs between the two compilations.
@@ -15,10 +15,10 @@
 //   add_double  one float64 element (all in float64);
 //   fold        a group into a float64 accumulator;
 //   merge       two partial accumulators (thread, warp, block, chunk);
-//   finish_row  an accumulator into the packed row (core/stat_layout.hpp;
+//   finish_row  an accumulator into the packed row (reduce/stat_layout.hpp;
 //               the same formulas as cpu_fused_backend).
 // The gradient-health summary the kernel finishes after the rows is the
-// shared code of core/gradient_summary.hpp.
+// shared code of reduce/gradient_summary.hpp.
 //
 // Accuracy: squares and sums are float32 only within a group of at most 32
 // elements (the kernel's four 16-byte vectors), then float64. A group that
@@ -34,15 +34,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "simic/core/gradient_summary.hpp"
-#include "simic/core/shared_code.hpp"
-#include "simic/core/stat_layout.hpp"
+#include "simic/reduce/gradient_summary.hpp"
+#include "simic/reduce/shared_code.hpp"
+#include "simic/reduce/stat_layout.hpp"
 
 namespace simic {
 inline namespace v0 {
 namespace cuda::detail {
 
-// The shared helpers and type names (core/shared_code.hpp), used unqualified
+// The shared helpers and type names (reduce/shared_code.hpp), used unqualified
 // by the code below as by its device text.
 using simic::detail::bits_to_f32;
 using simic::detail::i64;

@@ -10,7 +10,7 @@
 // end's availability is decided.
 //
 // What never needs CUDA: the per-element accumulation code
-// (simic/cuda/accumulate.hpp), the launch planner (launch_plan.hpp) and the
+// (simic/reduce/cuda/accumulate.hpp), the launch planner (launch_plan.hpp) and the
 // NVRTC compile step (nvrtc.hpp, loads libnvrtc at run time): CI compiles
 // and tests those on machines without a GPU.
 #pragma once

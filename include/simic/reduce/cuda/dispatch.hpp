@@ -17,9 +17,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "simic/cuda/config.hpp"
-#include "simic/cuda/runtime.hpp"
-#include "simic/sensors/backend.hpp"
+#include "simic/reduce/cuda/config.hpp"
+#include "simic/reduce/cuda/runtime.hpp"
+#include "simic/reduce/backend.hpp"
 
 #if SIMIC_CUDA
 // Only c10_cuda's exported stream functions: c10's inline CUDA code (device

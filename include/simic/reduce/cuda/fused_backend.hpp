@@ -41,14 +41,14 @@
 #include <string>
 #include <utility>
 
-#include "simic/core/gradient_summary.hpp"
+#include "simic/reduce/gradient_summary.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/cuda/config.hpp"
-#include "simic/cuda/dispatch.hpp"
-#include "simic/cuda/runtime.hpp"
-#include "simic/sensors/auto_backend.hpp"
-#include "simic/sensors/backend.hpp"
-#include "simic/sensors/torch_ops_backend.hpp"
+#include "simic/reduce/cuda/config.hpp"
+#include "simic/reduce/cuda/dispatch.hpp"
+#include "simic/reduce/cuda/runtime.hpp"
+#include "simic/reduce/auto_backend.hpp"
+#include "simic/reduce/backend.hpp"
+#include "simic/reduce/torch_ops_backend.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -61,7 +61,7 @@ inline constexpr bool compiled_in = SIMIC_CUDA != 0;
 }  // namespace cuda
 
 // The device-finished gradient-health summary of a request: the shared
-// summary (core/gradient_summary.hpp) the kernel wrote after the rows.
+// summary (reduce/gradient_summary.hpp) the kernel wrote after the rows.
 using cuda_stats_summary = detail::gradient_summary;
 
 // Rows and summary on their way to pinned host memory. ready() polls,

@@ -1,7 +1,7 @@
 // The CUDA C++ source of the fused kernels, as NVRTC compiles it: a device
 // prelude, the shared code (the very text the host compiles: the stats row
-// layout of core/stat_layout.hpp, the gradient-health summary of
-// core/gradient_summary.hpp, the accumulation code of accumulate.hpp), and
+// layout of reduce/stat_layout.hpp, the gradient-health summary of
+// reduce/gradient_summary.hpp, the accumulation code of accumulate.hpp), and
 // the kernels. No LibTorch, no CUDA headers: it is a
 // string, and the CPU tests compile it through NVRTC for several
 // architectures.
@@ -26,7 +26,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "simic/cuda/accumulate.hpp"
+#include "simic/reduce/cuda/accumulate.hpp"
 
 namespace simic {
 inline namespace v0 {

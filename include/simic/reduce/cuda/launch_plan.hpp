@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "simic/cuda/accumulate.hpp"
+#include "simic/reduce/cuda/accumulate.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -21,10 +21,10 @@
 #include <utility>
 #include <vector>
 
-#include "simic/cuda/driver.hpp"
-#include "simic/cuda/kernel_source.hpp"
-#include "simic/cuda/launch_plan.hpp"
-#include "simic/cuda/nvrtc.hpp"
+#include "simic/reduce/cuda/driver.hpp"
+#include "simic/reduce/cuda/kernel_source.hpp"
+#include "simic/reduce/cuda/launch_plan.hpp"
+#include "simic/reduce/cuda/nvrtc.hpp"
 
 namespace simic {
 inline namespace v0 {
