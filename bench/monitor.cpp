@@ -200,9 +200,11 @@ void BM_filtered_out_debug_detector(benchmark::State& state) {
 }
 void BM_debug_detector_gated_at_normal(benchmark::State& state) {
   const reporting each = reporting::every_check();
-  with_debug m(config(reference_config_options()), numerical_stability{}, lstm_bounds{}, ratio_bounds(5.0, 0.1, each),
-               value_function{}, entropy_floor(0.1, 0.3, each), kl_divergence(0.1, 0.5, each), gradient_drift{},
-               gradient_bounds(1e-7, 10.0, each), performance_degradation{},
+  with_debug m(config(reference_config_options()), numerical_stability{}, lstm_bounds{},
+               ratio_bounds({.explosion = 5.0, .collapse = 0.1, .how = each}), value_function{},
+               entropy_floor({.collapse = 0.1, .low = 0.3, .how = each}),
+               kl_divergence({.spike = 0.1, .extreme = 0.5, .how = each}), gradient_drift{},
+               gradient_bounds({.vanishing = 1e-7, .exploding = 10.0, .how = each}), performance_degradation{},
                heavy_debug_detector{});  // the heavy detector is held but sits out at NORMAL (a run-time branch)
   run_monitor(state, m);
 }

@@ -421,10 +421,15 @@ inline reference_monitor make_reference_monitor(const config_options& o = refere
   const reporting each = reporting::every_check();
   return reference_monitor(config(o), skip_nonfinite_then_stop(max_consecutive_skips, severity::warning),
                            numerical_stability{}, lstm_bounds{},
-                           ratio_bounds(defaults::ratio_explosion, defaults::ratio_collapse, each), value_function{},
-                           entropy_floor(defaults::entropy_collapse, defaults::entropy_low, each),
-                           kl_divergence(defaults::kl_spike, defaults::kl_extreme, each), gradient_drift{},
-                           gradient_bounds(defaults::grad_vanishing, defaults::grad_exploding, each),
+                           ratio_bounds({.explosion = defaults::ratio_explosion, .collapse = defaults::ratio_collapse,
+                                         .how = each}),
+                           value_function{},
+                           entropy_floor({.collapse = defaults::entropy_collapse, .low = defaults::entropy_low,
+                                          .how = each}),
+                           kl_divergence({.spike = defaults::kl_spike, .extreme = defaults::kl_extreme, .how = each}),
+                           gradient_drift{},
+                           gradient_bounds({.vanishing = defaults::grad_vanishing,
+                                            .exploding = defaults::grad_exploding, .how = each}),
                            performance_degradation{});
 }
 

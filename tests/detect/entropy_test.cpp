@@ -35,9 +35,10 @@ TEST_CASE("per head: collapse strictly below 0.1, low strictly below 0.3") {
 TEST_CASE("no heads: nothing; bad bounds rejected") {
   entropy_floor d;
   CHECK(observe(d, signals{}).empty());
-  CHECK_THROWS_WITH_AS(entropy_floor(0.4, 0.3), doctest::Contains("low"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(entropy_floor(-0.1, 0.3), doctest::Contains("collapse"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(entropy_floor(0.1, 1.5), doctest::Contains("low"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(entropy_floor({.collapse = 0.4, .low = 0.3}), doctest::Contains("low"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(entropy_floor({.collapse = -0.1, .low = 0.3}), doctest::Contains("collapse"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(entropy_floor({.collapse = 0.1, .low = 1.5}), doctest::Contains("low"), std::invalid_argument);
 }
 
 TEST_CASE("entropy: onset and clear per head position; heads past the tracked ones report every check") {

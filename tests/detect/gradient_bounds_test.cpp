@@ -34,7 +34,7 @@ TEST_CASE("exploding: largest parameter norm strictly above 10") {
 }
 
 TEST_CASE("both at once; absent or empty gradients are skipped; custom and bad bounds") {
-  gradient_bounds d(1e-3, 2.0);
+  gradient_bounds d({.vanishing = 1e-3, .exploding = 2.0});
   signals s;
   CHECK(observe(d, s).empty());
   s.gradients = grads(0.0, 0.0, 0.0, 0);  // no parameters: nothing to judge
@@ -44,8 +44,10 @@ TEST_CASE("both at once; absent or empty gradients are skipped; custom and bad b
   REQUIRE(r.size() == 2);
   CHECK(r[0].kind == anomaly_kind::gradient_vanishing);
   CHECK(r[1].kind == anomaly_kind::gradient_exploding);
-  CHECK_THROWS_WITH_AS(gradient_bounds(-1.0, 10.0), doctest::Contains("vanishing"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_bounds(1.0, 1.0), doctest::Contains("exploding"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_bounds({.vanishing = -1.0, .exploding = 10.0}), doctest::Contains("vanishing"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_bounds({.vanishing = 1.0, .exploding = 1.0}), doctest::Contains("exploding"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("gradient bounds: figures, onset and clear") {
@@ -63,7 +65,7 @@ TEST_CASE("gradient bounds: figures, onset and clear") {
   for (int i = 0; i < 3; ++i) cleared.merge(observe(d, s));
   REQUIRE(cleared.clears().size() == 1);
   CHECK(cleared.clears()[0].duration == 2);
-  gradient_bounds every(1e-7, 10.0, reporting::every_check());
+  gradient_bounds every({.vanishing = 1e-7, .exploding = 10.0, .how = reporting::every_check()});
   s.gradients = grads(50.0, 1e-9, 40.0);
   CHECK(observe(every, s).size() == 2);
   CHECK(observe(every, s).size() == 2);

@@ -75,9 +75,9 @@ TEST_CASE("uncorrected policy reports the start-up bias the reference had") {
 }
 
 TEST_CASE("state round trip continues bit for bit; bad state leaves it alone") {
-  gradient_drift a(0.5, 0.9);
+  gradient_drift a({.threshold = 0.5, .momentum = 0.9});
   for (int i = 0; i < 30; ++i) observe(a, norm_health(1.0 + 0.1 * std::sin(i), 0.9 + 0.01 * std::cos(i)));
-  gradient_drift b(0.5, 0.9);
+  gradient_drift b({.threshold = 0.5, .momentum = 0.9});
   b.load(a.state());
   for (int i = 30; i < 60; ++i) {
     const auto s = norm_health(1.0 + 0.5 * std::sin(i), 0.9);
@@ -92,9 +92,11 @@ TEST_CASE("state round trip continues bit for bit; bad state leaves it alone") {
 }
 
 TEST_CASE("bad drift parameters are rejected") {
-  CHECK_THROWS_WITH_AS(gradient_drift(0.0), doctest::Contains("threshold"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_drift(0.5, 1.0), doctest::Contains("momentum"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gradient_drift(0.5, 0.9, -1.0), doctest::Contains("epsilon"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_drift({.threshold = 0.0}), doctest::Contains("threshold"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_drift({.threshold = 0.5, .momentum = 1.0}), doctest::Contains("momentum"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gradient_drift({.threshold = 0.5, .momentum = 0.9, .epsilon = -1.0}),
+                       doctest::Contains("epsilon"), std::invalid_argument);
 }
 
 namespace {
@@ -116,7 +118,7 @@ TEST_CASE("a DBL_MAX norm fires and poisons nothing: afterwards the drift is fin
   const double huge = std::numeric_limits<double>::max();
   for (double m : {0.5, 0.9, 0.99}) {
     INFO("momentum " << m);
-    gradient_drift d(0.5, m);
+    gradient_drift d({.threshold = 0.5, .momentum = m});
     long_double_ema ref{m};
     for (int i = 0; i < 20; ++i) {
       CHECK(observe(d, norm_health(1.0, 1.0)).empty());
@@ -162,7 +164,7 @@ TEST_CASE("a run of DBL_MAX norms (the estimate would round past DBL_MAX) leaves
   const double huge = std::numeric_limits<double>::max();
   for (double m : {0.5, 0.9, 0.99}) {
     INFO("momentum " << m);
-    gradient_drift d(0.5, m);
+    gradient_drift d({.threshold = 0.5, .momentum = m});
     long_double_ema ref{m};
     observe(d, norm_health(1.0, 1.0));
     ref.add(1.0);

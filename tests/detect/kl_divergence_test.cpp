@@ -28,10 +28,12 @@ TEST_CASE("kl spike strictly above 0.1, extreme strictly above 0.5, reported onc
 }
 
 TEST_CASE("absent KL is skipped; bad bounds rejected") {
-  kl_divergence d(0.2, 0.2);
+  kl_divergence d({.spike = 0.2, .extreme = 0.2});
   CHECK(observe(d, signals{}).empty());
-  CHECK_THROWS_WITH_AS(kl_divergence(0.0, 0.5), doctest::Contains("spike"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(kl_divergence(0.2, 0.1), doctest::Contains("extreme"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(kl_divergence({.spike = 0.0, .extreme = 0.5}), doctest::Contains("spike"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(kl_divergence({.spike = 0.2, .extreme = 0.1}), doctest::Contains("extreme"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("kl: figures; a lasting spike is reported once, a rise to extreme is a new onset; every_check repeats") {
@@ -52,7 +54,7 @@ TEST_CASE("kl: figures; a lasting spike is reported once, a rise to extreme is a
   anomaly_report cleared;
   for (int i = 0; i < 3; ++i) cleared.merge(observe(d, s));
   CHECK(cleared.clears().size() == 2);  // the spike (quiet since the rise) and the extreme
-  kl_divergence every(0.1, 0.5, reporting::every_check());
+  kl_divergence every({.spike = 0.1, .extreme = 0.5, .how = reporting::every_check()});
   s.approx_kl = 0.2;
   CHECK(observe(every, s).size() == 1);
   CHECK(observe(every, s).size() == 1);

@@ -48,6 +48,8 @@ TEST_CASE("unhealthy state is one anomaly listing every reason") {
 TEST_CASE("absent LSTM signal is skipped; bad bounds rejected") {
   lstm_bounds d;
   CHECK(observe(d, signals{}).empty());
-  CHECK_THROWS_WITH_AS(lstm_bounds(-1.0, 100.0), doctest::Contains("norm_min"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(lstm_bounds(1.0, 1.0), doctest::Contains("norm_max"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lstm_bounds({.norm_min = -1.0, .norm_max = 100.0}), doctest::Contains("norm_min"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lstm_bounds({.norm_min = 1.0, .norm_max = 1.0}), doctest::Contains("norm_max"),
+                       std::invalid_argument);
 }

@@ -60,14 +60,16 @@ TEST_CASE("lstm_rms_bounds: NaN/Inf always; unknown element count judges NaN/Inf
   const anomaly_report cleared = observe(d, state(1.0, 1.0, 64));
   REQUIRE(cleared.clears().size() == 1);
   CHECK(cleared.clears()[0].duration == 2);
-  lstm_rms_bounds every(1e-6, 100.0, reporting::every_check());
+  lstm_rms_bounds every({.rms_min = 1e-6, .rms_max = 100.0, .how = reporting::every_check()});
   CHECK(observe(every, s).size() == 1);
   CHECK(observe(every, s).size() == 1);
 }
 
 TEST_CASE("lstm_rms_bounds: bad bounds are refused") {
-  CHECK_THROWS_WITH_AS(lstm_rms_bounds(-1.0, 1.0), doctest::Contains("rms_min"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(lstm_rms_bounds(1.0, 1.0), doctest::Contains("rms_max"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(lstm_rms_bounds(0.0, std::numeric_limits<double>::infinity()), doctest::Contains("rms_max"),
+  CHECK_THROWS_WITH_AS(lstm_rms_bounds({.rms_min = -1.0, .rms_max = 1.0}), doctest::Contains("rms_min"),
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lstm_rms_bounds({.rms_min = 1.0, .rms_max = 1.0}), doctest::Contains("rms_max"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lstm_rms_bounds({.rms_min = 0.0, .rms_max = std::numeric_limits<double>::infinity()}),
+                       doctest::Contains("rms_max"), std::invalid_argument);
 }

@@ -45,7 +45,7 @@ TEST_CASE("a drop of 10 percent or more of the rolling mean is reported") {
 }
 
 TEST_CASE("the rolling mean covers the last `window` values, computed by hand") {
-  performance_degradation d(0.1, 0.0, 3);
+  performance_degradation d({.drop = 0.1, .warmup = 0.0, .window = 3});
   for (double v : {10.0, 20.0, 30.0, 40.0}) observe(d, perf(v, 50));
   CHECK(d.filled() == 3);
   CHECK(d.rolling_mean() == doctest::Approx((20.0 + 30.0 + 40.0) / 3.0));
@@ -63,11 +63,11 @@ TEST_CASE("silent during warm-up (below 10 percent of training), active at 10 pe
 }
 
 TEST_CASE("negative and zero means; the first value has nothing to compare with") {
-  performance_degradation d(0.1, 0.0, 2);
+  performance_degradation d({.drop = 0.1, .warmup = 0.0, .window = 2});
   CHECK(observe(d, perf(-100.0, 50)).empty());
   CHECK(observe(d, perf(-100.0, 50)).empty());
   CHECK(observe(d, perf(-111.0, 50)).has(anomaly_kind::performance_degradation));  // 11 % worse
-  performance_degradation z(0.1, 0.0, 2);
+  performance_degradation z({.drop = 0.1, .warmup = 0.0, .window = 2});
   observe(z, perf(0.0, 50));
   CHECK(observe(z, perf(0.0, 50)).empty());  // no drop from 0 to 0
 }
@@ -82,9 +82,9 @@ TEST_CASE("NaN performance is skipped, not stored; progress is required") {
 }
 
 TEST_CASE("state round trip, a wrapped ring reloads to the same means") {
-  performance_degradation a(0.1, 0.0, 4);
+  performance_degradation a({.drop = 0.1, .warmup = 0.0, .window = 4});
   for (int i = 0; i < 11; ++i) observe(a, perf(100.0 + i * 0.37, 50));
-  performance_degradation b(0.1, 0.0, 4);
+  performance_degradation b({.drop = 0.1, .warmup = 0.0, .window = 4});
   b.load(a.state());
   CHECK(a.state() == b.state());
   CHECK(a.rolling_mean() == b.rolling_mean());
@@ -95,7 +95,9 @@ TEST_CASE("state round trip, a wrapped ring reloads to the same means") {
 }
 
 TEST_CASE("bad parameters are rejected") {
-  CHECK_THROWS_WITH_AS(performance_degradation(0.0), doctest::Contains("drop"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(performance_degradation(0.1, 1.5), doctest::Contains("warmup"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(performance_degradation(0.1, 0.1, 0), doctest::Contains("window"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(performance_degradation({.drop = 0.0}), doctest::Contains("drop"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(performance_degradation({.drop = 0.1, .warmup = 1.5}), doctest::Contains("warmup"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(performance_degradation({.drop = 0.1, .warmup = 0.1, .window = 0}), doctest::Contains("window"),
+                       std::invalid_argument);
 }

@@ -34,7 +34,7 @@ TEST_CASE("ratio collapse: strictly below 0.1") {
 }
 
 TEST_CASE("both bounds at once, custom thresholds, absent signals (every check, as the reference)") {
-  ratio_bounds d(2.0, 0.5, reporting::every_check());
+  ratio_bounds d({.explosion = 2.0, .collapse = 0.5, .how = reporting::every_check()});
   signals s;
   CHECK(observe(d, s).empty());
   s.ratio_max = 2.5;
@@ -75,9 +75,12 @@ TEST_CASE("ratio bounds report their figures; a lasting explosion is reported at
 }
 
 TEST_CASE("bad ratio thresholds are rejected") {
-  CHECK_THROWS_WITH_AS(ratio_bounds(1.0, 0.1), doctest::Contains("explosion"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(ratio_bounds(5.0, -0.1), doctest::Contains("collapse"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(ratio_bounds(5.0, 1.0), doctest::Contains("[0, 1)"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(ratio_bounds(std::numeric_limits<double>::infinity(), 0.1), doctest::Contains("explosion"),
+  CHECK_THROWS_WITH_AS(ratio_bounds({.explosion = 1.0, .collapse = 0.1}), doctest::Contains("explosion"),
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ratio_bounds({.explosion = 5.0, .collapse = -0.1}), doctest::Contains("collapse"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ratio_bounds({.explosion = 5.0, .collapse = 1.0}), doctest::Contains("[0, 1)"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ratio_bounds({.explosion = std::numeric_limits<double>::infinity(), .collapse = 0.1}),
+                       doctest::Contains("explosion"), std::invalid_argument);
 }

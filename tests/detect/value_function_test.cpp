@@ -56,13 +56,13 @@ TEST_CASE("progress is required with explained variance; absent EV is skipped") 
 }
 
 TEST_CASE("custom floors and phase ends; bad ones rejected") {
-  value_function d({-1.0, -0.9, -0.8, -0.7}, {0.2, 0.4, 0.6});
+  value_function d({.floors = {-1.0, -0.9, -0.8, -0.7}, .ends = {0.2, 0.4, 0.6}});
   CHECK(d.floor_at(0.3) == -0.9);
   CHECK(d.floor_at(0.6) == -0.7);
-  CHECK_THROWS_WITH_AS(value_function({-0.5, -0.2, 0.0, 0.1}, {0.3, 0.2, 0.75}), doctest::Contains("ends"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(value_function({-0.5, -0.2, 0.0, 0.1}, {0.0, 0.25, 0.75}), doctest::Contains("ends"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(value_function({-0.5, std::nan(""), 0.0, 0.1}), doctest::Contains("floors"),
+  CHECK_THROWS_WITH_AS(value_function({.floors = {-0.5, -0.2, 0.0, 0.1}, .ends = {0.3, 0.2, 0.75}}),
+                       doctest::Contains("ends"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(value_function({.floors = {-0.5, -0.2, 0.0, 0.1}, .ends = {0.0, 0.25, 0.75}}),
+                       doctest::Contains("ends"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(value_function({.floors = {-0.5, std::nan(""), 0.0, 0.1}}), doctest::Contains("floors"),
                        std::invalid_argument);
 }

@@ -243,7 +243,7 @@ TEST_CASE("only<> and without<> drop detectors at compile time") {
 TEST_CASE("a user-defined detector plugs in and is inspectable") {
   static_assert(Detector<loss_ceiling> && StatefulDetector<loss_ceiling>);
   static_assert(!Detector<int>);
-  monitor<loss_ceiling, kl_divergence> m{config{}, loss_ceiling{5.0}, kl_divergence{0.2, 0.4}};
+  monitor<loss_ceiling, kl_divergence> m{config{}, loss_ceiling{5.0}, kl_divergence({.spike = 0.2, .extreme = 0.4})};
   signals s;
   s.loss = 6.0;
   s.approx_kl = 0.3;

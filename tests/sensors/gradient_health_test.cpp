@@ -212,7 +212,7 @@ TEST_CASE("gradient_health: a module's parameters and named parameters, filtered
   REQUIRE(s.gradients.has_value());
   CHECK(s.gradients->parameters == 4);
   anomaly_report rep;
-  gradient_bounds(1e-7, 1e-3).observe(s, rep);  // any real gradient is above 1e-3 here
+  gradient_bounds({.vanishing = 1e-7, .exploding = 1e-3}).observe(s, rep);  // any real gradient is above 1e-3 here
   CHECK(rep.has(anomaly_kind::gradient_exploding));
 }
 

@@ -20,6 +20,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct entropy_floor_options {
+  double collapse = defaults::entropy_collapse;  // normalised entropy below: entropy_collapse
+  double low = defaults::entropy_low;            // below: entropy_low
+  reporting how{};
+};
+
 class entropy_floor {
  public:
   using category = cat::ops_normal;
@@ -40,30 +46,30 @@ class entropy_floor {
     }
   };
 
-  explicit entropy_floor(double collapse = defaults::entropy_collapse, double low = defaults::entropy_low,
-                         reporting how = {})
-      : collapse_(collapse), low_(low), how_(how) {
-    detail::require(collapse >= 0.0 && collapse <= 1.0, "simic::entropy_floor", "collapse", collapse, "[0, 1]");
-    detail::require(low >= collapse && low <= 1.0, "simic::entropy_floor", "low", low, "[collapse, 1]");
-    how.validate("simic::entropy_floor");
+  explicit entropy_floor(const entropy_floor_options& o = {}) : o_(o) {
+    detail::require(o.collapse >= 0.0 && o.collapse <= 1.0, "simic::entropy_floor", "collapse", o.collapse, "[0, 1]");
+    detail::require(o.low >= o.collapse && o.low <= 1.0, "simic::entropy_floor", "low", o.low, "[collapse, 1]");
+    o.how.validate("simic::entropy_floor");
   }
 
   void observe(const signals& s, anomaly_report& r) {
     for (std::size_t i = 0; i < s.entropy.size(); ++i) {
       const head_entropy& h = s.entropy[i];
-      const bool collapsed = h.normalized < collapse_;
-      const bool low = !collapsed && h.normalized < low_;
+      const bool collapsed = h.normalized < o_.collapse;
+      const bool low = !collapsed && h.normalized < o_.low;
       if (i >= tracked_heads) {
-        if (collapsed) report(anomaly_kind::entropy_collapse, h, collapse_, r);
-        if (low) report(anomaly_kind::entropy_low, h, low_, r);
+        if (collapsed) report(anomaly_kind::entropy_collapse, h, o_.collapse, r);
+        if (low) report(anomaly_kind::entropy_low, h, o_.low, r);
         continue;
       }
-      if (collapse_latch_[i].update(collapsed, how_, anomaly_kind::entropy_collapse, h.normalized, r))
-        report(anomaly_kind::entropy_collapse, h, collapse_, r);
-      if (low_latch_[i].update(low, how_, anomaly_kind::entropy_low, h.normalized, r))
-        report(anomaly_kind::entropy_low, h, low_, r);
+      if (collapse_latch_[i].update(collapsed, o_.how, anomaly_kind::entropy_collapse, h.normalized, r))
+        report(anomaly_kind::entropy_collapse, h, o_.collapse, r);
+      if (low_latch_[i].update(low, o_.how, anomaly_kind::entropy_low, h.normalized, r))
+        report(anomaly_kind::entropy_low, h, o_.low, r);
     }
   }
+
+  const entropy_floor_options& options() const noexcept { return o_; }
 
   state_type state() const {
     state_type st;
@@ -90,9 +96,7 @@ class entropy_floor {
                          h.normalized, bound),
           {h.normalized, bound});
   }
-  double collapse_;
-  double low_;
-  reporting how_;
+  entropy_floor_options o_;
   std::array<condition_latch, tracked_heads> collapse_latch_{};
   std::array<condition_latch, tracked_heads> low_latch_{};
 };

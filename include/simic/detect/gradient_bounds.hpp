@@ -18,6 +18,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct gradient_bounds_options {
+  double vanishing = defaults::grad_vanishing;  // some parameter's gradient norm below: gradient_vanishing
+  double exploding = defaults::grad_exploding;  // above: gradient_exploding
+  reporting how{};
+};
+
 class gradient_bounds {
  public:
   using category = cat::ops_normal;
@@ -35,25 +41,25 @@ class gradient_bounds {
     }
   };
 
-  explicit gradient_bounds(double vanishing = defaults::grad_vanishing, double exploding = defaults::grad_exploding,
-                           reporting how = {})
-      : vanishing_(vanishing), exploding_(exploding), how_(how) {
-    detail::require(vanishing >= 0.0, "simic::gradient_bounds", "vanishing", vanishing, "[0, exploding)");
-    detail::require(exploding > vanishing && std::isfinite(exploding), "simic::gradient_bounds", "exploding",
-                    exploding, "(vanishing, inf)");
-    how.validate("simic::gradient_bounds");
+  explicit gradient_bounds(const gradient_bounds_options& o = {}) : o_(o) {
+    detail::require(o.vanishing >= 0.0, "simic::gradient_bounds", "vanishing", o.vanishing, "[0, exploding)");
+    detail::require(o.exploding > o.vanishing && std::isfinite(o.exploding), "simic::gradient_bounds", "exploding",
+                    o.exploding, "(vanishing, inf)");
+    o.how.validate("simic::gradient_bounds");
   }
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.gradients || s.gradients->parameters == 0) return;
     const gradient_signal& g = *s.gradients;
-    if (vanishing_latch_.update(g.min_param_norm < vanishing_, how_, anomaly_kind::gradient_vanishing,
+    if (vanishing_latch_.update(g.min_param_norm < o_.vanishing, o_.how, anomaly_kind::gradient_vanishing,
                                 g.min_param_norm, r))
-      report(anomaly_kind::gradient_vanishing, "smallest", "<", g.min_param_norm, vanishing_, g.vanishing, g, r);
-    if (exploding_latch_.update(g.max_param_norm > exploding_, how_, anomaly_kind::gradient_exploding,
+      report(anomaly_kind::gradient_vanishing, "smallest", "<", g.min_param_norm, o_.vanishing, g.vanishing, g, r);
+    if (exploding_latch_.update(g.max_param_norm > o_.exploding, o_.how, anomaly_kind::gradient_exploding,
                                 g.max_param_norm, r))
-      report(anomaly_kind::gradient_exploding, "largest", ">", g.max_param_norm, exploding_, g.exploding, g, r);
+      report(anomaly_kind::gradient_exploding, "largest", ">", g.max_param_norm, o_.exploding, g.exploding, g, r);
   }
+
+  const gradient_bounds_options& options() const noexcept { return o_; }
 
   state_type state() const { return {vanishing_latch_.state(), exploding_latch_.state()}; }
   void load(const state_type& st) {
@@ -73,9 +79,7 @@ class gradient_bounds {
                          k == anomaly_kind::gradient_vanishing ? "vanishing" : "exploding"),
           {norm, bound});
   }
-  double vanishing_;
-  double exploding_;
-  reporting how_;
+  gradient_bounds_options o_;
   condition_latch vanishing_latch_;
   condition_latch exploding_latch_;
 };

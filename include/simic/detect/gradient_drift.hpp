@@ -17,6 +17,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct gradient_drift_options {
+  double threshold = defaults::drift_threshold;  // relative distance from the EMA
+  double momentum = defaults::ema_momentum;      // of both EMAs
+  double epsilon = defaults::ema_epsilon;
+};
+
 template <class Correction = bias_corrected>
 class basic_gradient_drift {
  public:
@@ -35,11 +41,11 @@ class basic_gradient_drift {
     }
   };
 
-  explicit basic_gradient_drift(double threshold = defaults::drift_threshold,
-                                double momentum = defaults::ema_momentum, double epsilon = defaults::ema_epsilon)
-      : threshold_(threshold), norm_(momentum, epsilon), health_(momentum, epsilon) {
-    detail::require(threshold > 0.0 && std::isfinite(threshold), "simic::gradient_drift", "threshold", threshold,
-                    "(0, inf)");
+  // The EMAs check momentum and epsilon (as they are built), then the threshold is checked.
+  explicit basic_gradient_drift(const gradient_drift_options& o = {})
+      : o_(o), norm_(o.momentum, o.epsilon), health_(o.momentum, o.epsilon) {
+    detail::require(o.threshold > 0.0 && std::isfinite(o.threshold), "simic::gradient_drift", "threshold",
+                    o.threshold, "(0, inf)");
   }
 
   void observe(const signals& s, anomaly_report& r) {
@@ -50,7 +56,8 @@ class basic_gradient_drift {
 
   const ema<Correction>& norm_ema() const noexcept { return norm_; }
   const ema<Correction>& health_ema() const noexcept { return health_; }
-  double threshold() const noexcept { return threshold_; }
+  const gradient_drift_options& options() const noexcept { return o_; }
+  double threshold() const noexcept { return o_.threshold; }
 
   state_type state() const { return {norm_.state(), health_.state()}; }
   void load(const state_type& st) {
@@ -66,16 +73,16 @@ class basic_gradient_drift {
     const ema_update u = e.update(x);
     if (!u.accepted) {
       r.add(anomaly_kind::numerical_instability, detail::format("%s is %g; not absorbed into its EMA", what, x), {x});
-    } else if (u.drift > threshold_) {
-      const double bound = u.estimate + (x >= u.estimate ? 1.0 : -1.0) * threshold_ * std::abs(u.estimate);
+    } else if (u.drift > o_.threshold) {
+      const double bound = u.estimate + (x >= u.estimate ? 1.0 : -1.0) * o_.threshold * std::abs(u.estimate);
       r.add(kind,
             detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, u.estimate,
-                           threshold_),
+                           o_.threshold),
             {x, bound, u.estimate});
     }
   }
 
-  double threshold_;
+  gradient_drift_options o_;
   ema<Correction> norm_;
   ema<Correction> health_;
 };

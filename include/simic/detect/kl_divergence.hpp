@@ -15,6 +15,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct kl_divergence_options {
+  double spike = defaults::kl_spike;      // approx KL above: kl_spike
+  double extreme = defaults::kl_extreme;  // above: kl_extreme
+  reporting how{};
+};
+
 class kl_divergence {
  public:
   using category = cat::ops_normal;
@@ -32,22 +38,23 @@ class kl_divergence {
     }
   };
 
-  explicit kl_divergence(double spike = defaults::kl_spike, double extreme = defaults::kl_extreme, reporting how = {})
-      : spike_(spike), extreme_(extreme), how_(how) {
-    detail::require(spike > 0.0 && std::isfinite(spike), "simic::kl_divergence", "spike", spike, "(0, inf)");
-    detail::require(extreme >= spike && std::isfinite(extreme), "simic::kl_divergence", "extreme", extreme,
+  explicit kl_divergence(const kl_divergence_options& o = {}) : o_(o) {
+    detail::require(o.spike > 0.0 && std::isfinite(o.spike), "simic::kl_divergence", "spike", o.spike, "(0, inf)");
+    detail::require(o.extreme >= o.spike && std::isfinite(o.extreme), "simic::kl_divergence", "extreme", o.extreme,
                     "[spike, inf)");
-    how.validate("simic::kl_divergence");
+    o.how.validate("simic::kl_divergence");
   }
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.approx_kl) return;
     const double kl = *s.approx_kl;
-    if (extreme_latch_.update(kl > extreme_, how_, anomaly_kind::kl_extreme, kl, r))
-      r.add(anomaly_kind::kl_extreme, detail::format("approx KL %.6g > %.6g", kl, extreme_), {kl, extreme_});
-    if (spike_latch_.update(kl > spike_ && !(kl > extreme_), how_, anomaly_kind::kl_spike, kl, r))
-      r.add(anomaly_kind::kl_spike, detail::format("approx KL %.6g > %.6g", kl, spike_), {kl, spike_});
+    if (extreme_latch_.update(kl > o_.extreme, o_.how, anomaly_kind::kl_extreme, kl, r))
+      r.add(anomaly_kind::kl_extreme, detail::format("approx KL %.6g > %.6g", kl, o_.extreme), {kl, o_.extreme});
+    if (spike_latch_.update(kl > o_.spike && !(kl > o_.extreme), o_.how, anomaly_kind::kl_spike, kl, r))
+      r.add(anomaly_kind::kl_spike, detail::format("approx KL %.6g > %.6g", kl, o_.spike), {kl, o_.spike});
   }
+
+  const kl_divergence_options& options() const noexcept { return o_; }
 
   state_type state() const { return {spike_latch_.state(), extreme_latch_.state()}; }
   void load(const state_type& st) {
@@ -59,9 +66,7 @@ class kl_divergence {
   }
 
  private:
-  double spike_;
-  double extreme_;
-  reporting how_;
+  kl_divergence_options o_;
   condition_latch spike_latch_;
   condition_latch extreme_latch_;
 };

@@ -16,18 +16,24 @@
 namespace simic {
 inline namespace v0 {
 
+struct lstm_bounds_options {
+  double norm_min = defaults::lstm_norm_min;  // healthy: norm_min < norm(h), norm(c) < norm_max
+  double norm_max = defaults::lstm_norm_max;
+};
+
 class lstm_bounds {
  public:
   using category = cat::critical;
   static constexpr std::string_view name = "lstm_bounds";
   static constexpr signal_set reads{signal_set::lstm};
 
-  explicit lstm_bounds(double norm_min = defaults::lstm_norm_min, double norm_max = defaults::lstm_norm_max)
-      : min_(norm_min), max_(norm_max) {
-    detail::require(norm_min >= 0.0, "simic::lstm_bounds", "norm_min", norm_min, "[0, norm_max)");
-    detail::require(norm_max > norm_min && std::isfinite(norm_max), "simic::lstm_bounds", "norm_max", norm_max,
-                    "(norm_min, inf)");
+  explicit lstm_bounds(const lstm_bounds_options& o = {}) : o_(o) {
+    detail::require(o.norm_min >= 0.0, "simic::lstm_bounds", "norm_min", o.norm_min, "[0, norm_max)");
+    detail::require(o.norm_max > o.norm_min && std::isfinite(o.norm_max), "simic::lstm_bounds", "norm_max",
+                    o.norm_max, "(norm_min, inf)");
   }
+
+  const lstm_bounds_options& options() const noexcept { return o_; }
 
   bool healthy(const lstm_signal& l) const noexcept {
     return !l.has_nan && !l.has_inf && in_bounds(l.h_norm) && in_bounds(l.c_norm);
@@ -42,16 +48,17 @@ class lstm_bounds {
     std::string why;
     if (l.has_nan) why += "NaN in state; ";
     if (l.has_inf) why += "Inf in state; ";
-    if (!in_bounds(l.h_norm)) why += detail::format("norm(h) %.6g outside (%g, %g); ", l.h_norm, min_, max_);
-    if (!in_bounds(l.c_norm)) why += detail::format("norm(c) %.6g outside (%g, %g); ", l.c_norm, min_, max_);
+    if (!in_bounds(l.h_norm))
+      why += detail::format("norm(h) %.6g outside (%g, %g); ", l.h_norm, o_.norm_min, o_.norm_max);
+    if (!in_bounds(l.c_norm))
+      why += detail::format("norm(c) %.6g outside (%g, %g); ", l.c_norm, o_.norm_min, o_.norm_max);
     why.resize(why.size() - 2);
     const double worst = !in_bounds(l.c_norm) ? l.c_norm : l.h_norm;
-    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {worst, worst <= min_ ? min_ : max_});
+    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {worst, worst <= o_.norm_min ? o_.norm_min : o_.norm_max});
   }
 
-  bool in_bounds(double n) const noexcept { return n > min_ && n < max_; }
-  double min_;
-  double max_;
+  bool in_bounds(double n) const noexcept { return n > o_.norm_min && n < o_.norm_max; }
+  lstm_bounds_options o_;
 };
 
 }  // namespace v0

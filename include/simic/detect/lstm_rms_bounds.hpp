@@ -23,6 +23,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct lstm_rms_bounds_options {
+  double rms_min = defaults::lstm_rms_min;  // healthy: rms_min < rms(h), rms(c) < rms_max
+  double rms_max = defaults::lstm_rms_max;
+  reporting how{};
+};
+
 class lstm_rms_bounds {
  public:
   using category = cat::critical;
@@ -38,13 +44,11 @@ class lstm_rms_bounds {
     }
   };
 
-  explicit lstm_rms_bounds(double rms_min = defaults::lstm_rms_min, double rms_max = defaults::lstm_rms_max,
-                           reporting how = {})
-      : min_(rms_min), max_(rms_max), how_(how) {
+  explicit lstm_rms_bounds(const lstm_rms_bounds_options& o = {}) : o_(o) {
     constexpr auto where = "simic::lstm_rms_bounds";
-    detail::require(rms_min >= 0.0, where, "rms_min", rms_min, "[0, rms_max)");
-    detail::require(rms_max > rms_min && std::isfinite(rms_max), where, "rms_max", rms_max, "(rms_min, inf)");
-    how.validate(where);
+    detail::require(o.rms_min >= 0.0, where, "rms_min", o.rms_min, "[0, rms_max)");
+    detail::require(o.rms_max > o.rms_min && std::isfinite(o.rms_max), where, "rms_max", o.rms_max, "(rms_min, inf)");
+    o.how.validate(where);
   }
 
   bool healthy(const lstm_signal& l) const noexcept {
@@ -55,11 +59,12 @@ class lstm_rms_bounds {
     if (!s.lstm) return;
     const lstm_signal& l = *s.lstm;
     const bool ok = healthy(l);
-    if (latch_.update(!ok, how_, anomaly_kind::lstm_unhealthy, worst(l), r)) report(l, r);
+    if (latch_.update(!ok, o_.how, anomaly_kind::lstm_unhealthy, worst(l), r)) report(l, r);
   }
 
-  double rms_min() const noexcept { return min_; }
-  double rms_max() const noexcept { return max_; }
+  const lstm_rms_bounds_options& options() const noexcept { return o_; }
+  double rms_min() const noexcept { return o_.rms_min; }
+  double rms_max() const noexcept { return o_.rms_max; }
 
   state_type state() const { return {latch_.state()}; }
   void load(const state_type& st) {
@@ -70,7 +75,7 @@ class lstm_rms_bounds {
 
  private:
   // Unknown (NaN) RMS passes: only NaN/Inf can be judged without the count.
-  bool in_bounds(double rms) const noexcept { return std::isnan(rms) || (rms > min_ && rms < max_); }
+  bool in_bounds(double rms) const noexcept { return std::isnan(rms) || (rms > o_.rms_min && rms < o_.rms_max); }
   // The RMS furthest out of bounds (the larger one when both are in).
   double worst(const lstm_signal& l) const noexcept {
     const double h = l.h_rms(), c = l.c_rms();
@@ -83,16 +88,16 @@ class lstm_rms_bounds {
     std::string why;
     if (l.has_nan) why += "NaN in state; ";
     if (l.has_inf) why += "Inf in state; ";
-    if (!in_bounds(l.h_rms())) why += detail::format("rms(h) %.6g outside (%g, %g); ", l.h_rms(), min_, max_);
-    if (!in_bounds(l.c_rms())) why += detail::format("rms(c) %.6g outside (%g, %g); ", l.c_rms(), min_, max_);
+    if (!in_bounds(l.h_rms()))
+      why += detail::format("rms(h) %.6g outside (%g, %g); ", l.h_rms(), o_.rms_min, o_.rms_max);
+    if (!in_bounds(l.c_rms()))
+      why += detail::format("rms(c) %.6g outside (%g, %g); ", l.c_rms(), o_.rms_min, o_.rms_max);
     why.resize(why.size() - 2);
     const double v = worst(l);
-    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {v, v <= min_ ? min_ : max_});
+    r.add(anomaly_kind::lstm_unhealthy, std::move(why), {v, v <= o_.rms_min ? o_.rms_min : o_.rms_max});
   }
 
-  double min_;
-  double max_;
-  reporting how_;
+  lstm_rms_bounds_options o_;
   condition_latch latch_;
 };
 

@@ -22,6 +22,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct performance_degradation_options {
+  double drop = defaults::performance_drop;             // relative to the rolling mean
+  double warmup = defaults::performance_warmup;         // fraction of training before judging
+  std::uint32_t window = defaults::performance_window;  // figures in the rolling mean
+};
+
 class performance_degradation {
  public:
   using category = cat::ops_normal;
@@ -37,15 +43,14 @@ class performance_degradation {
     }
   };
 
-  explicit performance_degradation(double drop = defaults::performance_drop,
-                                   double warmup = defaults::performance_warmup,
-                                   std::uint32_t window = defaults::performance_window)
-      : drop_(drop), warmup_(warmup), ring_(window) {
+  explicit performance_degradation(const performance_degradation_options& o = {}) : o_(o), ring_(o.window) {
     constexpr auto where = "simic::performance_degradation";
-    detail::require(drop > 0.0 && drop <= 1.0, where, "drop", drop, "(0, 1]");
-    detail::require(warmup >= 0.0 && warmup <= 1.0, where, "warmup", warmup, "[0, 1]");
-    detail::require(window >= 1, where, "window", window, ">= 1");
+    detail::require(o.drop > 0.0 && o.drop <= 1.0, where, "drop", o.drop, "(0, 1]");
+    detail::require(o.warmup >= 0.0 && o.warmup <= 1.0, where, "warmup", o.warmup, "[0, 1]");
+    detail::require(o.window >= 1, where, "window", o.window, ">= 1");
   }
+
+  const performance_degradation_options& options() const noexcept { return o_; }
 
   void validate(const signals& s) const {
     if (s.performance && !s.progress)
@@ -56,9 +61,9 @@ class performance_degradation {
   void observe(const signals& s, anomaly_report& r) {
     if (!s.performance || !s.progress || !std::isfinite(*s.performance)) return;
     const double x = *s.performance;
-    if (size_ > 0 && s.progress->fraction() >= warmup_) {
+    if (size_ > 0 && s.progress->fraction() >= o_.warmup) {
       const double mean = rolling_mean();
-      if (mean - x > 0.0 && (mean - x) / std::abs(mean) >= drop_) report(x, mean, r);
+      if (mean - x > 0.0 && (mean - x) / std::abs(mean) >= o_.drop) report(x, mean, r);
     }
     push(x);
   }
@@ -96,8 +101,8 @@ class performance_degradation {
   SIMIC_COLD void report(double x, double mean, anomaly_report& r) const {
     r.add(anomaly_kind::performance_degradation,
           detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
-                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * drop_),
-          {x, mean - drop_ * std::abs(mean), mean});
+                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * o_.drop),
+          {x, mean - o_.drop * std::abs(mean), mean});
   }
   double at(std::size_t i) const noexcept { return ring_[(head_ + cap_ - size_ + i) % cap_]; }
   void push(double x) noexcept {
@@ -106,8 +111,7 @@ class performance_degradation {
     if (size_ < cap_) ++size_;
   }
 
-  double drop_;
-  double warmup_;
+  performance_degradation_options o_;
   std::vector<double> ring_;
   std::size_t cap_ = ring_.size();
   std::size_t head_ = 0;

@@ -14,6 +14,12 @@
 namespace simic {
 inline namespace v0 {
 
+struct ratio_bounds_options {
+  double explosion = defaults::ratio_explosion;  // ratio max above: ratio_explosion
+  double collapse = defaults::ratio_collapse;    // ratio min below: ratio_collapse
+  reporting how{};
+};
+
 class ratio_bounds {
  public:
   using category = cat::ops_normal;
@@ -31,30 +37,30 @@ class ratio_bounds {
     }
   };
 
-  explicit ratio_bounds(double explosion = defaults::ratio_explosion, double collapse = defaults::ratio_collapse,
-                        reporting how = {})
-      : explosion_(explosion), collapse_(collapse), how_(how) {
-    detail::require(collapse >= 0.0 && collapse < 1.0, "simic::ratio_bounds", "collapse", collapse, "[0, 1)");
-    detail::require(explosion > 1.0 && std::isfinite(explosion), "simic::ratio_bounds", "explosion", explosion,
+  explicit ratio_bounds(const ratio_bounds_options& o = {}) : o_(o) {
+    detail::require(o.collapse >= 0.0 && o.collapse < 1.0, "simic::ratio_bounds", "collapse", o.collapse, "[0, 1)");
+    detail::require(o.explosion > 1.0 && std::isfinite(o.explosion), "simic::ratio_bounds", "explosion", o.explosion,
                     "(1, inf)");
-    how.validate("simic::ratio_bounds");
+    o.how.validate("simic::ratio_bounds");
   }
 
   void observe(const signals& s, anomaly_report& r) {
     if (s.ratio_max) {
       const double x = *s.ratio_max;
-      if (explosion_latch_.update(x > explosion_, how_, anomaly_kind::ratio_explosion, x, r))
-        r.add(anomaly_kind::ratio_explosion, detail::format("ratio max %.6g > %.6g", x, explosion_), {x, explosion_});
+      if (explosion_latch_.update(x > o_.explosion, o_.how, anomaly_kind::ratio_explosion, x, r))
+        r.add(anomaly_kind::ratio_explosion, detail::format("ratio max %.6g > %.6g", x, o_.explosion),
+              {x, o_.explosion});
     }
     if (s.ratio_min) {
       const double x = *s.ratio_min;
-      if (collapse_latch_.update(x < collapse_, how_, anomaly_kind::ratio_collapse, x, r))
-        r.add(anomaly_kind::ratio_collapse, detail::format("ratio min %.6g < %.6g", x, collapse_), {x, collapse_});
+      if (collapse_latch_.update(x < o_.collapse, o_.how, anomaly_kind::ratio_collapse, x, r))
+        r.add(anomaly_kind::ratio_collapse, detail::format("ratio min %.6g < %.6g", x, o_.collapse), {x, o_.collapse});
     }
   }
 
-  double explosion() const noexcept { return explosion_; }
-  double collapse() const noexcept { return collapse_; }
+  const ratio_bounds_options& options() const noexcept { return o_; }
+  double explosion() const noexcept { return o_.explosion; }
+  double collapse() const noexcept { return o_.collapse; }
 
   state_type state() const { return {explosion_latch_.state(), collapse_latch_.state()}; }
   void load(const state_type& st) {
@@ -66,9 +72,7 @@ class ratio_bounds {
   }
 
  private:
-  double explosion_;
-  double collapse_;
-  reporting how_;
+  ratio_bounds_options o_;
   condition_latch explosion_latch_;
   condition_latch collapse_latch_;
 };

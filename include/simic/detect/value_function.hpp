@@ -16,31 +16,37 @@
 namespace simic {
 inline namespace v0 {
 
+struct value_function_options {
+  // Progress fractions ending phases 0..2 and the floor of each of the 4 phases.
+  using phase_ends = std::array<double, 3>;
+  using phase_floors = std::array<double, 4>;
+  phase_floors floors{defaults::ev_floors[0], defaults::ev_floors[1], defaults::ev_floors[2], defaults::ev_floors[3]};
+  phase_ends ends{defaults::ev_phase_ends[0], defaults::ev_phase_ends[1], defaults::ev_phase_ends[2]};
+};
+
 class value_function {
  public:
   using category = cat::ops_normal;
   static constexpr std::string_view name = "value_function";
   static constexpr signal_set reads{signal_set::explained_variance};
-  // Progress fractions ending phases 0..2 and the floor of each of the 4 phases.
-  using phase_ends = std::array<double, 3>;
-  using phase_floors = std::array<double, 4>;
+  using phase_ends = value_function_options::phase_ends;
+  using phase_floors = value_function_options::phase_floors;
 
-  explicit value_function(phase_floors floors = {defaults::ev_floors[0], defaults::ev_floors[1],
-                                                 defaults::ev_floors[2], defaults::ev_floors[3]},
-                          phase_ends ends = {defaults::ev_phase_ends[0], defaults::ev_phase_ends[1],
-                                             defaults::ev_phase_ends[2]})
-      : floors_(floors), ends_(ends) {
+  explicit value_function(const value_function_options& o = {}) : o_(o) {
     constexpr auto where = "simic::value_function";
+    const phase_ends& ends = o.ends;
     detail::require(ends[0] > 0.0 && ends[0] < ends[1] && ends[1] < ends[2] && ends[2] <= 1.0, where, "ends",
                     ends[0], "strictly increasing fractions in (0, 1]");
-    for (double f : floors) detail::require(std::isfinite(f), where, "floors", f, "finite numbers");
+    for (double f : o.floors) detail::require(std::isfinite(f), where, "floors", f, "finite numbers");
   }
+
+  const value_function_options& options() const noexcept { return o_; }
 
   // The explained-variance floor at training progress `fraction` in (0, 1].
   double floor_at(double fraction) const noexcept {
-    for (std::size_t i = 0; i < ends_.size(); ++i)
-      if (fraction < ends_[i]) return floors_[i];
-    return floors_[3];
+    for (std::size_t i = 0; i < o_.ends.size(); ++i)
+      if (fraction < o_.ends[i]) return o_.floors[i];
+    return o_.floors[3];
   }
 
   void validate(const signals& s) const {
@@ -61,8 +67,7 @@ class value_function {
   }
 
  private:
-  phase_floors floors_;
-  phase_ends ends_;
+  value_function_options o_;
 };
 
 }  // namespace v0

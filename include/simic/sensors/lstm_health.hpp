@@ -47,7 +47,7 @@ struct lstm_health_report {
   }
   // No NaN/Inf and norm_min < norm(h), norm(c) < norm_max.
   bool healthy(double norm_min = defaults::lstm_norm_min, double norm_max = defaults::lstm_norm_max) const {
-    return lstm_bounds(norm_min, norm_max).healthy(signal());
+    return lstm_bounds({.norm_min = norm_min, .norm_max = norm_max}).healthy(signal());
   }
 };
 
