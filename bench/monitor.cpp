@@ -142,9 +142,10 @@ struct heavy_debug_detector {
   }
 };
 
-using with_debug = monitor<numerical_stability, lstm_bounds, ratio_bounds, value_function, entropy_floor,
-                           kl_divergence, gradient_drift, gradient_bounds, performance_degradation,
-                           heavy_debug_detector>;
+using with_debug =
+    monitor<numerical_stability, reference::lstm_bounds, ratio_bounds, reference::value_function, entropy_floor,
+            kl_divergence, reference::gradient_drift, gradient_bounds, reference::performance_degradation,
+            heavy_debug_detector>;
 using filtered = with_debug::without<cat::debug>;
 static_assert(std::is_same_v<filtered, reference_monitor>, "a filtered-out detector leaves the very same type");
 
@@ -200,11 +201,12 @@ void BM_filtered_out_debug_detector(benchmark::State& state) {
 }
 void BM_debug_detector_gated_at_normal(benchmark::State& state) {
   const reporting each = reporting::every_check();
-  with_debug m(config(reference_config_options()), numerical_stability{}, lstm_bounds{},
-               ratio_bounds({.explosion = 5.0, .collapse = 0.1, .how = each}), value_function{},
+  with_debug m(config(reference_config_options()), numerical_stability{}, reference::lstm_bounds{},
+               ratio_bounds({.explosion = 5.0, .collapse = 0.1, .how = each}), reference::value_function{},
                entropy_floor({.collapse = 0.1, .low = 0.3, .how = each}),
-               kl_divergence({.spike = 0.1, .extreme = 0.5, .how = each}), gradient_drift{},
-               gradient_bounds({.vanishing = 1e-7, .exploding = 10.0, .how = each}), performance_degradation{},
+               kl_divergence({.spike = 0.1, .extreme = 0.5, .how = each}), reference::gradient_drift{},
+               gradient_bounds({.vanishing = 1e-7, .exploding = 10.0, .how = each}),
+               reference::performance_degradation{},
                heavy_debug_detector{});  // the heavy detector is held but sits out at NORMAL (a run-time branch)
   run_monitor(state, m);
 }

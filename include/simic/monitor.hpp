@@ -30,19 +30,19 @@
 #include "simic/core/signals.hpp"
 #include "simic/core/detail/state.hpp"
 #include "simic/core/detail/thread_guard.hpp"
-#include "simic/detect/entropy.hpp"
+#include "simic/detect/entropy_floor.hpp"
 #include "simic/detect/gradient_bounds.hpp"
-#include "simic/detect/gradient_drift.hpp"
 #include "simic/detect/gradient_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
-#include "simic/detect/lstm_health.hpp"
 #include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
-#include "simic/detect/performance_degradation.hpp"
 #include "simic/detect/performance_drop.hpp"
 #include "simic/detect/ratio_bounds.hpp"
+#include "simic/detect/reference/gradient_drift.hpp"
+#include "simic/detect/reference/lstm_bounds.hpp"
+#include "simic/detect/reference/performance_degradation.hpp"
+#include "simic/detect/reference/value_function.hpp"
 #include "simic/detect/update_shift.hpp"
-#include "simic/detect/value_function.hpp"
 #include "simic/detect/value_trend.hpp"
 
 namespace simic {
@@ -405,8 +405,9 @@ using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_boun
 // The reference preset: the reference telemetry's detectors and thresholds,
 // reporting on every check and escalating on any anomaly, to reproduce its
 // behaviour (and to measure against it: bench/detection).
-using reference_monitor = monitor<numerical_stability, lstm_bounds, ratio_bounds, value_function, entropy_floor,
-                                  kl_divergence, gradient_drift, gradient_bounds, performance_degradation>;
+using reference_monitor =
+    monitor<numerical_stability, reference::lstm_bounds, ratio_bounds, reference::value_function, entropy_floor,
+            kl_divergence, reference::gradient_drift, gradient_bounds, reference::performance_degradation>;
 
 // Config options as the reference ran: every anomaly escalates.
 inline config_options reference_config_options(config_options o = {}) {
@@ -420,17 +421,17 @@ inline reference_monitor make_reference_monitor(const config_options& o = refere
                                                 std::uint32_t max_consecutive_skips = defaults::max_consecutive_skips) {
   const reporting each = reporting::every_check();
   return reference_monitor(config(o), skip_nonfinite_then_stop(max_consecutive_skips, severity::warning),
-                           numerical_stability{}, lstm_bounds{},
+                           numerical_stability{}, reference::lstm_bounds{},
                            ratio_bounds({.explosion = defaults::ratio_explosion, .collapse = defaults::ratio_collapse,
                                          .how = each}),
-                           value_function{},
+                           reference::value_function{},
                            entropy_floor({.collapse = defaults::entropy_collapse, .low = defaults::entropy_low,
                                           .how = each}),
                            kl_divergence({.spike = defaults::kl_spike, .extreme = defaults::kl_extreme, .how = each}),
-                           gradient_drift{},
+                           reference::gradient_drift{},
                            gradient_bounds({.vanishing = defaults::grad_vanishing,
                                             .exploding = defaults::grad_exploding, .how = each}),
-                           performance_degradation{});
+                           reference::performance_degradation{});
 }
 
 }  // namespace v0

@@ -64,7 +64,7 @@ TEST_CASE("a monitor saved through a torch archive resumes bit for bit (both pre
 }
 
 TEST_CASE("saved values are exact doubles and full 64-bit counters") {
-  gradient_drift::state_type st;
+  reference::gradient_drift::state_type st;
   st.norm.raw = 0.1 + 1e-17;
   st.norm.momentum_pow = std::nextafter(0.5, 1.0);
   st.norm.steps = std::numeric_limits<std::uint64_t>::max();
@@ -75,7 +75,7 @@ TEST_CASE("saved values are exact doubles and full 64-bit counters") {
   std::istringstream is(os.str());
   torch::serialize::InputArchive in;
   in.load_from(is);
-  gradient_drift::state_type back;
+  reference::gradient_drift::state_type back;
   load_state(in, back, "d");
   CHECK(back == st);
 }

@@ -105,8 +105,8 @@ TEST_CASE("both presets hold a detector for every signal and are quiet on health
   CHECK(m.get<gradient_shift>().log_norm().steps() == 50);  // the shift model is fed by check
   CHECK(m.get<update_shift>().log_ratio().steps() == 50);
   CHECK(m.get<performance_drop>().filled() == 23);
-  CHECK(ref.get<gradient_drift>().norm_ema().steps() == 50);
-  CHECK(ref.get<performance_degradation>().filled() == 10);
+  CHECK(ref.get<reference::gradient_drift>().norm_ema().steps() == 50);
+  CHECK(ref.get<reference::performance_degradation>().filled() == 10);
   CHECK(ref.cfg().options().escalate_on == severity::warning);
   CHECK(m.cfg().options().escalate_on == severity::critical);
 }
@@ -225,7 +225,8 @@ TEST_CASE("levels gate detectors by category at run time") {
 TEST_CASE("only<> and without<> drop detectors at compile time") {
   using critical_only = default_monitor::only<cat::critical>;
   static_assert(std::is_same_v<critical_only, monitor<numerical_stability, lstm_rms_bounds>>);
-  static_assert(std::is_same_v<reference_monitor::only<cat::critical>, monitor<numerical_stability, lstm_bounds>>);
+  static_assert(
+      std::is_same_v<reference_monitor::only<cat::critical>, monitor<numerical_stability, reference::lstm_bounds>>);
   using no_ops = default_monitor::without<cat::ops_normal>;
   static_assert(std::is_same_v<no_ops, critical_only>);
   using both = default_monitor::only<cat::critical, cat::ops_normal>;
@@ -354,7 +355,7 @@ TEST_CASE("a bad state is refused whole") {
 TEST_CASE("missing-signal guard: a detector fed none of its signals is reported once, at N checks, and clears") {
   config_options o;
   o.missing_signal_checks = 5;
-  monitor<lstm_bounds, kl_divergence> m{config(o)};
+  monitor<reference::lstm_bounds, kl_divergence> m{config(o)};
   signals kl_only;
   kl_only.approx_kl = 0.01;
   for (int i = 1; i <= 4; ++i) {
@@ -373,7 +374,7 @@ TEST_CASE("missing-signal guard: a detector fed none of its signals is reported 
   CHECK(m.effective_level() == level::normal);  // a warning: no escalation
   for (int i = 0; i < 20; ++i) CHECK(m.check(kl_only).report.empty());  // above N: once only
   // the state is kept and restored with the rest
-  monitor<lstm_bounds, kl_divergence> copy{config(o)};
+  monitor<reference::lstm_bounds, kl_divergence> copy{config(o)};
   copy.load(m.state());
   CHECK(copy.checks_without_signal<0>() == 25);
   // the signal arrives: the condition clears with its duration in checks
@@ -404,7 +405,7 @@ TEST_CASE("missing-signal guard: a detector fed none of its signals is reported 
 TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are not watched; defaults fed in full stay quiet") {
   config_options off;
   off.missing_signal_checks = 0;
-  monitor<lstm_bounds> m{config(off)};
+  monitor<reference::lstm_bounds> m{config(off)};
   for (int i = 0; i < 2000; ++i) CHECK(m.check(signals{}).report.empty());
   CHECK(m.checks_without_signal<0>() == 0);
   // only checks where the detector's category is collected count: kl_divergence
@@ -412,7 +413,7 @@ TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are no
   config_options minimal;
   minimal.configured = level::minimal;
   minimal.missing_signal_checks = 3;
-  monitor<kl_divergence, lstm_bounds> q{config(minimal)};
+  monitor<kl_divergence, reference::lstm_bounds> q{config(minimal)};
   signals lstm_only;
   lstm_only.lstm = lstm_signal{.h_norm = 1.0, .c_norm = 1.0};
   for (int i = 0; i < 10; ++i) CHECK(q.check(lstm_only).report.empty());
@@ -423,12 +424,13 @@ TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are no
   config_options off_level;
   off_level.configured = level::off;
   off_level.missing_signal_checks = 1;
-  monitor<lstm_bounds> o{config(off_level)};
+  monitor<reference::lstm_bounds> o{config(off_level)};
   for (int i = 0; i < 5; ++i) CHECK(o.check(signals{}).report.empty());  // telemetry off: nothing
   static_assert(!SignalReadingDetector<debug_only_probe>);
-  static_assert(SignalReadingDetector<update_shift> && SignalReadingDetector<gradient_drift>);
+  static_assert(SignalReadingDetector<update_shift> && SignalReadingDetector<reference::gradient_drift>);
   CHECK(config_options{}.missing_signal_checks == 1000);
-  monitor<debug_only_probe, lstm_bounds> n{config(config_options{.configured = level::debug})};  // the default: 1000 checks
+  // the default: 1000 checks
+  monitor<debug_only_probe, reference::lstm_bounds> n{config(config_options{.configured = level::debug})};
   for (int i = 0; i < 999; ++i) CHECK(n.check(signals{}).report.empty());
   const anomaly_report r = n.check(signals{}).report;
   REQUIRE(r.size() == 1);

@@ -433,7 +433,8 @@ TEST_CASE("session: a monitor holding lstm_bounds fed no LSTM state says so") {
   fixture f;
   session_options o;
   o.config.missing_signal_checks = 3;
-  session<monitor<lstm_bounds>> tel(monitor<lstm_bounds>(config(o.config)), o, f.n.params, {f.sink});
+  using lstm_only = monitor<reference::lstm_bounds>;
+  session<lstm_only> tel(lstm_only(config(o.config)), o, f.n.params, {f.sink});
   tel.step({});
   tel.step({});
   CHECK_FALSE(tel.step({}).report.empty());

@@ -1,5 +1,5 @@
 // Gradient norm drift judged against the norm's own noise (simic's default;
-// the reference's relative-distance rule is gradient_drift.hpp).
+// the reference's relative-distance rule is reference/gradient_drift.hpp).
 //
 // gradient_norm_drift holds while the two-sided CUSUM of the standardised
 // log-norm (core/log_shift.hpp) is above its bound, up or down: a sustained

@@ -1,5 +1,5 @@
 // LSTM state health on the per-element RMS, norm / sqrt(elements) (simic's
-// default; the reference's bounds on the norm are lstm_health.hpp).
+// default; the reference's bounds on the norm are reference/lstm_bounds.hpp).
 //
 // A norm bound moves with the state's width and with how many environments
 // are measured together: 64 units of RMS 6 have norm 48, 512 units of the same

@@ -1,6 +1,6 @@
 // Performance degradation judged against the performance signal's own noise
 // (simic's default; the reference's "10 % below the rolling mean" is
-// performance_degradation.hpp).
+// reference/performance_degradation.hpp).
 //
 // Per-epoch figures (mean return, accuracy; higher is better) are
 // heavy-tailed: a healthy policy has single bad epochs, and a healthy PPO run

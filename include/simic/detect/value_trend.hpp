@@ -1,6 +1,6 @@
 // Value-function collapse judged on a smoothed explained variance and its
 // trend (simic's default; the reference's one-batch floor is
-// value_function.hpp).
+// reference/value_function.hpp).
 //
 // Model: one batch's explained variance (EV) is noisy, and a healthy critic's
 // EV falls towards 0 by itself once returns stop varying (a solved task), so

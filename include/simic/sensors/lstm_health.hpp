@@ -1,8 +1,8 @@
 // LSTM state health from (h, c): L2 norms, max |x| (over non-NaN elements),
 // NaN / Inf flags; one read of each, one device->host transfer. healthy()
 // applies the reference preset's norm bounds through its detector itself
-// (lstm_bounds), so sensor and detector cannot disagree; simic's default
-// judges signal() with lstm_rms_bounds (docs/detection.md).
+// (simic::reference::lstm_bounds), so sensor and detector cannot disagree;
+// simic's default judges signal() with lstm_rms_bounds (docs/detection.md).
 //
 //   signals.lstm = simic::lstm_health_sensor<>{}.measure(h, c).signal();
 #pragma once
@@ -17,7 +17,7 @@
 #include "simic/core/detail/error.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
-#include "simic/detect/lstm_health.hpp"
+#include "simic/detect/reference/lstm_bounds.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/reduce/backend.hpp"
 
@@ -47,7 +47,7 @@ struct lstm_health_report {
   }
   // No NaN/Inf and norm_min < norm(h), norm(c) < norm_max.
   bool healthy(double norm_min = defaults::lstm_norm_min, double norm_max = defaults::lstm_norm_max) const {
-    return lstm_bounds({.norm_min = norm_min, .norm_max = norm_max}).healthy(signal());
+    return reference::lstm_bounds({.norm_min = norm_min, .norm_max = norm_max}).healthy(signal());
   }
 };
 

@@ -1,7 +1,10 @@
 // LSTM state health, as the reference telemetry judged it: healthy when (h, c)
 // hold no NaN/Inf and min < norm(h), norm(c) < max; anything else is
 // lstm_unhealthy, on every check. simic's default judges the per-element RMS
-// instead (lstm_rms_bounds.hpp), which the state's width does not move.
+// instead (detect/lstm_rms_bounds.hpp), which the state's width does not move.
+// A detector of the reference preset (presets/reference.hpp), in
+// simic::reference; lstm_health_report::healthy() (sensors/lstm_health.hpp)
+// judges with it too.
 #pragma once
 
 #include <cmath>
@@ -15,6 +18,7 @@
 
 namespace simic {
 inline namespace v0 {
+namespace reference {
 
 struct lstm_bounds_options {
   double norm_min = defaults::lstm_norm_min;  // healthy: norm_min < norm(h), norm(c) < norm_max
@@ -61,5 +65,6 @@ class lstm_bounds {
   lstm_bounds_options o_;
 };
 
+}  // namespace reference
 }  // namespace v0
 }  // namespace simic

@@ -2,9 +2,10 @@
 // figure (accuracy, mean return; higher is better) that falls by `drop` or
 // more, relative to the rolling mean of the previous `window` figures, on every
 // check. simic's default judges the drop against the figures' own noise
-// (performance_drop.hpp). Silent during warm-up (progress below
+// (detect/performance_drop.hpp). Silent during warm-up (progress below
 // `warmup`), though warm-up figures still fill the window. The window is
-// allocated once, at construction: observing allocates nothing.
+// allocated once, at construction: observing allocates nothing. A detector of
+// the reference preset (presets/reference.hpp), in simic::reference.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 
 namespace simic {
 inline namespace v0 {
+namespace reference {
 
 struct performance_degradation_options {
   double drop = defaults::performance_drop;             // relative to the rolling mean
@@ -118,5 +120,6 @@ class performance_degradation {
   std::size_t size_ = 0;
 };
 
+}  // namespace reference
 }  // namespace v0
 }  // namespace simic

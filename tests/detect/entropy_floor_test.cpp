@@ -3,7 +3,7 @@
 #include <array>
 
 #include "detect_support.hpp"
-#include "simic/detect/entropy.hpp"
+#include "simic/detect/entropy_floor.hpp"
 
 using namespace simic;
 using namespace simic::test;

@@ -1,7 +1,9 @@
 // Value-function collapse as the reference telemetry judged it: one batch's
 // explained variance below a floor that rises as training progresses (the
 // critic is allowed to be bad early, not late), on every check. simic's
-// default smooths it and follows its trend (value_trend.hpp).
+// default smooths it and follows its trend (detect/value_trend.hpp). A
+// detector of the reference preset (presets/reference.hpp), in
+// simic::reference.
 #pragma once
 
 #include <array>
@@ -15,6 +17,7 @@
 
 namespace simic {
 inline namespace v0 {
+namespace reference {
 
 struct value_function_options {
   // Progress fractions ending phases 0..2 and the floor of each of the 4 phases.
@@ -70,5 +73,6 @@ class value_function {
   value_function_options o_;
 };
 
+}  // namespace reference
 }  // namespace v0
 }  // namespace simic

@@ -3,10 +3,11 @@
 #include <limits>
 
 #include "detect_support.hpp"
-#include "simic/detect/performance_degradation.hpp"
+#include "simic/detect/reference/performance_degradation.hpp"
 
 using namespace simic;
 using namespace simic::test;
+using simic::reference::performance_degradation;
 
 namespace {
 signals perf(double value, std::uint64_t episode, std::uint64_t total = 100) {

@@ -1,10 +1,11 @@
 #include <doctest/doctest.h>
 
 #include "detect_support.hpp"
-#include "simic/detect/value_function.hpp"
+#include "simic/detect/reference/value_function.hpp"
 
 using namespace simic;
 using namespace simic::test;
+using simic::reference::value_function;
 
 namespace {
 signals at(std::uint64_t episode, std::uint64_t total, double ev) {

@@ -1,10 +1,11 @@
 #include <doctest/doctest.h>
 
 #include "detect_support.hpp"
-#include "simic/detect/lstm_health.hpp"
+#include "simic/detect/reference/lstm_bounds.hpp"
 
 using namespace simic;
 using namespace simic::test;
+using simic::reference::lstm_bounds;
 
 namespace {
 lstm_signal state(double h, double c) {

@@ -6,10 +6,12 @@
 #include <limits>
 
 #include "detect_support.hpp"
-#include "simic/detect/gradient_drift.hpp"
+#include "simic/detect/reference/gradient_drift.hpp"
 
 using namespace simic;
 using namespace simic::test;
+using simic::reference::basic_gradient_drift;
+using simic::reference::gradient_drift;
 
 namespace {
 signals norm_health(double norm, double health) {

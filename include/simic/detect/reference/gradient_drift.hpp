@@ -1,8 +1,10 @@
 // Gradient drift as the reference telemetry judged it (simic's default is
-// gradient_shift.hpp, against the norm's own noise): bias-corrected EMAs of the total gradient norm and of the
-// gradient health; a value further than `threshold` (relative) from its EMA
-// is gradient_norm_drift / gradient_health_drift. A non-finite value is not
-// absorbed: it is reported as numerical_instability and the EMA stays usable.
+// detect/gradient_shift.hpp, against the norm's own noise): bias-corrected
+// EMAs of the total gradient norm and of the gradient health; a value further
+// than `threshold` (relative) from its EMA is gradient_norm_drift /
+// gradient_health_drift. A non-finite value is not absorbed: it is reported as
+// numerical_instability and the EMA stays usable. A detector of the reference
+// preset (presets/reference.hpp), in simic::reference.
 #pragma once
 
 #include <string_view>
@@ -16,6 +18,7 @@
 
 namespace simic {
 inline namespace v0 {
+namespace reference {
 
 struct gradient_drift_options {
   double threshold = defaults::drift_threshold;  // relative distance from the EMA
@@ -89,5 +92,6 @@ class basic_gradient_drift {
 
 using gradient_drift = basic_gradient_drift<>;
 
+}  // namespace reference
 }  // namespace v0
 }  // namespace simic
