@@ -21,7 +21,7 @@
 #include <sstream>
 #include <string>
 
-#include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
 #include "simic/archive/torch_archive.hpp"
 #include "support/archive_corruption.hpp"
 

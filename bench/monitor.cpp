@@ -12,6 +12,8 @@
 #include <type_traits>
 
 #include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 #ifdef SIMIC_BENCH_SESSION  // built with LibTorch (bench/meson.build): the session beside the bare check
 #include "simic/emit/sink_callback.hpp"
 #include "simic/session.hpp"

@@ -50,7 +50,8 @@
 #include "options.hpp"
 #include "ppo.hpp"
 #include "simic/core/detail/format.hpp"
-#include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 
 namespace {
 

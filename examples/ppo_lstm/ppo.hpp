@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "options.hpp"
-#include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 
 namespace ppo_lstm {
 

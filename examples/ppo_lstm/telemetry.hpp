@@ -18,6 +18,7 @@
 #include "simic/distributed/agreement.hpp"
 #include "simic/emit/sink_jsonl.hpp"
 #include "simic/emit/sink_tensorboard.hpp"
+#include "simic/presets/reference.hpp"
 #include "simic/session.hpp"
 
 namespace ppo_lstm {

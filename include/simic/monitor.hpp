@@ -4,8 +4,14 @@
 // each check (those of categories above the effective level sit out until
 // the level rises), so a detector in the type list cannot sit idle. It then
 // asks its response policy what the trainer should do, and escalates the
-// config to DEBUG on any anomaly. `only<Cats...>` / `without<Cats...>` drop
-// detectors by category at compile time: a dropped detector costs nothing.
+// config to DEBUG on an anomaly of at least config_options::escalate_on
+// (by default critical ones only; core/config.hpp). `only<Cats...>` /
+// `without<Cats...>` drop detectors by category at compile time: a dropped
+// detector costs nothing.
+//
+// This header is the mechanism only and includes no detector. The presets are
+// simic/presets/ppo.hpp (ppo_monitor, alias default_monitor: simic's
+// defaults) and simic/presets/reference.hpp (the reference preset).
 //
 // A monitor is not thread-safe: use it from one thread at a time. Debug
 // builds (NDEBUG not defined) check that: a non-const call while another
@@ -30,20 +36,6 @@
 #include "simic/core/signals.hpp"
 #include "simic/core/detail/state.hpp"
 #include "simic/core/detail/thread_guard.hpp"
-#include "simic/detect/entropy_floor.hpp"
-#include "simic/detect/gradient_bounds.hpp"
-#include "simic/detect/gradient_shift.hpp"
-#include "simic/detect/kl_divergence.hpp"
-#include "simic/detect/lstm_rms_bounds.hpp"
-#include "simic/detect/numerical_stability.hpp"
-#include "simic/detect/performance_drop.hpp"
-#include "simic/detect/ratio_bounds.hpp"
-#include "simic/detect/reference/gradient_drift.hpp"
-#include "simic/detect/reference/lstm_bounds.hpp"
-#include "simic/detect/reference/performance_degradation.hpp"
-#include "simic/detect/reference/value_function.hpp"
-#include "simic/detect/update_shift.hpp"
-#include "simic/detect/value_trend.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -395,44 +387,6 @@ struct monitor_of<R, std::tuple<Ds...>> {
 
 template <class... Ds>
 using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
-
-// simic's defaults: a detector for every signal, those whose signal is noisy
-// judged against its own noise, each condition reported at its onset and its
-// clear, escalation and responses on critical anomalies (docs/detection.md).
-using default_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                                kl_divergence, gradient_shift, update_shift, gradient_bounds, performance_drop>;
-
-// The reference preset: the reference telemetry's detectors and thresholds,
-// reporting on every check and escalating on any anomaly, to reproduce its
-// behaviour (and to measure against it: bench/detection).
-using reference_monitor =
-    monitor<numerical_stability, reference::lstm_bounds, ratio_bounds, reference::value_function, entropy_floor,
-            kl_divergence, reference::gradient_drift, gradient_bounds, reference::performance_degradation>;
-
-// Config options as the reference ran: every anomaly escalates.
-inline config_options reference_config_options(config_options o = {}) {
-  o.escalate_on = severity::warning;
-  return o;
-}
-
-// The reference preset with its thresholds, every-check reporting, and the
-// default response acting on non-finite gradients at any severity.
-inline reference_monitor make_reference_monitor(const config_options& o = reference_config_options(),
-                                                std::uint32_t max_consecutive_skips = defaults::max_consecutive_skips) {
-  const reporting each = reporting::every_check();
-  return reference_monitor(config(o), skip_nonfinite_then_stop(max_consecutive_skips, severity::warning),
-                           numerical_stability{}, reference::lstm_bounds{},
-                           ratio_bounds({.explosion = defaults::ratio_explosion, .collapse = defaults::ratio_collapse,
-                                         .how = each}),
-                           reference::value_function{},
-                           entropy_floor({.collapse = defaults::entropy_collapse, .low = defaults::entropy_low,
-                                          .how = each}),
-                           kl_divergence({.spike = defaults::kl_spike, .extreme = defaults::kl_extreme, .how = each}),
-                           reference::gradient_drift{},
-                           gradient_bounds({.vanishing = defaults::grad_vanishing,
-                                            .exploding = defaults::grad_exploding, .how = each}),
-                           reference::performance_degradation{});
-}
 
 }  // namespace v0
 }  // namespace simic

@@ -48,6 +48,7 @@
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink.hpp"
 #include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/sensors/debug_layer_gradients.hpp"
 #include "simic/sensors/debug_nan_inf_scan.hpp"

@@ -10,4 +10,6 @@
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 #include "simic/reduce/gradient_summary.hpp"

@@ -6,7 +6,8 @@
 #include <limits>
 #include <sstream>
 
-#include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 #include "simic/archive/torch_archive.hpp"
 #include "support/archive_corruption.hpp"
 #include "support/temp_dir.hpp"

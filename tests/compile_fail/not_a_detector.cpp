@@ -1,5 +1,6 @@
 // Must not compile: `no_category` has observe() but no category tag. The
 // monitor must reject it with its static_assert message.
+#include "simic/detect/kl_divergence.hpp"
 #include "simic/monitor.hpp"
 
 struct no_category {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simic/detect/kl_divergence.hpp"
 #include "simic/emit/hub.hpp"
 #include "simic/emit/sink_jsonl.hpp"
 #include "simic/monitor.hpp"

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
 #include "simic/archive/torch_archive.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -16,6 +16,8 @@
 #include <utility>
 
 #include "simic/monitor.hpp"
+#include "simic/presets/ppo.hpp"
+#include "simic/presets/reference.hpp"
 #include "support/holding_detector.hpp"
 
 // Counts every allocation made in this program, to prove check() allocates

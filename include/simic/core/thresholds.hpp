@@ -1,5 +1,5 @@
 // The defaults: the reference telemetry's thresholds (the reference preset,
-// monitor.hpp) and simic's own, for the detectors that judge a signal against
+// presets/reference.hpp) and simic's own, for the detectors that judge a signal against
 // its own noise (docs/detection.md gives each model and its measured
 // trade-off).
 #pragma once
