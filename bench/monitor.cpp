@@ -16,7 +16,7 @@
 #include "simic/presets/reference.hpp"
 #ifdef SIMIC_BENCH_SESSION  // built with LibTorch (bench/meson.build): the session beside the bare check
 #include "simic/emit/sink_callback.hpp"
-#include "simic/session.hpp"
+#include "simic/presets/ppo_session.hpp"
 #endif
 
 using namespace simic;
@@ -217,7 +217,7 @@ void BM_debug_detector_gated_at_normal(benchmark::State& state) {
 // The session's own cost per check: no parameters (no sensor reads), no
 // sinks (no events), the same signals as BM_default_monitor_check.
 void BM_session_step_no_sensors(benchmark::State& state) {
-  session<> tel({}, no_parameters);
+  ppo_session<> tel({}, no_parameters);
   run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
 }
 // The session's own work alone: a monitor without detectors, bare and in a session.
@@ -232,8 +232,8 @@ void BM_session_step_empty_monitor(benchmark::State& state) {
 // The same with a sink that counts: the events of each step are built and queued.
 void BM_session_step_with_events(benchmark::State& state) {
   std::atomic<std::uint64_t> seen{0};
-  session<> tel({}, no_parameters,
-                {std::make_shared<callback_sink>([&](const event&) { seen.fetch_add(1, std::memory_order_relaxed); })});
+  ppo_session<> tel({}, no_parameters,
+                    {std::make_shared<callback_sink>([&](const event&) { seen.fetch_add(1, std::memory_order_relaxed); })});
   run_checks(state, [&](const signals& s) -> const check_result& { return tel.step(s); });
   tel.close();
   state.counters["events_per_step"] = static_cast<double>(seen.load()) / static_cast<double>(state.iterations());

@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "simic/sensors/debug_layer_gradients.hpp"
-#include "simic/sensors/debug_nan_inf_scan.hpp"
+#include "simic/sensors/layer_gradient.hpp"
+#include "simic/sensors/nan_inf_scanner.hpp"
 #include "simic/sensors/gradient_health.hpp"
 #include "simic/sensors/gradient_ratio.hpp"
 #include "simic/sensors/lstm_health.hpp"

@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace ppo_lstm {
 
@@ -23,8 +23,8 @@ class cartpole_vec {
   cartpole_vec(int envs, std::uint64_t seed, int max_steps = 500)
       : n_(envs), max_steps_(max_steps), rng_(seed), state_(static_cast<std::size_t>(envs) * obs_dim),
         steps_(envs, 0), episode_return_(envs, 0.0) {
-    simic::detail::require(envs >= 1, "ppo_lstm::cartpole_vec", "envs", envs, ">= 1");
-    simic::detail::require(max_steps >= 1, "ppo_lstm::cartpole_vec", "max_steps", max_steps, ">= 1");
+    simic::require_argument(envs >= 1, "ppo_lstm::cartpole_vec", "envs", envs, ">= 1");
+    simic::require_argument(max_steps >= 1, "ppo_lstm::cartpole_vec", "max_steps", max_steps, ">= 1");
     for (int e = 0; e < n_; ++e) reset_one(e);
   }
 
@@ -34,8 +34,8 @@ class cartpole_vec {
 
   // Sets one environment's state and step count (tests).
   void set_state(int e, const std::array<float, obs_dim>& s, int steps = 0) {
-    simic::detail::require(e >= 0 && e < n_, "ppo_lstm::cartpole_vec::set_state", "e", e, "[0, envs)");
-    simic::detail::require(steps >= 0 && steps < max_steps_, "ppo_lstm::cartpole_vec::set_state", "steps", steps,
+    simic::require_argument(e >= 0 && e < n_, "ppo_lstm::cartpole_vec::set_state", "e", e, "[0, envs)");
+    simic::require_argument(steps >= 0 && steps < max_steps_, "ppo_lstm::cartpole_vec::set_state", "steps", steps,
                            "[0, max_steps)");
     for (int i = 0; i < obs_dim; ++i) state_[static_cast<std::size_t>(e) * obs_dim + i] = s[i];
     steps_[e] = steps;
@@ -54,10 +54,10 @@ class cartpole_vec {
 
   // Applies one action per environment (0: push left, 1: push right).
   void step(const std::vector<std::int64_t>& action, step_result& out) {
-    simic::detail::require(action.size() == static_cast<std::size_t>(n_), "ppo_lstm::cartpole_vec::step",
+    simic::require_argument(action.size() == static_cast<std::size_t>(n_), "ppo_lstm::cartpole_vec::step",
                            "action.size()", action.size(), "envs");
     for (std::int64_t a : action)
-      simic::detail::require(a == 0 || a == 1, "ppo_lstm::cartpole_vec::step", "action", a, "0 or 1");
+      simic::require_argument(a == 0 || a == 1, "ppo_lstm::cartpole_vec::step", "action", a, "0 or 1");
     out.reward.assign(n_, 0.0f);
     out.done.assign(n_, 0);
     out.finished_returns.clear();

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <span>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace ppo_lstm {
 
@@ -21,18 +21,17 @@ inline void compute_gae(std::span<const float> rewards, std::span<const float> v
                         std::span<const float> next_values, int steps, int envs, const gae_params& p,
                         std::span<float> advantages) {
   constexpr auto where = "ppo_lstm::compute_gae";
-  using simic::detail::require;
-  require(steps >= 1, where, "steps", steps, ">= 1");
-  require(envs >= 1, where, "envs", envs, ">= 1");
+  simic::require_argument(steps >= 1, where, "steps", steps, ">= 1");
+  simic::require_argument(envs >= 1, where, "envs", envs, ">= 1");
   const std::size_t n = static_cast<std::size_t>(steps) * static_cast<std::size_t>(envs);
-  require(rewards.size() == n, where, "rewards.size()", rewards.size(), "steps * envs");
-  require(values.size() == n, where, "values.size()", values.size(), "steps * envs");
-  require(dones.size() == n, where, "dones.size()", dones.size(), "steps * envs");
-  require(advantages.size() == n, where, "advantages.size()", advantages.size(), "steps * envs");
-  require(next_values.size() == static_cast<std::size_t>(envs), where, "next_values.size()", next_values.size(),
+  simic::require_argument(rewards.size() == n, where, "rewards.size()", rewards.size(), "steps * envs");
+  simic::require_argument(values.size() == n, where, "values.size()", values.size(), "steps * envs");
+  simic::require_argument(dones.size() == n, where, "dones.size()", dones.size(), "steps * envs");
+  simic::require_argument(advantages.size() == n, where, "advantages.size()", advantages.size(), "steps * envs");
+  simic::require_argument(next_values.size() == static_cast<std::size_t>(envs), where, "next_values.size()", next_values.size(),
           "envs");
-  require(p.gamma >= 0.0 && p.gamma <= 1.0, where, "gamma", p.gamma, "[0, 1]");
-  require(p.lambda >= 0.0 && p.lambda <= 1.0, where, "lambda", p.lambda, "[0, 1]");
+  simic::require_argument(p.gamma >= 0.0 && p.gamma <= 1.0, where, "gamma", p.gamma, "[0, 1]");
+  simic::require_argument(p.lambda >= 0.0 && p.lambda <= 1.0, where, "lambda", p.lambda, "[0, 1]");
   for (int e = 0; e < envs; ++e) {
     double gae = 0.0;
     for (int t = steps - 1; t >= 0; --t) {

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "simic/core/detail/error.hpp"
-#include "simic/core/detail/format.hpp"
+#include "simic/core/error.hpp"
+#include "text.hpp"
 
 namespace ppo_lstm {
 namespace {
@@ -38,7 +38,7 @@ double parse_positive(std::string_view text, std::string_view what, double hi) {
 
 injection parse_injection(std::string_view spec) {
   const auto at = spec.find('@');
-  const std::string valid = "valid kinds: " + simic::detail::join_names(fault_names);
+  const std::string valid = "valid kinds: " + join_names(fault_names);
   if (at == std::string_view::npos)
     fail("--inject: '" + std::string(spec) + "' is not KIND@UPDATE, KIND@FIRST-LAST or KIND@FIRST-; " + valid);
   const std::string_view name = spec.substr(0, at), when = spec.substr(at + 1);
@@ -82,41 +82,40 @@ double run_options::estimated_memory_bytes() const noexcept {
 
 void run_options::validate() const {
   constexpr auto where = "ppo_lstm::run_options";
-  using simic::detail::require;
-  require(updates >= 1 && updates <= 100'000'000, where, "updates", updates, "[1, 100000000]");
-  require(planned_updates == 0 || planned_updates >= updates, where, "planned_updates", planned_updates,
+  simic::require_argument(updates >= 1 && updates <= 100'000'000, where, "updates", updates, "[1, 100000000]");
+  simic::require_argument(planned_updates == 0 || planned_updates >= updates, where, "planned_updates", planned_updates,
           "0 or >= updates");
-  require(envs >= 1 && envs <= 4096, where, "envs", envs, "[1, 4096]");
-  require(seq_len >= 1 && seq_len <= 1024, where, "seq_len", seq_len, "[1, 1024]");
-  require(rollout >= seq_len && rollout % seq_len == 0 && rollout <= 65536, where, "rollout", rollout,
+  simic::require_argument(envs >= 1 && envs <= 4096, where, "envs", envs, "[1, 4096]");
+  simic::require_argument(seq_len >= 1 && seq_len <= 1024, where, "seq_len", seq_len, "[1, 1024]");
+  simic::require_argument(rollout >= seq_len && rollout % seq_len == 0 && rollout <= 65536, where, "rollout", rollout,
           "a multiple of seq_len, up to 65536");
-  require(ppo_epochs >= 1 && ppo_epochs <= 100, where, "ppo_epochs", ppo_epochs, "[1, 100]");
-  require(minibatches >= 1 && minibatches <= envs * (rollout / seq_len), where, "minibatches", minibatches,
+  simic::require_argument(ppo_epochs >= 1 && ppo_epochs <= 100, where, "ppo_epochs", ppo_epochs, "[1, 100]");
+  simic::require_argument(minibatches >= 1 && minibatches <= envs * (rollout / seq_len), where, "minibatches", minibatches,
           "[1, envs * rollout / seq_len]");
-  require(std::isfinite(lr) && lr > 0.0 && lr <= 1.0, where, "lr", lr, "(0, 1]");
-  require(hidden >= 1 && hidden <= 4096, where, "hidden", hidden, "[1, 4096]");
-  require(threads >= 1 && threads <= 256, where, "threads", threads, "[1, 256]");
-  require(static_cast<unsigned>(level) <= 3u, where, "level", static_cast<unsigned>(level),
+  simic::require_argument(std::isfinite(lr) && lr > 0.0 && lr <= 1.0, where, "lr", lr, "(0, 1]");
+  simic::require_argument(hidden >= 1 && hidden <= 4096, where, "hidden", hidden, "[1, 4096]");
+  simic::require_argument(threads >= 1 && threads <= 256, where, "threads", threads, "[1, 256]");
+  simic::require_argument(static_cast<unsigned>(level) <= 3u, where, "level", static_cast<unsigned>(level),
           "OFF, MINIMAL, NORMAL or DEBUG");
-  require(epoch_updates >= 1, where, "epoch_updates", epoch_updates, ">= 1");
-  require(static_cast<unsigned>(detectors) <= 1u, where, "detectors", static_cast<unsigned>(detectors),
+  simic::require_argument(epoch_updates >= 1, where, "epoch_updates", epoch_updates, ">= 1");
+  simic::require_argument(static_cast<unsigned>(detectors) <= 1u, where, "detectors", static_cast<unsigned>(detectors),
           "simic or reference");
   for (const auto& inj : injections) {
-    require(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
-    require(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
+    simic::require_argument(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
+    simic::require_argument(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");
   }
   const data_parallel_options& dp = parallel;
-  require(dp.ranks >= 1 && dp.ranks <= max_ranks, where, "ranks", dp.ranks, "[1, 64]");
-  require(dp.rank >= 0 && dp.rank < dp.ranks, where, "rank", dp.rank, "[0, ranks - 1]");
-  require(dp.fault_rank >= -1 && dp.fault_rank < dp.ranks, where, "fault_rank", dp.fault_rank,
+  simic::require_argument(dp.ranks >= 1 && dp.ranks <= max_ranks, where, "ranks", dp.ranks, "[1, 64]");
+  simic::require_argument(dp.rank >= 0 && dp.rank < dp.ranks, where, "rank", dp.rank, "[0, ranks - 1]");
+  simic::require_argument(dp.fault_rank >= -1 && dp.fault_rank < dp.ranks, where, "fault_rank", dp.fault_rank,
           "-1 (every rank) or [0, ranks - 1]");
-  require(dp.timeout_s >= 1 && dp.timeout_s <= 3600, where, "timeout_s", dp.timeout_s, "[1, 3600]");
-  require(static_cast<unsigned>(dp.events) <= 1u, where, "events_ranks", static_cast<unsigned>(dp.events),
+  simic::require_argument(dp.timeout_s >= 1 && dp.timeout_s <= 3600, where, "timeout_s", dp.timeout_s, "[1, 3600]");
+  simic::require_argument(static_cast<unsigned>(dp.events) <= 1u, where, "events_ranks", static_cast<unsigned>(dp.events),
           "every or rank0");
-  require(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
+  simic::require_argument(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
   const double need = estimated_memory_bytes();
   if (need > static_cast<double>(memory_budget))
-    throw std::invalid_argument(simic::detail::format(
+    throw std::invalid_argument(format(
         "--envs %d --rollout %d --hidden %d --seq-len %d --minibatches %d need an estimated %.3g GiB "
         "(%.0f bytes), over the limit of %.3g GiB (--max-memory-gib); use fewer environments, a shorter "
         "rollout, a narrower LSTM or more minibatches",
@@ -162,7 +161,7 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --profile DIR      write profiler traces and phase timings under DIR
   --inject KIND@U    inject a fault at update U (also KIND@U-V, KIND@U-); repeatable
                      kinds: )";
-  u += simic::detail::join_names(fault_names);
+  u += join_names(fault_names);
   u += R"(
   --planned-updates N  measure progress against a schedule of N updates
                      (default --updates; N >= --updates runs its first part)
@@ -239,7 +238,7 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       try {
         o.level = simic::parse_level(v);
       } catch (const std::invalid_argument&) {
-        fail("--level: unknown level '" + v + "'; valid: " + simic::detail::join_names(simic::level_names));
+        fail("--level: unknown level '" + v + "'; valid: " + join_names(simic::level_names));
       }
     } else if (a == "--detectors") {
       const std::string& v = value();
@@ -250,7 +249,7 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
           known = true;
         }
       if (!known)
-        fail("--detectors: unknown preset '" + v + "'; valid: " + simic::detail::join_names(detector_preset_names));
+        fail("--detectors: unknown preset '" + v + "'; valid: " + join_names(detector_preset_names));
     } else if (a == "--inject") {
       o.injections.push_back(parse_injection(value()));
     } else if (a == "--epoch-updates") {
@@ -287,7 +286,7 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       const std::string& v = value();
       if (v == "every") o.parallel.events = events_ranks::every;
       else if (v == "rank0") o.parallel.events = events_ranks::rank0;
-      else fail("--events-ranks: unknown value '" + v + "'; valid: " + simic::detail::join_names(events_ranks_names));
+      else fail("--events-ranks: unknown value '" + v + "'; valid: " + join_names(events_ranks_names));
     } else if (a == "--max-memory-gib") {
       o.memory_budget = int_in(1, 1'048'576) * gib;
     } else {

@@ -27,6 +27,7 @@
 #include "gae.hpp"
 #include "model.hpp"
 #include "faults.hpp"
+#include "text.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "simic/profile/phase_timer.hpp"
@@ -200,7 +201,7 @@ class trainer {
         auto [h1, c1] = model_->cell(model_->encode(obs), h_ * k, c_ * k);
         h_ = h1;
         c_ = f.cell(c1, t);
-        if (t % L == 0) tel_->lstm_state(h_, c_);  // telemetry: LSTM health during the rollout
+        if (t % L == 0) tel_->feed(simic::lstm_state{h_, c_});  // telemetry: LSTM health during the rollout
         const auto out = model_->head(h_, c_);
         const auto logp_all = torch::log_softmax(f.logits(out.logits, 1), 1);
         const auto a = torch::multinomial(logp_all.exp(), 1).squeeze(1);
@@ -343,14 +344,12 @@ class trainer {
         }
         const simic::level before = tel_->level();
         const simic::check_result& res =
-            tel_->step(sig, {.metrics = {.policy_loss = pg_loss.item<double>(),
-                                         .value_loss = v_loss.item<double>(),
-                                         .learning_rate = lr},
-                             .loss = loss,
-                             .ratio = ratio,
-                             .old_log_prob = old_logp,
-                             .new_log_prob = logp,
-                             .actions = act});
+            tel_->step(sig,
+                       simic::update_metrics{.policy_loss = pg_loss.item<double>(),
+                                             .value_loss = v_loss.item<double>(),
+                                             .learning_rate = lr},
+                       simic::step_loss{loss},
+                       simic::ratio_batch{.ratio = ratio, .old_log_prob = old_logp, .new_log_prob = logp, .actions = act});
         record(res, step, before, rec);
         if (res.resp.act == simic::action::proceed) {
           torch::nn::utils::clip_grad_norm_(params_, max_grad_norm);
@@ -395,25 +394,24 @@ class trainer {
       if (rec.kinds.find(k) == std::string::npos) rec.kinds.append(rec.kinds.empty() ? "" : ",").append(k);
     }
     if (tel_->level() != before) sum_.level_changes.push_back({u, before, tel_->level()});
-    const simic::step_diagnostics& d = tel_->last_diagnostics();
-    if (d.layers) {
+    if (const auto& layers = tel_->template sensor<simic::layer_gradient_sensor<>>().last()) {
       std::string s;
-      for (const auto& l : d.layers->layers) s += simic::detail::format("%s norm %.4g; ", l.name.c_str(), l.norm);
+      for (const auto& l : layers->layers) s += format("%s norm %.4g; ", l.name.c_str(), l.norm);
       sum_.debug.push_back({u, step, "layer_gradients", s});
     }
-    if (d.scan) {
+    if (const auto& scan = tel_->template sensor<simic::nan_inf_scanner<>>().last()) {
       std::string s;
-      for (const auto& p : d.scan->offenders)
+      for (const auto& p : scan->offenders)
         s += p.name + (p.weight_nan || p.weight_inf ? " (weights)" : "") + (p.grad_nan || p.grad_inf ? " (gradient)" : "") +
              "; ";
       sum_.debug.push_back({u, step, "nan_inf_scan", s.empty() ? "clean" : s});
     }
-    if (d.ratio)
+    if (const auto& ratio = tel_->template sensor<simic::ratio_diagnostic_sensor>().last())
       sum_.debug.push_back({u, step, "ratio_diagnostic",
-                            simic::detail::format("%zu outliers of %llu; max |log-prob diff| %.4g", d.ratio->outliers.size(),
-                                                  static_cast<unsigned long long>(d.ratio->batch_size),
-                                                  d.ratio->max_abs_logprob_diff)});
-    if (const auto& g = tel_->last_gradients()) {
+                            format("%llu outliers of %llu; max |log-prob diff| %.4g",
+                                   static_cast<unsigned long long>(ratio->outlier_count()),
+                                   static_cast<unsigned long long>(ratio->batch_size), ratio->max_abs_logprob_diff)});
+    if (const auto& g = tel_->template sensor<simic::gradient_health_sensor<>>().last()) {
       rec.grad_norm = g->total_norm;
       rec.grad_health = g->health;
     }
@@ -461,16 +459,10 @@ class trainer {
     sum_.events_undelivered = c.undelivered;
     if (events_) sum_.events_written = events_->events_written();
     sum_.event_counts = *event_counts_;
-    const simic::session_counts& n = tel_->counts();
-    sum_.checks = n.checks;
-    for (const auto& [name, count] : {std::pair{"gradient_health", n.gradient_health},
-                                      {"lstm_health", n.lstm_health},
-                                      {"parameter_update", n.update_ratio},
-                                      {"layer_gradients", n.layer_gradients},
-                                      {"nan_inf_scan", n.nan_inf_scan},
-                                      {"ratio_diagnostic", n.ratio_diagnostic},
-                                      {"memory", n.memory}})
-      if (count > 0) sum_.sensor_events[name] = count;
+    sum_.checks = tel_->checks();
+    tel_->for_each_sensor([&](const auto& s) {
+      if (s.measurements() > 0) sum_.sensor_events[std::string(s.name)] = s.measurements();
+    });
     sum_.weights_finite = all_finite(params_);
     if (dp_) {
       sum_.all_reduces = dp_->all_reduce->collectives();
@@ -488,7 +480,7 @@ class trainer {
   std::shared_ptr<std::map<std::string, std::uint64_t>> event_counts_;
   std::shared_ptr<simic::jsonl_sink> events_;  // the --events file (null: none)
   std::unique_ptr<data_parallel> dp_;           // null: a single process
-  std::unique_ptr<simic::session<Monitor>> tel_;
+  std::unique_ptr<telemetry<Monitor>> tel_;
   simic::profiler profiler_;
   simic::phase_timers timers_;
   gradient_faults grad_faults_;
@@ -553,25 +545,25 @@ std::string describe(const run_summary& s) {
   using ull = unsigned long long;
   std::string out;
   if (s.ranks > 1)
-    out += simic::detail::format("rank %d of %d: %llu gradient all-reduces carrying simic's agreement (%llu "
+    out += format("rank %d of %d: %llu gradient all-reduces carrying simic's agreement (%llu "
                                  "collectives of its own)\n",
                                  s.rank, s.ranks, static_cast<ull>(s.all_reduces),
                                  static_cast<ull>(s.agreement_collectives));
-  out += simic::detail::format("updates %llu, episodes %llu, mean return %.1f (best %.1f), %.1f s\n",
+  out += format("updates %llu, episodes %llu, mean return %.1f (best %.1f), %.1f s\n",
                                static_cast<unsigned long long>(s.updates_done),
                                static_cast<unsigned long long>(s.episodes), s.mean_return, s.best_mean_return,
                                s.seconds);
-  out += simic::detail::format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
+  out += format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
                                static_cast<unsigned long long>(s.optimizer_steps), s.skips.size(),
                                static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
-  out += simic::detail::format("anomalies: %zu critical, %zu warning", s.count(simic::severity::critical),
+  out += format("anomalies: %zu critical, %zu warning", s.count(simic::severity::critical),
                                s.count(simic::severity::warning));
   std::vector<simic::anomaly_kind> kinds;  // in order of first report
   for (const auto& a : s.anomalies)
     if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) kinds.push_back(a.kind);
   for (const simic::anomaly_kind k : kinds) {
     const auto first = std::find_if(s.anomalies.begin(), s.anomalies.end(), [k](const auto& a) { return a.kind == k; });
-    out += simic::detail::format("\n  %-24s x%zu %-8s (first at update %llu)", std::string(simic::to_string(k)).c_str(),
+    out += format("\n  %-24s x%zu %-8s (first at update %llu)", std::string(simic::to_string(k)).c_str(),
                                  s.count(k), std::string(simic::to_string(first->severity)).c_str(),
                                  static_cast<unsigned long long>(first->update));
   }
@@ -579,16 +571,16 @@ std::string describe(const run_summary& s) {
   if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
   if (s.interrupted_by != 0) out += s.stop_reason + ": stopped cleanly, events flushed\n";
   if (!s.events_path.empty())
-    out += simic::detail::format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
+    out += format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
                                  s.events_path.c_str(), static_cast<ull>(s.events_emitted),
                                  static_cast<ull>(s.events_written), static_cast<ull>(s.events_dropped),
                                  static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
   else if (s.events_lost() > 0)
-    out += simic::detail::format("events: %llu emitted, %llu dropped, %llu failed, %llu undelivered\n",
+    out += format("events: %llu emitted, %llu dropped, %llu failed, %llu undelivered\n",
                                  static_cast<ull>(s.events_emitted), static_cast<ull>(s.events_dropped),
                                  static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
   if (s.events_lost() > 0)
-    out += simic::detail::format("events lost: %llu (see the errors above); exit code %d\n",
+    out += format("events lost: %llu (see the errors above); exit code %d\n",
                                  static_cast<ull>(s.events_lost()), exit_events_lost);
   if (!s.tensorboard_file.empty()) out += "tensorboard: " + s.tensorboard_file + "\n";
   if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";

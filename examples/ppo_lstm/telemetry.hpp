@@ -1,7 +1,7 @@
 // The trainer's telemetry, as configuration: which monitor, which options,
 // which sinks. Everything else (sensors, the check, every event) is
 // simic::session's; ppo.cpp calls it at the points of an update:
-//   begin_update() -> lstm_state(h, c) at each sequence start -> end_rollout()
+//   begin_update() -> feed(lstm_state{h, c}) at each sequence start -> end_rollout()
 //   -> per optimizer step: step(statistics) before clipping, obey the response
 //   -> end_epoch(mean return) at each epoch end -> close() at the end.
 #pragma once
@@ -19,7 +19,8 @@
 #include "simic/emit/sink_jsonl.hpp"
 #include "simic/emit/sink_tensorboard.hpp"
 #include "simic/presets/reference.hpp"
-#include "simic/session.hpp"
+#include "simic/presets/ppo_session.hpp"
+#include "simic/presets/reference.hpp"
 
 namespace ppo_lstm {
 
@@ -84,19 +85,22 @@ inline std::vector<std::shared_ptr<simic::sink>> with_tensorboard(std::vector<st
 
 // simic's defaults, or the reference preset (its thresholds, escalation on
 // any anomaly). `agreement`: a data-parallel rank's (null: a single process).
+template <class Monitor>
+using telemetry = simic::ppo_sensor_session<Monitor>;
+
 template <class Monitor, class Params>
-std::unique_ptr<simic::session<Monitor>> make_telemetry(const run_options& o, const Params& params,
+std::unique_ptr<telemetry<Monitor>> make_telemetry(const run_options& o, const Params& params,
                                                         std::vector<std::shared_ptr<simic::sink>> sinks,
                                                         std::shared_ptr<simic::distributed::agreement> agreement = {}) {
   // `sinks`: telemetry_sinks(open_events(o), the caller's).
   const simic::session_options s =
       agreement ? simic::distributed::rank_options(telemetry_options(o), std::move(agreement)) : telemetry_options(o);
   if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
-    return std::make_unique<simic::session<Monitor>>(
+    return std::make_unique<telemetry<Monitor>>(
         simic::make_reference_monitor(simic::reference_config_options(s.config), s.max_consecutive_skips), s, params,
         std::move(sinks));
   else
-    return std::make_unique<simic::session<Monitor>>(s, params, std::move(sinks));
+    return std::make_unique<telemetry<Monitor>>(s, params, std::move(sinks));
 }
 
 }  // namespace ppo_lstm

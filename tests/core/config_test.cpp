@@ -7,17 +7,14 @@
 
 using namespace simic;
 
-TEST_CASE("defaults: NORMAL, gradients every update, memory every 5, escalation 5 epochs") {
+TEST_CASE("defaults: NORMAL, escalation 5 epochs on critical anomalies") {
   config c;
   CHECK(c.configured_level() == level::normal);
   CHECK(c.effective_level() == level::normal);
-  CHECK(c.options().gradient_interval == 1);
-  CHECK(c.options().memory_interval == 5);
   CHECK(c.options().escalation_epochs == 5);
+  CHECK(c.options().escalation_epochs == defaults::escalation_epochs);
   CHECK(c.options().auto_escalate);
-  CHECK(c.options().debug.per_layer_gradients);
-  CHECK(c.options().debug.nan_inf_scan);
-  CHECK(c.options().debug.ratio_diagnostic);
+  CHECK(c.options().escalate_on == severity::critical);
 }
 
 TEST_CASE("should_collect follows the effective level") {
@@ -25,7 +22,6 @@ TEST_CASE("should_collect follows the effective level") {
   CHECK(c.should_collect<cat::critical>());
   CHECK(c.should_collect<cat::ops_normal>());
   CHECK_FALSE(c.should_collect<cat::debug>());
-  CHECK_FALSE(c.per_layer_due());
   c.set_level(level::minimal);
   CHECK(c.should_collect<cat::critical>());
   CHECK_FALSE(c.should_collect<cat::ops_normal>());
@@ -35,33 +31,7 @@ TEST_CASE("should_collect follows the effective level") {
   CHECK_FALSE(c.should_collect(category_id::critical));
   c.set_level(level::debug);
   CHECK(c.should_collect<cat::debug>());
-  CHECK(c.per_layer_due());
-  CHECK(c.nan_inf_scan_due());
-  CHECK(c.ratio_diagnostic_due());
-}
-
-TEST_CASE("intervals: gradients and memory are due on their multiples") {
-  config_options o;
-  o.gradient_interval = 3;
-  config c(o);
-  CHECK(c.gradients_due(0));
-  CHECK_FALSE(c.gradients_due(1));
-  CHECK_FALSE(c.gradients_due(2));
-  CHECK(c.gradients_due(3));
-  CHECK(c.memory_due(0));
-  CHECK_FALSE(c.memory_due(4));
-  CHECK(c.memory_due(5));
-  CHECK_FALSE(c.memory_due(6));
-}
-
-TEST_CASE("debug switches gate each diagnostic at DEBUG") {
-  config_options o;
-  o.configured = level::debug;
-  o.debug.nan_inf_scan = false;
-  config c(o);
-  CHECK(c.per_layer_due());
-  CHECK_FALSE(c.nan_inf_scan_due());
-  CHECK(c.ratio_diagnostic_due());
+  CHECK(c.should_collect(category_id::memory));
 }
 
 TEST_CASE("escalation: DEBUG for N epochs, counted by tick, then back") {
@@ -113,20 +83,17 @@ TEST_CASE("no escalation when switched off, at zero epochs, at OFF; at DEBUG it 
 
 TEST_CASE("bad options are rejected naming the argument and range") {
   config_options o;
-  o.gradient_interval = 0;
+  o.configured = static_cast<level>(7);
   try {
     config c(o);
-    FAIL("accepted gradient_interval 0");
+    FAIL("accepted level 7");
   } catch (const std::invalid_argument& e) {
-    CHECK(std::string(e.what()).find("gradient_interval") != std::string::npos);
-    CHECK(std::string(e.what()).find(">= 1") != std::string::npos);
+    CHECK(std::string(e.what()).find("configured") != std::string::npos);
+    CHECK(std::string(e.what()).find("OFF, MINIMAL, NORMAL or DEBUG") != std::string::npos);
   }
-  o.gradient_interval = 1;
-  o.memory_interval = 0;
-  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("memory_interval"), std::invalid_argument);
-  o.memory_interval = 1;
-  o.configured = static_cast<level>(7);
-  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("configured"), std::invalid_argument);
+  o.configured = level::debug;
+  o.escalate_on = static_cast<severity>(2);
+  CHECK_THROWS_WITH_AS(config{o}, doctest::Contains("escalate_on"), std::invalid_argument);
 }
 
 TEST_CASE("escalation state loads exactly, and a bad one changes nothing") {

@@ -10,7 +10,7 @@
 #include "simic/distributed/agreement.hpp"
 #include "simic/distributed/gradient_all_reduce.hpp"
 #include "simic/emit/sink_memory.hpp"
-#include "simic/session.hpp"
+#include "simic/presets/ppo_session.hpp"
 #include "support/torch_doctest.hpp"
 
 #include <chrono>
@@ -45,13 +45,13 @@ std::string run_rank(rows_by how, int rank, int ranks, std::uint16_t port, int n
   auto sink = std::make_shared<memory_sink>();
   session_options o;
   o.max_consecutive_skips = 3;
-  session<> tel(distributed::rank_options(o, agreement), params, {sink});
+  ppo_session<> tel(distributed::rank_options(o, agreement), params, {sink});
   torch::optim::SGD opt(net->parameters(), 0.01);
   std::ostringstream log;
   for (int step = 1; step <= 14; ++step) {
     tel.begin_update();
     const double scale = rank == lstm_rank && step == lstm_at ? 1e4 : 0.5;  // rms 1e4: far past the bound
-    tel.lstm_state(torch::full({2, 8}, scale), torch::full({2, 8}, scale));
+    tel.feed(lstm_state{torch::full({2, 8}, scale), torch::full({2, 8}, scale)});
     torch::manual_seed(100 * rank + step);  // each rank its own data
     const at::Tensor loss = net->forward(torch::randn({8, 4})).pow(2).mean();
     opt.zero_grad();

@@ -3,11 +3,14 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "simic/emit/events.hpp"
 #include "simic/emit/json.hpp"
 
 using namespace simic;
@@ -64,44 +67,6 @@ TEST_CASE("update metrics: only the set fields, extras under extra") {
   CHECK_FALSE(parse_line(event(1, 0, update_metrics{}, t0)).contains("extra"));
 }
 
-TEST_CASE("non-finite numbers are written as strings, so the line stays JSON and keeps the NaN") {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double inf = std::numeric_limits<double>::infinity();
-  gradient_signal g{.total_norm = nan, .health = 0.0, .min_param_norm = 0.0, .max_param_norm = inf,
-                    .parameters = 4, .vanishing = 1, .exploding = 2, .nan_count = 10, .inf_count = 1};
-  const json j = parse_line(event(5, 0, gradient_health_event{.gradients = g}, t0));
-  CHECK(j["event"] == "gradient_health");
-  CHECK(j["total_norm"] == "nan");
-  CHECK(j["max_param_norm"] == "inf");
-  CHECK(j["min_param_norm"].get<double>() == 0.0);
-  CHECK(j["health"].get<double>() == 0.0);
-  CHECK(j["parameters"] == 4);
-  CHECK(j["vanishing"] == 1);
-  CHECK(j["exploding"] == 2);
-  CHECK(j["nan_count"] == 10);
-  CHECK(j["inf_count"] == 1);
-  CHECK(parse_line(event(0, 0, update_metrics{.loss = -inf}, t0))["loss"] == "-inf");
-  CHECK_FALSE(j.contains("host_module_ratio"));  // absent unless the host is named
-  CHECK(parse_line(event(5, 0, gradient_health_event{.gradients = g, .host_module_ratio = 0.25}, t0))
-            ["host_module_ratio"] == 0.25);
-}
-
-TEST_CASE("memory lines: rss_bytes, and the device's figures only when known") {
-  json j = parse_line(event(3, 1, memory_event{.memory = {.rss_bytes = 123456789}}, t0));
-  CHECK(j["event"] == "memory");
-  CHECK(j["rss_bytes"] == 123456789);
-  for (const char* absent : {"device_index", "allocated_bytes", "reserved_bytes", "peak_allocated_bytes"})
-    CHECK_FALSE(j.contains(absent));
-  const device_memory d{.device = 1, .allocated = 10, .reserved = 30, .peak_allocated = 20};
-  j = parse_line(event(3, 1, memory_event{.memory = {.device = d}}, t0).with_context({.device = "cuda:1"}));
-  CHECK_FALSE(j.contains("rss_bytes"));
-  CHECK(j["device"] == "cuda:1");  // the context's device string is kept
-  CHECK(j["device_index"] == 1);
-  CHECK(j["allocated_bytes"] == 10);
-  CHECK(j["reserved_bytes"] == 30);
-  CHECK(j["peak_allocated_bytes"] == 20);
-}
-
 TEST_CASE("anomaly lines have anomaly, severity, value, threshold, baseline, detail and level_after") {
   anomaly a{anomaly_kind::performance_degradation, "median 240 below 500", 240.0, 250.0, 500.0};
   a.severity = severity::critical;
@@ -146,20 +111,18 @@ TEST_CASE("anomaly lines have anomaly, severity, value, threshold, baseline, det
   }
 }
 
-TEST_CASE("LSTM, escalation and performance payloads") {
-  json j = parse_line(event(0, 0,
-                            lstm_health_event{.lstm = {.h_norm = 1.5, .c_norm = 120.0, .h_max_abs = 0.9,
-                                                       .c_max_abs = 7.0, .has_nan = false, .has_inf = true},
-                                              .healthy = false},
-                            t0));
-  CHECK(j["h_norm"].get<double>() == 1.5);
-  CHECK(j["c_norm"].get<double>() == 120.0);
-  CHECK(j["h_max_abs"].get<double>() == 0.9);
-  CHECK(j["c_max_abs"].get<double>() == 7.0);
-  CHECK(j["has_nan"] == false);
-  CHECK(j["has_inf"] == true);
-  CHECK(j["healthy"] == false);
+TEST_CASE("non-finite numbers are written as strings, so the line stays JSON and keeps the NaN") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const json j = parse_line(event(5, 0, update_metrics{.loss = nan, .approx_kl = inf, .ratio_min = 0.0}, t0));
+  CHECK(j["loss"] == "nan");
+  CHECK(j["approx_kl"] == "inf");
+  CHECK(j["ratio_min"].get<double>() == 0.0);
+  CHECK(parse_line(event(0, 0, update_metrics{.loss = -inf}, t0))["loss"] == "-inf");
+}
 
+TEST_CASE("escalation, response and performance payloads") {
+  json j;
   j = parse_line(event(0, 4,
                        escalation_start_event{.from = level::normal, .to = level::debug, .epochs = 5,
                                               .reason = "kl_spike"},
@@ -194,74 +157,7 @@ TEST_CASE("LSTM, escalation and performance payloads") {
   CHECK(j["threshold"].get<double>() == 0.1);
 }
 
-TEST_CASE("DEBUG diagnostics are written in full") {
-  layer_gradient_report lr;
-  lr.layers.push_back({.name = "lstm.weight_ih_l0", .numel = 512, .norm = 2.0, .mean = 0.01, .std = 0.1,
-                       .min = -0.5, .max = 0.4, .zero_fraction = 0.95, .small_fraction = 0.96,
-                       .large_fraction = 0.0, .nan_count = 0, .inf_count = 0, .health = 0.2, .dead = true,
-                       .exploding = false});
-  lr.layers.push_back({.name = "head.bias", .numel = 3, .norm = 40.0, .large_fraction = 1.0, .exploding = true});
-  lr.dead_layers = {"lstm.weight_ih_l0"};
-  lr.exploding_layers = {"head.bias"};
-  lr.skipped_without_grad = 2;
-  json j = parse_line(event(3, 0, layer_gradients_event{.report = lr}, t0));
-  REQUIRE(j["layers"].size() == 2);
-  CHECK(j["layers"][0]["name"] == "lstm.weight_ih_l0");
-  CHECK(j["layers"][0]["numel"] == 512);
-  CHECK(j["layers"][0]["zero_fraction"].get<double>() == 0.95);
-  CHECK(j["layers"][0]["dead"] == true);
-  CHECK(j["layers"][1]["norm"].get<double>() == 40.0);
-  CHECK(j["layers"][1]["exploding"] == true);
-  CHECK(j["layers"][0].size() == 15);
-  CHECK(j["dead_layers"] == json::array({"lstm.weight_ih_l0"}));
-  CHECK(j["exploding_layers"] == json::array({"head.bias"}));
-  CHECK(j["skipped_without_grad"] == 2);
-
-  nan_inf_scan_report scan;
-  scan.offenders.push_back({.name = "fc.weight", .weight_nan = false, .weight_inf = false, .grad_nan = true,
-                            .grad_inf = false});
-  scan.max_abs_weight = 3.0;
-  scan.max_abs_grad = std::numeric_limits<double>::quiet_NaN();
-  scan.parameters_scanned = 8;
-  j = parse_line(event(3, 0, nan_inf_scan_event{.report = scan}, t0));
-  REQUIRE(j["offenders"].size() == 1);
-  CHECK(j["offenders"][0]["name"] == "fc.weight");
-  CHECK(j["offenders"][0]["grad_nan"] == true);
-  CHECK(j["offenders"][0]["weight_nan"] == false);
-  CHECK(j["max_abs_weight"].get<double>() == 3.0);
-  CHECK(j["max_abs_grad"] == "nan");
-  CHECK(j["parameters_scanned"] == 8);
-  CHECK(j["clean"] == false);
-  CHECK_FALSE(j.contains("loss_finite"));  // no loss was scanned
-  scan = {};
-  scan.loss_finite = false;
-  j = parse_line(event(3, 0, nan_inf_scan_event{.report = scan}, t0));
-  CHECK(j["loss_finite"] == false);
-  CHECK(j["clean"] == false);
-  scan.loss_finite = true;
-  CHECK(parse_line(event(3, 0, nan_inf_scan_event{.report = scan}, t0))["clean"] == true);
-
-  ratio_diagnostic_report rd;
-  rd.outliers = {{.index = 17, .ratio = 7.5, .action = 2}, {.index = 40, .ratio = 0.05, .action = 0}};
-  rd.mean_abs_logprob_diff = 0.3;
-  rd.max_abs_logprob_diff = 2.0;
-  rd.batch_size = 64;
-  rd.upper = 5.0;
-  rd.lower = 0.1;
-  j = parse_line(event(3, 0, ratio_diagnostic_event{.report = rd}, t0));
-  REQUIRE(j["outliers"].size() == 2);
-  CHECK(j["outliers"][0]["index"] == 17);
-  CHECK(j["outliers"][0]["ratio"].get<double>() == 7.5);
-  CHECK(j["outliers"][0]["action"] == 2);
-  CHECK(j["outliers"][1]["ratio"].get<double>() == 0.05);
-  CHECK(j["batch_size"] == 64);
-  CHECK(j["upper"].get<double>() == 5.0);
-  CHECK(j["lower"].get<double>() == 0.1);
-  CHECK(j["mean_abs_logprob_diff"].get<double>() == 0.3);
-  CHECK(j["max_abs_logprob_diff"].get<double>() == 2.0);
-}
-
-TEST_CASE("epoch summary, profiler trace and phase timings") {
+TEST_CASE("epoch summary") {
   json j = parse_line(event(100, 4,
                             epoch_summary{.performance = 0.75, .updates = 25, .anomalies = 3,
                                           .level_after = level::debug, .metrics = {{"mean_return", 12.5}}},
@@ -274,24 +170,44 @@ TEST_CASE("epoch summary, profiler trace and phase timings") {
   CHECK_FALSE(parse_line(event(0, 0, epoch_summary{}, t0)).contains("performance"));
   CHECK(parse_line(event(0, 0, epoch_summary{}, t0))["metrics"] == json::object());
 
-  j = parse_line(event(7, 0, profiler_trace_event{.path = "/tmp/t.json", .first_step = 3, .steps = 2, .cycle = 1}, t0));
-  CHECK(j["path"] == "/tmp/t.json");
-  CHECK(j["first_step"] == 3);
-  CHECK(j["steps"] == 2);
-  CHECK(j["cycle"] == 1);
+}
 
-  j = parse_line(event(7, 0,
-                       phase_timings_event{.phases = {{.phase = "rollout", .count = 2, .total_s = 3.0, .min_s = 1.0,
-                                                       .max_s = 2.0},
-                                                      {.phase = "update", .count = 1, .total_s = 0.5, .min_s = 0.5,
-                                                       .max_s = 0.5}}},
-                       t0));
-  CHECK(j["phases"]["rollout"]["count"] == 2);
-  CHECK(j["phases"]["rollout"]["total_s"].get<double>() == 3.0);
-  CHECK(j["phases"]["rollout"]["mean_s"].get<double>() == 1.5);
-  CHECK(j["phases"]["rollout"]["min_s"].get<double>() == 1.0);
-  CHECK(j["phases"]["rollout"]["max_s"].get<double>() == 2.0);
-  CHECK(j["phases"]["update"]["mean_s"].get<double>() == 0.5);
+// A payload of the user's: a struct with a name and a describe(); the same
+// writers take it, with no change to simic.
+struct throughput_event {
+  static constexpr std::string_view name = "throughput";
+  double samples_per_s = 0.0;
+  std::uint64_t workers = 0;
+  std::vector<std::string> hosts{};
+  void describe(field_writer& w) const {
+    w.real("samples_per_s", samples_per_s, "throughput");
+    w.count("workers", workers);
+    w.texts("hosts", hosts);
+    w.begin_array("per_worker");
+    for (std::uint64_t i = 0; i < workers; ++i) {
+      w.begin_object();
+      w.integer("id", static_cast<std::int64_t>(i));
+      w.end();
+    }
+    w.end();
+  }
+};
+
+TEST_CASE("a payload of the user's is written like simic's own: keys in describe() order, nested arrays") {
+  const event e(4, 2, throughput_event{.samples_per_s = 1.5e4, .workers = 2, .hosts = {"a", "b"}}, t0);
+  CHECK(e.name() == "throughput");
+  REQUIRE(e.get_if<throughput_event>() != nullptr);
+  CHECK(e.get_if<update_metrics>() == nullptr);
+  const auto oj = to_json(e);
+  std::vector<std::string> keys;
+  for (auto it = oj.begin(); it != oj.end(); ++it) keys.push_back(it.key());
+  CHECK(keys == std::vector<std::string>{"event", "time", "update", "epoch", "samples_per_s", "workers", "hosts",
+                                         "per_worker"});
+  const json j = parse_line(e);
+  CHECK(j["samples_per_s"].get<double>() == 15000.0);
+  CHECK(j["workers"] == 2);
+  CHECK(j["hosts"] == json::array({"a", "b"}));
+  CHECK(j["per_worker"] == json::parse(R"([{"id":0},{"id":1}])"));
 }
 
 TEST_CASE("invalid UTF-8 is replaced, not a failed line") {

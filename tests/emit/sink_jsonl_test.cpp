@@ -64,10 +64,9 @@ parsed_file parse_jsonl(const std::string& text) {
 }
 
 // A payload large enough that a line spans many bytes, so a kill lands inside one.
-layer_gradients_event big_payload() {
-  layer_gradients_event p;
-  for (int i = 0; i < 40; ++i)
-    p.report.layers.push_back({.name = "layer_" + std::to_string(i) + ".weight", .numel = 4096, .norm = 0.1 * i});
+update_metrics big_payload() {
+  update_metrics p;
+  for (int i = 0; i < 400; ++i) p.extra.push_back({"metric_of_layer_" + std::to_string(i) + ".weight", 0.1 * i});
   return p;
 }
 
@@ -151,7 +150,7 @@ TEST_CASE("a process killed with SIGKILL mid-run leaves only complete valid line
     try {
       hub h({.capacity = 64, .overflow = overflow_policy::block});
       h.add_sink(std::make_shared<jsonl_sink>(file));
-      const layer_gradients_event payload = big_payload();
+      const update_metrics payload = big_payload();
       for (std::uint64_t i = 0;; ++i) h.emit(i, 0, payload);
     } catch (...) {
     }
@@ -178,9 +177,9 @@ TEST_CASE("a process killed with SIGKILL mid-run leaves only complete valid line
   // Complete lines are the events 0, 1, 2, ... in order; no hub_stats (never closed).
   bool in_order = true;
   for (std::size_t i = 0; i < pf.lines.size(); ++i)
-    if (pf.lines[i]["update"] != i || pf.lines[i]["layers"].size() != 40) in_order = false;
+    if (pf.lines[i]["update"] != i || pf.lines[i]["extra"].size() != 400) in_order = false;
   CHECK(in_order);
-  CHECK(pf.lines.back()["event"] == "layer_gradients");
+  CHECK(pf.lines.back()["event"] == "update");
   // A partial last line, if any, is not valid JSON on its own and was not counted.
   if (!pf.partial.empty()) CHECK_FALSE(json::accept(pf.partial));
   MESSAGE("complete lines: " << pf.lines.size() << ", partial tail bytes: " << pf.partial.size());
@@ -193,7 +192,7 @@ TEST_CASE("a write that fails part way is cut back off, so no later line is glue
   fs::create_directories(file.parent_path());
   const int code = simic::test::exit_code_with_file_size_limit(50'000, [&] {
     jsonl_sink s(file);
-    const layer_gradients_event payload = big_payload();  // ~12 KB per line
+    const update_metrics payload = big_payload();  // ~12 KB per line
     int failures = 0;
     for (std::uint64_t i = 0; i < 20; ++i) {
       try {
@@ -224,7 +223,7 @@ TEST_CASE("a failing file sink is reported through the hub with its exception ty
       hub h;
       h.set_error_handler([&](const sink_error& e) { reports.push_back(e); });
       h.add_sink(std::make_shared<jsonl_sink>(file));
-      const layer_gradients_event payload = big_payload();
+      const update_metrics payload = big_payload();
       for (std::uint64_t i = 0; i < 10; ++i) h.emit(i, 0, payload);
       h.close();
       c = h.counts();

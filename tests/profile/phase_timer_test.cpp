@@ -6,6 +6,10 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "simic/emit/json.hpp"
+#include "simic/emit/sink_tensorboard.hpp"
 #include "simic/profile/phase_timer.hpp"
 
 using namespace simic;
@@ -180,4 +184,26 @@ TEST_CASE("the steady-clock alias measures real time non-negatively") {
   REQUIRE(e.phases.size() == 1);
   CHECK(e.phases[0].count == 1);
   CHECK(e.phases[0].total_s >= 0.0);
+}
+
+TEST_CASE("phase_timing mean is total over count, 0 when empty") {
+  CHECK(phase_timing{.phase = "x", .count = 4, .total_s = 1.0}.mean_s() == doctest::Approx(0.25));
+  CHECK(phase_timing{.phase = "x"}.mean_s() == 0.0);
+}
+
+TEST_CASE("the phase_timings event: every phase's totals in JSON, total and mean in TensorBoard") {
+  const phase_timings_event pt{.phases = {{.phase = "rollout", .count = 2, .total_s = 3.0, .min_s = 1.0, .max_s = 2.0},
+                                          {.phase = "update", .count = 1, .total_s = 0.5, .min_s = 0.5, .max_s = 0.5}}};
+  const nlohmann::json j = nlohmann::json::parse(to_json_line(event(7, 0, pt)));
+  CHECK(j["event"] == "phase_timings");
+  CHECK(j["phases"]["rollout"]["count"] == 2);
+  CHECK(j["phases"]["rollout"]["total_s"].get<double>() == 3.0);
+  CHECK(j["phases"]["rollout"]["mean_s"].get<double>() == 1.5);
+  CHECK(j["phases"]["rollout"]["min_s"].get<double>() == 1.0);
+  CHECK(j["phases"]["rollout"]["max_s"].get<double>() == 2.0);
+  CHECK(j["phases"]["update"]["mean_s"].get<double>() == 0.5);
+  tensorboard_tally t;
+  CHECK(tensorboard_scalars(event(3, 1, pt), t) ==
+        std::vector<tensorboard_scalar>{{"phases/rollout/total_s", 3.0}, {"phases/rollout/mean_s", 1.5},
+                                        {"phases/update/total_s", 0.5}, {"phases/update/mean_s", 0.5}});
 }

@@ -19,6 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "support/temp_dir.hpp"
+#include "simic/emit/json.hpp"
+#include "simic/emit/sink_tensorboard.hpp"
 #include "simic/profile/profiler.hpp"
 
 using namespace simic;
@@ -182,6 +184,18 @@ TEST_CASE("bad options name themselves") {
   std::ofstream(file) << "x";
   CHECK_THROWS_WITH_AS(profiler({.enabled = true, .dir = file / "sub"}), doctest::Contains(file.c_str()),
                        std::system_error);
+}
+
+TEST_CASE("the profiler_trace event: the file, its steps and cycle in JSON; no TensorBoard scalar") {
+  const profiler_trace_event p{.path = "/tmp/t.json", .first_step = 3, .steps = 2, .cycle = 1};
+  const json j = json::parse(to_json_line(event(7, 0, p)));
+  CHECK(j["event"] == "profiler_trace");
+  CHECK(j["path"] == "/tmp/t.json");
+  CHECK(j["first_step"] == 3);
+  CHECK(j["steps"] == 2);
+  CHECK(j["cycle"] == 1);
+  tensorboard_tally t;
+  CHECK(tensorboard_scalars(event(7, 0, p), t).empty());
 }
 
 // The body of the next test's child process (skipped in ordinary runs; the

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "support/reduction_reference.hpp"
+#include "support/written_event.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/sensors/gradient_health.hpp"
 
@@ -238,4 +239,43 @@ TEST_CASE("gradient_health: bad options and inputs are clear errors") {
   CHECK_THROWS_WITH_AS(gradient_health_sensor<>{o}, doctest::Contains("exploding"), std::invalid_argument);
   const std::vector<at::Tensor> ints{at::ones({2}, at::kLong)};
   CHECK_THROWS_WITH_AS(gradient_health_sensor<>{}.measure(ints), doctest::Contains("dtype"), std::invalid_argument);
+}
+
+TEST_CASE("the gradient_health event: every gradient figure in JSON (NaN and Inf as strings), TensorBoard's tags") {
+  using simic::test::json_of;
+  using simic::test::scalars_of;
+  using simic::test::tags_of;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  gradient_health_event g{.gradients = {.total_norm = nan, .health = 0.0, .min_param_norm = 0.0,
+                                        .max_param_norm = inf, .parameters = 4, .vanishing = 1, .exploding = 2,
+                                        .nan_count = 10, .inf_count = 1}};
+  const auto j = json_of(event(5, 0, g));
+  CHECK(j["event"] == "gradient_health");
+  CHECK(j["total_norm"] == "nan");
+  CHECK(j["max_param_norm"] == "inf");
+  CHECK(j["min_param_norm"].get<double>() == 0.0);
+  CHECK(j["health"].get<double>() == 0.0);
+  CHECK(j["parameters"] == 4);
+  CHECK(j["vanishing"] == 1);
+  CHECK(j["exploding"] == 2);
+  CHECK(j["nan_count"] == 10);
+  CHECK(j["inf_count"] == 1);
+  CHECK_FALSE(j.contains("host_module_ratio"));  // absent unless the host is named
+  CHECK(j.size() == 4 + 9);
+  g.host_module_ratio = 0.25;
+  CHECK(json_of(event(5, 0, g))["host_module_ratio"] == 0.25);
+
+  g.gradients = {.total_norm = 2.5, .health = 0.75, .min_param_norm = 0.1, .max_param_norm = 2.0, .parameters = 4,
+                 .vanishing = 1, .exploding = 0, .nan_count = 3, .inf_count = 0};
+  g.host_module_ratio.reset();
+  const auto gs = scalars_of(event(3, 1, g));
+  // `parameters` is no scalar: it is the model's size, not a figure of health.
+  CHECK(tags_of(gs) == std::vector<std::string>{"gradients/total_norm", "gradients/health", "gradients/min_param_norm",
+                                                "gradients/max_param_norm", "gradients/vanishing",
+                                                "gradients/exploding", "gradients/nan_count", "gradients/inf_count"});
+  CHECK(gs[0].value == 2.5);
+  CHECK(gs[6].value == 3.0);
+  g.host_module_ratio = 0.5;
+  CHECK(scalars_of(event(3, 1, g)).back() == tensorboard_scalar{"gradients/host_module_ratio", 0.5});
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "support/reduction_reference.hpp"
+#include "support/written_event.hpp"
 #include "simic/sensors/lstm_health.hpp"
 
 using namespace simic;
@@ -120,4 +121,24 @@ TEST_CASE("lstm_health rows: bad shapes are rejected naming the argument") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(s.measure_rows(at::ones({2, 2}, at::kLong), at::ones({2, 2})), doctest::Contains("h.dtype"),
                        std::invalid_argument);
+}
+
+TEST_CASE("the lstm_health event: the state's figures and the monitor's verdict in JSON, norms in TensorBoard") {
+  const lstm_health_event l{.lstm = {.h_norm = 1.5, .c_norm = 120.0, .h_max_abs = 0.9, .c_max_abs = 7.0,
+                                     .has_nan = false, .has_inf = true, .elements = 64},
+                            .healthy = false};
+  const auto j = simic::test::json_of(event(0, 0, l));
+  CHECK(j["event"] == "lstm_health");
+  CHECK(j["h_norm"].get<double>() == 1.5);
+  CHECK(j["c_norm"].get<double>() == 120.0);
+  CHECK(j["h_max_abs"].get<double>() == 0.9);
+  CHECK(j["c_max_abs"].get<double>() == 7.0);
+  CHECK(j["has_nan"] == false);
+  CHECK(j["has_inf"] == true);
+  CHECK(j["healthy"] == false);
+  CHECK_FALSE(j.contains("elements"));  // carried between ranks, not written
+  CHECK(j.size() == 4 + 7);
+  CHECK(simic::test::scalars_of(event(3, 1, l)) ==
+        std::vector<tensorboard_scalar>{{"lstm/h_norm", 1.5}, {"lstm/c_norm", 120.0}, {"lstm/h_max_abs", 0.9},
+                                        {"lstm/c_max_abs", 7.0}, {"lstm/healthy", 0.0}});
 }

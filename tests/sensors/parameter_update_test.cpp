@@ -83,7 +83,7 @@ TEST_CASE("parameter_update: half precision, named parameters with the filter, a
 
   torch::nn::Linear lin(4, 3);
   std::vector<std::pair<std::string, at::Tensor>> named{{"lin.weight", lin->weight}, {"lin.bias", lin->bias}};
-  parameter_update_sensor only_weight(param_filter().include("*.weight"));
+  parameter_update_sensor only_weight({.filter = param_filter().include("*.weight")});
   CHECK_FALSE(only_weight.measure(named).has_value());
   CHECK(only_weight.tensors() == 1);
   const at::Tensor before = lin->weight.detach().clone();

@@ -16,11 +16,18 @@
 #include <vector>
 
 #include "simic/emit/sink_memory.hpp"
-#include "simic/session.hpp"
+#include "simic/presets/ppo_session.hpp"
 
 using namespace simic;
 
 namespace {
+
+// The PPO preset's session and its sensors, by the names the tests read them with.
+using tel_t = ppo_session<>;
+using grads_t = gradient_health_sensor<>;
+using layers_t = layer_gradient_sensor<>;
+using scan_t = nan_inf_scanner<>;
+using lstm_t = lstm_health_sensor<>;
 
 // Two "host" layers and one "module" layer with gradients set by hand.
 struct net {
@@ -68,8 +75,7 @@ struct fixture {
 TEST_CASE("session: gradient health, update ratio and the host/module ratio against float64 references") {
   fixture f;
   session_options o;
-  o.host = param_filter().include("host.*");
-  session<> tel(o, f.n.params, {f.sink});
+  tel_t tel(o, f.n.params, {f.sink}, gradient_health_options{.host = param_filter().include("host.*")});
   signals s;
   const check_result& r = tel.step(s);
   CHECK(r.resp.act == action::proceed);
@@ -82,8 +88,8 @@ TEST_CASE("session: gradient health, update ratio and the host/module ratio agai
   // (module norm / sqrt(12)) / (host norm / sqrt(16))
   const double host = std::sqrt(std::pow(norm64(f.n.grad(0)), 2) + std::pow(norm64(f.n.grad(1)), 2));
   const double want = (norm64(f.n.grad(2)) / std::sqrt(12.0)) / (host / std::sqrt(16.0));
-  REQUIRE(tel.last_host_module_ratio().has_value());
-  CHECK(*tel.last_host_module_ratio() == doctest::Approx(want).epsilon(1e-12));
+  REQUIRE(tel.sensor<grads_t>().last_host_module_ratio().has_value());
+  CHECK(*tel.sensor<grads_t>().last_host_module_ratio() == doctest::Approx(want).epsilon(1e-12));
 
   // the optimizer moves one weight: the next step reads ||delta|| / ||theta||
   std::vector<at::Tensor> before;
@@ -107,21 +113,21 @@ TEST_CASE("session: gradient health, update ratio and the host/module ratio agai
   CHECK(gh[0]->get_if<gradient_health_event>()->gradients.total_norm == doctest::Approx(total).epsilon(1e-12));
   CHECK(*gh[0]->get_if<gradient_health_event>()->host_module_ratio == doctest::Approx(want).epsilon(1e-12));
   CHECK(names(ev)["update"] == 2);
-  CHECK(tel.counts().gradient_health == 2);
-  CHECK(tel.counts().update_ratio == 2);
-  CHECK(tel.counts().host_module_ratio == 2);
+  CHECK(tel.sensor<grads_t>().measurements() == 2);
+  CHECK(tel.sensor<parameter_update_sensor>().measurements() == 2);
+  CHECK(tel.sensor<grads_t>().host_module_ratios() == 2);
 }
 
 TEST_CASE("session: without host parameters no ratio; a filter narrows what is read") {
   fixture f;
   session_options o;
   o.watch = param_filter().exclude("seed.*");
-  session<> tel(o, f.n.params, {f.sink});
+  tel_t tel(o, f.n.params, {f.sink});
   tel.step({});
   CHECK(tel.watched().size() == 2);
   CHECK(tel.last_signals().gradients->parameters == 2);
-  CHECK_FALSE(tel.last_host_module_ratio().has_value());
-  CHECK(tel.counts().host_module_ratio == 0);
+  CHECK_FALSE(tel.sensor<grads_t>().last_host_module_ratio().has_value());
+  CHECK(tel.sensor<grads_t>().host_module_ratios() == 0);
 }
 
 TEST_CASE("session: gradient_interval: gradients are read in updates 1, 1 + N, ... (below, at, above N)") {
@@ -129,8 +135,7 @@ TEST_CASE("session: gradient_interval: gradients are read in updates 1, 1 + N, .
     INFO("gradient_interval " << every);
     fixture f;
     session_options o;
-    o.config.gradient_interval = every;
-    session<> tel(o, f.n.params, {f.sink});
+    tel_t tel(o, f.n.params, {f.sink}, gradient_health_options{.every = every});
     std::vector<std::uint64_t> read;
     for (int u = 1; u <= 7; ++u) {
       tel.begin_update();
@@ -151,8 +156,7 @@ TEST_CASE("session: gradient_interval: gradients are read in updates 1, 1 + N, .
 TEST_CASE("session: memory_interval: RSS in updates 1, 1 + N, ...; none below NORMAL") {
   fixture f;
   session_options o;
-  o.config.memory_interval = 3;
-  session<> tel(o, f.n.params, {f.sink});
+  tel_t tel(o, f.n.params, {f.sink}, memory_sensor_options{.every = 3});
   for (int u = 1; u <= 7; ++u) {
     tel.begin_update();
     tel.step({});
@@ -167,7 +171,7 @@ TEST_CASE("session: memory_interval: RSS in updates 1, 1 + N, ...; none below NO
   CHECK(mem[0]->update() == 1);
   CHECK(mem[1]->update() == 4);
   CHECK(mem[2]->update() == 7);
-  CHECK(tel.counts().memory == 3);
+  CHECK(tel.sensor<memory_sensor>().measurements() == 3);
   // The resident set against the kernel's own VmRSS line (kB), read now.
   std::ifstream status("/proc/self/status");
   double vm_rss = 0.0;
@@ -197,29 +201,33 @@ TEST_CASE("session: DEBUG diagnostics at DEBUG only, each behind its switch") {
   fixture f;
   at::Tensor ratio = torch::tensor({1.0, 7.0, 0.05}), old_lp = torch::zeros({3}), new_lp = ratio.log(),
              actions = torch::tensor({0, 1, 2});
-  step_extras x{.loss = torch::tensor(0.5), .ratio = ratio, .old_log_prob = old_lp, .new_log_prob = new_lp,
-                .actions = actions};
+  const step_loss loss{torch::tensor(0.5)};
+  const ratio_batch batch{.ratio = ratio, .old_log_prob = old_lp, .new_log_prob = new_lp, .actions = actions};
   SUBCASE("NORMAL: none") {
-    session<> tel({}, f.n.params, {f.sink});
-    tel.step({}, x);
-    CHECK_FALSE(tel.last_diagnostics().layers.has_value());
-    CHECK_FALSE(tel.last_diagnostics().scan.has_value());
-    CHECK_FALSE(tel.last_diagnostics().ratio.has_value());
+    tel_t tel({}, f.n.params, {f.sink});
+    tel.step({}, loss, batch);
+    CHECK_FALSE(tel.sensor<layers_t>().last().has_value());
+    CHECK_FALSE(tel.sensor<scan_t>().last().has_value());
+    CHECK_FALSE(tel.sensor<ratio_diagnostic_sensor>().last().has_value());
   }
   SUBCASE("DEBUG: all three, matching the sensors read directly") {
     session_options o;
     o.config.configured = level::debug;
-    session<> tel(o, f.n.params, {f.sink});
-    tel.step({}, x);
-    const step_diagnostics& d = tel.last_diagnostics();
-    REQUIRE(d.layers.has_value());
-    REQUIRE(d.layers->layers.size() == 3);
-    CHECK(d.layers->layers[2].norm == doctest::Approx(norm64(f.n.grad(2))).epsilon(1e-12));
-    REQUIRE(d.scan.has_value());
-    CHECK(d.scan->clean());
-    CHECK(d.scan->loss_finite == std::optional<bool>(true));
-    REQUIRE(d.ratio.has_value());
-    CHECK(d.ratio->outliers.size() == 2);  // 7 > 5 and 0.05 < 0.1
+    tel_t tel(o, f.n.params, {f.sink});
+    tel.step({}, loss, batch);
+    const auto& layers = tel.sensor<layers_t>().last();
+    REQUIRE(layers.has_value());
+    REQUIRE(layers->layers.size() == 3);
+    CHECK(layers->layers[2].norm == doctest::Approx(norm64(f.n.grad(2))).epsilon(1e-12));
+    const auto& scan = tel.sensor<scan_t>().last();
+    REQUIRE(scan.has_value());
+    CHECK(scan->clean());
+    CHECK(scan->loss_finite == std::optional<bool>(true));
+    const auto& ratio_report = tel.sensor<ratio_diagnostic_sensor>().last();
+    REQUIRE(ratio_report.has_value());
+    CHECK(ratio_report->outliers.size() == 2);  // 7 > 5 and 0.05 < 0.1
+    CHECK(ratio_report->above == 1);
+    CHECK(ratio_report->below == 1);
     tel.close();
     auto n = names(f.sink->events());
     CHECK(n["layer_gradients"] == 1);
@@ -229,12 +237,12 @@ TEST_CASE("session: DEBUG diagnostics at DEBUG only, each behind its switch") {
   SUBCASE("DEBUG with the switches off") {
     session_options o;
     o.config.configured = level::debug;
-    o.config.debug = {.per_layer_gradients = false, .nan_inf_scan = true, .ratio_diagnostic = false};
-    session<> tel(o, f.n.params, {f.sink});
-    tel.step({}, x);
-    CHECK_FALSE(tel.last_diagnostics().layers.has_value());
-    CHECK(tel.last_diagnostics().scan.has_value());
-    CHECK_FALSE(tel.last_diagnostics().ratio.has_value());
+    tel_t tel(o, f.n.params, {f.sink}, layer_gradient_options{.enabled = false},
+              ratio_diagnostic_options{.enabled = false});
+    tel.step({}, loss, batch);
+    CHECK_FALSE(tel.sensor<layers_t>().last().has_value());
+    CHECK(tel.sensor<scan_t>().last().has_value());
+    CHECK_FALSE(tel.sensor<ratio_diagnostic_sensor>().last().has_value());
   }
 }
 
@@ -242,7 +250,7 @@ TEST_CASE("session: a NaN gradient: skip, escalation start, DEBUG for escalation
   fixture f;
   session_options o;
   o.config.escalation_epochs = 2;
-  session<> tel(o, f.n.params, {f.sink});
+  tel_t tel(o, f.n.params, {f.sink});
   signals s;
   s.progress = training_progress(1, 100);
   f.n.grad(0)[0] = std::nan("");
@@ -250,7 +258,7 @@ TEST_CASE("session: a NaN gradient: skip, escalation start, DEBUG for escalation
   const check_result& r = tel.step(s);
   CHECK(r.resp.act == action::skip_step);
   CHECK(tel.level() == level::debug);
-  CHECK(tel.last_diagnostics().scan.has_value());  // the escalating check's own diagnostics
+  CHECK(tel.sensor<scan_t>().last().has_value());  // the escalating check's own diagnostics
   f.n.grad(0)[0] = 0.0;
   tel.end_epoch(1.0);  // one tick left
   CHECK(tel.level() == level::debug);
@@ -284,7 +292,7 @@ TEST_CASE("session: consecutive skips up to the limit, then stop with its cause"
   fixture f;
   session_options o;
   o.max_consecutive_skips = 2;
-  session<> tel(o, f.n.params, {f.sink});
+  tel_t tel(o, f.n.params, {f.sink});
   f.n.grad(1)[0] = std::numeric_limits<double>::infinity();
   CHECK(tel.step({}).resp.act == action::skip_step);
   const check_result& r = tel.step({});
@@ -299,11 +307,11 @@ TEST_CASE("session: consecutive skips up to the limit, then stop with its cause"
 
 TEST_CASE("session: the rollout's LSTM state: the least healthy row reaches the next check, once") {
   fixture f;
-  session<> tel({}, f.n.params, {f.sink});
+  tel_t tel({}, f.n.params, {f.sink});
   at::Tensor h = torch::full({3, 4}, 0.5), c = torch::full({3, 4}, 0.5);
   c[1].fill_(1e3);  // RMS 1000 > 100: unhealthy
-  tel.lstm_state(h, c);
-  CHECK(tel.counts().lstm_health == 3);
+  tel.feed(lstm_state{h, c});
+  CHECK(tel.sensor<lstm_t>().measurements() == 3);
   const check_result& r = tel.step({});
   CHECK(r.report.has(anomaly_kind::lstm_unhealthy));
   REQUIRE(tel.last_signals().lstm.has_value());
@@ -318,7 +326,7 @@ TEST_CASE("session: the rollout's LSTM state: the least healthy row reaches the 
 
 TEST_CASE("session: rollout figures and an epoch's performance reach the next check; the caller's win") {
   fixture f;
-  session<> tel({}, f.n.params, {f.sink});
+  tel_t tel({}, f.n.params, {f.sink});
   const training_progress p(1, 10);
   tel.end_rollout({.reward_rate = 0.25, .explained_variance = 0.5});
   signals s;
@@ -345,14 +353,14 @@ TEST_CASE("session: rollout figures and an epoch's performance reach the next ch
 
 TEST_CASE("session: bad input throws before anything is read or consumed") {
   fixture f;
-  session<> tel({}, f.n.params, {f.sink});
+  tel_t tel({}, f.n.params, {f.sink});
   tel.end_rollout({.reward_rate = 0.25});  // a reward rate needs progress
   at::Tensor h = torch::ones({1, 4}), c = torch::ones({1, 4});
-  tel.lstm_state(h, c);
+  tel.feed(lstm_state{h, c});
   CHECK_THROWS_WITH_AS(tel.step({}), doctest::Contains("progress is required"), std::invalid_argument);
-  CHECK(tel.counts().checks == 0);
-  CHECK(tel.counts().gradient_health == 0);
-  CHECK(tel.counts().update_ratio == 0);
+  CHECK(tel.checks() == 0);
+  CHECK(tel.sensor<grads_t>().measurements() == 0);
+  CHECK(tel.sensor<parameter_update_sensor>().measurements() == 0);
   CHECK(tel.update() == 0);
   signals s;
   s.progress = training_progress(1, 2);
@@ -360,10 +368,10 @@ TEST_CASE("session: bad input throws before anything is read or consumed") {
   CHECK(tel.last_signals().reward_rate == std::optional<double>(0.25));
   CHECK(tel.last_signals().lstm.has_value());
   CHECK_FALSE(tel.last_signals().update_ratio.has_value());  // the sensor's first read
-  CHECK_THROWS_WITH_AS(session<>({}, f.n.params, std::shared_ptr<hub>()), doctest::Contains("hub"),
+  CHECK_THROWS_WITH_AS(tel_t({}, f.n.params, std::shared_ptr<hub>()), doctest::Contains("hub"),
                        std::invalid_argument);
   std::vector<std::pair<std::string, at::Tensor>> undefined{{"w", at::Tensor()}};
-  CHECK_THROWS_WITH_AS(session<>({}, undefined), doctest::Contains("parameter w"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(tel_t({}, undefined), doctest::Contains("parameter w"), std::invalid_argument);
 }
 
 TEST_CASE("session: OFF reads nothing; no sinks builds no events; a shared hub stays open") {
@@ -371,31 +379,31 @@ TEST_CASE("session: OFF reads nothing; no sinks builds no events; a shared hub s
   SUBCASE("OFF") {
     session_options o;
     o.config.configured = level::off;
-    session<> tel(o, f.n.params, {f.sink});
+    tel_t tel(o, f.n.params, {f.sink});
     tel.monitor().cfg().set_level(level::normal);
     tel.step({});
-    CHECK(tel.last_gradients().has_value());
+    CHECK(tel.sensor<grads_t>().last().has_value());
     tel.monitor().cfg().set_level(level::off);  // no figures of the earlier step stay
-    tel.lstm_state(torch::ones({1, 2}), torch::ones({1, 2}));
+    tel.feed(lstm_state{torch::ones({1, 2}), torch::ones({1, 2})});
     tel.step({});
-    CHECK_FALSE(tel.last_gradients().has_value());
+    CHECK_FALSE(tel.sensor<grads_t>().last().has_value());
     CHECK_FALSE(tel.last_signals().gradients.has_value());
-    CHECK(tel.counts().gradient_health == 1);
-    CHECK(tel.counts().lstm_health == 0);
-    CHECK(tel.counts().update_ratio == 1);
-    CHECK(tel.counts().checks == 2);
+    CHECK(tel.sensor<grads_t>().measurements() == 1);
+    CHECK(tel.sensor<lstm_t>().measurements() == 0);
+    CHECK(tel.sensor<parameter_update_sensor>().measurements() == 1);
+    CHECK(tel.checks() == 2);
   }
   SUBCASE("no sinks") {
-    session<> tel({}, f.n.params);
+    tel_t tel({}, f.n.params);
     tel.step({});
-    CHECK(tel.counts().gradient_health == 1);
+    CHECK(tel.sensor<grads_t>().measurements() == 1);
     CHECK(tel.close().emitted == 0);
   }
   SUBCASE("shared hub") {
     auto h = std::make_shared<hub>();
     h->add_sink(f.sink);
     {
-      session<> tel({}, f.n.params, h);
+      tel_t tel({}, f.n.params, h);
       tel.step({});
       tel.close();
       CHECK(f.sink->size() >= 2);  // flushed: gradient health, update
@@ -406,27 +414,26 @@ TEST_CASE("session: OFF reads nothing; no sinks builds no events; a shared hub s
 
 TEST_CASE("session: async gradient reads give the sync figures") {
   fixture f;
-  session_options o;
-  o.read = gradient_read::async;
-  session<> a(o, f.n.params);
-  session<> b({}, f.n.params);
-  a.enqueue_gradients();
+  const gradient_health_options async{.read = gradient_read::async};
+  tel_t a({}, f.n.params, {}, async);
+  tel_t b({}, f.n.params);
+  a.enqueue();
   a.step({});
   b.step({});
   CHECK(a.last_signals().gradients->total_norm == b.last_signals().gradients->total_norm);
-  CHECK(a.counts().gradient_health == 1);
+  CHECK(a.sensor<grads_t>().measurements() == 1);
   a.step({});  // not enqueued: read in step()
-  CHECK(a.counts().gradient_health == 2);
+  CHECK(a.sensor<grads_t>().measurements() == 2);
   // every second update: an enqueue before an update without a read enqueues nothing
-  session_options every2 = o;
-  every2.config.gradient_interval = 2;
-  session<> c(every2, f.n.params);
+  gradient_health_options every2 = async;
+  every2.every = 2;
+  tel_t c({}, f.n.params, {}, every2);
   for (int k = 1; k <= 4; ++k) {
-    c.enqueue_gradients();
+    c.enqueue();
     c.step({});
     CHECK(c.last_signals().gradients.has_value() == (k % 2 == 1));
   }
-  CHECK(c.counts().gradient_health == 2);
+  CHECK(c.sensor<grads_t>().measurements() == 2);
 }
 
 TEST_CASE("session: a monitor holding lstm_bounds fed no LSTM state says so") {

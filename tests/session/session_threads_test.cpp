@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "simic/sensors/lstm_health.hpp"
 #include "simic/session.hpp"
 #include "support/holding_detector.hpp"
 
@@ -24,7 +25,7 @@ TEST_CASE("session: a per-update call while another thread is in step() throws s
     MESSAGE("thread checks are compiled out (NDEBUG): nothing to test");
     return;
   }
-  session<monitor<holding_detector>> tel({}, no_parameters);
+  session<monitor<holding_detector>, lstm_health_sensor<>> tel({}, no_parameters);
   std::latch entered(1), release(1);
   tel.monitor().get<holding_detector>().entered = &entered;
   tel.monitor().get<holding_detector>().release = &release;
@@ -34,22 +35,22 @@ TEST_CASE("session: a per-update call while another thread is in step() throws s
   entered.wait();  // `first` is inside step() now, and stays there
   CHECK_THROWS_WITH_AS(tel.step(s), overlap_message("step").c_str(), std::logic_error);
   CHECK_THROWS_WITH_AS(tel.begin_update(), overlap_message("begin_update").c_str(), std::logic_error);
-  CHECK_THROWS_WITH_AS(tel.lstm_state(at::ones({1, 4}), at::ones({1, 4})), overlap_message("lstm_state").c_str(),
+  CHECK_THROWS_WITH_AS(tel.feed(lstm_state{at::ones({1, 4}), at::ones({1, 4})}), overlap_message("feed").c_str(),
                        std::logic_error);
   CHECK_THROWS_WITH_AS(tel.end_rollout({.reward_rate = 1.0}), overlap_message("end_rollout").c_str(),
                        std::logic_error);
-  CHECK_THROWS_WITH_AS(tel.enqueue_gradients(), overlap_message("enqueue_gradients").c_str(), std::logic_error);
+  CHECK_THROWS_WITH_AS(tel.enqueue(), overlap_message("enqueue").c_str(), std::logic_error);
   CHECK_THROWS_WITH_AS(tel.end_epoch(1.0), overlap_message("end_epoch").c_str(), std::logic_error);
   release.count_down();
   first.join();
   // Only `first`'s step ran; nothing of the refused calls was kept.
-  CHECK(tel.counts().checks == 1);
-  CHECK(tel.counts().lstm_health == 0);
+  CHECK(tel.checks() == 1);
+  CHECK(tel.sensor<lstm_health_sensor<>>().measurements() == 0);
   CHECK(tel.update() == 1);
   CHECK(tel.epochs() == 0);
   // Released: this thread may use it now.
   CHECK(tel.step(s).report.empty());
-  CHECK(tel.counts().checks == 2);
+  CHECK(tel.checks() == 2);
   CHECK_NOTHROW(tel.end_epoch(1.0));
   CHECK(tel.epochs() == 1);
 }

@@ -13,7 +13,7 @@
 
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_memory.hpp"
-#include "simic/session.hpp"
+#include "simic/presets/ppo_session.hpp"
 
 using namespace simic;
 
@@ -58,7 +58,7 @@ TEST_CASE("session: close_deadline bounds close() on a hung sink; the rest is co
   o.close_deadline = std::chrono::milliseconds(100);
   hub_counts c;
   {
-    session<> tel(o, no_parameters, {mem, stuck});
+    ppo_session<> tel(o, no_parameters, {mem, stuck});
     for (int i = 0; i < 4; ++i) tel.emit(update_metrics{.loss = 1.0 * i});
     const auto t0 = std::chrono::steady_clock::now();
     c = tel.close();
@@ -76,8 +76,8 @@ TEST_CASE("session: close_deadline bounds close() on a hung sink; the rest is co
 TEST_CASE("session: bad deadlines name themselves") {
   session_options o;
   o.close_deadline = std::chrono::milliseconds(-5);
-  CHECK_THROWS_WITH_AS(session<>(o, no_parameters), doctest::Contains("close_deadline = -5"), std::invalid_argument);
-  session<> tel(session_options{}, no_parameters);
+  CHECK_THROWS_WITH_AS(ppo_session<>(o, no_parameters), doctest::Contains("close_deadline = -5"), std::invalid_argument);
+  ppo_session<> tel(session_options{}, no_parameters);
   CHECK_THROWS_WITH_AS(tel.close(std::chrono::milliseconds(-1)), doctest::Contains("deadline = -1"),
                        std::invalid_argument);
   CHECK(tel.close(std::chrono::milliseconds(0)) == hub_counts{});
@@ -87,14 +87,14 @@ TEST_CASE("session: stop_on_signals is opt-in; with it SIGTERM is a stop request
   signal_guard::reset();
   ::signal(SIGTERM, SIG_DFL);
   {
-    session<> plain(session_options{}, no_parameters);
+    ppo_session<> plain(session_options{}, no_parameters);
     CHECK((handler_of(SIGTERM) == SIG_DFL));  // nothing installed unasked
     CHECK_FALSE(plain.stop_requested());
   }
   session_options o;
   o.stop_on_signals = true;
   {
-    session<> tel(o, no_parameters);
+    ppo_session<> tel(o, no_parameters);
     CHECK((handler_of(SIGTERM) != SIG_DFL));
     CHECK_FALSE(tel.stop_requested());
     REQUIRE(std::raise(SIGTERM) == 0);  // without the guard this would end the test program
@@ -103,7 +103,7 @@ TEST_CASE("session: stop_on_signals is opt-in; with it SIGTERM is a stop request
   }
   CHECK((handler_of(SIGTERM) == SIG_DFL));
   {
-    session<> plain(session_options{}, no_parameters);
+    ppo_session<> plain(session_options{}, no_parameters);
     CHECK_FALSE(plain.stop_requested());  // a caught signal is not this session's unless it asked
     CHECK(plain.stop_signal() == 0);
   }

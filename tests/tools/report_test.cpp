@@ -112,18 +112,18 @@ TEST_CASE("each anomaly goes to the chart of its signal, the rest to performance
 TEST_CASE("steps are placed inside their update; bounds come from the thresholds") {
   const rep::run r = parse_text(small_run());
   // Update 1 has 2 steps: x = 0.5 and 1.0; update 2 the same at 1.5 and 2.0.
-  REQUIRE(r.kl.points.size() == 4);
-  CHECK(r.kl.points[0].x == doctest::Approx(0.5));
-  CHECK(r.kl.points[1].x == doctest::Approx(1.0));
-  CHECK(r.kl.points[2].x == doctest::Approx(1.5));
-  CHECK(r.kl.points[3].y == doctest::Approx(0.02));
-  REQUIRE(r.grad_norm.points.size() == 2);
-  CHECK(r.grad_norm.nonfinite == 1);
-  CHECK(std::isnan(r.grad_norm.points[1].y));
-  REQUIRE(r.performance.points.size() == 2);
-  CHECK(r.performance.points[1].x == 2.0);
-  CHECK(r.performance.points[1].y == 35.0);
-  CHECK(r.h_norm.points.size() == 1);
+  REQUIRE(r.figure("approx_kl").points.size() == 4);
+  CHECK(r.figure("approx_kl").points[0].x == doctest::Approx(0.5));
+  CHECK(r.figure("approx_kl").points[1].x == doctest::Approx(1.0));
+  CHECK(r.figure("approx_kl").points[2].x == doctest::Approx(1.5));
+  CHECK(r.figure("approx_kl").points[3].y == doctest::Approx(0.02));
+  REQUIRE(r.figure("total_norm").points.size() == 2);
+  CHECK(r.figure("total_norm").nonfinite == 1);
+  CHECK(std::isnan(r.figure("total_norm").points[1].y));
+  REQUIRE(r.figure("performance").points.size() == 2);
+  CHECK(r.figure("performance").points[1].x == 2.0);
+  CHECK(r.figure("performance").points[1].y == 35.0);
+  CHECK(r.figure("h_norm").points.size() == 1);
   CHECK(r.ratio_upper == 4.0);                                      // from the anomaly
   CHECK(r.ratio_lower == simic::defaults::ratio_collapse);          // none in the file
   CHECK(r.kl_spike == 0.2);
@@ -232,7 +232,7 @@ TEST_CASE("a partial last line (no newline) is ignored; one with its newline is 
   // A complete last line without newline is kept.
   const rep::run r2 = parse_text(good + "{\"event\":\"update\",\"update\":2,\"epoch\":2,\"loss\":1}");
   CHECK_FALSE(r2.partial_last_line);
-  CHECK(r2.loss.points.size() == 2);
+  CHECK(r2.figure("loss").points.size() == 2);
 }
 
 TEST_CASE("files: a missing input and an unwritable output name their path") {
@@ -304,10 +304,18 @@ TEST_CASE("page data: series decimated to max_points, non-finite values as strin
       text += "{\"event\":\"update\",\"update\":" + std::to_string(u) + ",\"epoch\":1,\"approx_kl\":" +
               (u == 150 && k == 3 ? std::string("\"nan\"") : std::to_string(0.001 * ((u * 8 + k) % 17))) + "}\n";
   const rep::run r = parse_text(text);
-  CHECK(r.kl.points.size() == 2400);
+  CHECK(r.figure("approx_kl").points.size() == 2400);
   const auto data = rep::page_data(r, {.title = "", .max_points = 500});
-  const auto& kl = data["charts"][3];
-  REQUIRE(kl["id"] == "kl");
+  const auto& charts = data["charts"];
+  const auto kl_at = std::find_if(charts.begin(), charts.end(), [](const auto& c) { return c["id"] == "kl"; });
+  REQUIRE(kl_at != charts.end());
+  const auto& kl = *kl_at;
+  // The charts in page order, each signal on the chart its descriptor names (core/signals.hpp).
+  std::vector<std::string> ids;
+  for (const auto& c : charts) ids.push_back(c["id"]);
+  CHECK(ids == std::vector<std::string>{"performance", "loss", "gradient", "health", "kl", "ratio", "policy", "lstm"});
+  REQUIRE(kl["series"].size() == 1);
+  CHECK(kl["series"][0]["name"] == "approx_kl");
   const auto& pts = kl["series"][0]["points"];
   CHECK(pts.size() <= 501);
   CHECK(std::count_if(pts.begin(), pts.end(), [](const auto& p) { return p[1] == "nan"; }) == 1);

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic::report {
@@ -89,10 +90,17 @@ struct run {
   std::set<std::uint64_t> updates;  // distinct update numbers of every line
   std::optional<double> first_time, last_time;
 
-  // Per optimizer step (x = update - 1 + (k + 1) / n for the k-th of n steps).
-  series loss, kl, ratio_max, ratio_min, entropy, explained_variance, grad_norm, grad_health;
-  // Per update (x = update).
-  series performance, h_norm, c_norm, h_max_abs, c_max_abs;
+  // The drawn signal figures by name (core/signals.hpp's descriptors with a
+  // chart): per optimizer step those of the update and gradient_health
+  // events (x = update - 1 + (k + 1) / n for the k-th of n steps), per update
+  // the LSTM state's and the epoch's performance (x = update).
+  std::map<std::string, series, std::less<>> figures;
+  // A figure's series (empty when the file has none).
+  const series& figure(std::string_view name) const {
+    static const series none{};
+    const auto it = figures.find(name);
+    return it == figures.end() ? none : it->second;
+  }
 
   std::vector<anomaly_mark> anomalies;
   std::vector<period> escalations;
@@ -209,7 +217,8 @@ inline void add_point(series& s, double x, std::optional<double> y) {
 inline run parse(std::istream& in, const std::string& name) {
   run r;
   r.source = name;
-  detail::stepped loss, kl, rmax, rmin, ent, ev, steps, gnorm, ghealth;
+  std::map<std::string, detail::stepped, std::less<>> per_step;  // figures drawn per optimizer step
+  detail::stepped steps;
   std::map<std::pair<std::uint64_t, std::size_t>, step_mark> skips;  // keyed by (update, step)
   std::optional<std::pair<std::uint64_t, std::size_t>> stop_key;
   std::optional<period> open;
@@ -260,12 +269,11 @@ inline run parse(std::istream& in, const std::string& name) {
     const double xu = static_cast<double>(u);
 
     if (ev_name == "update") {
-      loss.add(u, detail::number(j, "loss", where));
-      kl.add(u, detail::number(j, "approx_kl", where));
-      rmax.add(u, detail::number(j, "ratio_max", where));
-      rmin.add(u, detail::number(j, "ratio_min", where));
-      ent.add(u, detail::number(j, "entropy", where));
-      ev.add(u, detail::number(j, "explained_variance", where));
+      for (const scalar_signal& f : scalar_signals)
+        if (f.step_record && !f.chart.empty())
+          per_step[std::string(f.name())].add(u, detail::number(j, std::string(f.name()).c_str(), where));
+      const std::string entropy(signal_set::name(signal_set::entropy));  // the heads' mean, in the record
+      per_step[entropy].add(u, detail::number(j, entropy.c_str(), where));
       const std::size_t k = steps.add(u, 0.0);
       if (const auto ex = j.find("extra"); ex != j.end() && ex->is_object()) {
         const auto skipped = detail::number(*ex, "skipped_step", where + " (extra)");
@@ -277,15 +285,15 @@ inline run parse(std::istream& in, const std::string& name) {
         if (stopped && *stopped != 0.0 && !stop_key) stop_key = {u, k};
       }
     } else if (ev_name == "gradient_health") {
-      gnorm.add(u, detail::number(j, "total_norm", where));
-      ghealth.add(u, detail::number(j, "health", where));
+      for (const auto& m : gradient_members)
+        if (!m.chart.empty()) per_step[std::string(m.name)].add(u, detail::number(j, std::string(m.name).c_str(), where));
     } else if (ev_name == "lstm_health") {
-      detail::add_point(r.h_norm, xu, detail::number(j, "h_norm", where));
-      detail::add_point(r.c_norm, xu, detail::number(j, "c_norm", where));
-      detail::add_point(r.h_max_abs, xu, detail::number(j, "h_max_abs", where));
-      detail::add_point(r.c_max_abs, xu, detail::number(j, "c_max_abs", where));
+      for (const auto& m : lstm_members)
+        if (!m.chart.empty())
+          detail::add_point(r.figures[std::string(m.name)], xu, detail::number(j, std::string(m.name).c_str(), where));
     } else if (ev_name == "epoch_summary") {
-      detail::add_point(r.performance, xu, detail::number(j, "performance", where));
+      const std::string performance(signal_set::name(signal_set::performance));
+      detail::add_point(r.figures[performance], xu, detail::number(j, performance.c_str(), where));
     } else if (ev_name == "anomaly") {
       anomaly_mark a;
       a.update = u;
@@ -345,14 +353,7 @@ inline run parse(std::istream& in, const std::string& name) {
     open->to = r.last_update();
     r.escalations.push_back(*open);
   }
-  loss.place_into(r.loss);
-  kl.place_into(r.kl);
-  rmax.place_into(r.ratio_max);
-  rmin.place_into(r.ratio_min);
-  ent.place_into(r.entropy);
-  ev.place_into(r.explained_variance);
-  gnorm.place_into(r.grad_norm);
-  ghealth.place_into(r.grad_health);
+  for (auto& [name, st] : per_step) st.place_into(r.figures[name]);
   for (auto& [key, m] : skips) {
     m.x = steps.x_of(key.first, key.second);
     if (stop_key && *stop_key == key) continue;  // the stopping step is drawn as the stop
@@ -480,31 +481,43 @@ inline nlohmann::json page_data(const run& r, const options& o) {
     std::snprintf(buf, sizeof buf, "%g", v);
     return std::string(buf);
   };
+  // The series of chart `id`: the signal figures whose descriptor names it
+  // (core/signals.hpp), in descriptor order.
+  auto figures_of = [&](std::string_view id) {
+    json out = json::array();
+    if (id == "policy") out.push_back(s("entropy", "#8c564b", r.figure(signal_set::name(signal_set::entropy))));
+    if (id == "performance")
+      out.push_back(s("performance", "#1f77b4", r.figure(signal_set::name(signal_set::performance))));
+    for (const scalar_signal& f : scalar_signals)
+      if (f.step_record && f.chart == id) out.push_back(s(std::string(f.name()).c_str(), std::string(f.color).c_str(), r.figure(f.name())));
+    for (const auto& m : gradient_members)
+      if (m.chart == id) out.push_back(s(std::string(m.name).c_str(), std::string(m.color).c_str(), r.figure(m.name)));
+    for (const auto& m : lstm_members)
+      if (m.chart == id) out.push_back(s(std::string(m.name).c_str(), std::string(m.color).c_str(), r.figure(m.name)));
+    return out;
+  };
   json charts = json::array();
   charts.push_back({{"id", "performance"}, {"title", "Performance (mean return per update, epoch_summary)"}, {"log", false},
-                    {"series", json::array({s("performance", "#1f77b4", r.performance)})}, {"hlines", json::array()}});
+                    {"series", figures_of("performance")}, {"hlines", json::array()}});
+  charts.push_back({{"id", "loss"}, {"title", "Loss (per optimizer step)"}, {"log", "auto"},
+                    {"series", figures_of("loss")}, {"hlines", json::array()}});
   charts.push_back({{"id", "gradient"}, {"title", "Gradient norm (total, per optimizer step)"}, {"log", "auto"},
-                    {"series", json::array({s("total_norm", "#2ca02c", r.grad_norm)})}, {"hlines", json::array()}});
+                    {"series", figures_of("gradient")}, {"hlines", json::array()}});
   charts.push_back({{"id", "health"}, {"title", "Gradient health (0 = every parameter vanishing or exploding, 1 = none)"},
                     {"log", false}, {"range", json::array({0, 1.05})}, {"height", 90},
-                    {"series", json::array({s("health", "#17becf", r.grad_health)})}, {"hlines", json::array()}});
+                    {"series", figures_of("health")}, {"hlines", json::array()}});
   charts.push_back({{"id", "kl"}, {"title", "Approximate KL (per optimizer step)"}, {"log", "auto"},
-                    {"series", json::array({s("approx_kl", "#9467bd", r.kl)})},
+                    {"series", figures_of("kl")},
                     {"hlines", json::array({hline(r.kl_spike, "kl_spike " + num(r.kl_spike), "#e6a100"),
                                             hline(r.kl_extreme, "kl_extreme " + num(r.kl_extreme), "#d62728")})}});
   charts.push_back({{"id", "ratio"}, {"title", "Policy ratio max / min (per optimizer step)"}, {"log", true},
-                    {"series", json::array({s("ratio_max", "#d62728", r.ratio_max), s("ratio_min", "#1f77b4", r.ratio_min)})},
+                    {"series", figures_of("ratio")},
                     {"hlines", json::array({hline(r.ratio_upper, "ratio_explosion " + num(r.ratio_upper), "#d62728"),
                                             hline(r.ratio_lower, "ratio_collapse " + num(r.ratio_lower), "#1f77b4")})}});
   charts.push_back({{"id", "policy"}, {"title", "Entropy (normalised) and explained variance (per optimizer step)"},
-                    {"log", false},
-                    {"series", json::array({s("entropy", "#8c564b", r.entropy),
-                                            s("explained_variance", "#7f7f7f", r.explained_variance)})},
-                    {"hlines", json::array()}});
+                    {"log", false}, {"series", figures_of("policy")}, {"hlines", json::array()}});
   charts.push_back({{"id", "lstm"}, {"title", "LSTM state (per update)"}, {"log", "auto"},
-                    {"series", json::array({s("h_norm", "#1f77b4", r.h_norm), s("c_norm", "#ff7f0e", r.c_norm),
-                                            s("h_max_abs", "#2ca02c", r.h_max_abs), s("c_max_abs", "#d62728", r.c_max_abs)})},
-                    {"hlines", json::array()}});
+                    {"series", figures_of("lstm")}, {"hlines", json::array()}});
 
   json anomalies = json::array();
   for (const anomaly_mark& a : r.anomalies)

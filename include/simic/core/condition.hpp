@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -1,32 +1,25 @@
 // Telemetry configuration and auto-escalation.
 //
-// A config holds the level the user asked for, how often the periodic checks
-// run, which debug diagnostics are on, and the escalation state: after an
-// anomaly, telemetry runs at DEBUG for `escalation_epochs` epochs (counted by
-// tick()) and then returns to the configured level by itself.
+// A config holds the level the user asked for and the escalation state:
+// after an anomaly of `escalate_on` severity (critical by default),
+// telemetry runs at DEBUG for `escalation_epochs` epochs (counted by tick())
+// and then returns to the configured level by itself. When each sensor reads
+// is the sensor's own option (sensors/sensor.hpp); the config says at which
+// level each category collects.
 #pragma once
 
 #include <cstdint>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/core/level.hpp"
 #include "simic/core/thresholds.hpp"
 
 namespace simic {
 inline namespace v0 {
 
-struct debug_switches {
-  bool per_layer_gradients = true;  // per-layer gradient statistics
-  bool nan_inf_scan = true;         // NaN/Inf scan of weights and gradients
-  bool ratio_diagnostic = true;     // PPO ratio-explosion diagnostic
-};
-
 struct config_options {
   level configured = level::normal;
-  std::uint32_t gradient_interval = 1;  // check gradients every N updates
-  std::uint32_t memory_interval = 5;    // collect memory statistics every N updates
-  debug_switches debug{};
   bool auto_escalate = true;
   std::uint32_t escalation_epochs = defaults::escalation_epochs;  // epochs at DEBUG after an anomaly
   severity escalate_on = severity::critical;  // the least severity that escalates
@@ -71,16 +64,6 @@ class config {
     return effective_level() >= min_level(c) && effective_level() != level::off;
   }
 
-  // Update-indexed schedules (update counted from 0).
-  bool gradients_due(std::uint64_t update) const noexcept { return update % opts_.gradient_interval == 0; }
-  bool memory_due(std::uint64_t update) const noexcept {
-    return should_collect<cat::memory>() && update % opts_.memory_interval == 0;
-  }
-  // Debug diagnostics run only at effective DEBUG and when switched on.
-  bool per_layer_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.per_layer_gradients; }
-  bool nan_inf_scan_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.nan_inf_scan; }
-  bool ratio_diagnostic_due() const noexcept { return should_collect<cat::debug>() && opts_.debug.ratio_diagnostic; }
-
   // Called on an anomaly: (re)starts the escalation window. Returns true when
   // this call moved the effective level up (an escalation started).
   bool escalate() noexcept {
@@ -109,8 +92,6 @@ class config {
  private:
   static config_options validated(const config_options& o) {
     constexpr auto where = "simic::config";
-    detail::require(o.gradient_interval >= 1, where, "gradient_interval", o.gradient_interval, ">= 1");
-    detail::require(o.memory_interval >= 1, where, "memory_interval", o.memory_interval, ">= 1");
     detail::require(static_cast<unsigned>(o.configured) <= 3u, where, "configured",
                     static_cast<unsigned>(o.configured), "OFF, MINIMAL, NORMAL or DEBUG");
     detail::require(static_cast<unsigned>(o.escalate_on) <= 1u, where, "escalate_on",

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -30,7 +30,7 @@
 #include <limits>
 #include <string>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/core/moments.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/core/detail/state.hpp"

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -18,7 +18,7 @@
 
 #include <signal.h>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

@@ -21,24 +21,22 @@ class numerical_stability {
                                     signal_set::approx_kl,   signal_set::explained_variance, signal_set::performance,
                                     signal_set::entropy,     signal_set::gradients};
 
+  // The scalar signals it reads (`reads`), by their descriptors (core/signals.hpp).
   void observe(const signals& s, anomaly_report& r) const {
-    scalar(s.loss, "loss", r);
-    scalar(s.ratio_max, "ratio_max", r);
-    scalar(s.ratio_min, "ratio_min", r);
-    scalar(s.approx_kl, "approx_kl", r);
-    scalar(s.explained_variance, "explained_variance", r);
-    scalar(s.performance, "performance", r);
+    for (const scalar_signal& f : scalar_signals)
+      if (reads.contains(f.field)) scalar(s.*f.member, f.name(), r);
     for (const head_entropy& h : s.entropy)
       if (!std::isfinite(h.normalized)) report_entropy(h, r);
     if (s.gradients && !s.gradients->finite()) report_gradients(*s.gradients, r);
   }
 
  private:
-  static void scalar(const std::optional<double>& v, const char* name, anomaly_report& r) {
+  static void scalar(const std::optional<double>& v, std::string_view name, anomaly_report& r) {
     if (v && !std::isfinite(*v)) report_scalar(name, *v, r);
   }
-  SIMIC_COLD static void report_scalar(const char* name, double v, anomaly_report& r) {
-    r.add(anomaly_kind::numerical_instability, detail::format("%s is %g", name, v), {v});
+  SIMIC_COLD static void report_scalar(std::string_view name, double v, anomaly_report& r) {
+    r.add(anomaly_kind::numerical_instability,
+          detail::format("%.*s is %g", static_cast<int>(name.size()), name.data(), v), {v});
   }
   SIMIC_COLD static void report_entropy(const head_entropy& h, anomaly_report& r) {
     r.add(anomaly_kind::numerical_instability,

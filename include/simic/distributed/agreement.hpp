@@ -41,7 +41,7 @@ class agreement final : public signal_agreement {
     const signal_set had = signal_set::of(local), got = signal_set::of(job.view());
     for (unsigned f = 0; f < signal_set::field_count; ++f)
       if (had.contains(static_cast<signal_set::field>(f)) && !got.contains(static_cast<signal_set::field>(f)))
-        throw std::invalid_argument("simic::distributed::agreement::agree: " + std::string(signal_set::names[f]) +
+        throw std::invalid_argument("simic::distributed::agreement::agree: " + std::string(signal_set::name(static_cast<signal_set::field>(f))) +
                                     " is in the check but no rank carried it; carry() takes every figure of the "
                                     "check except gradients and update_ratio (session::held_signals())");
     latest_.emplace(std::move(job));

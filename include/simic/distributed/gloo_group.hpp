@@ -22,7 +22,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 namespace simic {
 inline namespace v0 {

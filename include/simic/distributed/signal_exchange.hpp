@@ -3,16 +3,20 @@
 // that every rank makes the same decision (docs/distributed.md).
 //
 // A row has the same length on every rank (one all-gather moves them all);
-// each field is reduced over the ranks that have it, with its own operation:
-//   ratio_max: max; ratio_min: min;
-//   approx_kl, explained_variance, loss, update_ratio, performance,
-//   reward_rate, each entropy head, each user figure: mean;
+// each field is reduced over the ranks that have it by its descriptor's
+// rank_merge (core/signals.hpp: scalar_signals, gradient_members,
+// lstm_members):
+//   max / min: the extreme, a NaN wins (the ratio bounds);
+//   mean_high_worst / mean_low_worst: the mean, the highest / lowest rank
+//     its origin (KL, loss, update ratio, explained variance, performance,
+//     reward rate, host/module ratio); each entropy head and user figure:
+//     the mean;
 //   gradients: the worst over ranks, field by field (largest norms and
 //     counts, lowest health and smallest norm). DDP's averaged gradients are
 //     equal on every rank, so the worst is that figure: nothing is summed
 //     twice; a rank-local fault (a NaN after the all-reduce) still shows;
-//   lstm: the whole signal of the least healthy rank (non-finite first, then
-//     the largest root mean square);
+//   lstm (whole): the whole signal of the least healthy rank (non-finite
+//     first, then the largest root mean square);
 //   progress: the furthest.
 // Non-finite values win every max and min, so one rank's NaN is the job's.
 // LibTorch-free: the collective is distributed/process_group_exchange.hpp's.
@@ -30,7 +34,7 @@
 #include <vector>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/core/signals.hpp"
 
 namespace simic {
@@ -44,20 +48,22 @@ struct row_capacity {
   friend bool operator==(const row_capacity&, const row_capacity&) = default;
 };
 
-// The row's fixed part, in order (one definition: pack, reduce and the docs
-// follow it).
-enum row_slot : std::size_t {
-  slot_present,  // bit i: signal_set field i is present
-  slot_names,    // hash of the entropy head names and user figure names, in order
-  slot_ratio_max, slot_ratio_min, slot_approx_kl, slot_explained_variance, slot_loss, slot_update_ratio,
-  slot_performance, slot_reward_rate, slot_progress_episode, slot_progress_total,
-  slot_grad_total_norm, slot_grad_health, slot_grad_min_param_norm, slot_grad_max_param_norm,
-  slot_grad_parameters, slot_grad_vanishing, slot_grad_exploding, slot_grad_nan, slot_grad_inf,
-  slot_lstm_h_norm, slot_lstm_c_norm, slot_lstm_h_max_abs, slot_lstm_c_max_abs, slot_lstm_has_nan,
-  slot_lstm_has_inf, slot_lstm_elements,
-  slot_heads,  // how many entropy heads; their values follow
-  fixed_slots = slot_heads
-};
+// The row's fixed part, in order: presence bits, the names' hash, the
+// scalar signals (scalar_signals order), progress (episode, total), the
+// gradient figures (gradient_members order), the LSTM figures (lstm_members
+// order); then the entropy heads (a count, then `heads` values) and the user
+// figures (a count, then `user` values). One definition: pack, reduce and
+// the docs follow the descriptor tables.
+namespace row_layout {
+inline constexpr std::size_t present = 0;  // bit i: signal_set field i is present; bit field_count: progress
+inline constexpr std::size_t names = 1;    // hash of the entropy head names and user figure names, in order
+inline constexpr std::size_t scalars = 2;
+inline constexpr std::size_t progress = scalars + std::size(scalar_signals);  // episode, total
+inline constexpr std::size_t gradients = progress + 2;
+inline constexpr std::size_t lstm = gradients + std::size(gradient_members);
+inline constexpr std::size_t heads = lstm + std::size(lstm_members);  // how many entropy heads; their values follow
+}  // namespace row_layout
+inline constexpr std::size_t fixed_slots = row_layout::heads;
 
 inline std::size_t row_size(const row_capacity& c) noexcept { return fixed_slots + 1 + c.heads + 1 + c.user; }
 
@@ -118,55 +124,36 @@ inline std::vector<double> pack_signals(const signals& s, const row_capacity& ca
                          s.entropy.size(), "<= row_capacity::heads (" + std::to_string(cap.heads) + ")");
   simic::detail::require(s.user.size() <= cap.user, "simic::distributed::pack_signals", "user figures",
                          s.user.size(), "<= row_capacity::user (" + std::to_string(cap.user) + ")");
+  namespace L = row_layout;
   std::vector<double> row(row_size(cap), 0.0);
   std::uint32_t present = 0;
-  auto put = [&](signal_set::field f, row_slot slot, const std::optional<double>& v) {
-    if (!v) return;
-    present |= 1u << f;
-    row[slot] = *v;
-  };
-  put(signal_set::ratio_max, slot_ratio_max, s.ratio_max);
-  put(signal_set::ratio_min, slot_ratio_min, s.ratio_min);
-  put(signal_set::approx_kl, slot_approx_kl, s.approx_kl);
-  put(signal_set::explained_variance, slot_explained_variance, s.explained_variance);
-  put(signal_set::loss, slot_loss, s.loss);
-  put(signal_set::update_ratio, slot_update_ratio, s.update_ratio);
-  put(signal_set::performance, slot_performance, s.performance);
-  put(signal_set::reward_rate, slot_reward_rate, s.reward_rate);
+  for (std::size_t i = 0; i < std::size(scalar_signals); ++i) {
+    const scalar_signal& f = scalar_signals[i];
+    if (const auto& v = s.*f.member) {
+      present |= 1u << f.field;
+      row[L::scalars + i] = *v;
+    }
+  }
   if (s.progress) {
     present |= 1u << detail::progress_bit;
-    row[slot_progress_episode] = static_cast<double>(s.progress->episode());
-    row[slot_progress_total] = static_cast<double>(s.progress->total());
+    row[L::progress] = static_cast<double>(s.progress->episode());
+    row[L::progress + 1] = static_cast<double>(s.progress->total());
   }
   if (const auto& g = s.gradients) {
     present |= 1u << signal_set::gradients;
-    row[slot_grad_total_norm] = g->total_norm;
-    row[slot_grad_health] = g->health;
-    row[slot_grad_min_param_norm] = g->min_param_norm;
-    row[slot_grad_max_param_norm] = g->max_param_norm;
-    row[slot_grad_parameters] = static_cast<double>(g->parameters);
-    row[slot_grad_vanishing] = static_cast<double>(g->vanishing);
-    row[slot_grad_exploding] = static_cast<double>(g->exploding);
-    row[slot_grad_nan] = static_cast<double>(g->nan_count);
-    row[slot_grad_inf] = static_cast<double>(g->inf_count);
+    for (std::size_t i = 0; i < std::size(gradient_members); ++i) row[L::gradients + i] = gradient_members[i].get(*g);
   }
   if (const auto& l = s.lstm) {
     present |= 1u << signal_set::lstm;
-    row[slot_lstm_h_norm] = l->h_norm;
-    row[slot_lstm_c_norm] = l->c_norm;
-    row[slot_lstm_h_max_abs] = l->h_max_abs;
-    row[slot_lstm_c_max_abs] = l->c_max_abs;
-    row[slot_lstm_has_nan] = l->has_nan ? 1.0 : 0.0;
-    row[slot_lstm_has_inf] = l->has_inf ? 1.0 : 0.0;
-    row[slot_lstm_elements] = static_cast<double>(l->elements);
+    for (std::size_t i = 0; i < std::size(lstm_members); ++i) row[L::lstm + i] = lstm_members[i].get(*l);
   }
   if (!s.entropy.empty()) present |= 1u << signal_set::entropy;
   if (!s.user.empty()) present |= 1u << signal_set::user;
-  row[slot_present] = static_cast<double>(present);
-  row[slot_names] = detail::names_hash(s.entropy, s.user);
-  row[slot_heads] = static_cast<double>(s.entropy.size());
-  for (std::size_t i = 0; i < s.entropy.size(); ++i) row[slot_heads + 1 + i] = s.entropy[i].normalized;
-  const std::size_t user_at = slot_heads + 1 + cap.heads;
+  row[L::present] = static_cast<double>(present);
+  row[L::names] = detail::names_hash(s.entropy, s.user);
+  row[L::heads] = static_cast<double>(s.entropy.size());
+  for (std::size_t i = 0; i < s.entropy.size(); ++i) row[L::heads + 1 + i] = s.entropy[i].normalized;
+  const std::size_t user_at = L::heads + 1 + cap.heads;
   row[user_at] = static_cast<double>(s.user.size());
   for (std::size_t i = 0; i < s.user.size(); ++i) row[user_at + 1 + i] = s.user[i].value;
   return row;
@@ -271,16 +258,17 @@ inline job_signals reduce_signals(std::span<const double> rows, std::size_t rank
                          "ranks x row_size(cap) = " + std::to_string(ranks * n));
   const double names = detail::names_hash(local.entropy, local.user);
   auto row = [&](std::size_t r) { return rows.subspan(r * n, n); };
+  namespace L = row_layout;
   for (std::size_t r = 0; r < ranks; ++r) {
     const auto x = row(r);
     // Every row names its figures (the hash of no names is not 0): all
     // zeros is a rank that wrote none in a carrying all-reduce.
-    if (x[slot_names] == 0.0 && x[slot_present] == 0.0)
+    if (x[L::names] == 0.0 && x[L::present] == 0.0)
       simic::detail::throw_invalid(where, "rank " + std::to_string(r) + "'s row", "all zeros (no row carried)",
                                    "every rank carries its row in the same all-reduce (agreement::carry)");
-    const bool heads_ok = x[slot_heads] == static_cast<double>(local.entropy.size());
-    const bool user_ok = x[slot_heads + 1 + cap.heads] == static_cast<double>(local.user.size());
-    if (x[slot_names] != names || !heads_ok || !user_ok)
+    const bool heads_ok = x[L::heads] == static_cast<double>(local.entropy.size());
+    const bool user_ok = x[L::heads + 1 + cap.heads] == static_cast<double>(local.user.size());
+    if (x[L::names] != names || !heads_ok || !user_ok)
       simic::detail::throw_invalid(where, "rank " + std::to_string(r) + "'s entropy heads or user figures",
                                    "other names or counts than this rank's",
                                    "every rank names the same heads and figures in the same order");
@@ -291,139 +279,109 @@ inline job_signals reduce_signals(std::span<const double> rows, std::size_t rank
   out.heads_.assign(local.entropy.begin(), local.entropy.end());
   out.user_.assign(local.user.begin(), local.user.end());
   signals& s = out.s_;
-  auto has = [&](std::size_t r, unsigned bit) {
-    return (static_cast<std::uint32_t>(row(r)[slot_present]) >> bit) & 1u;
+  auto has = [&](std::size_t r, unsigned bit) { return (static_cast<std::uint32_t>(row(r)[L::present]) >> bit) & 1u; };
+  auto rank_of = [](std::size_t r) { return static_cast<std::int64_t>(r); };
+  // Each rank's structured figures, read back through their descriptors.
+  auto gradients_of = [&](std::size_t r) {
+    gradient_signal g;
+    for (std::size_t i = 0; i < std::size(gradient_members); ++i) gradient_members[i].set(g, row(r)[L::gradients + i]);
+    return g;
+  };
+  auto lstm_of = [&](std::size_t r) {
+    lstm_signal l;
+    for (std::size_t i = 0; i < std::size(lstm_members); ++i) lstm_members[i].set(l, row(r)[L::lstm + i]);
+    return l;
+  };
+  auto lstm_finite = [](const lstm_signal& l) {
+    return !l.has_nan && !l.has_inf && std::isfinite(l.h_norm) && std::isfinite(l.c_norm);
   };
   // Which ranks hold non-finite figures, per field.
-  const std::pair<signal_set::field, row_slot> scalar_slots[] = {
-      {signal_set::ratio_max, slot_ratio_max},       {signal_set::ratio_min, slot_ratio_min},
-      {signal_set::approx_kl, slot_approx_kl},       {signal_set::explained_variance, slot_explained_variance},
-      {signal_set::loss, slot_loss},                 {signal_set::update_ratio, slot_update_ratio},
-      {signal_set::performance, slot_performance},   {signal_set::reward_rate, slot_reward_rate}};
   for (std::size_t r = 0; r < ranks; ++r) {
     const auto x = row(r);
-    const auto rank = static_cast<std::int64_t>(r);
-    for (const auto& [f, slot] : scalar_slots)
-      if (has(r, f) && !std::isfinite(x[slot])) out.nonfinite_[f].push_back(rank);
-    if (has(r, signal_set::gradients) &&
-        (x[slot_grad_nan] > 0 || x[slot_grad_inf] > 0 || !std::isfinite(x[slot_grad_total_norm])))
-      out.nonfinite_[signal_set::gradients].push_back(rank);
-    if (has(r, signal_set::lstm) && (x[slot_lstm_has_nan] != 0 || x[slot_lstm_has_inf] != 0 ||
-                                     !std::isfinite(x[slot_lstm_h_norm]) || !std::isfinite(x[slot_lstm_c_norm])))
-      out.nonfinite_[signal_set::lstm].push_back(rank);
+    for (std::size_t i = 0; i < std::size(scalar_signals); ++i)
+      if (has(r, scalar_signals[i].field) && !std::isfinite(x[L::scalars + i]))
+        out.nonfinite_[scalar_signals[i].field].push_back(rank_of(r));
+    if (has(r, signal_set::gradients) && !gradients_of(r).finite())
+      out.nonfinite_[signal_set::gradients].push_back(rank_of(r));
+    if (has(r, signal_set::lstm) && !lstm_finite(lstm_of(r))) out.nonfinite_[signal_set::lstm].push_back(rank_of(r));
     for (std::size_t i = 0; i < local.entropy.size(); ++i)
-      if (has(r, signal_set::entropy) && !std::isfinite(x[slot_heads + 1 + i])) {
-        out.nonfinite_[signal_set::entropy].push_back(rank);
+      if (has(r, signal_set::entropy) && !std::isfinite(x[L::heads + 1 + i])) {
+        out.nonfinite_[signal_set::entropy].push_back(rank_of(r));
         break;
       }
   }
 
-  enum class op { max, min, mean_high_worst, mean_low_worst };
-  // One field: its value over the ranks that have it, and its origin ranks.
-  auto reduce = [&](signal_set::field f, row_slot slot, op o) -> std::optional<double> {
-    std::optional<double> acc;
+  // The scalar signals: each by its rank_merge, its origin the extreme ranks.
+  for (std::size_t i = 0; i < std::size(scalar_signals); ++i) {
+    const scalar_signal& f = scalar_signals[i];
+    const bool high = f.merge == rank_merge::max || f.merge == rank_merge::mean_high_worst;
+    const bool mean = f.merge == rank_merge::mean_high_worst || f.merge == rank_merge::mean_low_worst;
     double sum = 0.0;
     std::size_t count = 0;
-    std::optional<double> worst;  // of a mean: the highest or lowest value
+    std::optional<double> worst;  // the highest or lowest value
     for (std::size_t r = 0; r < ranks; ++r) {
-      if (!has(r, f)) continue;
-      const double v = row(r)[slot];
+      if (!has(r, f.field)) continue;
+      const double v = row(r)[L::scalars + i];
       ++count;
       sum += v;
-      const bool high = o == op::max || o == op::mean_high_worst;
       worst = !worst ? v : high ? detail::worst_max(*worst, v) : detail::worst_min(*worst, v);
     }
-    if (count == 0) return std::nullopt;
-    acc = (o == op::max || o == op::min) ? *worst : sum / static_cast<double>(count);
+    if (count == 0) continue;
+    s.*f.member = mean ? sum / static_cast<double>(count) : *worst;
     for (std::size_t r = 0; r < ranks; ++r) {
-      if (!has(r, f)) continue;
-      const double v = row(r)[slot];
-      if (v == *worst || (std::isnan(v) && std::isnan(*worst))) out.origin_[f].push_back(static_cast<std::int64_t>(r));
+      if (!has(r, f.field)) continue;
+      const double v = row(r)[L::scalars + i];
+      if (v == *worst || (std::isnan(v) && std::isnan(*worst))) out.origin_[f.field].push_back(rank_of(r));
     }
-    return acc;
-  };
-  s.ratio_max = reduce(signal_set::ratio_max, slot_ratio_max, op::max);
-  s.ratio_min = reduce(signal_set::ratio_min, slot_ratio_min, op::min);
-  s.approx_kl = reduce(signal_set::approx_kl, slot_approx_kl, op::mean_high_worst);
-  s.explained_variance = reduce(signal_set::explained_variance, slot_explained_variance, op::mean_low_worst);
-  s.loss = reduce(signal_set::loss, slot_loss, op::mean_high_worst);
-  s.update_ratio = reduce(signal_set::update_ratio, slot_update_ratio, op::mean_high_worst);
-  s.performance = reduce(signal_set::performance, slot_performance, op::mean_low_worst);
-  s.reward_rate = reduce(signal_set::reward_rate, slot_reward_rate, op::mean_low_worst);
+  }
 
   // progress: the furthest rank's (all ranks follow one schedule).
   for (std::size_t r = 0; r < ranks; ++r) {
     if (!has(r, detail::progress_bit)) continue;
-    const auto ep = static_cast<std::uint64_t>(row(r)[slot_progress_episode]);
-    const auto total = static_cast<std::uint64_t>(row(r)[slot_progress_total]);
+    const auto ep = static_cast<std::uint64_t>(row(r)[L::progress]);
+    const auto total = static_cast<std::uint64_t>(row(r)[L::progress + 1]);
     if (!s.progress || ep > s.progress->episode()) s.progress = training_progress(ep, total);
   }
 
-  // gradients: the worst of each field; the origin ranks are those with the
-  // largest total norm (a NaN norm is the largest).
-  bool any_grads = false;
-  gradient_signal g;
+  // gradients: the worst of each field by its rank_merge; the origin ranks
+  // are those with the largest total norm (a NaN norm is the largest), or
+  // those with non-finite figures when the job's are.
+  std::optional<gradient_signal> g;
   for (std::size_t r = 0; r < ranks; ++r) {
     if (!has(r, signal_set::gradients)) continue;
-    const auto x = row(r);
-    const gradient_signal o{.total_norm = x[slot_grad_total_norm],
-                            .health = x[slot_grad_health],
-                            .min_param_norm = x[slot_grad_min_param_norm],
-                            .max_param_norm = x[slot_grad_max_param_norm],
-                            .parameters = static_cast<std::uint64_t>(x[slot_grad_parameters]),
-                            .vanishing = static_cast<std::uint64_t>(x[slot_grad_vanishing]),
-                            .exploding = static_cast<std::uint64_t>(x[slot_grad_exploding]),
-                            .nan_count = static_cast<std::uint64_t>(x[slot_grad_nan]),
-                            .inf_count = static_cast<std::uint64_t>(x[slot_grad_inf])};
-    if (!any_grads) {
+    const gradient_signal o = gradients_of(r);
+    if (!g) {
       g = o;
-      any_grads = true;
       continue;
     }
-    g.total_norm = detail::worst_max(g.total_norm, o.total_norm);
-    g.health = detail::worst_min(g.health, o.health);
-    g.min_param_norm = detail::worst_min(g.min_param_norm, o.min_param_norm);
-    g.max_param_norm = detail::worst_max(g.max_param_norm, o.max_param_norm);
-    g.parameters = std::max(g.parameters, o.parameters);
-    g.vanishing = std::max(g.vanishing, o.vanishing);
-    g.exploding = std::max(g.exploding, o.exploding);
-    g.nan_count = std::max(g.nan_count, o.nan_count);
-    g.inf_count = std::max(g.inf_count, o.inf_count);
+    for (const auto& m : gradient_members) {
+      const double a = m.get(*g), b = m.get(o);
+      m.set(*g, m.merge == rank_merge::min ? detail::worst_min(a, b) : detail::worst_max(a, b));
+    }
   }
-  if (any_grads) {
+  if (g) {
     s.gradients = g;
     for (std::size_t r = 0; r < ranks; ++r) {
       if (!has(r, signal_set::gradients)) continue;
-      const auto x = row(r);
-      const bool bad = x[slot_grad_nan] > 0 || x[slot_grad_inf] > 0 || !std::isfinite(x[slot_grad_total_norm]);
-      const bool job_bad = !g.finite();
-      if (job_bad ? bad : x[slot_grad_total_norm] == g.total_norm)
-        out.origin_[signal_set::gradients].push_back(static_cast<std::int64_t>(r));
+      const gradient_signal o = gradients_of(r);
+      if (g->finite() ? o.total_norm == g->total_norm : !o.finite())
+        out.origin_[signal_set::gradients].push_back(rank_of(r));
     }
   }
 
   // lstm: the least healthy rank's whole signal.
   std::optional<std::size_t> lstm_rank;
   auto lstm_badness = [&](std::size_t r) {
-    const auto x = row(r);
-    if (x[slot_lstm_has_nan] != 0 || x[slot_lstm_has_inf] != 0 || !std::isfinite(x[slot_lstm_h_norm]) ||
-        !std::isfinite(x[slot_lstm_c_norm]))
-      return std::numeric_limits<double>::infinity();
-    const double per = x[slot_lstm_elements] > 0 ? 1.0 / std::sqrt(x[slot_lstm_elements]) : 1.0;
-    return std::max(x[slot_lstm_h_norm], x[slot_lstm_c_norm]) * per;
+    const lstm_signal l = lstm_of(r);
+    if (!lstm_finite(l)) return std::numeric_limits<double>::infinity();
+    const double per = l.elements > 0 ? 1.0 / std::sqrt(static_cast<double>(l.elements)) : 1.0;
+    return std::max(l.h_norm, l.c_norm) * per;
   };
   for (std::size_t r = 0; r < ranks; ++r)
     if (has(r, signal_set::lstm) && (!lstm_rank || lstm_badness(r) > lstm_badness(*lstm_rank))) lstm_rank = r;
   if (lstm_rank) {
-    const auto x = row(*lstm_rank);
-    s.lstm = lstm_signal{.h_norm = x[slot_lstm_h_norm],
-                         .c_norm = x[slot_lstm_c_norm],
-                         .h_max_abs = x[slot_lstm_h_max_abs],
-                         .c_max_abs = x[slot_lstm_c_max_abs],
-                         .has_nan = x[slot_lstm_has_nan] != 0,
-                         .has_inf = x[slot_lstm_has_inf] != 0,
-                         .elements = static_cast<std::uint64_t>(x[slot_lstm_elements])};
-    out.origin_[signal_set::lstm].push_back(static_cast<std::int64_t>(*lstm_rank));
+    s.lstm = lstm_of(*lstm_rank);
+    out.origin_[signal_set::lstm].push_back(rank_of(*lstm_rank));
   }
 
   // entropy heads and user figures: the mean of each over the ranks; the
@@ -436,25 +394,25 @@ inline job_signals reduce_signals(std::span<const double> rows, std::size_t rank
     return sum / static_cast<double>(count);
   };
   for (std::size_t i = 0; i < out.heads_.size(); ++i)
-    out.heads_[i].normalized = mean_at(signal_set::entropy, slot_heads + 1 + i);
+    out.heads_[i].normalized = mean_at(signal_set::entropy, L::heads + 1 + i);
   if (!out.heads_.empty()) {
     std::vector<double> per_rank(ranks, std::numeric_limits<double>::infinity());
     for (std::size_t r = 0; r < ranks; ++r) {
       if (!has(r, signal_set::entropy)) continue;
       double sum = 0.0;
-      for (std::size_t i = 0; i < out.heads_.size(); ++i) sum += row(r)[slot_heads + 1 + i];
+      for (std::size_t i = 0; i < out.heads_.size(); ++i) sum += row(r)[L::heads + 1 + i];
       per_rank[r] = sum / static_cast<double>(out.heads_.size());
     }
     const double low = *std::min_element(per_rank.begin(), per_rank.end(), detail::worst_min_less);
     for (std::size_t r = 0; r < ranks; ++r)
       if (has(r, signal_set::entropy) && (per_rank[r] == low || (std::isnan(low) && std::isnan(per_rank[r]))))
-        out.origin_[signal_set::entropy].push_back(static_cast<std::int64_t>(r));
+        out.origin_[signal_set::entropy].push_back(rank_of(r));
   }
-  const std::size_t user_at = slot_heads + 1 + cap.heads;
+  const std::size_t user_at = L::heads + 1 + cap.heads;
   for (std::size_t i = 0; i < out.user_.size(); ++i) out.user_[i].value = mean_at(signal_set::user, user_at + 1 + i);
   if (!out.user_.empty())
     for (std::size_t r = 0; r < ranks; ++r)
-      if (has(r, signal_set::user)) out.origin_[signal_set::user].push_back(static_cast<std::int64_t>(r));
+      if (has(r, signal_set::user)) out.origin_[signal_set::user].push_back(rank_of(r));
   s.entropy = out.heads_;
   s.user = out.user_;
   return out;

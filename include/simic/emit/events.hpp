@@ -1,51 +1,26 @@
-// Typed, immutable telemetry events.
-//
-// An event is a stamp (wall time, update, epoch), an optional context (run id,
-// env id, device, rank) and one payload from a closed list of plain structs.
-// It has no setters: context is added by with_context(), which returns a copy,
-// so a caller's event is never changed behind its back (the hub adds its
-// default context to its own copy). No LibTorch here: payloads carry the plain
-// host structs of simic/core (signals.hpp, diagnostics.hpp, anomaly.hpp).
+// The session's own event payloads: the step's record, anomalies and their
+// clears, escalation, responses, the performance drop and the epoch summary
+// (docs/events.md). Each names its fields once, in describe(); the sensors'
+// payloads are in their sensors' headers, the profiler's in profile/.
+// No LibTorch here: payloads carry the plain host structs of simic/core.
 #pragma once
 
-#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
-#include <utility>
-#include <variant>
 #include <vector>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/response.hpp"
-#include "simic/core/diagnostics.hpp"
 #include "simic/core/level.hpp"
+#include "simic/core/response.hpp"
 #include "simic/core/signals.hpp"
+#include "simic/emit/event.hpp"
+#include "simic/emit/field_writer.hpp"
 
 namespace simic {
 inline namespace v0 {
-
-// Where an event comes from. Empty strings and absent numbers are not written.
-struct event_context {
-  std::string run_id{};
-  std::optional<std::int64_t> env_id{};
-  std::string device{};
-  std::optional<std::int64_t> rank{};
-
-  bool empty() const noexcept { return run_id.empty() && !env_id && device.empty() && !rank; }
-  // This context with its unset fields taken from `defaults`.
-  event_context over(const event_context& defaults) const {
-    event_context out = *this;
-    if (out.run_id.empty()) out.run_id = defaults.run_id;
-    if (!out.env_id) out.env_id = defaults.env_id;
-    if (out.device.empty()) out.device = defaults.device;
-    if (!out.rank) out.rank = defaults.rank;
-    return out;
-  }
-  friend bool operator==(const event_context&, const event_context&) = default;
-};
 
 // A named figure for what the typed fields do not cover.
 struct metric {
@@ -54,37 +29,86 @@ struct metric {
   friend bool operator==(const metric&, const metric&) = default;
 };
 
-// ---- payloads (the JSON "event" name is each struct's `name`) ----
+namespace detail {
+inline void write_optional(field_writer& w, std::string_view key, const std::optional<double>& v,
+                           std::string_view group = {}) {
+  if (v) w.real(key, *v, group);
+}
+// Metrics as an object under `key`, each also the TensorBoard scalar <group>/<name>.
+inline void write_metrics(field_writer& w, std::string_view key, const std::vector<metric>& ms, std::string_view group) {
+  w.begin_object(key);
+  for (const metric& m : ms) w.real(m.name, m.value, group);
+  w.end();
+}
+// One field of a structured signal, by its descriptor (core/signals.hpp).
+template <class S>
+void write_member(field_writer& w, const signal_member<S>& m, const S& s, std::string_view group) {
+  const std::string_view g = m.tensorboard ? group : std::string_view{};
+  switch (m.kind) {
+    case value_kind::real: w.real(m.name, m.get(s), g); break;
+    case value_kind::count: w.count(m.name, static_cast<std::uint64_t>(m.get(s)), g); break;
+    case value_kind::flag: w.flag(m.name, m.get(s) != 0.0, g); break;
+  }
+}
+// Every field of a structured signal its event carries, in descriptor order.
+template <class S, std::size_t N>
+void write_members(field_writer& w, const signal_member<S> (&members)[N], const S& s, std::string_view group) {
+  for (const signal_member<S>& m : members)
+    if (m.in_event) write_member(w, m, s, group);
+}
+// The effective level as TensorBoard's telemetry/level scalar (OFF 0 ... DEBUG 3).
+inline void write_level_scalar(field_writer& w, level l) {
+  if (w.scalars()) w.scalar("telemetry/level", static_cast<double>(static_cast<unsigned>(l)));
+}
+}  // namespace detail
 
-// The figures of one PPO update. Absent fields are not written.
+// The figures of one optimizer step (the step record). Absent fields are not
+// written; the session fills the signal fields from the check's signals
+// where the caller gave none.
 struct update_metrics {
   static constexpr std::string_view name = "update";
   std::optional<double> loss{};
   std::optional<double> policy_loss{};
   std::optional<double> value_loss{};
-  std::optional<double> entropy{};             // mean normalised entropy, 0..1
+  std::optional<double> entropy{};  // mean normalised entropy, 0..1
   std::optional<double> approx_kl{};
   std::optional<double> clip_fraction{};
   std::optional<double> ratio_max{};
   std::optional<double> ratio_min{};
   std::optional<double> explained_variance{};
   std::optional<double> learning_rate{};
-  std::vector<metric> extra{};                 // anything else, written under "extra"
+  std::vector<metric> extra{};  // anything else, written under "extra"
+
+  void describe(field_writer& w) const {
+    using detail::write_optional;
+    using f = signal_set;
+    constexpr std::string_view g = "update";
+    write_optional(w, f::name(f::loss), loss, g);
+    write_optional(w, "policy_loss", policy_loss, g);
+    write_optional(w, "value_loss", value_loss, g);
+    write_optional(w, f::name(f::entropy), entropy, g);
+    write_optional(w, f::name(f::approx_kl), approx_kl, g);
+    write_optional(w, "clip_fraction", clip_fraction, g);
+    write_optional(w, f::name(f::ratio_max), ratio_max, g);
+    write_optional(w, f::name(f::ratio_min), ratio_min, g);
+    write_optional(w, f::name(f::explained_variance), explained_variance, g);
+    write_optional(w, "learning_rate", learning_rate, g);
+    if (!extra.empty()) detail::write_metrics(w, "extra", extra, g);
+  }
 };
 
-struct gradient_health_event {
-  static constexpr std::string_view name = "gradient_health";
-  gradient_signal gradients{};
-  // The host/module gradient ratio (sensors/gradient_ratio.hpp), when the
-  // host's parameters are named and both sides have gradients.
-  std::optional<double> host_module_ratio{};
-};
-
-struct lstm_health_event {
-  static constexpr std::string_view name = "lstm_health";
-  lstm_signal lstm{};
-  bool healthy = true;
-};
+// The step record's fields that the check's signals fill (scalar_signals
+// with step_record set), by field.
+inline std::optional<double>* step_record_field(update_metrics& m, signal_set::field f) noexcept {
+  switch (f) {
+    case signal_set::loss: return &m.loss;
+    case signal_set::approx_kl: return &m.approx_kl;
+    case signal_set::ratio_max: return &m.ratio_max;
+    case signal_set::ratio_min: return &m.ratio_min;
+    case signal_set::explained_variance: return &m.explained_variance;
+    default: return nullptr;
+  }
+}
 
 // One anomaly with its figures (core/anomaly.hpp): `value` and `threshold`
 // are NaN where the anomaly is no comparison (a NaN loss has no threshold).
@@ -103,6 +127,22 @@ struct anomaly_event {
   static anomaly_event of(const anomaly& a, level level_after) {
     return {a.kind, a.detail, level_after, a.severity, a.value, a.threshold, a.baseline, {}};
   }
+  void describe(field_writer& w) const {
+    const std::string_view k = to_string(kind);
+    w.text("anomaly", k);
+    if (w.scalars()) {  // counts so far: each kind's curve is a staircase of its anomalies
+      w.tally(std::string("anomalies/").append(k));
+      w.tally("anomalies/total");
+    }
+    detail::write_level_scalar(w, level_after);
+    w.text("severity", to_string(severity));
+    w.real("value", value);
+    if (!std::isnan(threshold)) w.real("threshold", threshold);
+    detail::write_optional(w, "baseline", baseline);
+    w.text("detail", detail);
+    w.text("level_after", to_string(level_after));
+    if (!origin_ranks.empty()) w.integers("origin_ranks", origin_ranks);
+  }
 };
 
 // A condition reported at its onset has ended after `duration` observations.
@@ -111,6 +151,11 @@ struct anomaly_clear_event {
   anomaly_kind kind{};
   std::uint64_t duration = 0;
   double value = no_figure;  // the figure that ended it
+  void describe(field_writer& w) const {
+    w.text("anomaly", to_string(kind));
+    w.count("duration", duration);
+    w.real("value", value);
+  }
 };
 
 struct escalation_start_event {
@@ -118,28 +163,25 @@ struct escalation_start_event {
   level from = level::normal;
   level to = level::debug;
   std::uint32_t epochs = 0;  // how long it lasts unless renewed
-  std::string reason{};        // e.g. the anomaly kinds that caused it
+  std::string reason{};      // e.g. the anomaly kinds that caused it
+  void describe(field_writer& w) const {
+    w.text("from", to_string(from));
+    w.text("to", to_string(to));
+    w.count("epochs", epochs);
+    w.text("reason", reason);
+    detail::write_level_scalar(w, to);
+  }
 };
 
 struct escalation_end_event {
   static constexpr std::string_view name = "escalation_end";
   level from = level::debug;
   level to = level::normal;
-};
-
-struct layer_gradients_event {
-  static constexpr std::string_view name = "layer_gradients";
-  layer_gradient_report report{};
-};
-
-struct nan_inf_scan_event {
-  static constexpr std::string_view name = "nan_inf_scan";
-  nan_inf_scan_report report{};
-};
-
-struct ratio_diagnostic_event {
-  static constexpr std::string_view name = "ratio_diagnostic";
-  ratio_diagnostic_report report{};
+  void describe(field_writer& w) const {
+    w.text("from", to_string(from));
+    w.text("to", to_string(to));
+    detail::write_level_scalar(w, to);
+  }
 };
 
 // What the monitor told the trainer when it was not "proceed": a skipped
@@ -150,6 +192,17 @@ struct response_event {
   std::string reason{};
   std::uint64_t consecutive_skips = 0;
   std::uint64_t total_skips = 0;
+  void describe(field_writer& w) const {
+    w.text("action", to_string(act));
+    w.text("reason", reason);
+    w.count("consecutive_skips", consecutive_skips);
+    w.count("total_skips", total_skips);
+    if (w.scalars()) {
+      w.scalar("response/total_skips", static_cast<double>(total_skips));
+      w.scalar("response/consecutive_skips", static_cast<double>(consecutive_skips));
+      if (act == action::stop) w.scalar("response/stop", 1.0);
+    }
+  }
 };
 
 struct performance_degradation_event {
@@ -158,119 +211,31 @@ struct performance_degradation_event {
   double rolling_mean = 0.0;  // mean of the previous window
   double drop = 0.0;          // (rolling_mean - current) / |rolling_mean|
   double threshold = 0.0;     // the drop that counts as degradation
-};
-
-// Memory statistics (cat::memory, every config memory_interval updates).
-struct memory_event {
-  static constexpr std::string_view name = "memory";
-  memory_stats memory{};
+  void describe(field_writer& w) const {
+    constexpr std::string_view g = "performance";
+    w.real("current", current, g);
+    w.real("rolling_mean", rolling_mean, g);
+    w.real("drop", drop, g);
+    w.real("threshold", threshold, g);
+  }
 };
 
 struct epoch_summary {
   static constexpr std::string_view name = "epoch_summary";
   std::optional<double> performance{};  // accuracy, mean return (higher is better)
-  std::uint64_t updates = 0;          // updates in this epoch
-  std::uint64_t anomalies = 0;        // anomalies reported in this epoch
-  level level_after = level::normal;  // effective level after this epoch's tick
+  std::uint64_t updates = 0;            // updates in this epoch
+  std::uint64_t anomalies = 0;          // anomalies reported in this epoch
+  level level_after = level::normal;    // effective level after this epoch's tick
   std::vector<metric> metrics{};        // written under "metrics"
-};
-
-struct profiler_trace_event {
-  static constexpr std::string_view name = "profiler_trace";
-  std::string path{};               // the Chrome-trace JSON file written
-  std::uint64_t first_step = 0;   // profiler step of the first active step
-  std::uint64_t steps = 0;        // active steps in the trace
-  std::uint32_t cycle = 0;        // 0-based repeat index
-};
-
-// Wall-clock totals of one phase (rollout, update, telemetry, ...).
-struct phase_timing {
-  std::string phase{};
-  std::uint64_t count = 0;  // timed scopes
-  double total_s = 0.0;
-  double min_s = 0.0;
-  double max_s = 0.0;
-  double mean_s() const noexcept { return count ? total_s / static_cast<double>(count) : 0.0; }
-  friend bool operator==(const phase_timing&, const phase_timing&) = default;
-};
-
-struct phase_timings_event {
-  static constexpr std::string_view name = "phase_timings";
-  std::vector<phase_timing> phases{};  // in order of first use
-};
-
-namespace detail {
-// An event's time as every sink writes it: seconds since the Unix epoch, to
-// the microsecond.
-inline double unix_seconds(std::chrono::system_clock::time_point t) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  return static_cast<double>(us) / 1e6;
-}
-}  // namespace detail
-
-using event_payload =
-    std::variant<update_metrics, gradient_health_event, lstm_health_event, anomaly_event, anomaly_clear_event,
-                 escalation_start_event,
-                 escalation_end_event, layer_gradients_event, nan_inf_scan_event, ratio_diagnostic_event,
-                 response_event, performance_degradation_event, memory_event, epoch_summary,
-                 profiler_trace_event, phase_timings_event>;
-
-template <class P>
-concept EventPayload = requires {
-  { P::name } -> std::convertible_to<std::string_view>;
-} && std::is_constructible_v<event_payload, P>;
-
-class event {
- public:
-  using clock = std::chrono::system_clock;
-
-  template <EventPayload P>
-  event(std::uint64_t update, std::uint64_t epoch, P payload, clock::time_point time = clock::now())
-      : time_(time), update_(update), epoch_(epoch), payload_(std::move(payload)) {}
-
-  std::string_view name() const noexcept {
-    return std::visit([](const auto& p) -> std::string_view { return std::decay_t<decltype(p)>::name; }, payload_);
+  void describe(field_writer& w) const {
+    constexpr std::string_view g = "epoch";
+    detail::write_optional(w, signal_set::name(signal_set::performance), performance, g);
+    w.count("updates", updates, g);
+    w.count("anomalies", anomalies, g);
+    w.text("level_after", to_string(level_after));
+    detail::write_level_scalar(w, level_after);
+    detail::write_metrics(w, "metrics", metrics, g);
   }
-  clock::time_point time() const noexcept { return time_; }
-  std::uint64_t update() const noexcept { return update_; }
-  std::uint64_t epoch() const noexcept { return epoch_; }
-  const event_context& context() const noexcept { return context_; }
-  const event_payload& payload() const noexcept { return payload_; }
-
-  template <EventPayload P>
-  bool is() const noexcept { return std::holds_alternative<P>(payload_); }
-  // The payload if it is a P, else nullptr.
-  template <EventPayload P>
-  const P* get_if() const noexcept { return std::get_if<P>(&payload_); }
-
-  // A copy of this event carrying `ctx` (its unset fields from the current context).
-  event with_context(const event_context& ctx) const& {
-    event out = *this;
-    out.context_ = ctx.over(context_);
-    return out;
-  }
-  event with_context(const event_context& ctx) && {
-    context_ = ctx.over(context_);
-    return std::move(*this);
-  }
-  // A copy of this event whose unset context fields come from `defaults`
-  // (what a hub does with its default context).
-  event with_default_context(const event_context& defaults) const& {
-    event out = *this;
-    out.context_ = context_.over(defaults);
-    return out;
-  }
-  event with_default_context(const event_context& defaults) && {
-    context_ = context_.over(defaults);
-    return std::move(*this);
-  }
-
- private:
-  clock::time_point time_;
-  std::uint64_t update_;
-  std::uint64_t epoch_;
-  event_context context_;
-  event_payload payload_;
 };
 
 }  // namespace v0

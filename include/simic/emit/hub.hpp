@@ -31,7 +31,7 @@
 #include <cstdlib>
 #endif
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/emit/events.hpp"
 #include "simic/emit/sink.hpp"
 

@@ -7,8 +7,9 @@
 // CRC-32C of the data). One simic event becomes at most one record holding
 // all its scalars, written whole (emit/record_file.hpp), so a killed process
 // leaves a file TensorBoard reads up to its last complete record.
-// Which events give which tags: tensorboard_scalars() below; docs/events.md
-// has the table.
+// Which events give which tags: each payload's describe() (the number fields
+// it gives a group, and its scalar() and tally() calls); docs/events.md has
+// the table.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +26,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <variant>
+#include <span>
 #include <vector>
 
 #include <fcntl.h>
@@ -45,118 +46,51 @@ struct tensorboard_scalar {
   friend bool operator==(const tensorboard_scalar&, const tensorboard_scalar&) = default;
 };
 
-// What the mapping remembers between events: anomaly counts so far, by kind.
+// What the scalars remember between events: tally() counts so far, by tag
+// (anomalies by kind, and in all).
 struct tensorboard_tally {
-  std::map<std::string, std::uint64_t, std::less<>> anomalies_by_kind{};
-  std::uint64_t anomalies = 0;
+  std::map<std::string, std::uint64_t, std::less<>> counts{};
 };
 
 namespace detail {
 
-struct tensorboard_mapper {
-  tensorboard_tally& tally;
-  std::vector<tensorboard_scalar>& out;
+// A payload's scalars (field_writer with scalars()): the number fields that
+// name a group as "<group>/<key>", and what the payload writes by scalar()
+// and tally(); text and structure are not scalars.
+class tensorboard_writer final : public field_writer {
+ public:
+  tensorboard_writer(tensorboard_tally& tally, std::vector<tensorboard_scalar>& out) : tally_(tally), out_(out) {}
 
-  void put(std::string tag, double v) { out.push_back({std::move(tag), v}); }
-  void put(std::string tag, const std::optional<double>& v) {
-    if (v) put(std::move(tag), *v);
+  void real(std::string_view key, double v, std::string_view group) override { put(key, v, group); }
+  void count(std::string_view key, std::uint64_t v, std::string_view group) override {
+    put(key, static_cast<double>(v), group);
   }
-  static double level_number(level l) { return static_cast<double>(static_cast<unsigned>(l)); }
+  void integer(std::string_view, std::int64_t) override {}
+  void flag(std::string_view key, bool v, std::string_view group) override { put(key, v ? 1.0 : 0.0, group); }
+  void text(std::string_view, std::string_view) override {}
+  void integers(std::string_view, std::span<const std::int64_t>) override {}
+  void texts(std::string_view, std::span<const std::string>) override {}
+  void begin_array(std::string_view) override {}
+  void begin_object(std::string_view) override {}
+  void end() override {}
+  bool scalars() const noexcept override { return true; }
+  void scalar(std::string_view tag, double v) override { out_.push_back({std::string(tag), v}); }
+  void tally(std::string_view tag) override {
+    auto it = tally_.counts.find(tag);
+    if (it == tally_.counts.end()) it = tally_.counts.emplace(std::string(tag), 0).first;
+    out_.push_back({it->first, static_cast<double>(++it->second)});
+  }
 
-  void operator()(const update_metrics& p) {
-    put("update/loss", p.loss);
-    put("update/policy_loss", p.policy_loss);
-    put("update/value_loss", p.value_loss);
-    put("update/entropy", p.entropy);
-    put("update/approx_kl", p.approx_kl);
-    put("update/clip_fraction", p.clip_fraction);
-    put("update/ratio_max", p.ratio_max);
-    put("update/ratio_min", p.ratio_min);
-    put("update/explained_variance", p.explained_variance);
-    put("update/learning_rate", p.learning_rate);
-    for (const auto& m : p.extra) put("update/" + m.name, m.value);
+ private:
+  void put(std::string_view key, double v, std::string_view group) {
+    if (group.empty()) return;
+    std::string tag;
+    tag.reserve(group.size() + 1 + key.size());
+    tag.append(group).append(1, '/').append(key);
+    out_.push_back({std::move(tag), v});
   }
-  void operator()(const gradient_health_event& p) {
-    const gradient_signal& g = p.gradients;
-    put("gradients/total_norm", g.total_norm);
-    put("gradients/health", g.health);
-    put("gradients/min_param_norm", g.min_param_norm);
-    put("gradients/max_param_norm", g.max_param_norm);
-    put("gradients/vanishing", static_cast<double>(g.vanishing));
-    put("gradients/exploding", static_cast<double>(g.exploding));
-    put("gradients/nan_count", static_cast<double>(g.nan_count));
-    put("gradients/inf_count", static_cast<double>(g.inf_count));
-    put("gradients/host_module_ratio", p.host_module_ratio);
-  }
-  void operator()(const lstm_health_event& p) {
-    put("lstm/h_norm", p.lstm.h_norm);
-    put("lstm/c_norm", p.lstm.c_norm);
-    put("lstm/h_max_abs", p.lstm.h_max_abs);
-    put("lstm/c_max_abs", p.lstm.c_max_abs);
-    put("lstm/healthy", p.healthy ? 1.0 : 0.0);
-  }
-  // Counts so far, so that each kind's curve is a staircase of its anomalies.
-  void operator()(const anomaly_event& p) {
-    const std::string_view kind = to_string(p.kind);
-    auto it = tally.anomalies_by_kind.find(kind);
-    if (it == tally.anomalies_by_kind.end()) it = tally.anomalies_by_kind.emplace(std::string(kind), 0).first;
-    ++it->second;
-    ++tally.anomalies;
-    put("anomalies/" + it->first, static_cast<double>(it->second));
-    put("anomalies/total", static_cast<double>(tally.anomalies));
-    put("telemetry/level", level_number(p.level_after));
-  }
-  void operator()(const anomaly_clear_event&) {}
-  void operator()(const escalation_start_event& p) { put("telemetry/level", level_number(p.to)); }
-  void operator()(const escalation_end_event& p) { put("telemetry/level", level_number(p.to)); }
-  void operator()(const layer_gradients_event& p) {
-    for (const auto& l : p.report.layers) {
-      put("layers/" + l.name + "/norm", l.norm);
-      put("layers/" + l.name + "/health", l.health);
-    }
-  }
-  void operator()(const nan_inf_scan_event& p) {
-    put("nan_inf_scan/offenders", static_cast<double>(p.report.offenders.size()));
-    put("nan_inf_scan/max_abs_weight", p.report.max_abs_weight);
-    put("nan_inf_scan/max_abs_grad", p.report.max_abs_grad);
-  }
-  void operator()(const ratio_diagnostic_event& p) {
-    put("ratio_diagnostic/outliers", static_cast<double>(p.report.outliers.size()));
-    put("ratio_diagnostic/max_abs_logprob_diff", p.report.max_abs_logprob_diff);
-  }
-  void operator()(const response_event& p) {
-    put("response/total_skips", static_cast<double>(p.total_skips));
-    put("response/consecutive_skips", static_cast<double>(p.consecutive_skips));
-    if (p.act == action::stop) put("response/stop", 1.0);
-  }
-  void operator()(const performance_degradation_event& p) {
-    put("performance/current", p.current);
-    put("performance/rolling_mean", p.rolling_mean);
-    put("performance/drop", p.drop);
-    put("performance/threshold", p.threshold);
-  }
-  void operator()(const memory_event& p) {
-    if (p.memory.rss_bytes) put("memory/rss_bytes", static_cast<double>(*p.memory.rss_bytes));
-    if (const auto& d = p.memory.device) {
-      put("memory/device_allocated_bytes", static_cast<double>(d->allocated));
-      put("memory/device_reserved_bytes", static_cast<double>(d->reserved));
-      put("memory/device_peak_allocated_bytes", static_cast<double>(d->peak_allocated));
-    }
-  }
-  void operator()(const epoch_summary& p) {
-    put("epoch/performance", p.performance);
-    put("epoch/updates", static_cast<double>(p.updates));
-    put("epoch/anomalies", static_cast<double>(p.anomalies));
-    put("telemetry/level", level_number(p.level_after));
-    for (const auto& m : p.metrics) put("epoch/" + m.name, m.value);
-  }
-  void operator()(const profiler_trace_event&) {}
-  void operator()(const phase_timings_event& p) {
-    for (const auto& ph : p.phases) {
-      put("phases/" + ph.phase + "/total_s", ph.total_s);
-      put("phases/" + ph.phase + "/mean_s", ph.mean_s());
-    }
-  }
+  tensorboard_tally& tally_;
+  std::vector<tensorboard_scalar>& out_;
 };
 
 // Protobuf wire format, the three field kinds a scalar event needs.
@@ -196,7 +130,8 @@ inline void put_bytes_field(std::string& b, unsigned field, std::string_view byt
 // anomaly counts from one event to the next.
 inline std::vector<tensorboard_scalar> tensorboard_scalars(const event& e, tensorboard_tally& tally) {
   std::vector<tensorboard_scalar> out;
-  std::visit(detail::tensorboard_mapper{tally, out}, e.payload());
+  detail::tensorboard_writer w(tally, out);
+  e.describe(w);
   return out;
 }
 

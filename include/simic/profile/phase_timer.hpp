@@ -18,11 +18,46 @@
 #include <utility>
 #include <vector>
 
-#include "simic/core/detail/error.hpp"
-#include "simic/emit/events.hpp"
+#include "simic/core/error.hpp"
+#include "simic/emit/field_writer.hpp"
 
 namespace simic {
 inline namespace v0 {
+
+// Wall-clock totals of one phase (rollout, update, telemetry, ...).
+struct phase_timing {
+  std::string phase{};
+  std::uint64_t count = 0;  // timed scopes
+  double total_s = 0.0;
+  double min_s = 0.0;
+  double max_s = 0.0;
+  double mean_s() const noexcept { return count ? total_s / static_cast<double>(count) : 0.0; }
+  friend bool operator==(const phase_timing&, const phase_timing&) = default;
+};
+
+// The phase_timings event: every phase's totals; TensorBoard gets each
+// phase's total and mean.
+struct phase_timings_event {
+  static constexpr std::string_view name = "phase_timings";
+  std::vector<phase_timing> phases{};  // in order of first use
+  void describe(field_writer& w) const {
+    w.begin_object("phases");
+    for (const phase_timing& ph : phases) {
+      w.begin_object(ph.phase);
+      w.count("count", ph.count);
+      w.real("total_s", ph.total_s);
+      w.real("mean_s", ph.mean_s());
+      w.real("min_s", ph.min_s);
+      w.real("max_s", ph.max_s);
+      w.end();
+      if (w.scalars()) {
+        w.scalar("phases/" + ph.phase + "/total_s", ph.total_s);
+        w.scalar("phases/" + ph.phase + "/mean_s", ph.mean_s());
+      }
+    }
+    w.end();
+  }
+};
 
 template <class Clock>
 class basic_phase_timers {

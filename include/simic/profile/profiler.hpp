@@ -24,13 +24,14 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
 #include <ATen/ATen.h>
 
-#include "simic/core/detail/error.hpp"
-#include "simic/emit/events.hpp"
+#include "simic/core/error.hpp"
+#include "simic/emit/field_writer.hpp"
 #include "simic/sensors/torch_compat.hpp"  // SIMIC_TORCH_KINETO
 
 #if SIMIC_TORCH_KINETO
@@ -41,6 +42,21 @@
 
 namespace simic {
 inline namespace v0 {
+
+// The profiler_trace event: one Chrome-trace file written.
+struct profiler_trace_event {
+  static constexpr std::string_view name = "profiler_trace";
+  std::string path{};           // the Chrome-trace JSON file written
+  std::uint64_t first_step = 0;  // profiler step of the first active step
+  std::uint64_t steps = 0;       // active steps in the trace
+  std::uint32_t cycle = 0;       // 0-based repeat index
+  void describe(field_writer& w) const {
+    w.text("path", path);
+    w.count("first_step", first_step);
+    w.count("steps", steps);
+    w.count("cycle", cycle);
+  }
+};
 
 struct profiler_schedule {
   std::uint32_t wait = 1;    // steps not profiled at the start of each cycle

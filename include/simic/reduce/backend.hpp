@@ -27,7 +27,7 @@
 #include <string>
 #include <utility>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/reduce/stat_layout.hpp"
 #include "simic/core/thresholds.hpp"
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "simic/core/diagnostics.hpp"
+#include "simic/sensors/memory.hpp"
 #include "simic/reduce/cuda/config.hpp"
 
 #if SIMIC_CUDA

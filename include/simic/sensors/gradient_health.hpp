@@ -7,6 +7,14 @@
 //
 //   simic::gradient_health_sensor<> grads;
 //   signals.gradients = grads.measure(*policy).signal();
+//
+// In a session (sensors/sensor.hpp) it reads the watched gradients at
+// MINIMAL and up (the non-finite check needs them) in updates 1, 1 + every,
+// ..., synchronously in step() or enqueued earlier by session::enqueue(), and
+// gives the check `gradients`; with options().host it also gives the
+// host/module gradient ratio from the same read (sensors/gradient_ratio.hpp).
+// Its event: gradient_health (the gradient figures, gradient_members in
+// core/signals.hpp, and the host/module ratio).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,28 +28,59 @@
 #include <string>
 #include <vector>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/reduce/gradient_summary.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/reduce/backend.hpp"
+#include "simic/emit/events.hpp"
+#include "simic/emit/field_writer.hpp"
+#include "simic/sensors/gradient_ratio.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
+#include "simic/sensors/sensor.hpp"
 
 namespace simic {
 inline namespace v0 {
+
+// When a session reads the gradients: in step() (sync), or enqueued earlier
+// by session::enqueue() and collected in step() (async: on CUDA the reduction
+// runs while the host prepares the step's statistics).
+enum class gradient_read : unsigned char { sync, async };
 
 struct gradient_health_options {
   double vanishing = defaults::grad_vanishing;  // per-parameter norm strictly below: vanishing
   double exploding = defaults::grad_exploding;  // per-parameter norm strictly above: exploding
   param_filter filter{};                        // for named parameters and modules
+  // In a session:
+  std::uint32_t every = 1;           // read in updates 1, 1 + every, 1 + 2 every, ...
+  gradient_read read = gradient_read::sync;
+  // Names the host network's parameters: the rest of the watched ones are
+  // the module, and the check gets the host/module gradient ratio.
+  std::optional<param_filter> host{};
 
   void validate() const {
     detail::require(vanishing >= 0.0 && std::isfinite(vanishing), "simic::gradient_health_options", "vanishing",
                     vanishing, "[0, exploding)");
     detail::require(exploding > vanishing && std::isfinite(exploding), "simic::gradient_health_options",
                     "exploding", exploding, "(vanishing, inf)");
+    detail::require(every >= 1, "simic::gradient_health_options", "every", every, ">= 1");
+    detail::require(static_cast<unsigned>(read) <= 1u, "simic::gradient_health_options", "read",
+                    static_cast<unsigned>(read), "sync or async");
+  }
+};
+
+// The gradient_health event: the step's gradient figures and, when a host is
+// named, the host/module gradient ratio.
+struct gradient_health_event {
+  static constexpr std::string_view name = "gradient_health";
+  gradient_signal gradients{};
+  std::optional<double> host_module_ratio{};
+  void describe(field_writer& w) const {
+    constexpr std::string_view g = "gradients";
+    detail::write_members(w, gradient_members, gradients, g);
+    detail::write_optional(w, signal_set::name(signal_set::host_module_ratio), host_module_ratio, g);
   }
 };
 
@@ -121,6 +160,10 @@ inline gradient_health_report finish_gradient_health(const stats_table& t, doubl
 template <reduction_backend Backend = auto_backend>
 class gradient_health_sensor {
  public:
+  using options_type = gradient_health_options;
+  using category = cat::critical;  // MINIMAL and up: the non-finite check reads it
+  static constexpr std::string_view name = "gradient_health";
+
   explicit gradient_health_sensor(gradient_health_options options = {}, Backend backend = {})
       : opts_(std::move(options)), backend_(std::move(backend)) {
     opts_.validate();
@@ -143,7 +186,65 @@ class gradient_health_sensor {
   const gradient_health_options& options() const noexcept { return opts_; }
   const Backend& backend() const noexcept { return backend_; }
 
+  // ---- in a session (sensors/sensor.hpp) ----------------------------------
+  void attach(std::span<const named_tensor> watched) {
+    is_host_.clear();
+    for (const named_tensor& p : watched) is_host_.push_back(opts_.host && (*opts_.host)(p.first));
+  }
+  template <class M>
+  void enqueue(const sensor_context<M>& ctx) {
+    if (opts_.read == gradient_read::async && !pending_ && due(ctx)) pending_.emplace(measure_async(ctx.watched()));
+  }
+  template <class M>
+  void sense(const sensor_context<M>& ctx, signals& s) {
+    last_.reset();
+    host_ratio_.reset();
+    if (!s.gradients && ctx.level() != simic::level::off && due(ctx)) {
+      gradient_health_report g = pending_ ? pending_->materialize() : measure(ctx.watched());
+      ++measurements_;
+      s.gradients = g.signal();
+      if (opts_.host) {
+        host_ratio_ = host_module_ratio(g, ctx);
+        if (!s.host_module_ratio) s.host_module_ratio = host_ratio_;
+      }
+      last_ = std::move(g);
+    }
+    pending_.reset();  // used, or not read this step (not due, OFF)
+  }
+  template <class M>
+  void record(const sensor_context<M>& ctx, const signals&) const {
+    if (last_ && ctx.emitting()) ctx.emit(gradient_health_event{.gradients = last_->signal(), .host_module_ratio = host_ratio_});
+  }
+  // The latest read (absent before the first, and in a step that read none).
+  const std::optional<gradient_health_report>& last() const noexcept { return last_; }
+  const std::optional<double>& last_host_module_ratio() const noexcept { return host_ratio_; }
+  std::uint64_t measurements() const noexcept { return measurements_; }
+  std::uint64_t host_module_ratios() const noexcept { return host_ratios_; }
+
  private:
+  template <class M>
+  bool due(const sensor_context<M>& ctx) const noexcept {
+    return !ctx.watched().empty() && due_every(ctx.update(), opts_.every);
+  }
+  // From the gradient read itself: the host's and the module's squared
+  // norms and sizes, split by name (no second read).
+  template <class M>
+  std::optional<double> host_module_ratio(const gradient_health_report& g, const sensor_context<M>& ctx) {
+    gradient_mass host, module;
+    const auto watched = ctx.watched();
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < watched.size() && j < g.names.size(); ++i) {
+      if (g.names[j] != watched[i].first) continue;  // no gradient this step
+      gradient_mass& side = is_host_[i] ? host : module;
+      side.squared_norm += g.param_norms[j] * g.param_norms[j];
+      side.parameters += static_cast<std::uint64_t>(watched[i].second.numel());
+      ++side.tensors;
+      ++j;
+    }
+    ++host_ratios_;
+    return gradient_ratio(host, module);
+  }
+
   pending_report<gradient_health_report> start(std::span<const at::Tensor> grads, std::vector<std::string> names) const {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> present;
@@ -166,6 +267,12 @@ class gradient_health_sensor {
 
   gradient_health_options opts_;
   Backend backend_;
+  std::vector<bool> is_host_;
+  std::optional<pending_report<gradient_health_report>> pending_;
+  std::optional<gradient_health_report> last_;
+  std::optional<double> host_ratio_;
+  std::uint64_t measurements_ = 0;
+  std::uint64_t host_ratios_ = 0;
 };
 
 }  // namespace v0

@@ -5,21 +5,34 @@
 // simic's default judges signal() with lstm_rms_bounds (docs/detection.md).
 //
 //   signals.lstm = simic::lstm_health_sensor<>{}.measure(h, c).signal();
+//
+// In a session (sensors/sensor.hpp) the trainer hands it each rollout's
+// states, session::feed(simic::lstm_state{h, c}) (as [envs, hidden] rows, or
+// one state), at MINIMAL and up: the least healthy row by the monitor's LSTM
+// detector, else the largest, is held for the next check (`lstm`, when the
+// check has none), and its figures go to the lstm_health event.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/detect/reference/lstm_bounds.hpp"
+#include "simic/emit/events.hpp"
+#include "simic/emit/field_writer.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/reduce/backend.hpp"
+#include "simic/sensors/sensor.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -51,10 +64,34 @@ struct lstm_health_report {
   }
 };
 
+// The lstm_health event: the held state's figures (lstm_members in
+// core/signals.hpp) and whether the monitor judged it healthy.
+struct lstm_health_event {
+  static constexpr std::string_view name = "lstm_health";
+  lstm_signal lstm{};
+  bool healthy = true;
+  void describe(field_writer& w) const {
+    detail::write_members(w, lstm_members, lstm, "lstm");
+    w.flag("healthy", healthy, "lstm");
+  }
+};
+
+// An LSTM state handed to the session: session::feed(simic::lstm_state{h, c}).
+struct lstm_state {
+  at::Tensor h, c;
+};
+
+struct lstm_health_options {};
+
 template <reduction_backend Backend = auto_backend>
 class lstm_health_sensor {
  public:
+  using options_type = lstm_health_options;
+  using category = cat::critical;
+  static constexpr std::string_view name = "lstm_health";
+
   explicit lstm_health_sensor(Backend backend = {}) : backend_(std::move(backend)) {}
+  explicit lstm_health_sensor(const lstm_health_options&, Backend backend = {}) : backend_(std::move(backend)) {}
 
   pending_report<lstm_health_report> measure_async(const at::Tensor& h, const at::Tensor& c) const {
     validate(h, c, "simic::lstm_health_sensor::measure");
@@ -93,7 +130,46 @@ class lstm_health_sensor {
     return measure_rows_async(h, c).materialize();
   }
 
+  // ---- in a session (sensors/sensor.hpp) ----------------------------------
+  template <class M>
+  void feed(const sensor_context<M>& ctx, const lstm_state& x) {
+    if (!ctx.template collects<category>()) return;
+    for (const lstm_health_report& row : measure_rows(x.h, x.c)) {
+      const lstm_signal l = row.signal();
+      ++measurements_;
+      if (!held_ || (healthy(ctx.monitor(), *held_) && (!healthy(ctx.monitor(), l) || l.c_norm > held_->c_norm)))
+        held_ = l;
+    }
+  }
+  void held(signals& s) const {
+    if (!s.lstm) s.lstm = held_;
+  }
+  // The held state is consumed by the check; its event when the check took it.
+  template <class M>
+  void record(const sensor_context<M>& ctx, const signals& given) {
+    if (held_ && !given.lstm && ctx.emitting())
+      ctx.emit(lstm_health_event{.lstm = *held_, .healthy = healthy(ctx.monitor(), *held_)});
+    held_.reset();
+  }
+  std::uint64_t measurements() const noexcept { return measurements_; }
+
+  // By the first of the monitor's detectors that judges an LSTM state; true without one.
+  template <class Monitor>
+  static bool healthy(const Monitor& m, const lstm_signal& l) {
+    std::optional<bool> ok;
+    m.for_each_detector([&](const auto& d) {
+      if constexpr (judges_lstm<std::decay_t<decltype(d)>>)
+        if (!ok) ok = d.healthy(l);
+    });
+    return ok.value_or(true);
+  }
+
  private:
+  template <class D>
+  static constexpr bool judges_lstm = requires(const D& d, const lstm_signal& l) {
+    { d.healthy(l) } -> std::convertible_to<bool>;
+  };
+
   static void validate(const at::Tensor& h, const at::Tensor& c, const char* where) {
     detail::require(h.defined(), where, "h", "undefined", "a defined floating-point tensor");
     detail::require(c.defined(), where, "c", "undefined", "a defined floating-point tensor");
@@ -117,6 +193,8 @@ class lstm_health_sensor {
   }
 
   Backend backend_;
+  std::optional<lstm_signal> held_;
+  std::uint64_t measurements_ = 0;
 };
 
 }  // namespace v0

@@ -16,6 +16,9 @@
 // weights and the copy read, the copy written); others through ATen
 // operations, with one device-to-host transfer; memory: one copy of the
 // watched parameters.
+//
+// In a session (sensors/sensor.hpp) it measures the watched weights in every
+// step at NORMAL and up and gives the check `update_ratio`; no event of its own.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -31,13 +34,22 @@
 
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
+#include "simic/sensors/sensor.hpp"
 
 namespace simic {
 inline namespace v0 {
 
+struct parameter_update_options {
+  param_filter filter{};  // for named parameters and modules
+};
+
 class parameter_update_sensor {
  public:
-  explicit parameter_update_sensor(param_filter filter = {}) : filter_(std::move(filter)) {}
+  using options_type = parameter_update_options;
+  using category = cat::ops_normal;
+  static constexpr std::string_view name = "parameter_update";
+
+  explicit parameter_update_sensor(const parameter_update_options& o = {}) : filter_(o.filter) {}
 
   // Parameter values, or named parameters / a module (filtered).
   template <parameter_source P = std::span<const at::Tensor>>
@@ -49,6 +61,15 @@ class parameter_update_sensor {
   // Forgets the copy: the next measure() only takes one.
   void reset() noexcept { snapshot_.clear(); }
   std::size_t tensors() const noexcept { return snapshot_.size(); }
+
+  // ---- in a session (sensors/sensor.hpp) ----------------------------------
+  template <class M>
+  void sense(const sensor_context<M>& ctx, signals& s) {
+    if (s.update_ratio || ctx.weights().empty() || !ctx.template collects<category>()) return;
+    s.update_ratio = measure(ctx.weights());
+    ++measurements_;
+  }
+  std::uint64_t measurements() const noexcept { return measurements_; }
 
  private:
   std::optional<double> measure_values(std::span<const at::Tensor> weights) {
@@ -137,6 +158,7 @@ class parameter_update_sensor {
     size += (q[0] + q[1]) + (q[2] + q[3]);
   }
 
+  std::uint64_t measurements_ = 0;
   param_filter filter_;
   std::vector<at::Tensor> snapshot_;
 };

@@ -18,7 +18,7 @@
 #include <string>
 #include <thread>
 
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 
 #ifndef SIMIC_THREAD_CHECKS
 #ifdef NDEBUG

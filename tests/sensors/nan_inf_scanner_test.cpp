@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "support/reduction_reference.hpp"
-#include "simic/sensors/debug_nan_inf_scan.hpp"
+#include "support/written_event.hpp"
+#include "simic/sensors/nan_inf_scanner.hpp"
 
 using namespace simic;
 
@@ -108,7 +109,7 @@ TEST_CASE("nan_inf_scan: module, filter, empty and bad input") {
   CHECK(nan_inf_scanner<>{}.scan(*lin).offenders.size() == 1);
   param_filter no_bias;
   no_bias.exclude("bias");
-  CHECK(nan_inf_scanner<>{no_bias}.scan(*lin).clean());
+  CHECK(nan_inf_scanner<>{{.filter = no_bias}}.scan(*lin).clean());
   const named none;
   const auto e = nan_inf_scanner<>{}.scan(none, at::scalar_tensor(2.0));
   CHECK(e.parameters_scanned == 0);
@@ -117,4 +118,37 @@ TEST_CASE("nan_inf_scan: module, filter, empty and bad input") {
                        std::invalid_argument);
   const named undefined{{"ghost", at::Tensor()}};
   CHECK_THROWS_WITH_AS(nan_inf_scanner<>{}.scan(undefined), doctest::Contains("ghost"), std::invalid_argument);
+}
+
+TEST_CASE("the nan_inf_scan event: offenders, extremes, the loss's finiteness and clean in JSON") {
+  nan_inf_scan_report scan;
+  scan.offenders.push_back({.name = "fc.weight", .weight_nan = false, .weight_inf = false, .grad_nan = true,
+                            .grad_inf = false});
+  scan.max_abs_weight = 3.0;
+  scan.max_abs_grad = std::numeric_limits<double>::quiet_NaN();
+  scan.parameters_scanned = 8;
+  auto j = simic::test::json_of(event(3, 0, nan_inf_scan_event{.report = scan}));
+  CHECK(j["event"] == "nan_inf_scan");
+  REQUIRE(j["offenders"].size() == 1);
+  CHECK(j["offenders"][0]["name"] == "fc.weight");
+  CHECK(j["offenders"][0]["grad_nan"] == true);
+  CHECK(j["offenders"][0]["weight_nan"] == false);
+  CHECK(j["max_abs_weight"].get<double>() == 3.0);
+  CHECK(j["max_abs_grad"] == "nan");
+  CHECK(j["parameters_scanned"] == 8);
+  CHECK(j["clean"] == false);
+  CHECK_FALSE(j.contains("loss_finite"));  // no loss was scanned
+  const auto tb = simic::test::scalars_of(event(3, 0, nan_inf_scan_event{.report = scan}));
+  REQUIRE(tb.size() == 3);
+  CHECK(tb[0] == tensorboard_scalar{"nan_inf_scan/offenders", 1.0});
+  CHECK(tb[1] == tensorboard_scalar{"nan_inf_scan/max_abs_weight", 3.0});
+  CHECK(tb[2].tag == "nan_inf_scan/max_abs_grad");
+  CHECK(std::isnan(tb[2].value));
+  scan = {};
+  scan.loss_finite = false;
+  j = simic::test::json_of(event(3, 0, nan_inf_scan_event{.report = scan}));
+  CHECK(j["loss_finite"] == false);
+  CHECK(j["clean"] == false);
+  scan.loss_finite = true;
+  CHECK(simic::test::json_of(event(3, 0, nan_inf_scan_event{.report = scan}))["clean"] == true);
 }

@@ -4,6 +4,10 @@
 // Weights, gradients and the loss are read in one pass and come back in one
 // device->host transfer, whatever the parameter count (the reference synced
 // four times per parameter).
+//
+// In a session (sensors/sensor.hpp) it scans the watched parameters after
+// each check while the level is DEBUG, with the step's loss when the trainer
+// hands it in (session::step(s, simic::step_loss{loss})).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,30 +18,89 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "simic/core/diagnostics.hpp"
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
+#include "simic/emit/field_writer.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/reduce/backend.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
+#include "simic/sensors/sensor.hpp"
 
 namespace simic {
 inline namespace v0 {
 
+// One parameter holding NaN or Inf in its weight or its gradient.
+struct nonfinite_parameter {
+  std::string name;
+  bool weight_nan = false;
+  bool weight_inf = false;
+  bool grad_nan = false;
+  bool grad_inf = false;
+};
+
+struct nan_inf_scan_report {
+  std::vector<nonfinite_parameter> offenders;  // in parameter order
+  double max_abs_weight = 0.0;
+  double max_abs_grad = 0.0;
+  std::optional<bool> loss_finite;  // absent when no loss was given
+  std::uint64_t parameters_scanned = 0;
+  bool clean() const noexcept { return offenders.empty() && loss_finite.value_or(true); }
+};
+
+// The nan_inf_scan event.
+struct nan_inf_scan_event {
+  static constexpr std::string_view name = "nan_inf_scan";
+  nan_inf_scan_report report{};
+  void describe(field_writer& w) const {
+    w.begin_array("offenders");
+    for (const nonfinite_parameter& o : report.offenders) {
+      w.begin_object();
+      w.text("name", o.name);
+      w.flag("weight_nan", o.weight_nan);
+      w.flag("weight_inf", o.weight_inf);
+      w.flag("grad_nan", o.grad_nan);
+      w.flag("grad_inf", o.grad_inf);
+      w.end();
+    }
+    w.end();
+    if (w.scalars()) w.scalar("nan_inf_scan/offenders", static_cast<double>(report.offenders.size()));
+    w.real("max_abs_weight", report.max_abs_weight, "nan_inf_scan");
+    w.real("max_abs_grad", report.max_abs_grad, "nan_inf_scan");
+    if (report.loss_finite) w.flag("loss_finite", *report.loss_finite);
+    w.count("parameters_scanned", report.parameters_scanned);
+    w.flag("clean", report.clean());
+  }
+};
+
+// The step's loss, handed to the scan: session::step(s, simic::step_loss{loss}).
+struct step_loss {
+  at::Tensor loss;
+};
+
+struct nan_inf_scan_options {
+  param_filter filter{};  // for named parameters and modules
+  bool enabled = true;    // in a session: scan while the level is DEBUG
+};
+
 template <reduction_backend Backend = auto_backend>
 class nan_inf_scanner {
  public:
-  explicit nan_inf_scanner(param_filter filter = {}, Backend backend = {})
-      : filter_(std::move(filter)), backend_(std::move(backend)) {}
+  using options_type = nan_inf_scan_options;
+  using category = cat::debug;
+  static constexpr std::string_view name = "nan_inf_scan";
+
+  explicit nan_inf_scanner(const nan_inf_scan_options& o = {}, Backend backend = {})
+      : opts_(o), backend_(std::move(backend)) {}
 
   // `loss`: an optional loss tensor (any shape; all elements must be finite).
   template <named_parameter_source P>
   pending_report<nan_inf_scan_report> scan_async(const P& source, const at::Tensor& loss = {}) const {
     static constexpr const char* where = "simic::nan_inf_scanner::scan";
     at::NoGradGuard no_grad;
-    watched_parameters w = watch(source, filter_);
+    watched_parameters w = watch(source, opts_.filter);
     const std::size_t n = w.weights.size();
     std::vector<at::Tensor> list;
     list.reserve(2 * n + 1);
@@ -103,9 +166,32 @@ class nan_inf_scanner {
     return scan_async(source, loss...).materialize();
   }
 
+  const nan_inf_scan_options& options() const noexcept { return opts_; }
+
+  // ---- in a session (sensors/sensor.hpp) ----------------------------------
+  template <class M>
+  void feed(const sensor_context<M>&, const step_loss& x) {
+    loss_ = x.loss.defined() ? x.loss.detach() : x.loss;
+  }
+  // While the effective level is DEBUG (the check that escalated included).
+  template <class M>
+  void diagnose(const sensor_context<M>& ctx, const check_result&) {
+    last_.reset();
+    const at::Tensor loss = std::exchange(loss_, at::Tensor());  // this step's, used or not
+    if (!opts_.enabled || ctx.watched().empty() || !ctx.template collects<category>()) return;
+    last_ = scan(ctx.watched(), loss);
+    ++measurements_;
+    if (ctx.emitting()) ctx.emit(nan_inf_scan_event{.report = *last_});
+  }
+  const std::optional<nan_inf_scan_report>& last() const noexcept { return last_; }
+  std::uint64_t measurements() const noexcept { return measurements_; }
+
  private:
-  param_filter filter_;
+  nan_inf_scan_options opts_;
   Backend backend_;
+  at::Tensor loss_;
+  std::optional<nan_inf_scan_report> last_;
+  std::uint64_t measurements_ = 0;
 };
 
 }  // namespace v0

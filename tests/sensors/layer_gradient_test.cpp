@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "support/reduction_reference.hpp"
-#include "simic/sensors/debug_layer_gradients.hpp"
+#include "support/written_event.hpp"
+#include "simic/sensors/layer_gradient.hpp"
 
 using namespace simic;
 
@@ -129,4 +130,33 @@ TEST_CASE("layer gradients: empty input and bad options") {
   o = {};
   o.exploding_large_fraction = -0.1;
   CHECK_THROWS_WITH_AS(layer_gradient_sensor<>{o}, doctest::Contains("exploding_large_fraction"), std::invalid_argument);
+}
+
+TEST_CASE("the layer_gradients event: every layer's statistics in JSON, each layer's norm and health in TensorBoard") {
+  layer_gradient_report lr;
+  lr.layers.push_back({.name = "lstm.weight_ih_l0", .numel = 512, .norm = 2.0, .mean = 0.01, .std = 0.1,
+                       .min = -0.5, .max = 0.4, .zero_fraction = 0.95, .small_fraction = 0.96,
+                       .large_fraction = 0.0, .nan_count = 0, .inf_count = 0, .health = 0.2, .dead = true,
+                       .exploding = false});
+  lr.layers.push_back({.name = "head.bias", .numel = 3, .norm = 40.0, .large_fraction = 1.0, .exploding = true});
+  lr.dead_layers = {"lstm.weight_ih_l0"};
+  lr.exploding_layers = {"head.bias"};
+  lr.skipped_without_grad = 2;
+  const auto j = simic::test::json_of(event(3, 0, layer_gradients_event{.report = lr}));
+  REQUIRE(j["layers"].size() == 2);
+  CHECK(j["layers"][0]["name"] == "lstm.weight_ih_l0");
+  CHECK(j["layers"][0]["numel"] == 512);
+  CHECK(j["layers"][0]["zero_fraction"].get<double>() == 0.95);
+  CHECK(j["layers"][0]["dead"] == true);
+  CHECK(j["layers"][1]["norm"].get<double>() == 40.0);
+  CHECK(j["layers"][1]["exploding"] == true);
+  CHECK(j["layers"][0].size() == 15);
+  CHECK(j["dead_layers"] == nlohmann::json::array({"lstm.weight_ih_l0"}));
+  CHECK(j["exploding_layers"] == nlohmann::json::array({"head.bias"}));
+  CHECK(j["skipped_without_grad"] == 2);
+  CHECK(simic::test::scalars_of(event(3, 1, layer_gradients_event{.report = lr})) ==
+        std::vector<tensorboard_scalar>{{"layers/lstm.weight_ih_l0/norm", 2.0},
+                                        {"layers/lstm.weight_ih_l0/health", 0.2},
+                                        {"layers/head.bias/norm", 40.0},
+                                        {"layers/head.bias/health", 1.0}});
 }

@@ -19,17 +19,21 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "simic/core/diagnostics.hpp"
-#include "simic/core/detail/error.hpp"
+#include "simic/core/error.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/reduce/gradient_summary.hpp"
 #include "simic/reduce/auto_backend.hpp"
 #include "simic/reduce/backend.hpp"
+#include "simic/emit/events.hpp"
+#include "simic/emit/field_writer.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
+#include "simic/sensors/sensor.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -40,12 +44,75 @@ constexpr double layer_gradient_health(std::uint64_t small, std::uint64_t large,
   return nonfinite > 0 ? 0.0 : gradient_health(small, large, numel);
 }
 
+// Per-layer (per named parameter) gradient statistics.
+struct layer_gradient_stats {
+  std::string name;
+  std::uint64_t numel = 0;
+  double norm = 0.0;  // L2
+  double mean = 0.0;
+  double std = 0.0;  // population standard deviation
+  double min = 0.0;
+  double max = 0.0;
+  double zero_fraction = 0.0;   // exact zeros
+  double small_fraction = 0.0;  // |g| < small bound (default 1e-6)
+  double large_fraction = 0.0;  // |g| > large bound (default 10)
+  std::uint64_t nan_count = 0;
+  std::uint64_t inf_count = 0;
+  double health = 1.0;     // per-layer health score in [0, 1]
+  bool dead = false;       // zero_fraction > dead bound (default 0.9)
+  bool exploding = false;  // large_fraction > exploding bound (default 0.1)
+};
+
+struct layer_gradient_report {
+  std::vector<layer_gradient_stats> layers;
+  std::vector<std::string> dead_layers;
+  std::vector<std::string> exploding_layers;
+  std::uint64_t skipped_without_grad = 0;
+};
+
+// The layer_gradients event; TensorBoard gets each layer's norm and health.
+struct layer_gradients_event {
+  static constexpr std::string_view name = "layer_gradients";
+  layer_gradient_report report{};
+  void describe(field_writer& w) const {
+    w.begin_array("layers");
+    for (const layer_gradient_stats& l : report.layers) {
+      w.begin_object();
+      w.text("name", l.name);
+      w.count("numel", l.numel);
+      w.real("norm", l.norm);
+      w.real("mean", l.mean);
+      w.real("std", l.std);
+      w.real("min", l.min);
+      w.real("max", l.max);
+      w.real("zero_fraction", l.zero_fraction);
+      w.real("small_fraction", l.small_fraction);
+      w.real("large_fraction", l.large_fraction);
+      w.count("nan_count", l.nan_count);
+      w.count("inf_count", l.inf_count);
+      w.real("health", l.health);
+      w.flag("dead", l.dead);
+      w.flag("exploding", l.exploding);
+      w.end();
+      if (w.scalars()) {
+        w.scalar("layers/" + l.name + "/norm", l.norm);
+        w.scalar("layers/" + l.name + "/health", l.health);
+      }
+    }
+    w.end();
+    w.texts("dead_layers", report.dead_layers);
+    w.texts("exploding_layers", report.exploding_layers);
+    w.count("skipped_without_grad", report.skipped_without_grad);
+  }
+};
+
 struct layer_gradient_options {
   double small = defaults::layer_small;  // |g| strictly below: small
   double large = defaults::layer_large;  // |g| strictly above: large
   double dead_zero_fraction = defaults::dead_layer_zero_fraction;             // zero fraction strictly above: dead
   double exploding_large_fraction = defaults::exploding_layer_large_fraction;  // large fraction strictly above: exploding
   param_filter filter{};
+  bool enabled = true;  // in a session: read while the level is DEBUG
 
   void validate() const {
     static constexpr const char* where = "simic::layer_gradient_options";
@@ -61,6 +128,10 @@ struct layer_gradient_options {
 template <reduction_backend Backend = auto_backend>
 class layer_gradient_sensor {
  public:
+  using options_type = layer_gradient_options;
+  using category = cat::debug;
+  static constexpr std::string_view name = "layer_gradients";
+
   explicit layer_gradient_sensor(layer_gradient_options options = {}, Backend backend = {})
       : opts_(std::move(options)), backend_(std::move(backend)) {
     opts_.validate();
@@ -120,9 +191,24 @@ class layer_gradient_sensor {
 
   const layer_gradient_options& options() const noexcept { return opts_; }
 
+  // ---- in a session (sensors/sensor.hpp) ----------------------------------
+  // While the effective level is DEBUG (the check that escalated included).
+  template <class M>
+  void diagnose(const sensor_context<M>& ctx, const check_result&) {
+    last_.reset();
+    if (!opts_.enabled || ctx.watched().empty() || !ctx.template collects<category>()) return;
+    last_ = measure(ctx.watched());
+    ++measurements_;
+    if (ctx.emitting()) ctx.emit(layer_gradients_event{.report = *last_});
+  }
+  const std::optional<layer_gradient_report>& last() const noexcept { return last_; }
+  std::uint64_t measurements() const noexcept { return measurements_; }
+
  private:
   layer_gradient_options opts_;
   Backend backend_;
+  std::optional<layer_gradient_report> last_;
+  std::uint64_t measurements_ = 0;
 };
 
 }  // namespace v0

@@ -1,0 +1,155 @@
+// What a sensor is to simic::session<Monitor, Sensors...>: the session
+// composes sensors the way a monitor composes detectors, and its own code
+// names none of them. A sensor is one header holding its options, when it is
+// due (a category: the least level it reads at; an interval in its options),
+// what it measures, and its event payload with the payload's describe()
+// (emit/field_writer.hpp), which is how JSONL, TensorBoard and the report
+// write it. docs/guide.md, "Writing a sensor", walks through one.
+//
+// A Sensor has a `name`, a `category` (cat::critical, ops_normal, memory or
+// debug), an `options_type` it is constructed from, and any of these hooks,
+// each called with a sensor_context (below) in this order:
+//
+//   void attach(std::span<const named_tensor> watched)   once, when the
+//       session is made: the parameters it watches (names and weights)
+//   begin_update(ctx)          at begin_update()
+//   enqueue(ctx)               at enqueue() (start an asynchronous read)
+//   void held(signals& s) const   figures it holds for the next check, where
+//       `s` has none (also for a data-parallel rank's carry); reads nothing
+//   sense(ctx, signals& s)     before the check: read, and add its figures
+//       where `s` has none
+//   record(ctx, s)             after the check: events of the step's figures,
+//       before the session's step record
+//   diagnose(ctx, result)      after the step record and the check's events
+//   void feed(const Input&)    a trainer's input: session::feed(x) and
+//       step(s, x...) hand each input to every sensor that takes its type
+//
+// and `std::uint64_t measurements() const`, what it has measured (counted).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "simic/core/config.hpp"
+#include "simic/core/level.hpp"
+#include "simic/core/signals.hpp"
+#include "simic/emit/event.hpp"
+#include "simic/emit/hub.hpp"
+#include "simic/monitor.hpp"
+
+namespace simic {
+inline namespace v0 {
+
+// A watched parameter: its name and its weight (the gradient is .grad()).
+using named_tensor = std::pair<std::string, at::Tensor>;
+
+// What the session tells a sensor at each hook.
+template <class Monitor>
+class sensor_context {
+ public:
+  sensor_context(const Monitor& m, hub& h, std::span<const named_tensor> watched, std::span<const at::Tensor> weights,
+                 std::uint64_t update, std::uint64_t epoch, std::uint64_t step_in_update) noexcept
+      : monitor_(m), hub_(h), watched_(watched), weights_(weights), update_(update), epoch_(epoch),
+        step_(step_in_update) {}
+
+  const Monitor& monitor() const noexcept { return monitor_; }
+  const config& cfg() const noexcept { return monitor_.cfg(); }
+  // The effective level now (DEBUG during an escalation).
+  simic::level level() const noexcept { return monitor_.effective_level(); }
+  // Whether a sensor of category C reads now.
+  template <Category C>
+  bool collects() const noexcept {
+    return cfg().template should_collect<C>();
+  }
+  std::span<const named_tensor> watched() const noexcept { return watched_; }
+  std::span<const at::Tensor> weights() const noexcept { return weights_; }
+  std::uint64_t update() const noexcept { return update_; }  // updates begun (1 in the first)
+  std::uint64_t epoch() const noexcept { return epoch_; }    // 1 in the first
+  std::uint64_t step_in_update() const noexcept { return step_; }
+  // Whether events go anywhere: a sensor whose figures only go to events
+  // need not read without a sink.
+  bool emitting() const noexcept { return hub_.has_sinks(); }
+  template <EventPayload P>
+  void emit(P payload) const {
+    hub_.emit(update_, epoch_, std::move(payload));
+  }
+
+ private:
+  const Monitor& monitor_;
+  hub& hub_;
+  std::span<const named_tensor> watched_;
+  std::span<const at::Tensor> weights_;
+  std::uint64_t update_, epoch_, step_;
+};
+
+template <class S>
+concept Sensor = requires(const S& s) {
+  { S::name } -> std::convertible_to<std::string_view>;
+  typename S::category;
+  requires Category<typename S::category>;
+  typename S::options_type;
+  { s.measurements() } -> std::convertible_to<std::uint64_t>;
+} && std::constructible_from<S, const typename S::options_type&>;
+
+// Whether update number `update` (1 in the first) is due at an interval of
+// `every` updates: 1, 1 + every, 1 + 2 every, ...
+constexpr bool due_every(std::uint64_t update, std::uint32_t every) noexcept {
+  return every != 0 && update >= 1 && (update - 1) % every == 0;
+}
+
+namespace detail {
+// The hooks a sensor may have; each call does nothing for a sensor without it.
+template <class S>
+void sensor_attach(S& s, std::span<const named_tensor> watched) {
+  if constexpr (requires { s.attach(watched); }) s.attach(watched);
+}
+template <class S, class M>
+void sensor_begin_update(S& s, const sensor_context<M>& ctx) {
+  if constexpr (requires { s.begin_update(ctx); }) s.begin_update(ctx);
+}
+template <class S, class M>
+void sensor_enqueue(S& s, const sensor_context<M>& ctx) {
+  if constexpr (requires { s.enqueue(ctx); }) s.enqueue(ctx);
+}
+template <class S>
+void sensor_held(const S& s, signals& out) {
+  if constexpr (requires { s.held(out); }) s.held(out);
+}
+template <class S, class M>
+void sensor_sense(S& s, const sensor_context<M>& ctx, signals& out) {
+  if constexpr (requires { s.sense(ctx, out); }) s.sense(ctx, out);
+}
+template <class S, class M>
+void sensor_record(S& s, const sensor_context<M>& ctx, const signals& given) {
+  if constexpr (requires { s.record(ctx, given); }) s.record(ctx, given);
+}
+template <class S, class M>
+void sensor_diagnose(S& s, const sensor_context<M>& ctx, const check_result& r) {
+  if constexpr (requires { s.diagnose(ctx, r); }) s.diagnose(ctx, r);
+}
+template <class S, class M, class In>
+constexpr bool sensor_takes = requires(S& s, const sensor_context<M>& ctx, const In& x) { s.feed(ctx, x); };
+template <class S, class M, class In>
+void sensor_feed(S& s, const sensor_context<M>& ctx, const In& x) {
+  if constexpr (sensor_takes<S, M, In>) s.feed(ctx, x);
+}
+// The options among `opts` that are an S's (the last given wins), else S's defaults.
+template <class S, class... Opts>
+S make_sensor(const Opts&... opts) {
+  typename S::options_type o{};
+  ((void)[&] {
+    if constexpr (std::is_same_v<Opts, typename S::options_type>) o = opts;
+  }(), ...);
+  return S(o);
+}
+}  // namespace detail
+
+}  // namespace v0
+}  // namespace simic
