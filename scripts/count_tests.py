@@ -2,9 +2,10 @@
 
 A doctest program contributes its own case counts; a program that printed no
 doctest summary (a script, a compile-fail check, or a crash) counts as one
-case, passed or failed by its result. Exit status 1 if anything failed or if
-no test ran at all. A log that is missing (its build failed) counts as one
-failed case."""
+case, passed or failed by its result; one that skipped itself (exit 77, a
+check that does not apply to this build) counts as neither, and is named on
+stderr. Exit status 1 if anything failed or if no test ran at all. A log
+that is missing (its build failed) counts as one failed case."""
 import json, re, sys
 
 summary = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
@@ -20,6 +21,9 @@ def results(path):
         return []
 
 for t in (t for path in sys.argv[1:] for t in results(path)):
+    if t.get("result") == "SKIP":
+        print(f"skipped: {t.get('name')}", file=sys.stderr)
+        continue
     m = summary.findall(t.get("stdout", "") or "")
     ok = t.get("result") in ("OK", "EXPECTEDFAIL")
     if m:

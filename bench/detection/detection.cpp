@@ -1,7 +1,7 @@
 // bench/detection: scores simic's detectors on the example trainer
 // (examples/ppo_lstm), run in-process over a matrix of healthy runs and
 // injected faults, for two detector configurations side by side: simic's
-// defaults (simic::default_monitor) and the reference preset
+// defaults (the trainer's simic::ppo_host_monitor) and the reference preset
 // (simic::make_reference_monitor()).
 //
 // Each case trains once, with the trainer's own monitor (simic's defaults)
@@ -81,6 +81,7 @@ const std::vector<fault_spec>& faults() {
       {"value-collapse", {anomaly_kind::value_collapse}, false},
       {"lstm-explode", {anomaly_kind::lstm_unhealthy}, false},
       {"reward-drop", {anomaly_kind::performance_degradation}, false},
+      {"core-vanish", {anomaly_kind::host_ratio_drift}, false},
       // slow: whatever shows the run going wrong
       {"lr-ramp",
        {anomaly_kind::update_ratio_drift, anomaly_kind::kl_spike, anomaly_kind::kl_extreme, anomaly_kind::ratio_explosion, anomaly_kind::ratio_collapse,
@@ -195,7 +196,7 @@ case_result run_case(const case_spec& c) {
   for (const auto& u : s.updates) r.mean_return.push_back(u.mean_return);
   simic::config_options co;
   co.escalation_epochs = o.escalation_epochs;
-  replay(simic::default_monitor(simic::config(co), simic::skip_nonfinite_then_stop(o.effective_max_skips())), s,
+  replay(ppo_lstm::monitor_type(simic::config(co), simic::skip_nonfinite_then_stop(o.effective_max_skips())), s,
          r.anomalies[0], r.escalated[0]);
   replay(simic::make_reference_monitor(simic::reference_config_options(co), o.effective_max_skips()), s,
          r.anomalies[1], r.escalated[1]);

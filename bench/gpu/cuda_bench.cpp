@@ -274,7 +274,7 @@ void device_bench(benchmark::State& st, const std::string& case_name, double byt
   set_counters(st, c, extra, 0.0, byte_factor);
 }
 
-const simic::cuda_fused_backend fused{};
+const simic::cuda::fused_backend fused{};
 
 void register_case(const std::string& name, int iters) {
   // A CUDA error (or a host sync under sync-debug "error") ends that
@@ -309,7 +309,7 @@ void register_case(const std::string& name, int iters) {
   // Gradient health, all counts (anchor_collect_enhanced).
   reg("gradient_health/sync", [name](benchmark::State& st) {
     sync_bench(st, name, 1.0, [](case_data& c) {
-      const simic::gradient_health_sensor<simic::cuda_fused_backend> s({}, fused);
+      const simic::gradient_health_sensor<simic::cuda::fused_backend> s({}, fused);
       benchmark::DoNotOptimize(simic::cuda::pin(s.measure_async(c.grads)).materialize());
     });
   })->UseRealTime();
@@ -327,7 +327,7 @@ void register_case(const std::string& name, int iters) {
   // Per-layer statistics (anchor_per_layer_debug).
   reg("per_layer/sync", [name](benchmark::State& st) {
     sync_bench(st, name, 1.0, [](case_data& c) {
-      const simic::layer_gradient_sensor<simic::cuda_fused_backend> s({}, fused);
+      const simic::layer_gradient_sensor<simic::cuda::fused_backend> s({}, fused);
       benchmark::DoNotOptimize(simic::cuda::pin(s.measure_async(c.named)).materialize());
     });
   })->UseRealTime();
@@ -340,7 +340,7 @@ void register_case(const std::string& name, int iters) {
   // NaN/Inf scan of weights and gradients (anchor_numerical_scan): two reads.
   reg("nan_inf_scan/sync", [name](benchmark::State& st) {
     sync_bench(st, name, 2.0, [](case_data& c) {
-      const simic::nan_inf_scanner<simic::cuda_fused_backend> s({}, fused);
+      const simic::nan_inf_scanner<simic::cuda::fused_backend> s({}, fused);
       benchmark::DoNotOptimize(simic::cuda::pin(s.scan_async(c.named)).materialize());
     });
   })->UseRealTime();
@@ -355,7 +355,7 @@ void register_case(const std::string& name, int iters) {
   // Async enqueue: host time, no wait, no host sync allowed.
   reg("async_enqueue", [name](benchmark::State& st) {
     case_data& c = get_case(name);
-    const simic::gradient_health_sensor<simic::cuda_fused_backend> s({}, fused);
+    const simic::gradient_health_sensor<simic::cuda::fused_backend> s({}, fused);
     for (int i = 0; i < 3; ++i) simic::cuda::pin(s.measure_async(c.grads)).materialize();
     std::vector<simic::cuda::pinned_report<simic::gradient_health_report>> pending;
     pending.reserve(static_cast<std::size_t>(st.max_iterations));
@@ -379,9 +379,9 @@ void register_case(const std::string& name, int iters) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (c10::cuda::device_count() == 0 || !simic::cuda_fused_backend::unavailable_reason().empty()) {
+  if (c10::cuda::device_count() == 0 || !simic::cuda::fused_backend::unavailable_reason().empty()) {
     std::fprintf(stderr, "bench_cuda: no CUDA device or no fused path: %s\n",
-                 simic::cuda_fused_backend::unavailable_reason().c_str());
+                 simic::cuda::fused_backend::unavailable_reason().c_str());
     return 2;
   }
   register_case("ppo_lstm_policy", 200);
@@ -391,7 +391,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("lstm_state_2x64x512/lstm_health/sync", [](benchmark::State& st) {
     const at::Tensor h = at::randn({2, 64, 512}, at::TensorOptions().device(at::kCUDA));
     const at::Tensor c = at::randn({2, 64, 512}, at::TensorOptions().device(at::kCUDA));
-    const simic::lstm_health_sensor<simic::cuda_fused_backend> s(fused);
+    const simic::lstm_health_sensor<simic::cuda::fused_backend> s(fused);
     for (int i = 0; i < 3; ++i) s.measure(h, c);
     for (auto _ : st) benchmark::DoNotOptimize(simic::cuda::pin(s.measure_async(h, c)).materialize());
   })->Iterations(200)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -68,10 +68,21 @@ if [ "${SIMIC_GPU_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 status=${status_build:-0}
-step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors, the profiler (Kineto, CUDA)"
-for path in cuda/test_cuda_logic cuda/test_cuda_nvrtc cuda/test_cuda_device profile/test_profile; do
+# Data-parallel on CUDA tensors: Gloo, 3 ranks sharing the one GPU, against
+# the same job on the CPU (tests/distributed/agreement_test.cpp). Built only
+# where LibTorch ships Gloo's headers.
+[ "${SIMIC_GPU_SKIP_BUILD:-0}" = 1 ] || timeout 300 ninja -C "$B" tests/distributed/test_distributed_agreement \
+  >"$OUT/build_distributed.log" 2>&1 || echo "(distributed test not built: see build_distributed.log)"
+
+step "tests: shared logic, NVRTC compile check, fused back end on CUDA tensors, the profiler (Kineto, CUDA), data-parallel on CUDA"
+for path in reduce/cuda/test_cuda_logic reduce/cuda/test_cuda_nvrtc reduce/cuda/test_cuda_device profile/test_profile \
+            distributed/test_distributed_agreement; do
   t=$(basename "$path")
-  [ -x "$B/tests/$path" ] || { echo "$t: NOT BUILT"; status=1; continue; }
+  if [ ! -x "$B/tests/$path" ]; then
+    echo "$t: NOT BUILT"
+    [ "$t" = test_distributed_agreement ] || status=1  # optional: needs Gloo's headers
+    continue
+  fi
   timeout 240 "$B/tests/$path" >"$OUT/$t.log" 2>&1
   rc=$?
   echo "$t: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' "$OUT/$t.log" | tr -s ' ' | tr '\n' ' ')"
@@ -94,9 +105,9 @@ done
 # racecheck: shared-memory hazards), on the cases that exercise them. Skipped
 # where the tool cannot attach (docs/cuda.md).
 step "compute-sanitizer: memcheck and racecheck of the stats kernels"
-if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$B/tests/cuda/test_cuda_device" ]; then
+if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$B/tests/reduce/cuda/test_cuda_device" ]; then
   for tool in memcheck racecheck; do
-    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 3 "$B/tests/cuda/test_cuda_device" \
+    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 3 "$B/tests/reduce/cuda/test_cuda_device" \
       "--test-case=one launch*,every row is written*" >"$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool: exit $? ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer_$tool.log" | tr '\n' ' '))"
   done

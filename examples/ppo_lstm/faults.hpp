@@ -23,6 +23,8 @@ inline constexpr double logit_collapse_margin = 10.0;
 inline constexpr double lr_spike_factor = 20.0;
 inline constexpr double lstm_explode_factor = 1e3;
 inline constexpr double value_noise = 50.0;  // in units of scaled return (at most 10)
+// core-vanish: the LSTM core's gradients scaled by this (a core that stopped learning).
+inline constexpr double core_vanish_factor = 1e-6;
 // grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
 inline constexpr double drift_growth = 2.0;
 inline constexpr double drift_cap = 8.0;
@@ -30,7 +32,8 @@ inline constexpr double drift_cap = 8.0;
 // The fault settings in force for one update.
 struct faults {
   bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
-       entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false;
+       entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false,
+       core_vanish = false;
   double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
   double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
 
@@ -49,6 +52,7 @@ struct faults {
         case fault::value_collapse: f.value_collapse = true; break;
         case fault::lstm_explode: f.lstm_explode = true; break;
         case fault::reward_drop: f.reward_drop = true; break;
+        case fault::core_vanish: f.core_vanish = true; break;
         case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
         case fault::reward_decay: f.reward_factor *= std::pow(reward_decay_rate, k); break;
       }
@@ -79,9 +83,12 @@ struct faults {
 // step count across steps and updates.
 class gradient_faults {
  public:
-  void apply(const faults& f, torch::nn::Module& model, const torch::Tensor& nan_target) {
+  // `core`: the LSTM core, whose gradients core-vanish scales alone.
+  void apply(const faults& f, torch::nn::Module& model, torch::nn::Module& core, const torch::Tensor& nan_target) {
     torch::NoGradGuard ng;
     const auto params = model.parameters();
+    if (f.core_vanish)
+      for (auto& p : core.parameters()) p.grad().mul_(core_vanish_factor);
     if (f.nan_grad) nan_target.grad().view({-1})[0] = std::nan("");
     if (f.grad_explode)
       for (auto& p : params) p.grad().mul_(1e3);

@@ -24,14 +24,15 @@ enum class fault : unsigned char {
   value_collapse,    // value_collapse (the critic's rollout estimates swamped by noise)
   lstm_explode,      // lstm_unhealthy (the LSTM cell state c <- 1e3 (c + 1) at the rollout's first step)
   reward_drop,       // performance_degradation (the environment pays no reward)
+  core_vanish,       // host_ratio_drift (the LSTM core's gradients x1e-6: its learning signal dies, the rest learns)
   // slow faults: degradation that builds up over tens of updates
   lr_ramp,           // the learning rate grows 5% per update while the fault lasts (x2.65 after 20)
   reward_decay,      // the reward shrinks 1% per update while the fault lasts (-18% after 20)
 };
 
-inline constexpr std::array<std::string_view, 11> fault_names{
-    "nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike",
-    "entropy-collapse", "value-collapse", "lstm-explode", "reward-drop", "lr-ramp", "reward-decay"};
+inline constexpr std::array<std::string_view, 12> fault_names{
+    "nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike", "entropy-collapse",
+    "value-collapse", "lstm-explode", "reward-drop", "core-vanish", "lr-ramp", "reward-decay"};
 
 constexpr std::string_view to_string(fault f) noexcept { return fault_names[static_cast<unsigned>(f)]; }
 
@@ -50,7 +51,7 @@ injection parse_injection(std::string_view spec);
 
 // Which detector configuration the trainer's monitor runs.
 enum class detector_preset : unsigned char {
-  simic,      // simic::default_monitor: noise-grounded detectors, onset and clear, critical escalates
+  simic,      // simic::ppo_host_monitor: noise-grounded detectors, onset and clear, critical escalates
   reference,  // simic::make_reference_monitor(): the reference telemetry's thresholds and behaviour
 };
 inline constexpr std::array<std::string_view, 2> detector_preset_names{"simic", "reference"};

@@ -318,7 +318,7 @@ class trainer {
 
         opt_.zero_grad();
         loss.backward();
-        grad_faults_.apply(f, *model_, model_->lstm->weight_hh);  // fault injection
+        grad_faults_.apply(f, *model_, *model_->lstm, model_->lstm->weight_hh);  // fault injection
 
         // telemetry: this step's PPO statistics; the session reads the
         // gradients (before clipping; in a data-parallel job the averaged

@@ -15,9 +15,10 @@
 
 namespace ppo_lstm {
 
-// The trainer's monitor: simic's defaults (--detectors simic), or the
-// reference preset (--detectors reference).
-using monitor_type = simic::default_monitor;
+// The trainer's monitor: simic's PPO preset with the host/module gradient
+// ratio judged (--detectors simic; the trainer names its host, telemetry.hpp),
+// or the reference preset (--detectors reference).
+using monitor_type = simic::ppo_host_monitor;
 using reference_monitor_type = simic::reference_monitor;
 
 // Exit codes of the command line (docs/trainer.md). When several apply, the

@@ -83,6 +83,15 @@ inline std::vector<std::shared_ptr<simic::sink>> with_tensorboard(std::vector<st
   return more;
 }
 
+// The gradient read names the host network: the encoder and the two heads.
+// The rest, the LSTM core, is the module whose share of the gradient the
+// host/module ratio follows: the part of this policy whose learning signal
+// can die (saturated gates, a state blown up and clipped) while the
+// feed-forward parts still learn (docs/trainer.md).
+inline simic::gradient_health_options telemetry_gradients() {
+  return {.host = simic::param_filter().exclude("lstm.*")};
+}
+
 // simic's defaults, or the reference preset (its thresholds, escalation on
 // any anomaly). `agreement`: a data-parallel rank's (null: a single process).
 template <class Monitor>
@@ -98,9 +107,9 @@ std::unique_ptr<telemetry<Monitor>> make_telemetry(const run_options& o, const P
   if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
     return std::make_unique<telemetry<Monitor>>(
         simic::make_reference_monitor(simic::reference_config_options(s.config), s.max_consecutive_skips), s, params,
-        std::move(sinks));
+        std::move(sinks), telemetry_gradients());
   else
-    return std::make_unique<telemetry<Monitor>>(s, params, std::move(sinks));
+    return std::make_unique<telemetry<Monitor>>(s, params, std::move(sinks), telemetry_gradients());
 }
 
 }  // namespace ppo_lstm

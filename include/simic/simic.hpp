@@ -2,6 +2,7 @@
 // (simic/sensors/...) and the torch archive adapter are included separately.
 #pragma once
 
+#include "simic/version.hpp"
 #include "simic/core/anomaly.hpp"
 #include "simic/core/config.hpp"
 #include "simic/core/ema.hpp"

@@ -11,8 +11,8 @@ inc=$1
 shift
 headers=("$inc"/simic/core/*.hpp "$inc"/simic/core/detail/*.hpp "$inc"/simic/archive/{archive_error,crc,inflate,state_checksum,zip_verify}.hpp
          "$inc"/simic/reduce/{shared_code,stat_layout,gradient_summary}.hpp "$inc"/simic/reduce/cuda/{accumulate,launch_plan,kernel_source}.hpp
-         "$inc"/simic/detect/*.hpp "$inc"/simic/detect/reference/*.hpp "$inc"/simic/presets/{ppo,reference}.hpp
-         "$inc"/simic/monitor.hpp "$inc"/simic/simic.hpp
+         "$inc"/simic/detect/*.hpp "$inc"/simic/detect/detail/*.hpp "$inc"/simic/detect/reference/*.hpp "$inc"/simic/presets/{ppo,reference}.hpp
+         "$inc"/simic/monitor.hpp "$inc"/simic/simic.hpp "$inc"/simic/version.hpp
          "$inc"/simic/emit/*.hpp "$inc"/simic/profile/phase_timer.hpp "$inc"/simic/distributed/signal_exchange.hpp)
 failed=0
 for h in "${headers[@]}"; do

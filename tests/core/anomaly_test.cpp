@@ -15,17 +15,17 @@ TEST_CASE("every built-in kind has its reference name and round-trips") {
                             "kl_spike",            "kl_extreme",            "gradient_norm_drift",
                             "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
                             "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
-                            "signal_missing"};
+                            "signal_missing",      "host_ratio_drift"};
   std::set<std::string> seen;
-  for (unsigned i = 0; i < 16; ++i) {
+  for (unsigned i = 0; i < 17; ++i) {
     const auto k = anomaly_kind::from_id(static_cast<std::uint16_t>(i));
     CHECK(k.builtin());
     CHECK(to_string(k) == expected[i]);
     CHECK(parse_anomaly_kind(expected[i]) == k);
     seen.insert(std::string(to_string(k)));
   }
-  CHECK(seen.size() == 16);
-  CHECK(anomaly_kind::builtin_count == 16);
+  CHECK(seen.size() == 17);
+  CHECK(anomaly_kind::builtin_count == 17);
 }
 
 TEST_CASE("built-in severities: failures that corrupt training are critical, early signs are warnings") {

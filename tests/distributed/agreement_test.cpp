@@ -13,6 +13,7 @@
 #include "simic/presets/ppo_session.hpp"
 #include "support/torch_doctest.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -153,20 +154,26 @@ TEST_CASE("one rank's LSTM explosion escalates every rank at the same update, na
   }
 }
 
-TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 reference), the rows beside them") {
+namespace {
+// Rank r's gradient of w for loss = sum(w * x_r) is x_r; the reference
+// mean is computed here in float64 from the same data.
+at::Tensor rank_data(int r) { return torch::arange(6, torch::kFloat64).mul(0.37 * (r + 1)).sub(r).to(torch::kFloat32); }
+
+// Three forked ranks average their gradients of w, on `device` ("cpu" or
+// "cuda"), carrying their signals; each writes what it got to dir/<rank>.
+// A rank exits 77 when the device is not there (CUDA is first touched in the
+// child: a forked process cannot use a context its parent made).
+std::vector<int> run_mean_job(const std::filesystem::path& dir, const std::string& device) {
   constexpr int ranks = 3;
-  // Rank r's gradient of w for loss = sum(w * x_r) is x_r; the reference
-  // mean is computed here in float64 from the same data.
-  auto data = [](int r) { return torch::arange(6, torch::kFloat64).mul(0.37 * (r + 1)).sub(r).to(torch::kFloat32); };
   const auto port = simic::test::free_local_port();
-  const auto dir = simic::test::fresh_dir("distributed", "mean");
   std::filesystem::create_directories(dir);
-  const auto codes = simic::test::fork_ranks(ranks, [&](int r) {
+  return simic::test::fork_ranks(ranks, [&](int r) {
+    if (device == "cuda" && !torch::cuda::is_available()) return 77;
     auto group = simic::test::loopback_gloo_group(r, ranks, port, std::chrono::seconds(30));
     auto agreement = std::make_shared<distributed::agreement>(group);
     distributed::gradient_all_reduce all_reduce(group, agreement);
-    at::Tensor w = torch::zeros({2, 3}, torch::requires_grad());
-    (w * data(r).view({2, 3})).sum().backward();
+    at::Tensor w = torch::zeros({2, 3}, torch::TensorOptions().device(device).requires_grad(true));
+    (w * rank_data(r).view({2, 3}).to(device)).sum().backward();
     signals s;
     s.loss = 10.0 * r + 0.125;  // exact in a float pair
     s.approx_kl = 1e-3 * (r + 1);
@@ -174,7 +181,8 @@ TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 refe
     const signals& job = agreement->agree(s);
     std::ofstream out(dir / std::to_string(r));
     out.precision(17);
-    for (int i = 0; i < 6; ++i) out << w.grad().view({-1})[i].item<double>() << " ";
+    const at::Tensor g = w.grad().to(torch::kCPU).view({-1});
+    for (int i = 0; i < 6; ++i) out << g[i].item<double>() << " ";
     out << "\n" << *job.loss << " " << *job.approx_kl << "\n" << agreement->collectives() << "\n";
     // bad input: no signals with an agreement; a region of the wrong size
     try {
@@ -189,11 +197,14 @@ TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 refe
     }
     return 0;
   });
-  for (int code : codes) CHECK(code == 0);
+}
+
+// What run_mean_job's ranks wrote, checked against the float64 reference.
+void check_mean_job(const std::filesystem::path& dir) {
   at::Tensor mean = torch::zeros({6}, torch::kFloat64);
-  for (int r = 0; r < ranks; ++r) mean += data(r).to(torch::kFloat64);
-  mean /= ranks;
-  for (int r = 0; r < ranks; ++r) {
+  for (int r = 0; r < 3; ++r) mean += rank_data(r).to(torch::kFloat64);
+  mean /= 3;
+  for (int r = 0; r < 3; ++r) {
     std::istringstream in(simic::test::read_file(dir / std::to_string(r)));
     for (int i = 0; i < 6; ++i) {
       double g = 0;
@@ -210,6 +221,31 @@ TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 refe
     std::getline(in, rest, '\0');
     CHECK(rest.find("accepted") == std::string::npos);
   }
+}
+}  // namespace
+
+TEST_CASE("gradient_all_reduce: the mean of every rank's gradients (float64 reference), the rows beside them") {
+  const auto dir = simic::test::fresh_dir("distributed", "mean");
+  for (int code : run_mean_job(dir, "cpu")) CHECK(code == 0);
+  check_mean_job(dir);
+}
+
+// On a GPU machine (bench/gpu/run.sh): the same job with the gradients on the
+// GPU, ranks sharing it over Gloo; the results must be the CPU job's, bit for
+// bit. Without CUDA every rank reports 77 and the case says it skipped.
+TEST_CASE("gradient_all_reduce on CUDA tensors gives the CPU job's results exactly") {
+  const auto cpu = simic::test::fresh_dir("distributed", "mean_cpu");
+  const auto gpu = simic::test::fresh_dir("distributed", "mean_cuda");
+  const std::vector<int> codes = run_mean_job(gpu, "cuda");
+  if (std::all_of(codes.begin(), codes.end(), [](int c) { return c == 77; })) {
+    MESSAGE("skipped: no CUDA device");
+    return;
+  }
+  for (int code : codes) CHECK(code == 0);
+  for (int code : run_mean_job(cpu, "cpu")) CHECK(code == 0);
+  check_mean_job(gpu);
+  for (int r = 0; r < 3; ++r)
+    CHECK(simic::test::read_file(gpu / std::to_string(r)) == simic::test::read_file(cpu / std::to_string(r)));
 }
 
 TEST_CASE("event_ranks: every rank keeps its sinks, or only rank 0") {

@@ -71,7 +71,7 @@ TEST_CASE("--help exits 0 and lists every fault") {
   const result r = run_cli("--help");
   CHECK(r.code == 0);
   for (const char* f : {"nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike", "entropy-collapse",
-                        "value-collapse", "lstm-explode", "reward-drop"})
+                        "value-collapse", "lstm-explode", "reward-drop", "core-vanish"})
     CHECK(r.output.find(f) != std::string::npos);
 }
 

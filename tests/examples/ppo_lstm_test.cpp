@@ -131,6 +131,8 @@ const std::vector<fault_case>& fault_cases() {
       {"lstm-explode", {anomaly_kind::lstm_unhealthy}},
       // the reward rate's median of three needs two bad rollouts: found one update after
       {"reward-drop", {anomaly_kind::performance_degradation}, 20, false, 3, 1},
+      // the host/module ratio falls a thousandfold: host_ratio_drift at its first check
+      {"core-vanish", {anomaly_kind::host_ratio_drift}},
       {"lr-ramp", {anomaly_kind::kl_spike, anomaly_kind::performance_degradation}, 20, true},
       {"reward-decay", {anomaly_kind::performance_degradation}, 20, true},
   };
@@ -239,6 +241,7 @@ TEST_CASE("fault entropy-collapse: entropy_collapse (critical), DEBUG, back to N
 TEST_CASE("fault value-collapse: value_collapse (warning)") { check_fault("value-collapse"); }
 TEST_CASE("fault lstm-explode: lstm_unhealthy (critical), DEBUG, back to NORMAL") { check_fault("lstm-explode"); }
 TEST_CASE("fault reward-drop: performance_degradation (warning)") { check_fault("reward-drop"); }
+TEST_CASE("fault core-vanish: host_ratio_drift (warning)") { check_fault("core-vanish"); }
 
 TEST_CASE("slow fault lr-ramp: the learning rate grows 5 % per update from the injection") {
   run_options o = small_run(8);

@@ -126,7 +126,7 @@ inline std::string chart_for(std::string_view kind) {
   if (starts("kl_")) return "kl";
   if (starts("ratio_")) return "ratio";
   if (kind == "gradient_health_drift") return "health";
-  if (starts("gradient_") || kind == "numerical_instability") return "gradient";
+  if (starts("gradient_") || kind == "numerical_instability" || kind == "host_ratio_drift") return "gradient";
   if (starts("lstm_")) return "lstm";
   if (starts("entropy_") || kind == "value_collapse") return "policy";
   return "performance";

@@ -48,12 +48,12 @@ inline severity parse_severity(std::string_view name) {
 class anomaly_kind {
  public:
   // Names kept from the reference telemetry so that dashboards keep working;
-  // the last five are simic's own.
+  // the last six are simic's own.
   static const anomaly_kind ratio_explosion, ratio_collapse, value_collapse, numerical_instability,
       entropy_collapse, entropy_low, kl_spike, kl_extreme, gradient_norm_drift, gradient_health_drift,
       performance_degradation, lstm_unhealthy, gradient_vanishing, gradient_exploding, update_ratio_drift,
-      signal_missing;
-  static constexpr std::uint16_t builtin_count = 16;
+      signal_missing, host_ratio_drift;
+  static constexpr std::uint16_t builtin_count = 17;
 
   constexpr anomaly_kind() noexcept = default;  // ratio_explosion; for aggregates that fill it later
 
@@ -62,7 +62,7 @@ class anomaly_kind {
   friend constexpr bool operator==(anomaly_kind, anomaly_kind) = default;
   friend constexpr auto operator<=>(anomaly_kind, anomaly_kind) = default;
 
-  // The kind with this id (built-in ids are 0..15, registered ones follow).
+  // The kind with this id (built-in ids are 0..builtin_count - 1, registered ones follow).
   // Throws for an id that names no kind.
   static anomaly_kind from_id(std::uint16_t id);
 
@@ -78,7 +78,7 @@ inline constexpr anomaly_kind anomaly_kind::ratio_explosion{0}, anomaly_kind::ra
     anomaly_kind::gradient_norm_drift{8}, anomaly_kind::gradient_health_drift{9},
     anomaly_kind::performance_degradation{10}, anomaly_kind::lstm_unhealthy{11},
     anomaly_kind::gradient_vanishing{12}, anomaly_kind::gradient_exploding{13}, anomaly_kind::update_ratio_drift{14},
-    anomaly_kind::signal_missing{15};
+    anomaly_kind::signal_missing{15}, anomaly_kind::host_ratio_drift{16};
 
 // The built-in kinds' names, by id.
 inline constexpr std::array<std::string_view, anomaly_kind::builtin_count> anomaly_kind_names{
@@ -86,7 +86,7 @@ inline constexpr std::array<std::string_view, anomaly_kind::builtin_count> anoma
     "entropy_collapse",    "entropy_low",          "kl_spike",              "kl_extreme",
     "gradient_norm_drift", "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
     "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
-    "signal_missing"};
+    "signal_missing",      "host_ratio_drift"};
 
 // The built-in kinds' default severities, by id: a condition that corrupts
 // training or that a healthy run never shows is critical; one that healthy
@@ -108,6 +108,7 @@ inline constexpr std::array<severity, anomaly_kind::builtin_count> builtin_sever
     severity::critical,  // gradient_exploding
     severity::warning,   // update_ratio_drift
     severity::warning,   // signal_missing
+    severity::warning,   // host_ratio_drift
 };
 
 namespace detail {

@@ -14,12 +14,10 @@
 #include <string_view>
 
 #include "simic/core/anomaly.hpp"
-#include "simic/core/condition.hpp"
 #include "simic/core/log_shift.hpp"
-#include "simic/core/shift_condition.hpp"
 #include "simic/core/signals.hpp"
-#include "simic/core/detail/state.hpp"
 #include "simic/core/thresholds.hpp"
+#include "simic/detect/detail/scalar_shift.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -32,50 +30,19 @@ struct update_shift_options {
   reporting how{};
 };
 
-class update_shift {
- public:
-  using category = cat::ops_normal;
+namespace detail {
+struct update_shift_spec {
+  using options = update_shift_options;
   static constexpr std::string_view name = "update_shift";
-  static constexpr signal_set reads{signal_set::update_ratio};
-
-  struct state_type {
-    log_shift_state ratio;
-    condition_state condition;
-    friend bool operator==(const state_type&, const state_type&) = default;
-    template <class V>
-    void visit(V&& v) {
-      detail::visit_nested(v, "ratio.", ratio);
-      detail::visit_nested(v, "condition.", condition);
-    }
-  };
-
-  explicit update_shift(const update_shift_options& o = {})
-      : o_(validated(o)), ratio_(o.shift, anomaly_kind::update_ratio_drift, "update ratio") {}
-
-  void observe(const signals& s, anomaly_report& r) {
-    if (s.update_ratio) ratio_.observe(*s.update_ratio, o_.how, r);
-  }
-
-  const update_shift_options& options() const noexcept { return o_; }
-  // log update ratio's running mean and spread, and the two CUSUM statistics.
-  const ew_moments& log_ratio() const noexcept { return ratio_.model().log_value(); }
-  double up() const noexcept { return ratio_.model().up(); }
-  double down() const noexcept { return ratio_.model().down(); }
-
-  state_type state() const { return {ratio_.model_state(), ratio_.latch_state()}; }
-  void load(const state_type& st) { ratio_.load(st.ratio, st.condition); }
-
- private:
-  static update_shift_options validated(const update_shift_options& o) {
-    constexpr auto where = "simic::update_shift";
-    o.shift.validate(where);
-    o.how.validate(where);
-    return o;
-  }
-
-  update_shift_options o_;
-  shift_condition ratio_;
+  static constexpr const char* where = "simic::update_shift";
+  static constexpr const char* label = "update ratio";
+  static constexpr signal_set::field field = signal_set::update_ratio;
+  static constexpr auto member = &signals::update_ratio;
+  static constexpr anomaly_kind kind = anomaly_kind::update_ratio_drift;
 };
+}  // namespace detail
+
+using update_shift = detail::scalar_shift<detail::update_shift_spec>;
 
 }  // namespace v0
 }  // namespace simic

@@ -217,6 +217,7 @@ inline signal_set anomaly_signals(anomaly_kind k) {
   if (k == anomaly_kind::performance_degradation) return {f::performance, f::reward_rate};
   if (k == anomaly_kind::lstm_unhealthy) return {f::lstm};
   if (k == anomaly_kind::update_ratio_drift) return {f::update_ratio};
+  if (k == anomaly_kind::host_ratio_drift) return {f::host_module_ratio};
   if (k == anomaly_kind::signal_missing) return {};
   return {f::user};
 }

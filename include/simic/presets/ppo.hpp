@@ -7,6 +7,7 @@
 #include "simic/detect/entropy_floor.hpp"
 #include "simic/detect/gradient_bounds.hpp"
 #include "simic/detect/gradient_shift.hpp"
+#include "simic/detect/host_ratio_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
 #include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
@@ -22,8 +23,13 @@ inline namespace v0 {
 using ppo_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
                             kl_divergence, gradient_shift, update_shift, gradient_bounds, performance_drop>;
 
-// The name simic's defaults had before the presets left monitor.hpp, kept for
-// existing code (and as simic::session's default monitor).
+// The PPO preset for a trainer that names a host network
+// (gradient_health_options::host): the host/module gradient ratio judged too.
+using ppo_host_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
+                                 kl_divergence, gradient_shift, update_shift, host_ratio_shift, gradient_bounds,
+                                 performance_drop>;
+
+// The name simic's defaults had before the presets left monitor.hpp, kept for existing code.
 using default_monitor = ppo_monitor;
 
 }  // namespace v0

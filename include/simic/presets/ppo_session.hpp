@@ -33,5 +33,9 @@ using ppo_sensor_session =
 template <reduction_backend Backend = auto_backend>
 using ppo_session = ppo_sensor_session<ppo_monitor, Backend>;
 
+// With a host named (gradient_health_options::host): the host/module ratio judged.
+template <reduction_backend Backend = auto_backend>
+using ppo_host_session = ppo_sensor_session<ppo_host_monitor, Backend>;
+
 }  // namespace v0
 }  // namespace simic

@@ -34,9 +34,9 @@
 namespace {
 
 bool have_gpu() {
-  if (c10::cuda::device_count() > 0 && simic::cuda_fused_backend::unavailable_reason().empty()) return true;
+  if (c10::cuda::device_count() > 0 && simic::cuda::fused_backend::unavailable_reason().empty()) return true;
   MESSAGE("skipped: no CUDA device, or the fused path is unavailable: "
-          << simic::cuda_fused_backend::unavailable_reason());
+          << simic::cuda::fused_backend::unavailable_reason());
   return false;
 }
 
@@ -81,7 +81,7 @@ std::vector<at::Tensor> kinds(at::ScalarType dt, bool specials, std::uint64_t se
 
 TEST_CASE("fused rows equal float64 references and the CPU back end, every dtype and set, poisoned outputs") {
   if (!have_gpu()) return;
-  const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+  const simic::cuda::fused_backend fused{.fallback = {}, .poison_outputs = true};
   for (at::ScalarType dt : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble}) {
     for (simic::stat_set set : {simic::stat_set::basic, simic::stat_set::full}) {
       for (bool specials : {false, true}) {
@@ -91,7 +91,7 @@ TEST_CASE("fused rows equal float64 references and the CPU back end, every dtype
         CAPTURE(static_cast<int>(set));
         CAPTURE(specials);
         const std::vector<at::Tensor> ts = kinds(dt, specials, seed);
-        REQUIRE(simic::cuda_fused_backend::accepts(simic::reduce_request{ts, set}));
+        REQUIRE(simic::cuda::fused_backend::accepts(simic::reduce_request{ts, set}));
         const simic::stats_table got = simic_test::run(fused, ts, set);
         std::vector<at::Tensor> host;
         for (const auto& t : ts) host.push_back(t.cpu());
@@ -123,7 +123,7 @@ TEST_CASE("fused rows equal float64 references and the CPU back end, every dtype
 
 TEST_CASE("every row is written: no poison survives, and reruns are bitwise identical") {
   if (!have_gpu()) return;
-  const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+  const simic::cuda::fused_backend fused{.fallback = {}, .poison_outputs = true};
   const std::uint64_t seed = fresh_seed();
   CAPTURE(seed);
   const std::vector<at::Tensor> ts = kinds(at::kFloat, false, seed);
@@ -139,7 +139,7 @@ TEST_CASE("one launch: the completion counters leave every plan clean, whatever 
   // must leave at 0: a counter left dirty would leave rows or the summary
   // unwritten (NaN, poisoned) on the next call with the same cached plan.
   if (!have_gpu()) return;
-  const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+  const simic::cuda::fused_backend fused{.fallback = {}, .poison_outputs = true};
   const std::uint64_t seed = fresh_seed();
   CAPTURE(seed);
   const at::Device cuda(at::kCUDA, 0);
@@ -165,8 +165,8 @@ TEST_CASE("one launch: the completion counters leave every plan clean, whatever 
       at::Tensor first;
       for (int rep = 0; rep < 4; ++rep) {  // the same plan, cached, four times
         CAPTURE(rep);
-        simic::cuda_pending_stats pending = fused.reduce_async(r);
-        const simic::cuda_stats_summary s = pending.summary();
+        simic::cuda::pending_stats pending = fused.reduce_async(r);
+        const simic::cuda::stats_summary s = pending.summary();
         const simic::stats_table rows = pending.table();
         for (std::size_t i = 0; i < ts.size(); ++i)
           simic_test::check_row(rows[i], simic_test::reference(host[i]), set == simic::stat_set::basic);
@@ -196,15 +196,15 @@ TEST_CASE("async: enqueue makes no host sync; one event wait gives rows and the 
     grads.push_back(draw({1000 + 5000 * i}, seed + static_cast<std::uint64_t>(i), false).clamp(-0.02, 0.02).cuda());
   grads.push_back(at::zeros({100}, at::kCUDA));           // vanishing
   grads.push_back(at::full({100}, 50.0, at::kCUDA));      // exploding
-  const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+  const simic::cuda::fused_backend fused{.fallback = {}, .poison_outputs = true};
   c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
   const std::uint64_t syncs0 = simic::cuda::host_syncs();
-  simic::cuda_pending_stats pending = fused.reduce_async(simic::reduce_request{grads, simic::stat_set::basic});
-  const simic::gradient_health_sensor<simic::cuda_fused_backend> sensor({}, fused);
+  simic::cuda::pending_stats pending = fused.reduce_async(simic::reduce_request{grads, simic::stat_set::basic});
+  const simic::gradient_health_sensor<simic::cuda::fused_backend> sensor({}, fused);
   auto pinned = simic::cuda::pin(sensor.measure_async(grads));
   c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
   CHECK(simic::cuda::host_syncs() == syncs0);
-  const simic::cuda_stats_summary s = pending.summary();
+  const simic::cuda::stats_summary s = pending.summary();
   const simic::gradient_health_report via_pin = pinned.materialize();
   CHECK(simic::cuda::host_syncs() == syncs0 + 2);  // one event wait each
   std::vector<at::Tensor> host;
@@ -316,7 +316,7 @@ TEST_CASE("100M-element gradient health (400 tensors): float32 and bfloat16 agai
     at::manual_seed(seed);
     for (std::int64_t i = 0; i < 400; ++i)
       grads.push_back((at::randn({sizes[i].item<std::int64_t>()}, at::TensorOptions().device(at::kCUDA)) * 1e-2).to(dt));
-    const simic::cuda_fused_backend fused{.fallback = {}, .poison_outputs = true};
+    const simic::cuda::fused_backend fused{.fallback = {}, .poison_outputs = true};
     const simic::stats_table got = simic_test::run(fused, grads, simic::stat_set::basic);
     for (std::size_t i = 0; i < grads.size(); i += 37) {
       CAPTURE(i);

@@ -152,17 +152,17 @@ TEST_CASE("the device-finished summary equals the gradient-health sensor's host 
 TEST_CASE("without the fused path, the back end is LibTorch operations, and says why") {
   std::vector<at::Tensor> ts{spiky({300}, at::kFloat, true, 9), spiky({20, 3}, at::kHalf, false, 10)};
   simic::reduce_request req{ts, simic::stat_set::full};
-  CHECK_FALSE(simic::cuda_fused_backend::accepts(req));  // CPU tensors
-  if (!simic::cuda::compiled_in) CHECK(!simic::cuda_fused_backend::unavailable_reason().empty());
-  const at::Tensor got = simic::cuda_fused_backend{}.reduce(req);
+  CHECK_FALSE(simic::cuda::fused_backend::accepts(req));  // CPU tensors
+  if (!simic::cuda::compiled_in) CHECK(!simic::cuda::fused_backend::unavailable_reason().empty());
+  const at::Tensor got = simic::cuda::fused_backend{}.reduce(req);
   const at::Tensor want = simic::torch_ops_backend{}.reduce(req);
   CHECK(got.sizes() == want.sizes());
   CHECK(at::allclose(got, want, 1e-12, 0.0, /*equal_nan=*/true));
-  CHECK_THROWS_WITH_AS(simic::cuda_fused_backend{}.reduce_async(req), doctest::Contains("tensors"),
+  CHECK_THROWS_WITH_AS(simic::cuda::fused_backend{}.reduce_async(req), doctest::Contains("tensors"),
                        std::invalid_argument);
   // Bad input is refused before any work, naming the tensor.
   std::vector<at::Tensor> bad{at::ones({3}), at::ones({3}, at::kInt)};
-  CHECK_THROWS_WITH_AS(simic::cuda_fused_backend{}.reduce(simic::reduce_request{bad}), doctest::Contains("tensors[1]"),
+  CHECK_THROWS_WITH_AS(simic::cuda::fused_backend{}.reduce(simic::reduce_request{bad}), doctest::Contains("tensors[1]"),
                        std::invalid_argument);
 }
 

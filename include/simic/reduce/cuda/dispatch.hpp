@@ -5,7 +5,7 @@
 //
 // The one place that needs LibTorch's CUDA headers (the current stream):
 // without them (SIMIC_CUDA=0, config.hpp) the rest compiles and is never
-// reached, since cuda_fused_backend::accepts() refuses every request.
+// reached, since cuda::fused_backend::accepts() refuses every request.
 #pragma once
 
 #include <ATen/ATen.h>

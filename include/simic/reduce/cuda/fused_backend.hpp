@@ -6,10 +6,10 @@
 // host->device copy of launch metadata from pinned memory). Nothing in it
 // waits for the device.
 //
-//   simic::cuda_fused_backend            models reduction_backend (backend.hpp):
+//   simic::cuda::fused_backend            models reduction_backend (backend.hpp):
 //     .reduce(request)                   -> packed [tensors, stat::count] rows on the device
 //     .reduce_async(request, vanish, explode)
-//                                        -> cuda_pending_stats: rows + summary copied
+//                                        -> cuda::pending_stats: rows + summary copied
 //                                           into reused pinned memory, one event
 //   simic::cuda::pin(pending_report)     any sensor's async result, moved to pinned
 //                                        memory behind an event (materialize() waits
@@ -58,18 +58,17 @@ namespace cuda {
 inline std::uint64_t host_syncs() noexcept { return detail::host_sync_counter().load(); }
 // Whether the fused back end is compiled into this build (config.hpp).
 inline constexpr bool compiled_in = SIMIC_CUDA != 0;
-}  // namespace cuda
 
 // The device-finished gradient-health summary of a request: the shared
 // summary (reduce/gradient_summary.hpp) the kernel wrote after the rows.
-using cuda_stats_summary = detail::gradient_summary;
+using stats_summary = simic::detail::gradient_summary;
 
 // Rows and summary on their way to pinned host memory. ready() polls,
 // wait() blocks on the one event; table()/summary() wait first.
-class cuda_pending_stats {
+class pending_stats {
  public:
-  cuda_pending_stats() = default;
-  explicit cuda_pending_stats(cuda::detail::enqueued e) : e_(std::move(e)) {}
+  pending_stats() = default;
+  explicit pending_stats(cuda::detail::enqueued e) : e_(std::move(e)) {}
 
   bool ready() const { return !e_.slot || cuda::detail::slot_ready(*e_.slot); }
   void wait() const {
@@ -88,9 +87,9 @@ class cuda_pending_stats {
     return stats_table(std::move(host));
   }
   // Without a request (default-constructed): the summary of no tensors.
-  cuda_stats_summary summary() const {
+  stats_summary summary() const {
     wait();
-    cuda_stats_summary s;
+    stats_summary s;
     simic::detail::summary_init(s);
     if (!e_.slot) {
       simic::detail::summary_finish(s);
@@ -113,7 +112,7 @@ class cuda_pending_stats {
 // The back end. For requests it cannot take (CPU tensors, dtypes other than
 // float32/16, bfloat16, float64, or no NVRTC/driver at run time, or compiled
 // out) it uses `fallback`.
-struct cuda_fused_backend {
+struct fused_backend {
   torch_ops_backend fallback{};
   bool poison_outputs = false;  // tests: fill the result rows with NaN before the kernels run
 
@@ -140,7 +139,7 @@ struct cuda_fused_backend {
   }
 
   at::Tensor reduce(const reduce_request& r) const {
-    static constexpr const char* where = "simic::cuda_fused_backend::reduce";
+    static constexpr const char* where = "simic::cuda::fused_backend::reduce";
     simic::detail::validate_request(r, where);
     if constexpr (cuda::compiled_in) {  // compiled out: no launch code at all
       if (accepts(r)) {
@@ -154,15 +153,15 @@ struct cuda_fused_backend {
 
   // The same, with the rows and the device-finished summary copied into
   // pinned host memory behind one event. Requires accepts(r).
-  cuda_pending_stats reduce_async(const reduce_request& r, double vanishing = defaults::grad_vanishing,
+  cuda::pending_stats reduce_async(const reduce_request& r, double vanishing = defaults::grad_vanishing,
                                   double exploding = defaults::grad_exploding) const {
-    static constexpr const char* where = "simic::cuda_fused_backend::reduce_async";
+    static constexpr const char* where = "simic::cuda::fused_backend::reduce_async";
     simic::detail::validate_request(r, where);
     simic::detail::require(accepts(r), where, "tensors", "(not fused-CUDA eligible)",
                            "non-empty CUDA tensors of float32, float16, bfloat16 or float64 with NVRTC available; " +
                                unavailable_reason());
     if constexpr (cuda::compiled_in) {
-      return cuda_pending_stats(cuda::detail::enqueue(r, vanishing, exploding, /*to_host=*/true, poison_outputs));
+      return cuda::pending_stats(cuda::detail::enqueue(r, vanishing, exploding, /*to_host=*/true, poison_outputs));
     } else {
       (void)vanishing;
       (void)exploding;
@@ -171,9 +170,7 @@ struct cuda_fused_backend {
   }
 };
 
-static_assert(reduction_backend<cuda_fused_backend>);
-
-namespace cuda {
+static_assert(reduction_backend<fused_backend>);
 
 // A sensor's pending report whose device stats are moved into pinned host
 // memory now (asynchronously) and finished after one event wait.
@@ -215,8 +212,8 @@ namespace detail {
 // auto_backend's device hook: take CUDA requests the kernels accept, decline
 // (undefined tensor) the rest.
 inline at::Tensor auto_device_reduce(const reduce_request& r) {
-  if (!cuda_fused_backend::accepts(r)) return {};
-  return cuda_fused_backend{}.reduce(r);
+  if (!cuda::fused_backend::accepts(r)) return {};
+  return cuda::fused_backend{}.reduce(r);
 }
 }  // namespace detail
 
