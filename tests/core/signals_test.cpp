@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
@@ -51,4 +54,56 @@ TEST_CASE("user signals are read by name; an absent name is absent") {
   CHECK(s.user_value("loss_spike") == 2.5);
   CHECK(s.user_value("throughput") == 1e4);
   CHECK_FALSE(s.user_value("loss").has_value());
+}
+
+TEST_CASE("signal descriptors: every field named once, in field order; the tables cover the struct") {
+  std::set<std::string_view> names;
+  for (unsigned f = 0; f < signal_set::field_count; ++f) {
+    const auto field = static_cast<signal_set::field>(f);
+    CHECK(signal_fields[f].field == field);
+    CHECK_FALSE(signal_set::name(field).empty());
+    names.insert(signal_set::name(field));
+  }
+  CHECK(names.size() == signal_set::field_count);
+  CHECK(signal_set::name(signal_set::approx_kl) == "approx_kl");
+  CHECK(signal_set{signal_set::lstm, signal_set::loss}.describe() == "loss or lstm");  // field order
+  // Every scalar field is in scalar_signals once, its member the field's own.
+  std::set<unsigned> scalar;
+  for (const scalar_signal& d : scalar_signals) {
+    CHECK(scalar.insert(d.field).second);
+    CHECK(scalar_signal_of(d.field) == &d);
+    signals s;
+    s.*d.member = 1.5;  // setting the member sets exactly that field
+    CHECK(signal_set::of(s) == signal_set{d.field});
+  }
+  for (auto structured : {signal_set::entropy, signal_set::gradients, signal_set::lstm, signal_set::user})
+    CHECK(scalar_signal_of(structured) == nullptr);
+  CHECK(scalar.size() + 4 == signal_set::field_count);
+}
+
+TEST_CASE("signal descriptors: the structured signals' members read and write their fields, by hand") {
+  gradient_signal g{.total_norm = 2.5, .health = 0.75, .min_param_norm = 0.1, .max_param_norm = 2.0, .parameters = 4,
+                    .vanishing = 1, .exploding = 0, .nan_count = 3, .inf_count = 5};
+  const std::vector<double> want{2.5, 0.75, 0.1, 2.0, 4, 1, 0, 3, 5};  // in descriptor order
+  REQUIRE(std::size(gradient_members) == want.size());
+  gradient_signal back{};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CHECK(gradient_members[i].get(g) == want[i]);
+    gradient_members[i].set(back, want[i]);
+  }
+  CHECK(back.total_norm == 2.5);
+  CHECK(back.inf_count == 5);
+  CHECK(back.parameters == 4);
+  lstm_signal l{.h_norm = 1, .c_norm = 2, .h_max_abs = 3, .c_max_abs = 4, .has_nan = true, .has_inf = false,
+                .elements = 64};
+  lstm_signal lb{};
+  for (const auto& m : lstm_members) m.set(lb, m.get(l));
+  CHECK(lb.h_norm == 1);
+  CHECK(lb.c_max_abs == 4);
+  CHECK(lb.has_nan);
+  CHECK_FALSE(lb.has_inf);
+  CHECK(lb.elements == 64);
+  // What the events carry: every gradient figure; the LSTM's but its element count.
+  for (const auto& m : gradient_members) CHECK(m.in_event);
+  for (const auto& m : lstm_members) CHECK(m.in_event == (m.name != "elements"));
 }

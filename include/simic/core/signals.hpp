@@ -212,7 +212,9 @@ static_assert(detail::fields_in_order(), "signal_fields lists every signal_set f
 
 constexpr std::string_view signal_set::name(field f) noexcept { return signal_fields[f].name; }
 
-// A scalar signal: one optional number of `signals`.
+// A scalar signal: one optional number of `signals`. The table's order is the
+// order numerical_stability reports non-finite figures in, and the order of
+// the scalars in a data-parallel row.
 struct scalar_signal {
   signal_set::field field;
   std::optional<double> signals::*member;
