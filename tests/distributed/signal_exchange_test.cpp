@@ -249,7 +249,7 @@ TEST_CASE("float pairs: doubles to 48 bits, integers below 2^48, zero, NaN and I
   CHECK_THROWS_WITH_AS(decode_float_pairs(small, back), doctest::Contains("pairs.size() = 3"), std::invalid_argument);
 }
 
-TEST_CASE("adopt_shared: gradients and update ratio measured after the all-reduce are the job's; origin") {
+TEST_CASE("adopt_shared: gradients, update ratio and host/module ratio measured after the all-reduce are the job's; origin") {
   // The rows carry each rank's gradients before the sum only as non-finite
   // counts (gradient_all_reduce); the figures after it are this rank's.
   std::vector<signals> r(3);
@@ -261,11 +261,15 @@ TEST_CASE("adopt_shared: gradients and update ratio measured after the all-reduc
   local.loss = 1.0;
   local.gradients = gradient_signal{.total_norm = std::nan(""), .parameters = 4, .nan_count = 8};
   local.update_ratio = 1e-3;
+  local.host_module_ratio = 0.25;  // of the averaged gradients: every rank's alike
   job_signals job = reduce(r);
   job.adopt_shared(local);
   CHECK(job.view().gradients->nan_count == 8);  // the summed gradients' count, not a row's
   CHECK(job.view().gradients->parameters == 4);
   CHECK(*job.view().update_ratio == 1e-3);
+  CHECK(*job.view().host_module_ratio == 0.25);
+  CHECK(job.origin(signal_set::host_module_ratio) == ranks_t{0, 1, 2});
+  CHECK_FALSE(job.view().approx_kl.has_value());  // a figure the ranks carry is not adopted
   CHECK(job.origin(signal_set::gradients) == ranks_t{1});  // non-finite before the sum
   CHECK(job.origin_of(anomaly_kind::numerical_instability) == ranks_t{1});
   CHECK(job.origin(signal_set::update_ratio) == ranks_t{0, 1, 2});

@@ -220,21 +220,25 @@ struct scalar_signal {
   std::optional<double> signals::*member;
   rank_merge merge;
   bool step_record;        // also written in the step's "update" event (and TensorBoard's update/<name>)
+  // Measured from the gradients or the weights after a data-parallel job's
+  // gradient all-reduce, so equal on every rank: not carried, each rank's own
+  // (distributed::job_signals::adopt_shared), as the gradients are.
+  bool after_sync;
   std::string_view chart;  // the report's chart of the step record (tools/report); empty: not drawn
   std::string_view color;  // its series' colour there
   constexpr std::string_view name() const noexcept { return signal_set::name(field); }
 };
 inline constexpr scalar_signal scalar_signals[] = {
-    {signal_set::loss, &signals::loss, rank_merge::mean_high_worst, true, "loss", "#ff7f0e"},
-    {signal_set::ratio_max, &signals::ratio_max, rank_merge::max, true, "ratio", "#d62728"},
-    {signal_set::ratio_min, &signals::ratio_min, rank_merge::min, true, "ratio", "#1f77b4"},
-    {signal_set::approx_kl, &signals::approx_kl, rank_merge::mean_high_worst, true, "kl", "#9467bd"},
-    {signal_set::explained_variance, &signals::explained_variance, rank_merge::mean_low_worst, true, "policy",
+    {signal_set::loss, &signals::loss, rank_merge::mean_high_worst, true, false, "loss", "#ff7f0e"},
+    {signal_set::ratio_max, &signals::ratio_max, rank_merge::max, true, false, "ratio", "#d62728"},
+    {signal_set::ratio_min, &signals::ratio_min, rank_merge::min, true, false, "ratio", "#1f77b4"},
+    {signal_set::approx_kl, &signals::approx_kl, rank_merge::mean_high_worst, true, false, "kl", "#9467bd"},
+    {signal_set::explained_variance, &signals::explained_variance, rank_merge::mean_low_worst, true, false, "policy",
      "#7f7f7f"},
-    {signal_set::update_ratio, &signals::update_ratio, rank_merge::mean_high_worst, false, "", ""},
-    {signal_set::performance, &signals::performance, rank_merge::mean_low_worst, false, "", ""},
-    {signal_set::reward_rate, &signals::reward_rate, rank_merge::mean_low_worst, false, "", ""},
-    {signal_set::host_module_ratio, &signals::host_module_ratio, rank_merge::mean_high_worst, false, "", ""},
+    {signal_set::update_ratio, &signals::update_ratio, rank_merge::mean_high_worst, false, true, "", ""},
+    {signal_set::performance, &signals::performance, rank_merge::mean_low_worst, false, false, "", ""},
+    {signal_set::reward_rate, &signals::reward_rate, rank_merge::mean_low_worst, false, false, "", ""},
+    {signal_set::host_module_ratio, &signals::host_module_ratio, rank_merge::mean_high_worst, false, true, "", ""},
 };
 
 // One field of a structured signal (gradient_signal, lstm_signal).

@@ -41,9 +41,11 @@ class agreement final : public signal_agreement {
     const signal_set had = signal_set::of(local), got = signal_set::of(job.view());
     for (unsigned f = 0; f < signal_set::field_count; ++f)
       if (had.contains(static_cast<signal_set::field>(f)) && !got.contains(static_cast<signal_set::field>(f)))
-        throw std::invalid_argument("simic::distributed::agreement::agree: " + std::string(signal_set::name(static_cast<signal_set::field>(f))) +
+        throw std::invalid_argument("simic::distributed::agreement::agree: " +
+                                    std::string(signal_set::name(static_cast<signal_set::field>(f))) +
                                     " is in the check but no rank carried it; carry() takes every figure of the "
-                                    "check except gradients and update_ratio (session::held_signals())");
+                                    "check but those measured after the all-reduce (" + after_sync_names() +
+                                    "; session::held_signals() leaves them out)");
     latest_.emplace(std::move(job));
     return latest_->view();
   }
@@ -103,6 +105,13 @@ class agreement final : public signal_agreement {
     if (t != torch::kFloat32 && t != torch::kFloat64)
       simic::detail::throw_invalid(std::string("simic::distributed::agreement::") + fn, "dtype",
                                    std::string(c10::toString(t)), "Float or Double");
+  }
+  // "gradients, update_ratio, host_module_ratio": what each rank measures after the sync.
+  static std::string after_sync_names() {
+    std::string out(signal_set::name(signal_set::gradients));
+    for (const scalar_signal& f : scalar_signals)
+      if (f.after_sync) out.append(", ").append(f.name());
+    return out;
   }
   void check_region(const at::Tensor& region, const char* fn) const {
     require_carrier_dtype(region.scalar_type(), fn);

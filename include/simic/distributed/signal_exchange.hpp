@@ -183,8 +183,9 @@ class job_signals {
   std::size_t ranks() const noexcept { return ranks_; }
 
   // Figures measured after the ranks synchronized (DDP's averaged gradients,
-  // the parameter update they make), so equal on every rank: `local`'s
-  // gradients and update ratio replace the rows'. The rows' gradients, if
+  // the parameter update they make, the host/module ratio of those
+  // gradients; the scalars with after_sync, core/signals.hpp), so equal on
+  // every rank: `local`'s replace the rows'. The rows' gradients, if
   // any, are each rank's before the all-reduce; the ranks where those were
   // non-finite are the origin (a NaN on one rank makes the sum NaN on all),
   // else every rank is.
@@ -243,7 +244,8 @@ inline void job_signals::adopt_shared(const signals& local) {
     origin_[f] = !theirs ? std::vector<std::int64_t>{} : nonfinite_[f].empty() ? every : nonfinite_[f];
   };
   adopt(signal_set::gradients, s_.gradients, local.gradients);
-  adopt(signal_set::update_ratio, s_.update_ratio, local.update_ratio);
+  for (const scalar_signal& f : scalar_signals)
+    if (f.after_sync) adopt(f.field, s_.*f.member, local.*f.member);
 }
 
 // Reduces `rows` (ranks x row_size(cap), rank-major, as an all-gather leaves

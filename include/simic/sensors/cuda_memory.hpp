@@ -4,8 +4,8 @@
 // "reserved_bytes.all.current", "allocated_bytes.all.peak"). Compiled out
 // (always absent) without SIMIC_CUDA (reduce/cuda/config.hpp).
 //
-//   simic::session_options o;
-//   o.memory.device_reader = simic::cuda::caching_allocator_memory;
+//   simic::ppo_session<> tel(o, *model, sinks,
+//                            simic::memory_sensor_options{.device_reader = simic::cuda::caching_allocator_memory});
 #pragma once
 
 #include <cstdint>
