@@ -11,7 +11,6 @@
 
 using namespace simic;
 using simic_test::check_row;
-using simic_test::reference;
 using simic_test::run;
 
 namespace {
@@ -35,7 +34,7 @@ TEST_CASE("cpu_fused_backend: mixed shapes and dtypes match the float64 loop ref
         const auto t = run(b, ts, set);
         for (std::size_t i = 0; i < ts.size(); ++i) {
           INFO("dtype " << dtype << " tensor " << i << " scalar " << (b.simd == cpu_fused_backend::simd_mode::scalar));
-          check_row(t[i], reference(ts[i]), set == stat_set::basic);
+          check_row(t[i], simic_test::reference(ts[i]), set == stat_set::basic);
         }
         CHECK(t[5].zeros() >= 1000);
       }
@@ -121,7 +120,7 @@ TEST_CASE("cpu_fused_backend: the nonfinite set gives max |x|, NaN and Inf count
       const auto t = run(b, ts, stat_set::nonfinite);
       for (std::size_t i = 0; i < ts.size(); ++i) {
         INFO("dtype " << dtype << " tensor " << i);
-        const auto r = reference(ts[i]);
+        const auto r = simic_test::reference(ts[i]);
         CHECK(t[i].max_abs() == r.max_abs);
         CHECK(t[i].nans() == static_cast<std::uint64_t>(r.nans));
         CHECK(t[i].infs() == static_cast<std::uint64_t>(r.infs));
@@ -146,7 +145,7 @@ TEST_CASE("cpu_fused_backend: zeros, small and large elements in any part of a t
     CHECK(t[0].zeros() == 6);
     CHECK(t[0].small() == 9);
     CHECK(t[0].large() == 3);
-    check_row(t[0], reference(x), false);
+    check_row(t[0], simic_test::reference(x), false);
     const auto basic = run(b, {x}, stat_set::basic);
     CHECK(basic[0].zeros() == 6);
     CHECK(basic[0].max_abs() == 50.0);
@@ -164,7 +163,7 @@ TEST_CASE("cpu_fused_backend: non-contiguous views give the values of their elem
     CHECK_FALSE(cpu_fused_backend::reads_in_place(ts[1]));  // a step-2 slice: copied
     CHECK_FALSE(cpu_fused_backend::reads_in_place(ts[3]));  // expanded: copied
     const auto t = run(b, ts, stat_set::full);
-    for (std::size_t i = 0; i < ts.size(); ++i) check_row(t[i], reference(ts[i]), false);
+    for (std::size_t i = 0; i < ts.size(); ++i) check_row(t[i], simic_test::reference(ts[i]), false);
   }
 }
 
@@ -191,7 +190,7 @@ TEST_CASE("cpu_fused_backend: spread stays accurate around a large mean") {
   at::Tensor x = (at::randn({100000}, gen) * 1e-2 + 1000.0).to(at::kFloat);
   for (const auto& b : both_loops()) {
     const auto t = run(b, {x}, stat_set::full);
-    const auto r = reference(x);
+    const auto r = simic_test::reference(x);
     CHECK(simic_test::close(t[0].population_std(), r.std, 1e-3));
     CHECK(simic_test::close(t[0].mean(), r.mean, 1e-9));
   }
@@ -202,7 +201,7 @@ TEST_CASE("cpu_fused_backend: splitting over threads and pieces gives the same f
   fine.grain = 1000;  // many ranges, each crossing tensor boundaries
   std::vector<at::Tensor> ts = simic_test::mixed_tensors(21, at::kFloat, 3.0);
   const auto t = run(fine, ts, stat_set::full, 0.01, 5.0);
-  for (std::size_t i = 0; i < ts.size(); ++i) check_row(t[i], reference(ts[i], 0.01, 5.0), false);
+  for (std::size_t i = 0; i < ts.size(); ++i) check_row(t[i], simic_test::reference(ts[i], 0.01, 5.0), false);
 }
 
 TEST_CASE("cpu_fused_backend: small and large bounds count just below, at and just above exactly") {
@@ -221,7 +220,7 @@ TEST_CASE("cpu_fused_backend: small and large bounds count just below, at and ju
       v[42] = std::nextafter(10.0f, 20.0f);
       v[43] = -std::nextafter(10.0f, 20.0f);
       at::Tensor x = at::from_blob(v.data(), {64}, at::kFloat).clone();
-      const auto r = reference(x, small, large);
+      const auto r = simic_test::reference(x, small, large);
       const auto t = run(b, {x}, stat_set::full, small, large);
       CHECK(t[0].small() == static_cast<std::uint64_t>(r.small));
       CHECK(t[0].large() == 2);

@@ -12,7 +12,6 @@
 
 using namespace simic;
 using simic_test::check_row;
-using simic_test::reference;
 using simic_test::run;
 
 namespace {
@@ -32,7 +31,7 @@ TEST_CASE("torch_ops_backend: mixed shapes and dtypes match the float64 loop ref
         const auto t = run(with_foreach(fe), ts, set);
         for (std::size_t i = 0; i < ts.size(); ++i) {
           INFO("dtype " << dtype << " tensor " << i << " foreach " << fe);
-          check_row(t[i], reference(ts[i]), set == stat_set::basic, 1e-4);
+          check_row(t[i], simic_test::reference(ts[i]), set == stat_set::basic, 1e-4);
         }
       }
     }
