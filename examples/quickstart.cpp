@@ -1,6 +1,6 @@
 // The shortest correct integration of simic: a small network trained with
-// Adam, its telemetry wired by one simic session (the PPO preset's sensors
-// and detectors: a supervised preset is planned). docs/guide.md opens with
+// Adam, its telemetry wired by one simic session (the supervised preset's
+// sensors and detectors). docs/guide.md opens with
 // the lines between the "simic:" markers; a test builds and runs this file
 // and checks that the guide quotes it exactly. Usage: quickstart [events.jsonl]
 #include <torch/torch.h>
@@ -11,7 +11,7 @@
 
 // simic: begin
 #include "simic/emit/sink_jsonl.hpp"
-#include "simic/presets/ppo_session.hpp"
+#include "simic/presets/supervised_session.hpp"
 // simic: end
 
 int main(int argc, char** argv) {
@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   const auto y = x.sum(1, true).sin();
   const std::uint64_t epochs = 20;
   // simic: begin
-  simic::ppo_session<> tel({}, *net, {std::make_shared<simic::jsonl_sink>(argc > 1 ? argv[1] : "run.jsonl")});
+  simic::supervised_session<> tel({}, *net, {std::make_shared<simic::jsonl_sink>(argc > 1 ? argv[1] : "run.jsonl")});
   for (std::uint64_t epoch = 1; epoch <= epochs; ++epoch) {
     for (int batch = 0; batch < 16; ++batch) {
       const auto idx = torch::randint(512, {32}, torch::kLong);

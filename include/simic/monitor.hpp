@@ -109,6 +109,29 @@ constexpr bool in_categories() {
     return true;  // keep it, so that the static_assert names it
 }
 
+// A detector whose signals come once per epoch (performance): the guard
+// also waits for `missing_signal_epochs` epochs without one, as an epoch may
+// be longer than missing_signal_checks checks.
+template <class D>
+constexpr bool per_epoch_signals() {
+  if constexpr (requires { { D::per_epoch } -> std::convertible_to<bool>; })
+    return D::per_epoch;
+  else
+    return false;
+}
+
+// What a detector needs fed: its `needs` where it says (numerical_stability
+// checks any figure that is there and needs none), else what it reads.
+template <class D>
+constexpr signal_set needs_of() {
+  if constexpr (requires { { D::needs } -> std::convertible_to<signal_set>; })
+    return D::needs;
+  else if constexpr (SignalReadingDetector<D>)
+    return D::reads;
+  else
+    return {};
+}
+
 template <class R, class Tuple>
 struct monitor_of;
 template <class R, class... Ds>
@@ -125,6 +148,7 @@ struct check_result {
   anomaly_report report;
   response resp;
   bool escalation_started = false;  // this check moved the effective level up to DEBUG
+  bool escalation_ended = false;    // this check was the escalation's last (config_options::escalation_checks)
 };
 
 template <class Response, class... Ds>
@@ -140,6 +164,10 @@ class basic_monitor {
   using detectors_tuple = std::tuple<Ds...>;
   using response_policy = Response;
   static constexpr std::size_t size = sizeof...(Ds);
+  // The signals its detectors judge (those that say: SignalReadingDetector;
+  // a detector's `needs` where it has one): what a trainer with this monitor
+  // should feed. simic::session names any other field a trainer feeds.
+  static constexpr signal_set reads = (detail::needs_of<Ds>() | ... | signal_set{});
 
   // Keep the detectors whose category is one of Cats / none of Cats.
   template <class... Cats>
@@ -157,8 +185,11 @@ class basic_monitor {
     std::tuple<typename detail::state_of<Ds>::type...> detectors;
     response_state response;
     std::uint32_t escalation_left = 0;
+    std::uint32_t escalation_checks_left = 0;
     std::uint64_t checks = 0;
     std::array<std::uint64_t, sizeof...(Ds)> checks_without_signal{};  // per detector, for the guard
+    std::array<std::uint64_t, sizeof...(Ds)> epochs_without_signal{};  // per detector of per-epoch signals
+    std::array<std::uint64_t, sizeof...(Ds)> signal_missing_reported{};  // 1: reported, not yet cleared
     friend bool operator==(const state_type&, const state_type&) = default;
 
     // Visits every field as (name, field&), for archives.
@@ -167,6 +198,7 @@ class basic_monitor {
       visit_detectors(v, std::index_sequence_for<Ds...>{});
       detail::visit_nested(v, "response.", response);
       v("config.escalation_left", escalation_left);
+      v("config.escalation_checks_left", escalation_checks_left);
       v("monitor.checks", checks);
     }
 
@@ -175,6 +207,8 @@ class basic_monitor {
     void visit_detectors(V& v, std::index_sequence<I...>) {
       (detail::visit_nested(v, "detector." + std::to_string(I) + ".", std::get<I>(detectors)), ...);
       (v(("detector." + std::to_string(I) + ".checks_without_signal").c_str(), checks_without_signal[I]), ...);
+      (v(("detector." + std::to_string(I) + ".epochs_without_signal").c_str(), epochs_without_signal[I]), ...);
+      (v(("detector." + std::to_string(I) + ".signal_missing_reported").c_str(), signal_missing_reported[I]), ...);
     }
   };
 
@@ -216,6 +250,7 @@ class basic_monitor {
   // is noexcept only where the check is compiled out.
   bool tick() noexcept(!detail::thread_checks) {
     const auto in_use = one_thread_.enter("tick");
+    for (std::size_t i = 0; i < sizeof...(Ds); ++i) ++epochs_without_[i];
     return cfg_.tick();
   }
 
@@ -262,8 +297,11 @@ class basic_monitor {
     st.detectors = std::apply([](const auto&... d) { return std::make_tuple(state_of_one(d)...); }, detectors_);
     st.response = rstate_;
     st.escalation_left = cfg_.escalation_state();
+    st.escalation_checks_left = cfg_.escalation_checks_left();
     st.checks = checks_;
     st.checks_without_signal = without_signal_;
+    st.epochs_without_signal = epochs_without_;
+    st.signal_missing_reported = missing_reported_;
     return st;
   }
 
@@ -273,12 +311,14 @@ class basic_monitor {
     detectors_tuple d = detectors_;
     load_detectors(d, st, std::index_sequence_for<Ds...>{});
     config c = cfg_;
-    c.load_escalation_state(st.escalation_left);
+    c.load_escalation_state(st.escalation_left, st.escalation_checks_left);
     detectors_ = std::move(d);
     cfg_ = c;
     rstate_ = st.response;
     checks_ = st.checks;
     without_signal_ = st.checks_without_signal;
+    epochs_without_ = st.epochs_without_signal;
+    missing_reported_ = st.signal_missing_reported;
   }
 
   // Checks since the I-th detector last received one of the signals it reads.
@@ -292,19 +332,24 @@ class basic_monitor {
     result_.resp.act = action::proceed;
     result_.resp.reason.clear();
     result_.escalation_started = false;
+    result_.escalation_ended = false;
     const level effective = cfg_.effective_level();
     std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
     if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), effective, std::index_sequence_for<Ds...>{});
-    if (!result_.report.empty()) stamp_and_escalate();
+    const bool renewed = !result_.report.empty() && stamp_and_escalate();
+    if (!renewed) result_.escalation_ended = cfg_.count_check();
     response_.decide(s, result_.report, rstate_, result_.resp);
     ++checks_;
     return result_;
   }
 
   // Severities come from the config, so that one table rules every detector.
-  SIMIC_COLD void stamp_and_escalate() {
+  // Returns whether this check (re)started the escalation window.
+  SIMIC_COLD bool stamp_and_escalate() {
     result_.report.stamp(cfg_.options().severities);
-    if (result_.report.has(cfg_.options().escalate_on)) result_.escalation_started = cfg_.escalate();
+    if (!result_.report.has(cfg_.options().escalate_on)) return false;
+    result_.escalation_started = cfg_.escalate();
+    return cfg_.escalated();
   }
   template <class D>
   static void validate_one(const D& d, const signals& s) {
@@ -334,23 +379,38 @@ class basic_monitor {
     if constexpr (SignalReadingDetector<D>) {
       if (effective < D::category::min_level) return;
       std::uint64_t& quiet = without_signal_[I];
+      std::uint64_t& epochs = epochs_without_[I];
       const std::uint64_t bound = cfg_.options().missing_signal_checks;
+      constexpr bool per_epoch = detail::per_epoch_signals<D>();
+      std::uint64_t& reported = missing_reported_[I];
       if (present.intersects(D::reads)) {
-        if (quiet >= bound) result_.report.add_clear(anomaly_kind::signal_missing, quiet, 0.0);
+        if (reported) result_.report.add_clear(anomaly_kind::signal_missing, quiet, 0.0);
         quiet = 0;
-      } else if (++quiet == bound) {
-        report_missing(D::name, D::reads, bound);
+        epochs = 0;
+        reported = 0;
+      } else if (++quiet >= bound && (!per_epoch || epochs >= missing_signal_epochs) && !reported) {
+        reported = 1;
+        report_missing(D::name, D::reads, quiet, per_epoch ? epochs : 0);
       }
     }
   }
-  SIMIC_COLD void report_missing(std::string_view name, signal_set reads, std::uint64_t bound) {
-    const double n = static_cast<double>(bound);
+  SIMIC_COLD void report_missing(std::string_view name, signal_set reads, std::uint64_t checks,
+                                 std::uint64_t epochs) {
+    const double n = static_cast<double>(checks);
+    const auto bound = static_cast<double>(cfg_.options().missing_signal_checks);
     result_.report.add(anomaly_kind::signal_missing,
-                       detail::format("detector %.*s has received no %s in %llu checks: is its sensor wired?",
+                       detail::format("detector %.*s has received no %s in %llu checks (bound %llu)%s: is its "
+                                      "sensor wired?",
                                       static_cast<int>(name.size()), name.data(), reads.describe().c_str(),
-                                      static_cast<unsigned long long>(bound)),
-                       {n, n});
+                                      static_cast<unsigned long long>(checks),
+                                      static_cast<unsigned long long>(cfg_.options().missing_signal_checks),
+                                      epochs ? detail::format(" and %llu epochs",
+                                                              static_cast<unsigned long long>(epochs)).c_str()
+                                             : ""),
+                       {n, bound});
   }
+  // Epochs a detector of per-epoch signals goes without one before the guard reports it.
+  static constexpr std::uint64_t missing_signal_epochs = 2;
 
   template <class D>
   static typename detail::state_of<D>::type state_of_one(const D& d) {
@@ -374,6 +434,8 @@ class basic_monitor {
   response_state rstate_{};
   std::uint64_t checks_ = 0;
   std::array<std::uint64_t, sizeof...(Ds)> without_signal_{};
+  std::array<std::uint64_t, sizeof...(Ds)> epochs_without_{};
+  std::array<std::uint64_t, sizeof...(Ds)> missing_reported_{};
   check_result result_{};
   detail::one_thread_guard one_thread_{"monitor"};  // a copy starts free
 };

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <memory>
@@ -58,7 +59,12 @@ class session {
 
   session(const session&) = delete;  // the sensors and the hub are its own
   session& operator=(const session&) = delete;
-  ~session() { close(); }
+  ~session() {
+    try {
+      close();
+    } catch (...) {  // close() throws only for a bad deadline or overlapping calls: none here
+    }
+  }
 
   // Starts update number update() + 1; the sensors' intervals count updates
   // from the first. A trainer that never calls it has one update per step().
@@ -118,10 +124,13 @@ class session {
     epoch_anomalies_ += r.report.size();
     each([&](auto& x) { detail::sensor_record(x, ctx, s); });
     if (emitting())
-      emit_check_events(*hub_, update_, epochs_ + 1, step_record(checked_, first_metrics(inputs...), step_in_update_),
+      emit_check_events(*hub_, update_, epochs_ + 1, step_record(checked_, first_metrics(inputs...),
+                                               explicit_updates_ ? std::optional(step_in_update_) : std::nullopt),
                         {r.report, r.resp, monitor_.responses(), before, level(),
-                         monitor_.cfg().options().escalation_epochs, opts_.agreement.get()});
+                         monitor_.cfg().options().escalation_epochs, monitor_.cfg().options().escalation_checks,
+                         opts_.agreement.get()});
     each([&](auto& x) { detail::sensor_diagnose(x, ctx, r); });
+    note_unread(checked_);
     ++step_in_update_;
     return r;
   }
@@ -161,12 +170,15 @@ class session {
     ++epochs_;
   }
 
-  // Flushes every event; closes the hub when the session made it (waiting at
-  // most `deadline`). Returns the hub's counts. Idempotent; the destructor calls it.
+  // Checks the last epoch's performance if no step carried it (a run's last
+  // end_epoch()), then flushes every event; closes the hub when the session
+  // made it (waiting at most `deadline`). Returns the hub's counts.
+  // Idempotent; the destructor calls it.
   hub_counts close() { return close(opts_.close_deadline); }
   hub_counts close(std::chrono::milliseconds deadline) {
     detail::require(deadline.count() >= 0, "simic::session::close", "deadline", deadline.count(),
                     ">= 0 ms (hub::no_deadline: wait without limit)");
+    check_last_performance();
     if (owns_hub_) (void)hub_->close(deadline); else hub_->flush();
     return hub_->counts();
   }
@@ -188,6 +200,9 @@ class session {
   std::uint64_t epochs() const noexcept { return epochs_; }                  // epochs ended
   std::uint64_t step_in_update() const noexcept { return step_in_update_; }  // steps of this update so far
   std::uint64_t checks() const noexcept { return checks_; }
+  // Fields the trainer fed that no detector of the monitor reads (each also
+  // written once as an unread_signals event).
+  signal_set unread_signals() const noexcept { return unread_; }
   // The signals of the latest step(), as the monitor saw them before an
   // agreement (or, when step() threw, as it rejected them). The entropy and
   // user spans point into the caller's memory.
@@ -266,6 +281,35 @@ class session {
     return m;
   }
 
+  // The figure of a run's last end_epoch(), which no step will carry, judged
+  // by a check of its own (its anomalies and response as events; no step
+  // record). Not in a data-parallel job: the ranks' checks are collective,
+  // and a rank may close alone.
+  void check_last_performance() {
+    if (!epoch_performance_ || !std::isfinite(*epoch_performance_) || !checked_.progress || opts_.agreement) return;
+    signals s;
+    s.performance = epoch_performance_;
+    s.progress = checked_.progress;
+    epoch_performance_.reset();
+    const auto in_use = one_thread_.enter("close");
+    const simic::level before = level();
+    const check_result& r = monitor_.check(s);
+    ++checks_;
+    if (emitting())
+      emit_check_outcome(*hub_, update_, epochs_, {r.report, r.resp, monitor_.responses(), before, level(),
+                                                   monitor_.cfg().options().escalation_epochs,
+                                                   monitor_.cfg().options().escalation_checks, nullptr});
+  }
+
+  // Fields the trainer fed that the monitor does not read, each named once.
+  void note_unread(const signals& s) {
+    const signal_set fresh = signal_set::of(s).without(Monitor::reads | unread_ | signal_set{signal_set::user});
+    if (fresh.empty()) return;
+    unread_ = unread_ | fresh;
+    if (emitting())
+      emit(unread_signals_event{.signals = fresh.describe(", "), .reads = Monitor::reads.describe(", ")});
+  }
+
   void start_update() {
     ++update_;
     step_in_update_ = 0;
@@ -294,6 +338,7 @@ class session {
   std::uint64_t epochs_ = 0;
   std::uint64_t epoch_first_update_ = 1;
   std::uint64_t epoch_anomalies_ = 0;
+  signal_set unread_{};
 };
 
 }  // namespace v0

@@ -15,17 +15,18 @@ TEST_CASE("every built-in kind has its reference name and round-trips") {
                             "kl_spike",            "kl_extreme",            "gradient_norm_drift",
                             "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
                             "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
-                            "signal_missing",      "host_ratio_drift"};
+                            "signal_missing",      "host_ratio_drift",      "loss_spike",
+                            "loss_divergence",     "loss_extreme",          "learning_stall"};
   std::set<std::string> seen;
-  for (unsigned i = 0; i < 17; ++i) {
+  for (unsigned i = 0; i < 21; ++i) {
     const auto k = anomaly_kind::from_id(static_cast<std::uint16_t>(i));
     CHECK(k.builtin());
     CHECK(to_string(k) == expected[i]);
     CHECK(parse_anomaly_kind(expected[i]) == k);
     seen.insert(std::string(to_string(k)));
   }
-  CHECK(seen.size() == 17);
-  CHECK(anomaly_kind::builtin_count == 17);
+  CHECK(seen.size() == 21);
+  CHECK(anomaly_kind::builtin_count == 21);
 }
 
 TEST_CASE("built-in severities: failures that corrupt training are critical, early signs are warnings") {

@@ -108,6 +108,51 @@ TEST_CASE("escalation state loads exactly, and a bad one changes nothing") {
   CHECK(d.escalation_epochs_left() == 4);
 }
 
+TEST_CASE("escalation ends after escalation_checks checks or escalation_epochs epochs, whichever is first") {
+  config_options o;
+  o.escalation_epochs = 2;
+  o.escalation_checks = 3;
+  config c(o);
+  CHECK_FALSE(c.count_check());  // no escalation: nothing counted
+  CHECK(c.escalate());
+  CHECK(c.escalation_checks_left() == 3);
+  CHECK_FALSE(c.count_check());  // checks 1 and 2 of 3 at DEBUG
+  CHECK_FALSE(c.count_check());
+  CHECK(c.effective_level() == level::debug);
+  CHECK(c.count_check());  // the 3rd ends it, though epochs are left
+  CHECK(c.effective_level() == level::normal);
+  CHECK(c.escalation_epochs_left() == 0);
+  CHECK_FALSE(c.count_check());
+  // epochs first: two ticks end it with checks left, and the checks left go with it
+  CHECK(c.escalate());
+  CHECK_FALSE(c.count_check());
+  CHECK_FALSE(c.tick());
+  CHECK(c.tick());
+  CHECK(c.escalation_checks_left() == 0);
+  // a renewal restarts both counts
+  c.escalate();
+  c.count_check();
+  c.count_check();
+  c.escalate();
+  CHECK(c.escalation_checks_left() == 3);
+  CHECK(c.escalation_epochs_left() == 2);
+  // escalation_checks 0: no check limit, epochs only
+  o.escalation_checks = 0;
+  config e(o);
+  e.escalate();
+  for (int i = 0; i < 1000; ++i) CHECK_FALSE(e.count_check());
+  CHECK(e.effective_level() == level::debug);
+  // state: both or neither, validated against the options
+  config d(config_options{.escalation_epochs = 2, .escalation_checks = 3});
+  CHECK_THROWS_WITH_AS(d.load_escalation_state(1, 4), doctest::Contains("checks_left"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(d.load_escalation_state(0, 2), doctest::Contains("0 when no epoch is left"),
+                       std::invalid_argument);
+  CHECK(d.escalation_epochs_left() == 0);
+  d.load_escalation_state(1, 3);
+  CHECK(d.escalation_checks_left() == 3);
+  CHECK(d.effective_level() == level::debug);
+}
+
 TEST_CASE("severity options: escalate_on and the severity table, validated; set_level refuses a bad level") {
   config c;
   CHECK(c.options().escalate_on == severity::critical);

@@ -48,10 +48,13 @@ TEST_CASE("gradient_shift follows an independent float64 model on noisy norms wi
       ++onsets;
       onset_at.push_back(i);
       const anomaly& a = r[0];
-      CHECK(a.value == norms[i]);
-      REQUIRE(a.baseline.has_value());
-      CHECK(*a.baseline == doctest::Approx(std::exp(ref.last_mean)).epsilon(1e-9));  // the level before this norm
-      CHECK(a.detail.find("shift score") != std::string::npos);
+      // the figures the text compares: the shift score against its bound
+      CHECK(a.value == doctest::Approx(ref.up >= ref.down ? ref.up : ref.down).epsilon(1e-9));
+      CHECK(a.threshold == d.options().shift.bound);
+      CHECK_FALSE(a.baseline.has_value());
+      CHECK(a.detail.find(simic::detail::format("shift score %.6g > %.6g", a.value, a.threshold)) != std::string::npos);
+      // and the norm that moved it, with the level before it
+      CHECK(a.detail.find(simic::detail::format("%.6g", std::exp(ref.last_mean))) != std::string::npos);
     } else {
       CHECK_FALSE(r.has(anomaly_kind::gradient_norm_drift));
     }
@@ -91,15 +94,16 @@ TEST_CASE("gradient_shift: nothing is judged during warm-up; just below and just
   const anomaly_report r = observe(above, with_norm(std::exp(0.1 * (z_bound + 1e-6))));
   REQUIRE(r.size() == 1);
   CHECK(r[0].kind == anomaly_kind::gradient_norm_drift);
-  CHECK(r[0].threshold == doctest::Approx(std::exp(0.1 * z_bound)).epsilon(1e-9));  // the one-step bound
-  CHECK(*r[0].baseline == doctest::Approx(1.0));
+  CHECK(r[0].value == doctest::Approx(o.shift.bound + 1e-6).epsilon(1e-9));  // the score: z - slack
+  CHECK(r[0].threshold == o.shift.bound);
   CHECK(r[0].detail.find("above") != std::string::npos);
   // downwards, symmetrically
   gradient_shift low = fresh();
   const anomaly_report rl = observe(low, with_norm(std::exp(-0.1 * (z_bound + 1e-6))));
   REQUIRE(rl.size() == 1);
   CHECK(rl[0].detail.find("below") != std::string::npos);
-  CHECK(rl[0].threshold == doctest::Approx(std::exp(-0.1 * z_bound)).epsilon(1e-9));
+  CHECK(rl[0].value == doctest::Approx(o.shift.bound + 1e-6).epsilon(1e-9));
+  CHECK(rl[0].threshold == o.shift.bound);
 }
 
 TEST_CASE("gradient_shift: one outlier is not a shift; a sustained small shift is") {

@@ -57,8 +57,13 @@ TEST_CASE("update_shift follows an independent float64 model: a 20x learning-rat
       onsets.push_back(i);
       // the CUSUM judges against the level before the value, the rise rule the level after it
       const bool rise_alone = ref.rising && ref.up <= d.options().shift.bound && ref.down <= d.options().shift.bound;
-      CHECK(r[0].value == doctest::Approx(rise_alone ? std::exp(ref.fast) : ratios[i]).epsilon(1e-9));
-      CHECK(*r[0].baseline == doctest::Approx(std::exp(rise_alone ? ref.level : ref.last_mean)).epsilon(1e-9));
+      if (rise_alone) {
+        CHECK(r[0].value == doctest::Approx(std::exp(ref.fast)).epsilon(1e-9));
+        CHECK(*r[0].baseline == doctest::Approx(std::exp(ref.level)).epsilon(1e-9));
+      } else {  // the CUSUM's score against its bound
+        CHECK(r[0].value == doctest::Approx(std::max(ref.up, ref.down)).epsilon(1e-9));
+        CHECK(r[0].threshold == d.options().shift.bound);
+      }
       active = true;
     }
     if (!r.clears().empty()) active = false;
@@ -128,8 +133,9 @@ TEST_CASE("update_shift: just below and just above the one-step bound, up and do
   REQUIRE(r.size() == 1);
   CHECK(r[0].kind == anomaly_kind::update_ratio_drift);
   CHECK(r[0].severity == severity::warning);
-  CHECK(r[0].threshold == doctest::Approx(std::exp(base + f * z_bound)).epsilon(1e-9));
-  CHECK(*r[0].baseline == doctest::Approx(1e-3).epsilon(1e-9));
+  CHECK(r[0].value == doctest::Approx(o.shift.bound + 1e-6).epsilon(1e-9));  // the score: z - slack
+  CHECK(r[0].threshold == o.shift.bound);
+  CHECK(r[0].detail.find("running level 0.001 ") != std::string::npos);
   CHECK(r[0].detail.find("update ratio") != std::string::npos);
   CHECK(r[0].detail.find("above") != std::string::npos);
   update_shift low = fresh();
@@ -174,4 +180,39 @@ TEST_CASE("update_shift: state round-trips; bad options and states are refused")
   o = {};
   o.how.clear_after = 0;
   CHECK_THROWS_WITH_AS(update_shift{o}, doctest::Contains("clear_after"), std::invalid_argument);
+}
+
+TEST_CASE("update_shift: early training (progress before 10 %) is not seen; a warm-up ramp raises nothing") {
+  update_shift d;
+  signals s;
+  // a learning-rate warm-up: the ratio rises 100x over the first 10 % of 1000 checks
+  for (std::uint64_t step = 1; step <= 99; ++step) {
+    s.progress = training_progress(step, 1000);
+    s.update_ratio = 1e-5 * std::pow(100.0, static_cast<double>(step) / 100.0);
+    CHECK(observe(d, s).empty());
+  }
+  CHECK(d.log_ratio().steps() == 0);  // below the boundary: not absorbed
+  s.progress = training_progress(100, 1000);  // at it: seen
+  s.update_ratio = 1e-3;
+  CHECK(observe(d, s).empty());
+  CHECK(d.log_ratio().steps() == 1);
+  // the steady phase after it: quiet to the end, the rise rule's switch-on included
+  std::mt19937_64 rng(3);
+  std::lognormal_distribution<double> noise(0.0, 0.05);
+  for (std::uint64_t step = 101; step <= 1000; ++step) {
+    s.progress = training_progress(step, 1000);
+    s.update_ratio = 1e-3 * noise(rng);
+    INFO("step " << step);
+    CHECK(observe(d, s).empty());
+  }
+  // without progress only the count warm-up applies
+  update_shift c;
+  signals n;
+  n.update_ratio = 1e-3;
+  observe(c, n);
+  CHECK(c.log_ratio().steps() == 1);
+  // a bad fraction is refused by name
+  update_shift_options bad;
+  bad.shift.early = 1.0;
+  CHECK_THROWS_WITH_AS(update_shift{bad}, doctest::Contains("early"), std::invalid_argument);
 }

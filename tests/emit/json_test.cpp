@@ -125,11 +125,12 @@ TEST_CASE("escalation, response and performance payloads") {
   json j;
   j = parse_line(event(0, 4,
                        escalation_start_event{.from = level::normal, .to = level::debug, .epochs = 5,
-                                              .reason = "kl_spike"},
+                                              .checks = 100, .reason = "kl_spike"},
                        t0));
   CHECK(j["from"] == "NORMAL");
   CHECK(j["to"] == "DEBUG");
   CHECK(j["epochs"] == 5);
+  CHECK(j["checks"] == 100);
   CHECK(j["reason"] == "kl_spike");
   j = parse_line(event(0, 9, escalation_end_event{.from = level::debug, .to = level::minimal}, t0));
   CHECK(j["from"] == "DEBUG");

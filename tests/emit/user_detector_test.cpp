@@ -30,7 +30,7 @@ struct loss_spike_detector {
   using category = cat::ops_normal;
   static constexpr std::string_view name = "loss_spike_detector";  // joins the missing-signal guard
   static constexpr signal_set reads{signal_set::user};
-  static inline const anomaly_kind kind = register_anomaly_kind("loss_spike", severity::critical);
+  static inline const anomaly_kind kind = register_anomaly_kind("loss_score_high", severity::critical);
   double bound = 4.0;
   reporting how{};
   condition_latch latch{};
@@ -82,14 +82,14 @@ TEST_CASE("a user detector reports its own kind from its own signal, into the JS
     if (j["event"] == "anomaly_clear") clears.push_back(j);
   }
   REQUIRE(anomalies.size() == 1);
-  CHECK(anomalies[0]["anomaly"] == "loss_spike");
+  CHECK(anomalies[0]["anomaly"] == "loss_score_high");
   CHECK(anomalies[0]["severity"] == "critical");
   CHECK(anomalies[0]["value"] == 6.5);
   CHECK(anomalies[0]["threshold"] == 4.0);
   CHECK(anomalies[0]["update"] == 3);
   CHECK(anomalies[0]["level_after"] == "DEBUG");
   REQUIRE(clears.size() == 1);
-  CHECK(clears[0]["anomaly"] == "loss_spike");
+  CHECK(clears[0]["anomaly"] == "loss_score_high");
   CHECK(clears[0]["duration"] == 2);
   CHECK(clears[0]["update"] == 7);
   // the severity table overrides the user kind like any other

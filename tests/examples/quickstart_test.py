@@ -49,6 +49,13 @@ with tempfile.TemporaryDirectory() as d:
     check(names.count("gradient_health") == 20 * 16, "gradient health every check")
     check(names.count("epoch_summary") == 20, "one epoch summary per epoch")
     check(names.count("memory") >= 1, "memory statistics")
+    # the supervised preset fits the trainer: nothing it reads is missing, nothing fed goes unread
+    kinds = [e.get("anomaly") for e in events if e["event"] == "anomaly"]
+    check("signal_missing" not in kinds, "no signal_missing warning (%s)" % kinds)
+    check(names.count("unread_signals") == 0, "no unread_signals event")
+    check(all("update_ratio" in e for e in events if e["event"] == "update")
+          or sum("update_ratio" in e for e in events if e["event"] == "update") == 20 * 16 - 1,
+          "the update ratio in every step record after the first")
     check(names and names[-1] == "hub_stats", "closed by hub_stats")
     if names and names[-1] == "hub_stats":
         check(events[-1]["emitted"] == len(events) - 1 and events[-1]["dropped"] == 0, "every event written")

@@ -9,6 +9,7 @@
 #include <latch>
 #include <limits>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -96,12 +97,12 @@ signals healthy(std::uint64_t update, std::uint64_t total = 1000) {
 TEST_CASE("both presets hold a detector for every signal and are quiet on healthy updates") {
   default_monitor m;
   reference_monitor ref = make_reference_monitor();
-  static_assert(default_monitor::size == 10 && reference_monitor::size == 9);
-  for (std::uint64_t u = 0; u < 50; ++u) {
-    const auto& r = m.check(healthy(u));
+  static_assert(default_monitor::size == 11 && reference_monitor::size == 9);
+  for (std::uint64_t u = 0; u < 50; ++u) {  // past early training (the first 10 %: shift models do not see it)
+    const auto& r = m.check(healthy(u + 100));
     CHECK(r.report.empty());
     CHECK(r.resp.act == action::proceed);
-    CHECK(ref.check(healthy(u)).report.empty());
+    CHECK(ref.check(healthy(u + 100)).report.empty());
   }
   CHECK(m.checks() == 50);
   CHECK(m.get<gradient_shift>().log_norm().steps() == 50);  // the shift model is fed by check
@@ -116,7 +117,7 @@ TEST_CASE("both presets hold a detector for every signal and are quiet on health
 namespace {
 template <class Monitor>
 void check_every_detector_reports(Monitor m, std::uint64_t healthy_checks, int faulty_checks) {
-  for (std::uint64_t u = 0; u < healthy_checks; ++u) m.check(healthy(u));
+  for (std::uint64_t u = 0; u < healthy_checks; ++u) m.check(healthy(u + 100));  // past early training
   signals s = healthy(500);  // 50 % of training
   const std::array<head_entropy, 1> collapsed{{{"move", 0.01}}};
   s.ratio_max = 9.0;
@@ -370,7 +371,7 @@ TEST_CASE("missing-signal guard: a detector fed none of its signals is reported 
   REQUIRE(r.size() == 1);
   CHECK(r[0].kind == anomaly_kind::signal_missing);
   CHECK(r[0].severity == severity::warning);
-  CHECK(r[0].detail == "detector lstm_bounds has received no lstm in 5 checks: is its sensor wired?");
+  CHECK(r[0].detail == "detector lstm_bounds has received no lstm in 5 checks (bound 5): is its sensor wired?");
   CHECK(r[0].value == 5.0);
   CHECK(r[0].threshold == 5.0);
   CHECK(m.effective_level() == level::normal);  // a warning: no escalation
@@ -398,10 +399,31 @@ TEST_CASE("missing-signal guard: a detector fed none of its signals is reported 
   rate.progress = training_progress(1, 100);
   for (int i = 0; i < 10; ++i) CHECK(p.check(rate).report.empty());
   signals none;
-  for (int i = 0; i < 4; ++i) p.check(none);
-  const anomaly_report rp = p.check(none).report;
+  for (int i = 0; i < 5; ++i) CHECK(p.check(none).report.empty());  // 5 checks, no epoch: its figure may yet come
+  p.tick();
+  CHECK(p.check(none).report.empty());  // 1 epoch: below 2
+  p.tick();
+  const anomaly_report rp = p.check(none).report;  // 7 checks and 2 epochs
   REQUIRE(rp.size() == 1);
-  CHECK(rp[0].detail == "detector performance_drop has received no performance or reward_rate in 5 checks: is its sensor wired?");
+  CHECK(rp[0].detail ==
+        "detector performance_drop has received no performance or reward_rate in 7 checks (bound 5) and 2 epochs: "
+        "is its sensor wired?");
+  CHECK(rp[0].value == 7.0);
+  CHECK(rp[0].threshold == 5.0);
+  CHECK(p.check(none).report.empty());  // once
+  p.tick();
+  CHECK(p.check(none).report.empty());
+  CHECK(p.check(rate).report.clears().size() == 1);
+  // an epoch longer than missing_signal_checks (a supervised trainer's): no alarm between its figures
+  monitor<performance_drop> q{config(o)};
+  signals perf;
+  perf.performance = 1.0;
+  perf.progress = training_progress(1, 100);
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    CHECK(q.check(perf).report.empty());
+    for (int i = 0; i < 20; ++i) CHECK(q.check(none).report.empty());  // 20 checks > 5
+    q.tick();
+  }
 }
 
 TEST_CASE("missing-signal guard: off at 0; user detectors without `reads` are not watched; defaults fed in full stay quiet") {
@@ -654,4 +676,89 @@ TEST_CASE("threads: two monitors in two threads never collide and match a one-th
   CHECK(left.state() == reference.state());
   CHECK(right.state() == reference.state());
   CHECK(left.checks() == n);
+}
+
+TEST_CASE("escalation counted in checks: one bad batch is escalation_checks checks at DEBUG, not epochs") {
+  config_options o;
+  o.escalation_checks = 3;
+  default_monitor m{config(o)};
+  for (std::uint64_t u = 0; u < 5; ++u) m.check(healthy(u + 100));
+  signals bad = healthy(105);
+  bad.loss = std::numeric_limits<double>::quiet_NaN();  // numerical_instability: critical
+  const auto& r = m.check(bad);
+  CHECK(r.escalation_started);
+  CHECK_FALSE(r.escalation_ended);  // the escalating check is not counted
+  CHECK(m.effective_level() == level::debug);
+  for (std::uint64_t u = 106; u < 108; ++u) {
+    CHECK_FALSE(m.check(healthy(u)).escalation_ended);  // checks 1 and 2 of 3
+    CHECK(m.effective_level() == level::debug);
+  }
+  CHECK(m.check(healthy(108)).escalation_ended);  // the 3rd is the last at DEBUG
+  CHECK(m.effective_level() == level::normal);
+  CHECK(m.state().escalation_checks_left == 0);
+  // a renewal while escalated restarts the count; the state round-trips
+  m.check(bad);
+  m.check(healthy(110));
+  m.check(bad);
+  CHECK(m.state().escalation_checks_left == 3);
+  default_monitor copy{config(o)};
+  copy.load(m.state());
+  CHECK(copy.state() == m.state());
+  CHECK(copy.effective_level() == level::debug);
+}
+
+namespace {
+// Every figure of an anomaly is in its text, as %.6g writes it.
+void check_figures_in_text(const anomaly& a) {
+  INFO(to_string(a.kind) << ": " << a.detail);
+  if (std::isfinite(a.value)) CHECK(a.detail.find(simic::detail::format("%.6g", a.value)) != std::string::npos);
+  if (std::isfinite(a.threshold))
+    CHECK(a.detail.find(simic::detail::format("%.6g", a.threshold)) != std::string::npos);
+  if (a.baseline && std::isfinite(*a.baseline))
+    CHECK(a.detail.find(simic::detail::format("%.6g", *a.baseline)) != std::string::npos);
+}
+
+template <class Monitor>
+std::set<std::string> faulted_kinds(Monitor m) {
+  std::set<std::string> kinds;
+  auto take = [&](const check_result& r) {
+    for (const anomaly& a : r.report) {
+      kinds.insert(std::string(to_string(a.kind)));
+      check_figures_in_text(a);
+    }
+  };
+  for (std::uint64_t u = 0; u < 300; ++u) take(m.check(healthy(u + 100)));
+  // every signal far off, for long enough that the slow rules judge too
+  for (std::uint64_t u = 400; u < 460; ++u) {
+    signals s = healthy(u);
+    const std::array<head_entropy, 1> low{{{"move", 0.05}}};
+    s.ratio_max = 9.0;
+    s.ratio_min = 0.01;
+    s.approx_kl = u % 2 ? 0.7 : 0.2;
+    s.explained_variance = -5.0;
+    s.entropy = low;
+    s.gradients->max_param_norm = 1e4;
+    s.gradients->min_param_norm = 0.0;
+    s.gradients->total_norm = 60.0 * static_cast<double>(u - 399);
+    s.gradients->health = 0.2;
+    s.lstm->h_norm = 1e3;
+    s.performance = 150.0 - static_cast<double>(u - 399) * 5.0;
+    s.update_ratio = 0.2 * static_cast<double>(u - 399);
+    s.loss = 0.3 * static_cast<double>(u - 399);
+    take(m.check(s));
+  }
+  return kinds;
+}
+}  // namespace
+
+TEST_CASE("every anomaly's value, threshold and baseline are figures its text states (every preset)") {
+  const auto ppo = faulted_kinds(default_monitor{});
+  const auto ref = faulted_kinds(make_reference_monitor());
+  // the sweep reached the detectors it is meant to: the figures of each were checked
+  for (const char* k : {"ratio_explosion", "ratio_collapse", "kl_extreme", "kl_spike", "value_collapse",
+                        "entropy_collapse", "gradient_exploding", "gradient_vanishing", "gradient_norm_drift",
+                        "gradient_health_drift", "lstm_unhealthy", "update_ratio_drift", "performance_degradation"})
+    CHECK_MESSAGE(ppo.count(k) == 1, std::string(k));
+  CHECK(ref.count("gradient_exploding") == 1);
+  CHECK(ref.count("performance_degradation") == 1);
 }

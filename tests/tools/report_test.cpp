@@ -106,7 +106,11 @@ TEST_CASE("each anomaly goes to the chart of its signal, the rest to performance
   CHECK(rep::chart_for("entropy_low") == "policy");
   CHECK(rep::chart_for("value_collapse") == "policy");
   CHECK(rep::chart_for("performance_degradation") == "performance");
-  CHECK(rep::chart_for("loss_spike") == "performance");  // a user kind
+  CHECK(rep::chart_for("update_ratio_drift") == "update");
+  CHECK(rep::chart_for("loss_spike") == "loss");
+  CHECK(rep::chart_for("loss_divergence") == "loss");
+  CHECK(rep::chart_for("learning_stall") == "loss");
+  CHECK(rep::chart_for("throughput_low") == "performance");  // a user kind
 }
 
 TEST_CASE("steps are placed inside their update; bounds come from the thresholds") {
@@ -313,7 +317,8 @@ TEST_CASE("page data: series decimated to max_points, non-finite values as strin
   // The charts in page order, each signal on the chart its descriptor names (core/signals.hpp).
   std::vector<std::string> ids;
   for (const auto& c : charts) ids.push_back(c["id"]);
-  CHECK(ids == std::vector<std::string>{"performance", "loss", "gradient", "health", "kl", "ratio", "policy", "lstm"});
+  CHECK(ids ==
+        std::vector<std::string>{"performance", "loss", "gradient", "update", "health", "kl", "ratio", "policy", "lstm"});
   REQUIRE(kl["series"].size() == 1);
   CHECK(kl["series"][0]["name"] == "approx_kl");
   const auto& pts = kl["series"][0]["points"];

@@ -125,6 +125,8 @@ inline std::string chart_for(std::string_view kind) {
   auto starts = [&](std::string_view p) { return kind.substr(0, p.size()) == p; };
   if (starts("kl_")) return "kl";
   if (starts("ratio_")) return "ratio";
+  if (kind == "update_ratio_drift") return "update";
+  if (starts("loss_") || kind == "learning_stall") return "loss";
   if (kind == "gradient_health_drift") return "health";
   if (starts("gradient_") || kind == "numerical_instability" || kind == "host_ratio_drift") return "gradient";
   if (starts("lstm_")) return "lstm";
@@ -503,6 +505,8 @@ inline nlohmann::json page_data(const run& r, const options& o) {
                     {"series", figures_of("loss")}, {"hlines", json::array()}});
   charts.push_back({{"id", "gradient"}, {"title", "Gradient norm (total, per optimizer step)"}, {"log", "auto"},
                     {"series", figures_of("gradient")}, {"hlines", json::array()}});
+  charts.push_back({{"id", "update"}, {"title", "Update ratio, ||step|| / ||weights|| (per optimizer step)"},
+                    {"log", "auto"}, {"series", figures_of("update")}, {"hlines", json::array()}});
   charts.push_back({{"id", "health"}, {"title", "Gradient health (0 = every parameter vanishing or exploding, 1 = none)"},
                     {"log", false}, {"range", json::array({0, 1.05})}, {"height", 90},
                     {"series", figures_of("health")}, {"hlines", json::array()}});

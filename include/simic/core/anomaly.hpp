@@ -1,8 +1,8 @@
 // Anomaly kinds, severities, and the ordered report the detectors append to.
 //
-// A kind is a small value: the sixteen built-in kinds are constants
+// A kind is a small value: the built-in kinds are constants
 // (anomaly_kind::kl_spike, ...), and a user detector registers its own with
-// register_anomaly_kind("loss_spike", severity::warning), so a new kind needs
+// register_anomaly_kind("throughput_drop", severity::warning), so a new kind needs
 // no edit of simic. Every anomaly carries its figures (the observed value, the
 // threshold and, where one exists, the baseline it was judged against) and a
 // severity; the detail text is built from them.
@@ -48,12 +48,12 @@ inline severity parse_severity(std::string_view name) {
 class anomaly_kind {
  public:
   // Names kept from the reference telemetry so that dashboards keep working;
-  // the last six are simic's own.
+  // the last ten are simic's own.
   static const anomaly_kind ratio_explosion, ratio_collapse, value_collapse, numerical_instability,
       entropy_collapse, entropy_low, kl_spike, kl_extreme, gradient_norm_drift, gradient_health_drift,
       performance_degradation, lstm_unhealthy, gradient_vanishing, gradient_exploding, update_ratio_drift,
-      signal_missing, host_ratio_drift;
-  static constexpr std::uint16_t builtin_count = 17;
+      signal_missing, host_ratio_drift, loss_spike, loss_divergence, loss_extreme, learning_stall;
+  static constexpr std::uint16_t builtin_count = 21;
 
   constexpr anomaly_kind() noexcept = default;  // ratio_explosion; for aggregates that fill it later
 
@@ -78,7 +78,8 @@ inline constexpr anomaly_kind anomaly_kind::ratio_explosion{0}, anomaly_kind::ra
     anomaly_kind::gradient_norm_drift{8}, anomaly_kind::gradient_health_drift{9},
     anomaly_kind::performance_degradation{10}, anomaly_kind::lstm_unhealthy{11},
     anomaly_kind::gradient_vanishing{12}, anomaly_kind::gradient_exploding{13}, anomaly_kind::update_ratio_drift{14},
-    anomaly_kind::signal_missing{15}, anomaly_kind::host_ratio_drift{16};
+    anomaly_kind::signal_missing{15}, anomaly_kind::host_ratio_drift{16}, anomaly_kind::loss_spike{17},
+    anomaly_kind::loss_divergence{18}, anomaly_kind::loss_extreme{19}, anomaly_kind::learning_stall{20};
 
 // The built-in kinds' names, by id.
 inline constexpr std::array<std::string_view, anomaly_kind::builtin_count> anomaly_kind_names{
@@ -86,7 +87,8 @@ inline constexpr std::array<std::string_view, anomaly_kind::builtin_count> anoma
     "entropy_collapse",    "entropy_low",          "kl_spike",              "kl_extreme",
     "gradient_norm_drift", "gradient_health_drift", "performance_degradation", "lstm_unhealthy",
     "gradient_vanishing",  "gradient_exploding",    "update_ratio_drift",
-    "signal_missing",      "host_ratio_drift"};
+    "signal_missing",      "host_ratio_drift",      "loss_spike",            "loss_divergence",
+    "loss_extreme",        "learning_stall"};
 
 // The built-in kinds' default severities, by id: a condition that corrupts
 // training or that a healthy run never shows is critical; one that healthy
@@ -109,6 +111,10 @@ inline constexpr std::array<severity, anomaly_kind::builtin_count> builtin_sever
     severity::warning,   // update_ratio_drift
     severity::warning,   // signal_missing
     severity::warning,   // host_ratio_drift
+    severity::warning,   // loss_spike: one step far above the loss's noise (detect/loss_shift.hpp)
+    severity::warning,   // loss_divergence: a sustained rise
+    severity::critical,  // loss_extreme: a spike 100 spreads and more (a loss x1e6): the step is damaged
+    severity::warning,   // learning_stall: training gave back what it gained (detect/learning_stall.hpp)
 };
 
 namespace detail {

@@ -3,7 +3,8 @@
 // A config holds the level the user asked for and the escalation state:
 // after an anomaly of `escalate_on` severity (critical by default),
 // telemetry runs at DEBUG for `escalation_epochs` epochs (counted by tick())
-// and then returns to the configured level by itself. When each sensor reads
+// or `escalation_checks` checks (counted by count_check()), whichever ends
+// first, and then returns to the configured level by itself. When each sensor reads
 // is the sensor's own option (sensors/sensor.hpp); the config says at which
 // level each category collects.
 #pragma once
@@ -21,7 +22,8 @@ inline namespace v0 {
 struct config_options {
   level configured = level::normal;
   bool auto_escalate = true;
-  std::uint32_t escalation_epochs = defaults::escalation_epochs;  // epochs at DEBUG after an anomaly
+  std::uint32_t escalation_epochs = defaults::escalation_epochs;  // epochs at DEBUG after an anomaly (0: none)
+  std::uint32_t escalation_checks = defaults::escalation_checks;  // and at most this many checks (0: no limit)
   severity escalate_on = severity::critical;  // the least severity that escalates
   severity_table severities{};                // per-kind severity, stamped on every anomaly
   // The missing-signal guard: a detector that has received none of the
@@ -54,6 +56,7 @@ class config {
   }
   bool escalated() const noexcept { return effective_level() != opts_.configured; }
   std::uint32_t escalation_epochs_left() const noexcept { return escalation_left_; }
+  std::uint32_t escalation_checks_left() const noexcept { return checks_left_; }
 
   template <Category C>
   bool should_collect() const noexcept {
@@ -70,23 +73,37 @@ class config {
     if (!opts_.auto_escalate || opts_.escalation_epochs == 0 || opts_.configured == level::off) return false;
     const bool was = escalated();
     escalation_left_ = opts_.escalation_epochs;
+    checks_left_ = opts_.escalation_checks;
     return !was && escalated();
+  }
+
+  // Called once per check that did not (re)start an escalation. Returns true
+  // when this check ended one (its last check at DEBUG).
+  bool count_check() noexcept {
+    if (escalation_left_ == 0 || checks_left_ == 0) return false;  // none, or no check limit
+    const bool was = escalated();
+    if (--checks_left_ == 0) escalation_left_ = 0;
+    return was && !escalated();
   }
 
   // Called once per epoch. Returns true when this tick ended an escalation.
   bool tick() noexcept {
     if (escalation_left_ == 0) return false;
     const bool was = escalated();
-    --escalation_left_;
+    if (--escalation_left_ == 0) checks_left_ = 0;
     return was && !escalated();
   }
 
-  // Escalation state for save/load (the options are the user's, not state).
+  // Escalation state for save/load (the options are the user's, not state):
+  // epochs and checks left. Both or neither.
   std::uint32_t escalation_state() const noexcept { return escalation_left_; }
-  void load_escalation_state(std::uint32_t left) {
-    detail::require(left <= opts_.escalation_epochs, "simic::config::load_escalation_state", "left", left,
-                    "0..escalation_epochs");
+  void load_escalation_state(std::uint32_t left, std::uint32_t checks_left = 0) {
+    constexpr auto where = "simic::config::load_escalation_state";
+    detail::require(left <= opts_.escalation_epochs, where, "left", left, "0..escalation_epochs");
+    detail::require(checks_left <= opts_.escalation_checks && (checks_left == 0 || left > 0), where, "checks_left",
+                    checks_left, "0..escalation_checks, and 0 when no epoch is left");
     escalation_left_ = left;
+    checks_left_ = checks_left;
   }
 
  private:
@@ -101,6 +118,7 @@ class config {
 
   config_options opts_{};
   std::uint32_t escalation_left_ = 0;
+  std::uint32_t checks_left_ = 0;
 };
 
 }  // namespace v0

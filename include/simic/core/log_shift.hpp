@@ -14,7 +14,11 @@
 // step with z > slack + bound at once. A value beyond `clip` spreads is
 // absorbed clipped, so a fault does not become the new normal at once (the
 // mean still follows a lasting change, with the momentum's time constant).
-// The first `warmup` values only build the model.
+// The first `warmup` values only build the model. Values from the first
+// `early` fraction of training (when the caller knows the progress) are not
+// seen at all: early training's norms climb and its learning rate warms up,
+// and a model built on them would judge the steady phase against a trend
+// (shift_condition drops them; without progress only `warmup` counts).
 //
 // A steady ramp keeps z nearly constant (the mean follows it, and the spread
 // grows with it), so the CUSUM can miss it for good. The optional rise rule
@@ -47,6 +51,7 @@ struct log_shift_options {
   std::uint32_t warmup = defaults::shift_warmup;  // values absorbed before any judgement
   double rise = std::numeric_limits<double>::infinity();  // rise rule bound, in log units; inf: off
   double rise_momentum = defaults::shift_rise_momentum;    // of the rise rule's fast mean
+  double early = defaults::shift_early;  // fraction of training (signals::progress) not seen
 
   // Values absorbed before the rise rule judges: the running mean's time constant.
   std::uint64_t rise_warmup() const noexcept {
@@ -62,6 +67,7 @@ struct log_shift_options {
     detail::require(warmup >= 2, where, "warmup", warmup, ">= 2");
     detail::require(rise > 0.0, where, "rise", rise, "(0, inf]");
     detail::require(rise_momentum > 0.0 && rise_momentum < 1.0, where, "rise_momentum", rise_momentum, "(0, 1)");
+    detail::require(early >= 0.0 && early < 1.0, where, "early", early, "[0, 1)");
   }
 };
 

@@ -3,13 +3,18 @@
 // default skips a step whose gradients are not finite, when the monitor
 // reported it at `act_on` severity or above (numerical_instability is
 // critical by default), and stops after `max_consecutive` skips in a row,
-// naming the cause.
+// naming the cause. Optionally (`skip_on`, empty by default) it also skips
+// a step on which one of the kinds it names is reported, whatever its
+// severity: {anomaly_kind::loss_extreme, anomaly_kind::loss_spike} skips a
+// spiking batch as large-model trainers do (detect/loss_shift.hpp).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "simic/core/anomaly.hpp"
 #include "simic/core/detail/format.hpp"
@@ -52,8 +57,8 @@ concept ResponsePolicy = requires(P& p, const signals& s, const anomaly_report& 
 class skip_nonfinite_then_stop {
  public:
   explicit skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips,
-                                    severity act_on = severity::critical)
-      : max_(max_consecutive), act_on_(act_on) {
+                                    severity act_on = severity::critical, std::vector<anomaly_kind> skip_on = {})
+      : max_(max_consecutive), act_on_(act_on), skip_on_(std::move(skip_on)) {
     detail::require(max_consecutive >= 1, "simic::skip_nonfinite_then_stop", "max_consecutive", max_consecutive,
                     ">= 1");
     detail::require(static_cast<unsigned>(act_on) <= 1u, "simic::skip_nonfinite_then_stop", "act_on",
@@ -62,17 +67,16 @@ class skip_nonfinite_then_stop {
 
   // Writes the decision into `out` (whose reason is empty on entry).
   void decide(const signals& s, const anomaly_report& r, response_state& st, response& out) const {
-    if (!s.gradients || s.gradients->finite() || !reported(r)) {
+    const bool nonfinite = s.gradients && !s.gradients->finite() && reported(r);
+    const anomaly* named = nonfinite ? nullptr : named_kind(r);
+    if (!nonfinite && named == nullptr) {
       st.consecutive_skips = 0;
       out.act = action::proceed;
       return;
     }
     ++st.consecutive_skips;
     ++st.total_skips;
-    const auto& g = *s.gradients;
-    const std::string cause = detail::format("non-finite gradients (%llu NaN, %llu Inf, total norm %g)",
-                                             static_cast<unsigned long long>(g.nan_count),
-                                             static_cast<unsigned long long>(g.inf_count), g.total_norm);
+    const std::string cause = nonfinite ? nonfinite_cause(*s.gradients) : named_cause(*named);
     if (st.consecutive_skips >= max_) {
       out.act = action::stop;
       out.reason = detail::format("stopping: %llu consecutive updates skipped (limit %u); last cause: %s",
@@ -85,8 +89,26 @@ class skip_nonfinite_then_stop {
 
   std::uint32_t max_consecutive() const noexcept { return max_; }
   severity act_on() const noexcept { return act_on_; }
+  const std::vector<anomaly_kind>& skip_on() const noexcept { return skip_on_; }
 
  private:
+  static std::string nonfinite_cause(const gradient_signal& g) {
+    return detail::format("non-finite gradients (%llu NaN, %llu Inf, total norm %g)",
+                          static_cast<unsigned long long>(g.nan_count), static_cast<unsigned long long>(g.inf_count),
+                          g.total_norm);
+  }
+  static std::string named_cause(const anomaly& a) {
+    const std::string_view kind = to_string(a.kind);
+    return detail::format("%.*s (%s)", static_cast<int>(kind.size()), kind.data(), a.detail.c_str());
+  }
+  // The first anomaly of a kind in skip_on (none when skip_on is empty).
+  const anomaly* named_kind(const anomaly_report& r) const noexcept {
+    if (skip_on_.empty()) return nullptr;
+    for (const anomaly& a : r)
+      for (const anomaly_kind k : skip_on_)
+        if (a.kind == k) return &a;
+    return nullptr;
+  }
   bool reported(const anomaly_report& r) const noexcept {
     for (const anomaly& a : r)
       if (a.kind == anomaly_kind::numerical_instability && a.severity >= act_on_) return true;
@@ -94,6 +116,7 @@ class skip_nonfinite_then_stop {
   }
   std::uint32_t max_;
   severity act_on_;
+  std::vector<anomaly_kind> skip_on_;
 };
 
 }  // namespace v0

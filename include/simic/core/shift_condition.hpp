@@ -5,10 +5,12 @@
 //
 // Zero, negative and non-finite values are not absorbed: they say nothing
 // about the signal's level (a skipped step moves no weight; numerical
-// stability reports the non-finite).
+// stability reports the non-finite). Nor are values from early training
+// (log_shift_options::early), when the check carries its progress.
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,7 @@
 #include "simic/core/condition.hpp"
 #include "simic/core/detail/format.hpp"
 #include "simic/core/log_shift.hpp"
+#include "simic/core/signals.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -26,8 +29,9 @@ class shift_condition {
   shift_condition(const log_shift_options& o, anomaly_kind kind, std::string_view signal)
       : shift_(o), kind_(kind), signal_(signal) {}
 
-  void observe(double value, const reporting& how, anomaly_report& r) {
-    if (!(value > 0.0) || !std::isfinite(value)) return;
+  void observe(double value, const std::optional<training_progress>& progress, const reporting& how,
+               anomaly_report& r) {
+    if (!(value > 0.0) || !std::isfinite(value) || early(progress)) return;
     const log_shift::step st = shift_.add(value);
     if (!st.judged) return;
     const bool holds = shift_.up_shift() || shift_.down_shift() || shift_.rising();
@@ -35,6 +39,10 @@ class shift_condition {
   }
 
   const log_shift& model() const noexcept { return shift_; }
+  // Whether a check at `progress` is in early training, unseen by the model.
+  bool early(const std::optional<training_progress>& progress) const noexcept {
+    return progress && progress->fraction() < shift_.options().early;
+  }
 
   log_shift_state model_state() const { return shift_.state(); }
   condition_state latch_state() const { return latch_.state(); }
@@ -49,21 +57,27 @@ class shift_condition {
   }
 
  private:
+  // The anomaly's figures are the ones its text compares: the rise rule's
+  // recent level against its bound (baseline: the running level), the
+  // CUSUM's shift score against its bound (the value that moved it is in
+  // the text).
   SIMIC_COLD void report(double value, const log_shift::step& st, anomaly_report& r) const {
     if (!shift_.up_shift() && !shift_.down_shift()) {  // the rise rule alone
-      const double fast = shift_.fast().mean(), level = shift_.log_value().mean();
+      const double fast = std::exp(shift_.fast().mean()), level = std::exp(shift_.log_value().mean());
+      const double factor = std::exp(shift_.options().rise);
       r.add(kind_,
-            detail::format("%s: recent level %.6g is %.3gx its running level %.6g (bound %.3gx)", signal_.c_str(),
-                           std::exp(fast), std::exp(fast - level), std::exp(level), std::exp(shift_.options().rise)),
-            {std::exp(fast), std::exp(level + shift_.options().rise), std::exp(level)});
+            detail::format("%s: recent level %.6g > %.6g (%.3gx its running level %.6g)", signal_.c_str(), fast,
+                           level * factor, factor, level),
+            {fast, level * factor, level});
       return;
     }
     const bool rising = shift_.up() >= shift_.down();
+    const double score = rising ? shift_.up() : shift_.down();
     r.add(kind_,
-          detail::format("%s %.6g %s its running level %.6g (log spread %.3g): shift score %.3g > %.3g",
-                         signal_.c_str(), value, rising ? "above" : "below", std::exp(st.mean), st.spread,
-                         rising ? shift_.up() : shift_.down(), shift_.options().bound),
-          {value, shift_.one_step_bound(st, rising), std::exp(st.mean)});
+          detail::format("%s shift score %.6g > %.6g: %.6g %s its running level %.6g (log spread %.3g)",
+                         signal_.c_str(), score, shift_.options().bound, value, rising ? "above" : "below",
+                         std::exp(st.mean), st.spread),
+          {score, shift_.options().bound});
   }
 
   log_shift shift_;

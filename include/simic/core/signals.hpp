@@ -144,16 +144,24 @@ class signal_set {
   constexpr bool contains(field f) const noexcept { return (bits_ >> f) & 1u; }
   constexpr bool intersects(signal_set o) const noexcept { return (bits_ & o.bits_) != 0; }
   friend constexpr bool operator==(signal_set, signal_set) = default;
-  // "lstm", "performance or reward_rate".
-  std::string describe() const {
+  friend constexpr signal_set operator|(signal_set a, signal_set b) noexcept { return from_bits(a.bits_ | b.bits_); }
+  // The fields of this set that `o` lacks.
+  constexpr signal_set without(signal_set o) const noexcept { return from_bits(bits_ & ~o.bits_); }
+  // "lstm", "performance or reward_rate" (`separator` between names).
+  std::string describe(std::string_view separator = " or ") const {
     std::string out;
     for (unsigned f = 0; f < field_count; ++f)
-      if (contains(static_cast<field>(f))) out.append(out.empty() ? "" : " or ").append(name(static_cast<field>(f)));
+      if (contains(static_cast<field>(f))) out.append(out.empty() ? "" : separator).append(name(static_cast<field>(f)));
     return out;
   }
 
  private:
   constexpr void set(field f, bool on) noexcept { bits_ |= static_cast<std::uint32_t>(on) << f; }
+  static constexpr signal_set from_bits(std::uint32_t bits) noexcept {
+    signal_set s;
+    s.bits_ = bits;
+    return s;
+  }
   std::uint32_t bits_ = 0;
 };
 
@@ -235,7 +243,8 @@ inline constexpr scalar_signal scalar_signals[] = {
     {signal_set::approx_kl, &signals::approx_kl, rank_merge::mean_high_worst, true, false, "kl", "#9467bd"},
     {signal_set::explained_variance, &signals::explained_variance, rank_merge::mean_low_worst, true, false, "policy",
      "#7f7f7f"},
-    {signal_set::update_ratio, &signals::update_ratio, rank_merge::mean_high_worst, false, true, "", ""},
+    {signal_set::update_ratio, &signals::update_ratio, rank_merge::mean_high_worst, true, true, "update",
+     "#2ca02c"},
     {signal_set::performance, &signals::performance, rank_merge::mean_low_worst, false, false, "", ""},
     {signal_set::reward_rate, &signals::reward_rate, rank_merge::mean_low_worst, false, false, "", ""},
     {signal_set::host_module_ratio, &signals::host_module_ratio, rank_merge::mean_high_worst, false, true, "", ""},

@@ -63,8 +63,8 @@ class gradient_shift {
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.gradients) return;
-    norm_.observe(s.gradients->total_norm, o_.how, r);
-    observe_health(s.gradients->health, r);
+    norm_.observe(s.gradients->total_norm, s.progress, o_.how, r);
+    if (!norm_.early(s.progress)) observe_health(s.gradients->health, r);
   }
 
   const gradient_shift_options& options() const noexcept { return o_; }
@@ -111,7 +111,8 @@ class gradient_shift {
 
   SIMIC_COLD void report_health(double h, double mean, anomaly_report& r) const {
     r.add(anomaly_kind::gradient_health_drift,
-          detail::format("gradient health %.4g is more than %.3g below its running mean %.4g", h, o_.health_drop, mean),
+          detail::format("gradient health %.6g < %.6g (%.3g below its running mean %.6g)", h, mean - o_.health_drop,
+                         o_.health_drop, mean),
           {h, mean - o_.health_drop, mean});
   }
 

@@ -89,9 +89,9 @@ class lstm_rms_bounds {
     if (l.has_nan) why += "NaN in state; ";
     if (l.has_inf) why += "Inf in state; ";
     if (!in_bounds(l.h_rms()))
-      why += detail::format("rms(h) %.6g outside (%g, %g); ", l.h_rms(), o_.rms_min, o_.rms_max);
+      why += detail::format("rms(h) %.6g outside (%.6g, %.6g); ", l.h_rms(), o_.rms_min, o_.rms_max);
     if (!in_bounds(l.c_rms()))
-      why += detail::format("rms(c) %.6g outside (%g, %g); ", l.c_rms(), o_.rms_min, o_.rms_max);
+      why += detail::format("rms(c) %.6g outside (%.6g, %.6g); ", l.c_rms(), o_.rms_min, o_.rms_max);
     why.resize(why.size() - 2);
     const double v = worst(l);
     r.add(anomaly_kind::lstm_unhealthy, std::move(why), {v, v <= o_.rms_min ? o_.rms_min : o_.rms_max});

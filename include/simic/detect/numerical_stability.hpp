@@ -17,6 +17,9 @@ class numerical_stability {
  public:
   using category = cat::critical;
   static constexpr std::string_view name = "numerical_stability";
+  // It checks whatever figure is there and needs none: a preset's fit to a
+  // trainer is judged by its other detectors (monitor's `reads`).
+  static constexpr signal_set needs{};
   static constexpr signal_set reads{signal_set::loss,        signal_set::ratio_max,          signal_set::ratio_min,
                                     signal_set::approx_kl,   signal_set::explained_variance, signal_set::performance,
                                     signal_set::entropy,     signal_set::gradients};

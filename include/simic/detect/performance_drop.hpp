@@ -91,6 +91,7 @@ class performance_drop {
   using category = cat::ops_normal;
   static constexpr std::string_view name = "performance_drop";
   static constexpr signal_set reads{signal_set::performance, signal_set::reward_rate};
+  static constexpr bool per_epoch = true;  // the missing-signal guard waits for epochs too (monitor.hpp)
 
   struct state_type {
     std::vector<double> figures;         // performance, oldest first
@@ -277,8 +278,9 @@ class performance_drop {
     else
       r.add(anomaly_kind::performance_degradation,
             detail::format("%s: falling trend over the last %u figures (Mann-Kendall score %.3g <= -%.3g), "
-                           "from %.6g to %.6g (%.1f%%)",
+                           "from %.6g to %.6g <= %.6g (%.1f%%)",
                            x.name, o_.trend_window, j.trend_score, o_.trend_score, j.trend_start, j.trend_end,
+                           j.trend_start - o_.trend_min_drop * std::abs(j.trend_start),
                            100.0 * (j.trend_start - j.trend_end) / std::abs(j.trend_start)),
             {j.trend_end, j.trend_start - o_.trend_min_drop * std::abs(j.trend_start), j.trend_start});
   }

@@ -111,7 +111,7 @@ class value_trend {
   SIMIC_COLD void report(double ev, double smoothed, double baseline, bool below_floor, anomaly_report& r) const {
     const double bound = below_floor ? o_.floor : baseline - o_.fall;
     r.add(anomaly_kind::value_collapse,
-          detail::format("smoothed explained variance %.4g %s %.4g (this batch %.4g, baseline %.4g)", smoothed,
+          detail::format("smoothed explained variance %.6g %s %.6g (this batch %.6g, baseline %.6g)", smoothed,
                          below_floor ? "is below the floor" : "fell more than the allowed fall below its baseline, to under",
                          bound, ev, baseline),
           {smoothed, bound, baseline});

@@ -219,6 +219,9 @@ inline signal_set anomaly_signals(anomaly_kind k) {
   if (k == anomaly_kind::lstm_unhealthy) return {f::lstm};
   if (k == anomaly_kind::update_ratio_drift) return {f::update_ratio};
   if (k == anomaly_kind::host_ratio_drift) return {f::host_module_ratio};
+  if (k == anomaly_kind::loss_spike || k == anomaly_kind::loss_divergence || k == anomaly_kind::loss_extreme)
+    return {f::loss};
+  if (k == anomaly_kind::learning_stall) return {f::loss, f::performance};
   if (k == anomaly_kind::signal_missing) return {};
   return {f::user};
 }

@@ -24,7 +24,9 @@ namespace simic {
 inline namespace v0 {
 
 // The step's record: the caller's metrics, completed from the checked signals.
-inline update_metrics step_record(const signals& s, update_metrics m, std::uint64_t step_in_update) {
+// `step_in_update`: the step's place in its update, for a trainer with several
+// steps per update (session::begin_update); none for one step per update.
+inline update_metrics step_record(const signals& s, update_metrics m, std::optional<std::uint64_t> step_in_update) {
   for (const scalar_signal& f : scalar_signals)
     if (std::optional<double>* field = f.step_record ? step_record_field(m, f.field) : nullptr; field && !*field)
       *field = s.*f.member;
@@ -33,7 +35,7 @@ inline update_metrics step_record(const signals& s, update_metrics m, std::uint6
     for (const head_entropy& h : s.entropy) sum += h.normalized;
     m.entropy = sum / static_cast<double>(s.entropy.size());
   }
-  m.extra.push_back({"step", static_cast<double>(step_in_update)});
+  if (step_in_update) m.extra.push_back({"step", static_cast<double>(*step_in_update)});
   if (s.performance) m.extra.push_back({"performance", *s.performance});
   return m;
 }
@@ -46,12 +48,13 @@ struct check_outcome {
   level before;                     // the effective level before the check
   level after;                      // and after it
   std::uint32_t escalation_epochs;
+  std::uint32_t escalation_checks;
   const signal_agreement* agreement;  // data-parallel: names the anomalies' ranks; null: one process
 };
 
-inline void emit_check_events(hub& h, std::uint64_t update, std::uint64_t epoch, update_metrics record,
-                              const check_outcome& c) {
-  h.emit(update, epoch, std::move(record));
+// The check's events after its step record: its response, clears, anomalies
+// and a change of level (alone for a check with no step: session::close()'s).
+inline void emit_check_outcome(hub& h, std::uint64_t update, std::uint64_t epoch, const check_outcome& c) {
   if (c.resp.act != action::proceed)
     h.emit(update, epoch,
            response_event{.act = c.resp.act,
@@ -76,9 +79,18 @@ inline void emit_check_events(hub& h, std::uint64_t update, std::uint64_t epoch,
     const std::string_view k = to_string(a.kind);
     if (kinds.find(k) == std::string::npos) kinds.append(kinds.empty() ? "" : ",").append(k);
   }
-  if (c.after != c.before)
+  if (c.after > c.before)
     h.emit(update, epoch,
-           escalation_start_event{.from = c.before, .to = c.after, .epochs = c.escalation_epochs, .reason = kinds});
+           escalation_start_event{.from = c.before, .to = c.after, .epochs = c.escalation_epochs,
+                                                 .checks = c.escalation_checks, .reason = kinds});
+  else if (c.after < c.before)  // the escalation's last check (config_options::escalation_checks)
+    h.emit(update, epoch, escalation_end_event{.from = c.before, .to = c.after});
+}
+
+inline void emit_check_events(hub& h, std::uint64_t update, std::uint64_t epoch, update_metrics record,
+                              const check_outcome& c) {
+  h.emit(update, epoch, std::move(record));
+  emit_check_outcome(h, update, epoch, c);
 }
 
 }  // namespace v0

@@ -77,6 +77,7 @@ struct update_metrics {
   std::optional<double> ratio_min{};
   std::optional<double> explained_variance{};
   std::optional<double> learning_rate{};
+  std::optional<double> update_ratio{};  // ||delta theta|| / ||theta|| of the previous step
   std::vector<metric> extra{};  // anything else, written under "extra"
 
   void describe(field_writer& w) const {
@@ -93,6 +94,7 @@ struct update_metrics {
     write_optional(w, f::name(f::ratio_min), ratio_min, g);
     write_optional(w, f::name(f::explained_variance), explained_variance, g);
     write_optional(w, "learning_rate", learning_rate, g);
+    write_optional(w, f::name(f::update_ratio), update_ratio, g);
     if (!extra.empty()) detail::write_metrics(w, "extra", extra, g);
   }
 };
@@ -106,6 +108,7 @@ inline std::optional<double>* step_record_field(update_metrics& m, signal_set::f
     case signal_set::ratio_max: return &m.ratio_max;
     case signal_set::ratio_min: return &m.ratio_min;
     case signal_set::explained_variance: return &m.explained_variance;
+    case signal_set::update_ratio: return &m.update_ratio;
     default: return nullptr;
   }
 }
@@ -162,12 +165,14 @@ struct escalation_start_event {
   static constexpr std::string_view name = "escalation_start";
   level from = level::normal;
   level to = level::debug;
-  std::uint32_t epochs = 0;  // how long it lasts unless renewed
+  std::uint32_t epochs = 0;  // how long it lasts unless renewed: epochs,
+  std::uint32_t checks = 0;  // or checks, whichever ends first (0: no check limit)
   std::string reason{};      // e.g. the anomaly kinds that caused it
   void describe(field_writer& w) const {
     w.text("from", to_string(from));
     w.text("to", to_string(to));
     w.count("epochs", epochs);
+    w.count("checks", checks);
     w.text("reason", reason);
     detail::write_level_scalar(w, to);
   }
@@ -181,6 +186,19 @@ struct escalation_end_event {
     w.text("from", to_string(from));
     w.text("to", to_string(to));
     detail::write_level_scalar(w, to);
+  }
+};
+
+// Signals the trainer fed that no detector of the session's monitor reads
+// (a PPO figure to the supervised preset, say): written once per new field,
+// so a preset that does not fit the trainer is seen (docs/guide.md, Presets).
+struct unread_signals_event {
+  static constexpr std::string_view name = "unread_signals";
+  std::string signals{};  // "approx_kl, ratio_max"
+  std::string reads{};    // what the monitor reads
+  void describe(field_writer& w) const {
+    w.text("signals", signals);
+    w.text("reads", reads);
   }
 };
 

@@ -5,10 +5,11 @@
 #pragma once
 
 #include "simic/detect/entropy_floor.hpp"
-#include "simic/detect/gradient_bounds.hpp"
+#include "simic/detect/relative_gradient_bounds.hpp"
 #include "simic/detect/gradient_shift.hpp"
 #include "simic/detect/host_ratio_shift.hpp"
 #include "simic/detect/kl_divergence.hpp"
+#include "simic/detect/loss_shift.hpp"
 #include "simic/detect/lstm_rms_bounds.hpp"
 #include "simic/detect/numerical_stability.hpp"
 #include "simic/detect/performance_drop.hpp"
@@ -21,13 +22,14 @@ namespace simic {
 inline namespace v0 {
 
 using ppo_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                            kl_divergence, gradient_shift, update_shift, gradient_bounds, performance_drop>;
+                            kl_divergence, gradient_shift, update_shift, relative_gradient_bounds, performance_drop,
+                            loss_shift>;
 
 // The PPO preset for a trainer that names a host network
 // (gradient_health_options::host): the host/module gradient ratio judged too.
 using ppo_host_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bounds, value_trend, entropy_floor,
-                                 kl_divergence, gradient_shift, update_shift, host_ratio_shift, gradient_bounds,
-                                 performance_drop>;
+                                 kl_divergence, gradient_shift, update_shift, host_ratio_shift, relative_gradient_bounds,
+                                 performance_drop, loss_shift>;
 
 // The name simic's defaults had before the presets left monitor.hpp, kept for existing code.
 using default_monitor = ppo_monitor;

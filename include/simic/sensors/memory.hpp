@@ -82,7 +82,7 @@ using device_memory_reader = std::function<std::optional<device_memory>(std::int
 
 struct memory_sensor_options {
   device_memory_reader device_reader{};  // for non-CPU devices; none: device figures absent
-  std::uint32_t every = 5;               // in a session: updates 1, 1 + every, ...
+  std::uint32_t every = 50;              // in a session: updates 1, 1 + every, ...
 };
 
 class memory_sensor {

@@ -43,7 +43,7 @@ class scalar_shift {
   explicit scalar_shift(const options_type& o = {}) : o_(validated(o)), ratio_(o.shift, Spec::kind, Spec::label) {}
 
   void observe(const signals& s, anomaly_report& r) {
-    if (const std::optional<double>& v = s.*Spec::member) ratio_.observe(*v, o_.how, r);
+    if (const std::optional<double>& v = s.*Spec::member) ratio_.observe(*v, s.progress, o_.how, r);
   }
 
   const options_type& options() const noexcept { return o_; }

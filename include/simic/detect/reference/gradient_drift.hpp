@@ -79,8 +79,8 @@ class basic_gradient_drift {
     } else if (u.drift > o_.threshold) {
       const double bound = u.estimate + (x >= u.estimate ? 1.0 : -1.0) * o_.threshold * std::abs(u.estimate);
       r.add(kind,
-            detail::format("%s %.6g drifted %.3g from its EMA %.6g (threshold %.3g)", what, x, u.drift, u.estimate,
-                           o_.threshold),
+            detail::format("%s %.6g %s %.6g: drifted %.3g from its EMA %.6g (threshold %.3g)", what, x,
+                           x >= u.estimate ? ">" : "<", bound, u.drift, u.estimate, o_.threshold),
             {x, bound, u.estimate});
     }
   }

@@ -35,6 +35,7 @@ class performance_degradation {
   using category = cat::ops_normal;
   static constexpr std::string_view name = "performance_degradation";
   static constexpr signal_set reads{signal_set::performance};
+  static constexpr bool per_epoch = true;  // the missing-signal guard waits for epochs too (monitor.hpp)
 
   struct state_type {
     std::vector<double> window;  // oldest first
@@ -102,8 +103,9 @@ class performance_degradation {
  private:
   SIMIC_COLD void report(double x, double mean, anomaly_report& r) const {
     r.add(anomaly_kind::performance_degradation,
-          detail::format("performance %.6g is %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
-                         100.0 * (mean - x) / std::abs(mean), mean, static_cast<unsigned>(size_), 100.0 * o_.drop),
+          detail::format("performance %.6g < %.6g: %.1f%% below its rolling mean %.6g over %u (threshold %.1f%%)", x,
+                         mean - o_.drop * std::abs(mean), 100.0 * (mean - x) / std::abs(mean), mean,
+                         static_cast<unsigned>(size_), 100.0 * o_.drop),
           {x, mean - o_.drop * std::abs(mean), mean});
   }
   double at(std::size_t i) const noexcept { return ring_[(head_ + cap_ - size_ + i) % cap_]; }
