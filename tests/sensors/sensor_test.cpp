@@ -61,7 +61,7 @@ TEST_CASE("the Sensor concept: simic's sensors are sensors; a type missing a par
 
 TEST_CASE("make_sensor: a sensor gets the options of its type (the last given), else its defaults") {
   const auto a = simic::detail::make_sensor<memory_sensor>();
-  CHECK(a.options().every == 5);
+  CHECK(a.options().every == 50);
   const auto b = simic::detail::make_sensor<memory_sensor>(gradient_health_options{.every = 9}, memory_sensor_options{.every = 2});
   CHECK(b.options().every == 2);
   const auto c = simic::detail::make_sensor<memory_sensor>(memory_sensor_options{.every = 2}, memory_sensor_options{.every = 3});
