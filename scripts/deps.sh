@@ -6,7 +6,8 @@ need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchma
       clang libclang-rt-14-dev  # clang and its runtime: the fuzz targets (libFuzzer)
       libgloo-dev               # Gloo's headers: c10d process groups (distributed tests)
       python3-venv              # the tests' tensorboard (scripts/tensorboard_env.sh)
-      chromium)                 # renders the HTML run report in its test (tests/tools)
+      chromium                  # renders the HTML run report in its test (tests/tools)
+      fortunes)                 # the texts the example language model trains on (examples/char_lm)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

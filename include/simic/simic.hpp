@@ -13,4 +13,5 @@
 #include "simic/monitor.hpp"
 #include "simic/presets/ppo.hpp"
 #include "simic/presets/reference.hpp"
+#include "simic/presets/supervised.hpp"
 #include "simic/reduce/gradient_summary.hpp"
