@@ -74,7 +74,7 @@ TEST_CASE("learning_stall: the rule by hand, below, at and above the bound; figu
     seen.push_back(x);
     if (seen.size() >= 2) best = std::min(best, weighted(seen, 0.5));
   }
-  const double start = 4.0, bound = best + std::max(0.5 * (start - best), 0.1 * best);
+  const double start = 4.0, bound = best + std::max(0.3 * (start - best), 0.1 * best);
   // a next value whose level lands just below, at and just above the bound
   auto next_for = [&](double level) {  // weighted(seen + x) == level, solved for x
     double w = 0.0, s = 0.0;
@@ -122,12 +122,12 @@ TEST_CASE("learning_stall: performance at chance (higher is better), a loss that
       ++onsets;
       CHECK(e == 5);  // the first figure at chance
       CHECK(r[0].value == doctest::Approx(-weighted(negated, 0.5)).epsilon(1e-12));  // the level, in accuracy
-      // the bound: best - max(0.5 x gain, 0.1 x |best|), the best level by hand
+      // the bound: best - max(0.3 x gain, 0.1 x |best|), the best level by hand
       double best = 0.0;
       for (std::size_t k = 1; k <= 5; ++k)
         best = std::max(best, -weighted(std::vector<double>(negated.begin(), negated.begin() + k), 0.5));
       CHECK(*r[0].baseline == doctest::Approx(best).epsilon(1e-12));
-      CHECK(r[0].threshold == doctest::Approx(best - std::max(0.5 * (best - 0.90), 0.1 * best)).epsilon(1e-12));
+      CHECK(r[0].threshold == doctest::Approx(best - std::max(0.3 * (best - 0.90), 0.1 * best)).epsilon(1e-12));
       CHECK(r[0].detail.find("performance level") != std::string::npos);
       CHECK(r[0].detail.find("<=") != std::string::npos);
     }

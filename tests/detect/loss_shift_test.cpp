@@ -46,16 +46,7 @@ struct reference_loss {
   double level = 0.0, spread = 0.0, noise = 0.0, recent = 0.0, running = 0.0;
   bool spike = false, extreme = false, rising = false;
 
-  static double mean(const std::vector<double>& v, double m) {
-    if (v.empty()) return 0.0;
-    double w = 0.0, s = 0.0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const double wi = std::pow(m, static_cast<double>(v.size() - 1 - i));
-      w += wi;
-      s += wi * v[i];
-    }
-    return s / w;
-  }
+  static double mean(const std::vector<double>& v, double m) { return v.empty() ? 0.0 : weighted(v, m); }
   static double variance(const std::vector<double>& v, double m) {
     std::vector<double> sq(v.size());
     std::transform(v.begin(), v.end(), sq.begin(), [](double x) { return x * x; });

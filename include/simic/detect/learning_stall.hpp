@@ -1,6 +1,6 @@
 // Training that stopped learning, for a trainer that minimises its loss (the
 // supervised preset): learning_stall holds while the loss, or the
-// performance, has given back most of what training gained.
+// performance, has given back much of what training gained (30 % by default).
 //
 // For each series (the loss, per check; the performance, per figure, negated
 // so that lower is better):
