@@ -19,6 +19,7 @@
 #include "simic/monitor.hpp"
 #include "simic/presets/ppo.hpp"
 #include "simic/presets/reference.hpp"
+#include "simic/presets/supervised.hpp"
 #include "support/holding_detector.hpp"
 
 // Counts every allocation made in this program, to prove check() allocates
@@ -727,7 +728,11 @@ std::set<std::string> faulted_kinds(Monitor m) {
       check_figures_in_text(a);
     }
   };
-  for (std::uint64_t u = 0; u < 300; ++u) take(m.check(healthy(u + 100)));
+  for (std::uint64_t u = 0; u < 300; ++u) {  // a loss that falls as training learns
+    signals s = healthy(u + 100);
+    s.loss = 0.3 + 2.0 * std::exp(-static_cast<double>(u) / 30.0);
+    take(m.check(s));
+  }
   // every signal far off, for long enough that the slow rules judge too
   for (std::uint64_t u = 400; u < 460; ++u) {
     signals s = healthy(u);
@@ -744,7 +749,7 @@ std::set<std::string> faulted_kinds(Monitor m) {
     s.lstm->h_norm = 1e3;
     s.performance = 150.0 - static_cast<double>(u - 399) * 5.0;
     s.update_ratio = 0.2 * static_cast<double>(u - 399);
-    s.loss = 0.3 * static_cast<double>(u - 399);
+    s.loss = 3.0 + 0.3 * static_cast<double>(u - 399);  // back above its start, and rising
     take(m.check(s));
   }
   return kinds;
@@ -754,6 +759,10 @@ std::set<std::string> faulted_kinds(Monitor m) {
 TEST_CASE("every anomaly's value, threshold and baseline are figures its text states (every preset)") {
   const auto ppo = faulted_kinds(default_monitor{});
   const auto ref = faulted_kinds(make_reference_monitor());
+  const auto sup = faulted_kinds(supervised_monitor{});
+  for (const char* k : {"learning_stall", "gradient_exploding", "update_ratio_drift"})
+    CHECK_MESSAGE(sup.count(k) == 1, std::string(k));
+  CHECK(sup.count("loss_spike") + sup.count("loss_extreme") + sup.count("loss_divergence") >= 1);
   // the sweep reached the detectors it is meant to: the figures of each were checked
   for (const char* k : {"ratio_explosion", "ratio_collapse", "kl_extreme", "kl_spike", "value_collapse",
                         "entropy_collapse", "gradient_exploding", "gradient_vanishing", "gradient_norm_drift",
