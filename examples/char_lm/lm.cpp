@@ -18,16 +18,20 @@
 #include <optional>
 #include <random>
 
+#include "../common/summary.hpp"
+#include "../common/text.hpp"
 #include "data.hpp"
 #include "faults.hpp"
 #include "model.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "telemetry.hpp"
-#include "text.hpp"
 
 namespace char_lm {
 namespace {
+
+using examples_common::first_line;
+using examples_common::format;
 
 bool stop_requested() noexcept { return simic::signal_guard::requested(); }
 
@@ -88,15 +92,9 @@ class trainer {
         epoch_n = 0;
       }
     }
-    if (const int sig = simic::signal_guard::signal_number()) {
-      sum_.interrupted_by = sig;
-      sum_.stop_reason = "interrupted by " + simic::signal_name(sig);
-    }
+    examples_common::note_interruption(sum_);
     finish();
-    if (sum_.interrupted_by != 0)
-      sum_.exit_code = exit_signal(sum_.interrupted_by);
-    else if (sum_.events_lost() > 0)
-      sum_.exit_code = exit_events_lost;
+    examples_common::settle_exit_code(sum_);  // the first of: signal, events lost, stopped by the monitor
     sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return std::move(sum_);
   }
@@ -256,12 +254,7 @@ class trainer {
   }
 
   void finish() {
-    const simic::hub_counts c = tel_->close(close_deadline);
-    sum_.events_emitted = c.emitted;
-    sum_.events_dropped = c.dropped;
-    sum_.events_failed = c.failed;
-    sum_.events_undelivered = c.undelivered;
-    if (events_) sum_.events_written = events_->events_written();
+    examples_common::note_events(sum_, tel_->close(close_deadline), events_);
     sum_.event_counts = *event_counts_;
     sum_.checks = tel_->checks();
     tel_->for_each_sensor([&](const auto& s) {
@@ -293,8 +286,6 @@ run_summary run_with(const run_options& o, corpus data, std::shared_ptr<simic::j
   return t.run();
 }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 }  // namespace
 
 run_summary run(const run_options& o) {
@@ -323,32 +314,9 @@ std::string describe(const run_summary& s) {
                 s.final_valid_loss, s.final_valid_loss / ln2, std::log(256.0));
   out += format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n", static_cast<ull>(s.optimizer_steps),
                 s.skips.size(), static_cast<ull>(s.checks), static_cast<ull>(s.epochs));
-  out += format("anomalies: %zu critical, %zu warning", s.count(simic::severity::critical),
-                s.count(simic::severity::warning));
-  std::vector<simic::anomaly_kind> kinds;  // in order of first report
-  for (const auto& a : s.anomalies)
-    if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) kinds.push_back(a.kind);
-  for (const simic::anomaly_kind k : kinds) {
-    const auto first = std::find_if(s.anomalies.begin(), s.anomalies.end(), [k](const auto& a) { return a.kind == k; });
-    out += format("\n  %-24s x%zu %-8s (first at step %llu)", std::string(simic::to_string(k)).c_str(), s.count(k),
-                  std::string(simic::to_string(first->severity)).c_str(), static_cast<ull>(first->step));
-  }
+  out += examples_common::describe_anomalies(s, "step", [](const anomaly_record& a) { return a.step; });
   out += "\n";
-  if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
-  if (s.interrupted_by != 0) out += s.stop_reason + ": stopped cleanly, events flushed\n";
-  if (!s.events_path.empty())
-    out += format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
-                  s.events_path.c_str(), static_cast<ull>(s.events_emitted), static_cast<ull>(s.events_written),
-                  static_cast<ull>(s.events_dropped), static_cast<ull>(s.events_failed),
-                  static_cast<ull>(s.events_undelivered));
-  else if (s.events_lost() > 0)
-    out += format("events: %llu emitted, %llu dropped, %llu failed, %llu undelivered\n",
-                  static_cast<ull>(s.events_emitted), static_cast<ull>(s.events_dropped),
-                  static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
-  if (s.events_lost() > 0)
-    out += format("events lost: %llu (see the errors above); exit code %d\n", static_cast<ull>(s.events_lost()),
-                  exit_events_lost);
-  if (!s.tensorboard_file.empty()) out += "tensorboard: " + s.tensorboard_file + "\n";
+  out += examples_common::describe_ending(s);
   return out;
 }
 

@@ -9,20 +9,23 @@
 #include <string>
 #include <vector>
 
+#include "../common/exit_codes.hpp"
+#include "../common/summary.hpp"
 #include "options.hpp"
 #include "simic/core/anomaly.hpp"
 #include "simic/core/level.hpp"
 
 namespace char_lm {
 
-// Exit codes of the command line (docs/lm_trainer.md), as examples/ppo_lstm's.
-// When several apply, the first of: signal, events lost, stopped.
-inline constexpr int exit_ok = 0;
-inline constexpr int exit_failed = 1;       // anything else (one line on stderr)
-inline constexpr int exit_usage = 2;        // bad command line, unwritable path, no fortune files
-inline constexpr int exit_stopped = 3;      // stopped by the monitor
-inline constexpr int exit_events_lost = 4;  // events dropped, failed or undelivered
-constexpr int exit_signal(int sig) noexcept { return 128 + sig; }
+// Exit codes of the command line (docs/lm_trainer.md), examples/ppo_lstm's
+// (examples/common/exit_codes.hpp). When several apply, the first of: signal,
+// events lost, stopped. exit_usage also: no fortune files.
+using examples_common::exit_events_lost;
+using examples_common::exit_failed;
+using examples_common::exit_ok;
+using examples_common::exit_signal;
+using examples_common::exit_stopped;
+using examples_common::exit_usage;
 
 inline constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
@@ -95,16 +98,8 @@ struct run_summary {
   std::uint64_t events_lost() const noexcept { return events_dropped + events_failed + events_undelivered; }
   std::string tensorboard_file;
 
-  std::size_t count(simic::anomaly_kind k) const {
-    std::size_t n = 0;
-    for (const auto& a : anomalies) n += a.kind == k;
-    return n;
-  }
-  std::size_t count(simic::severity s) const {
-    std::size_t n = 0;
-    for (const auto& a : anomalies) n += a.severity == s;
-    return n;
-  }
+  std::size_t count(simic::anomaly_kind k) const { return examples_common::count_of(anomalies, k); }
+  std::size_t count(simic::severity s) const { return examples_common::count_of(anomalies, s); }
 };
 
 // Trains with `options` (validated first: bad options throw

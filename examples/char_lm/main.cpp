@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/cli_main.hpp"
 #include "lm.hpp"
 #include "options.hpp"
 #include "simic/core/signal_guard.hpp"
@@ -16,36 +17,17 @@
 int main(int argc, char** argv) {
   const std::string prog = argc > 0 ? argv[0] : "char_lm";
   char_lm::parsed_command_line cl;
-  try {
-    cl = char_lm::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: %s\n%s", prog.c_str(), e.what(), char_lm::usage(prog).c_str());
-    return char_lm::exit_usage;
-  }
-  if (cl.help) {
-    std::fputs(char_lm::usage(prog).c_str(), stdout);
-    return char_lm::exit_ok;
-  }
+  if (const auto done = examples_common::parse_or_exit(prog, std::vector<std::string>(argv + 1, argv + argc),
+                                                       char_lm::parse_command_line, char_lm::usage, cl))
+    return *done;
   // SIGTERM and SIGINT stop the loop between steps; the run closes its
   // events and exits 128+N. A second one kills.
   const simic::signal_guard stop_on_signal;
-  try {
+  return examples_common::exit_code_of(prog, [&] {
     const char_lm::run_summary s = char_lm::run(cl.options);
     std::fputs(char_lm::describe(s).c_str(), stdout);
     std::fflush(stdout);
-    if (s.interrupted_by != 0)
-      std::fprintf(stderr, "%s: interrupted by %s after %llu steps; events flushed, exit code %d\n", prog.c_str(),
-                   simic::signal_name(s.interrupted_by).c_str(), static_cast<unsigned long long>(s.steps_done),
-                   s.exit_code);
+    examples_common::report_interrupted(prog, s.interrupted_by, s.steps_done, "steps", s.exit_code);
     return s.exit_code;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), e.what());
-    return char_lm::exit_usage;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s: failed: out of memory\n", prog.c_str());
-    return char_lm::exit_failed;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: failed: %s\n", prog.c_str(), e.what());
-    return char_lm::exit_failed;
-  }
+  });
 }

@@ -1,41 +1,28 @@
 #include "options.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <numbers>
 #include <stdexcept>
 
+#include "../common/cli_names.hpp"
+#include "../common/cli_numbers.hpp"
+#include "../common/text.hpp"
 #include "simic/core/error.hpp"
-#include "text.hpp"
 
 namespace char_lm {
 namespace {
 
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+using examples_common::fail;
+using examples_common::format;
+using examples_common::join_names;
+using examples_common::parse_u64;
 
 constexpr std::uint64_t max_steps = 100'000'000;
 
-std::uint64_t parse_u64(std::string_view text, std::string_view what, std::uint64_t lo, std::uint64_t hi) {
-  std::uint64_t v = 0;
-  const auto* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc{} || p != end || v < lo || v > hi)
-    fail(std::string(what) + ": '" + std::string(text) + "' is not an integer in [" + std::to_string(lo) + ", " +
-         std::to_string(hi) + "]");
-  return v;
-}
-
+// --lr's bound as this trainer's messages write it ("1").
 double parse_positive(std::string_view text, std::string_view what, double hi) {
-  const std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v) || v <= 0.0 || v > hi)
-    fail(std::string(what) + ": '" + s + "' is not a number in (0, " + format("%g", hi) + "]");
-  return v;
+  return examples_common::parse_positive(text, what, hi, format("%g", hi));
 }
 
 }  // namespace
@@ -44,13 +31,9 @@ injection parse_injection(std::string_view spec) {
   const auto at = spec.find('@');
   const std::string_view name = spec.substr(0, at);
   injection inj{};
-  bool known = false;
-  for (std::size_t i = 0; i < fault_names.size(); ++i)
-    if (name == fault_names[i]) {
-      inj.kind = static_cast<fault>(i);
-      known = true;
-    }
-  if (!known) fail("--inject: unknown fault '" + std::string(name) + "'; valid kinds: " + join_names(fault_names));
+  const auto kind = examples_common::name_index(fault_names, name);
+  if (!kind) fail("--inject: unknown fault '" + std::string(name) + "'; valid kinds: " + join_names(fault_names));
+  inj.kind = static_cast<fault>(*kind);
   if (at != std::string_view::npos) inj.at = parse_u64(spec.substr(at + 1), "--inject step", 1, max_steps);
   return inj;
 }
@@ -171,21 +154,9 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       o.data_dir = value();
       if (o.data_dir.empty()) fail("--data: the directory is empty");
     } else if (a == "--level") {
-      const std::string& v = value();
-      try {
-        o.level = simic::parse_level(v);
-      } catch (const std::invalid_argument&) {
-        fail("--level: unknown level '" + v + "'; valid: " + join_names(simic::level_names));
-      }
+      o.level = examples_common::parse_level_option(value());
     } else if (a == "--preset") {
-      const std::string& v = value();
-      bool known = false;
-      for (std::size_t k = 0; k < detector_preset_names.size(); ++k)
-        if (v == detector_preset_names[k]) {
-          o.preset = static_cast<detector_preset>(k);
-          known = true;
-        }
-      if (!known) fail("--preset: unknown preset '" + v + "'; valid: " + join_names(detector_preset_names));
+      o.preset = examples_common::parse_preset<detector_preset>(a, value(), detector_preset_names);
     } else if (a == "--inject") {
       o.injections.push_back(parse_injection(value()));
     } else if (a == "--inject-at") {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/cli_main.hpp"
 #include "data_parallel.hpp"
 #include "options.hpp"
 #include "ppo.hpp"
@@ -17,16 +18,9 @@
 int main(int argc, char** argv) {
   const std::string prog = argc > 0 ? argv[0] : "ppo_lstm";
   ppo_lstm::parsed_command_line cl;
-  try {
-    cl = ppo_lstm::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: %s\n%s", prog.c_str(), e.what(), ppo_lstm::usage(prog).c_str());
-    return ppo_lstm::exit_usage;
-  }
-  if (cl.help) {
-    std::fputs(ppo_lstm::usage(prog).c_str(), stdout);
-    return ppo_lstm::exit_ok;
-  }
+  if (const auto done = examples_common::parse_or_exit(prog, std::vector<std::string>(argv + 1, argv + argc),
+                                                       ppo_lstm::parse_command_line, ppo_lstm::usage, cl))
+    return *done;
   // --ranks N: this process starts the job's N ranks and waits for them.
   if (cl.options.parallel.launcher()) {
     try {
@@ -43,23 +37,11 @@ int main(int argc, char** argv) {
   // SIGTERM (a preempted job) and SIGINT (Ctrl-C) stop the loop between
   // steps; the run closes its events and exits 128+N. A second one kills.
   const simic::signal_guard stop_on_signal;
-  try {
+  return examples_common::exit_code_of(prog, [&] {
     const ppo_lstm::run_summary s = ppo_lstm::run(cl.options);
     std::fputs(ppo_lstm::describe(s).c_str(), stdout);
     std::fflush(stdout);
-    if (s.interrupted_by != 0)
-      std::fprintf(stderr, "%s: interrupted by %s after %llu updates; events flushed, exit code %d\n", prog.c_str(),
-                   simic::signal_name(s.interrupted_by).c_str(), static_cast<unsigned long long>(s.updates_done),
-                   s.exit_code);
+    examples_common::report_interrupted(prog, s.interrupted_by, s.updates_done, "updates", s.exit_code);
     return s.exit_code;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: %s\n", prog.c_str(), e.what());
-    return ppo_lstm::exit_usage;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s: failed: out of memory\n", prog.c_str());
-    return ppo_lstm::exit_failed;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: failed: %s\n", prog.c_str(), e.what());
-    return ppo_lstm::exit_failed;
-  }
+  });
 }

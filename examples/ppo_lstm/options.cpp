@@ -1,37 +1,24 @@
 #include "options.hpp"
 
-#include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <stdexcept>
 
+#include "../common/cli_names.hpp"
+#include "../common/cli_numbers.hpp"
+#include "../common/text.hpp"
 #include "simic/core/error.hpp"
-#include "text.hpp"
 
 namespace ppo_lstm {
 namespace {
 
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+using examples_common::fail;
+using examples_common::format;
+using examples_common::join_names;
+using examples_common::parse_u64;
 
-std::uint64_t parse_u64(std::string_view text, std::string_view what, std::uint64_t lo, std::uint64_t hi) {
-  std::uint64_t v = 0;
-  const auto* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc{} || p != end || v < lo || v > hi)
-    fail(std::string(what) + ": '" + std::string(text) + "' is not an integer in [" + std::to_string(lo) + ", " +
-         std::to_string(hi) + "]");
-  return v;
-}
-
+// --lr's bound as this trainer's messages write it ("1.000000").
 double parse_positive(std::string_view text, std::string_view what, double hi) {
-  const std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size() || errno != 0 || !std::isfinite(v) || v <= 0.0 || v > hi)
-    fail(std::string(what) + ": '" + s + "' is not a number in (0, " + std::to_string(hi) + "]");
-  return v;
+  return examples_common::parse_positive(text, what, hi, std::to_string(hi));
 }
 
 }  // namespace
@@ -43,13 +30,9 @@ injection parse_injection(std::string_view spec) {
     fail("--inject: '" + std::string(spec) + "' is not KIND@UPDATE, KIND@FIRST-LAST or KIND@FIRST-; " + valid);
   const std::string_view name = spec.substr(0, at), when = spec.substr(at + 1);
   injection inj{};
-  bool known = false;
-  for (std::size_t i = 0; i < fault_names.size(); ++i)
-    if (name == fault_names[i]) {
-      inj.kind = static_cast<fault>(i);
-      known = true;
-    }
-  if (!known) fail("--inject: unknown fault '" + std::string(name) + "'; " + valid);
+  const auto kind = examples_common::name_index(fault_names, name);
+  if (!kind) fail("--inject: unknown fault '" + std::string(name) + "'; " + valid);
+  inj.kind = static_cast<fault>(*kind);
   const auto dash = when.find('-');
   constexpr std::uint64_t max_update = 100'000'000;
   if (dash == std::string_view::npos) {
@@ -234,22 +217,9 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       o.profile_dir = value();
       if (o.profile_dir.empty()) fail("--profile: the directory is empty");
     } else if (a == "--level") {
-      const std::string& v = value();
-      try {
-        o.level = simic::parse_level(v);
-      } catch (const std::invalid_argument&) {
-        fail("--level: unknown level '" + v + "'; valid: " + join_names(simic::level_names));
-      }
+      o.level = examples_common::parse_level_option(value());
     } else if (a == "--detectors") {
-      const std::string& v = value();
-      bool known = false;
-      for (std::size_t k = 0; k < detector_preset_names.size(); ++k)
-        if (v == detector_preset_names[k]) {
-          o.detectors = static_cast<detector_preset>(k);
-          known = true;
-        }
-      if (!known)
-        fail("--detectors: unknown preset '" + v + "'; valid: " + join_names(detector_preset_names));
+      o.detectors = examples_common::parse_preset<detector_preset>(a, value(), detector_preset_names);
     } else if (a == "--inject") {
       o.injections.push_back(parse_injection(value()));
     } else if (a == "--epoch-updates") {

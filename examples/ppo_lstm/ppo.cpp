@@ -27,7 +27,8 @@
 #include "gae.hpp"
 #include "model.hpp"
 #include "faults.hpp"
-#include "text.hpp"
+#include "../common/summary.hpp"
+#include "../common/text.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "simic/profile/phase_timer.hpp"
@@ -37,6 +38,9 @@
 
 namespace ppo_lstm {
 namespace {
+
+using examples_common::first_line;
+using examples_common::format;
 
 constexpr double gamma_ = 0.99;
 constexpr double gae_lambda = 0.95;
@@ -137,16 +141,10 @@ class trainer {
       if (epoch_end && !sum_.stopped) end_epoch(u, performance);
       end_update(rec);
     }
-    if (const int sig = simic::signal_guard::signal_number()) {
-      sum_.interrupted_by = sig;
-      sum_.stop_reason = "interrupted by " + simic::signal_name(sig);
-    }
+    examples_common::note_interruption(sum_);
     finish();
     // The first that applies: signal, events lost, stopped by the monitor.
-    if (sum_.interrupted_by != 0)
-      sum_.exit_code = exit_signal(sum_.interrupted_by);
-    else if (sum_.events_lost() > 0)
-      sum_.exit_code = exit_events_lost;
+    examples_common::settle_exit_code(sum_);
     sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return std::move(sum_);
   }
@@ -452,12 +450,7 @@ class trainer {
     }
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
-    const simic::hub_counts c = tel_->close(close_deadline);
-    sum_.events_emitted = c.emitted;
-    sum_.events_dropped = c.dropped;
-    sum_.events_failed = c.failed;
-    sum_.events_undelivered = c.undelivered;
-    if (events_) sum_.events_written = events_->events_written();
+    examples_common::note_events(sum_, tel_->close(close_deadline), events_);
     sum_.event_counts = *event_counts_;
     sum_.checks = tel_->checks();
     tel_->for_each_sensor([&](const auto& s) {
@@ -511,9 +504,6 @@ void check_profile_dir(const std::string& dir) {
   std::filesystem::remove(probe, ec);
 }
 
-// The first line of a message (LibTorch's may carry a stack trace or source context).
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 }  // namespace
 
 run_summary run(const run_options& o) {
@@ -556,33 +546,9 @@ std::string describe(const run_summary& s) {
   out += format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
                                static_cast<unsigned long long>(s.optimizer_steps), s.skips.size(),
                                static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
-  out += format("anomalies: %zu critical, %zu warning", s.count(simic::severity::critical),
-                               s.count(simic::severity::warning));
-  std::vector<simic::anomaly_kind> kinds;  // in order of first report
-  for (const auto& a : s.anomalies)
-    if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) kinds.push_back(a.kind);
-  for (const simic::anomaly_kind k : kinds) {
-    const auto first = std::find_if(s.anomalies.begin(), s.anomalies.end(), [k](const auto& a) { return a.kind == k; });
-    out += format("\n  %-24s x%zu %-8s (first at update %llu)", std::string(simic::to_string(k)).c_str(),
-                                 s.count(k), std::string(simic::to_string(first->severity)).c_str(),
-                                 static_cast<unsigned long long>(first->update));
-  }
+  out += examples_common::describe_anomalies(s, "update", [](const anomaly_record& a) { return a.update; });
   out += "\n";
-  if (s.stopped) out += "stopped by the monitor: " + s.stop_reason + "\n";
-  if (s.interrupted_by != 0) out += s.stop_reason + ": stopped cleanly, events flushed\n";
-  if (!s.events_path.empty())
-    out += format("events: %s (%llu emitted, %llu written, %llu dropped, %llu failed, %llu undelivered)\n",
-                                 s.events_path.c_str(), static_cast<ull>(s.events_emitted),
-                                 static_cast<ull>(s.events_written), static_cast<ull>(s.events_dropped),
-                                 static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
-  else if (s.events_lost() > 0)
-    out += format("events: %llu emitted, %llu dropped, %llu failed, %llu undelivered\n",
-                                 static_cast<ull>(s.events_emitted), static_cast<ull>(s.events_dropped),
-                                 static_cast<ull>(s.events_failed), static_cast<ull>(s.events_undelivered));
-  if (s.events_lost() > 0)
-    out += format("events lost: %llu (see the errors above); exit code %d\n",
-                                 static_cast<ull>(s.events_lost()), exit_events_lost);
-  if (!s.tensorboard_file.empty()) out += "tensorboard: " + s.tensorboard_file + "\n";
+  out += examples_common::describe_ending(s);
   if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";
   return out;
 }

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "../common/exit_codes.hpp"
+#include "../common/summary.hpp"
 #include "options.hpp"
 #include "simic/presets/ppo.hpp"
 #include "simic/presets/reference.hpp"
@@ -21,14 +23,15 @@ namespace ppo_lstm {
 using monitor_type = simic::ppo_host_monitor;
 using reference_monitor_type = simic::reference_monitor;
 
-// Exit codes of the command line (docs/trainer.md). When several apply, the
-// first of: signal, events lost, stopped.
-inline constexpr int exit_ok = 0;
-inline constexpr int exit_failed = 1;         // anything else (one line on stderr)
-inline constexpr int exit_usage = 2;          // bad command line, unwritable path, over the memory limit
-inline constexpr int exit_stopped = 3;        // stopped by the monitor
-inline constexpr int exit_events_lost = 4;    // events dropped, failed or undelivered
-constexpr int exit_signal(int sig) noexcept { return 128 + sig; }  // stopped by SIGTERM/SIGINT, events flushed
+// Exit codes of the command line (docs/trainer.md; examples/common/exit_codes.hpp).
+// When several apply, the first of: signal, events lost, stopped. exit_usage
+// also: options over the memory limit.
+using examples_common::exit_events_lost;
+using examples_common::exit_failed;
+using examples_common::exit_ok;
+using examples_common::exit_signal;
+using examples_common::exit_stopped;
+using examples_common::exit_usage;
 
 struct update_record {
   std::uint64_t update = 0;
@@ -133,16 +136,8 @@ struct run_summary {
   std::uint64_t all_reduces = 0;           // gradient all-reduces (one per optimizer step attempted)
   std::uint64_t agreement_collectives = 0; // collectives of the agreement's own (0: its rows ride the all-reduce)
 
-  std::size_t count(simic::anomaly_kind k) const {
-    std::size_t n = 0;
-    for (const auto& a : anomalies) n += a.kind == k;
-    return n;
-  }
-  std::size_t count(simic::severity s) const {
-    std::size_t n = 0;
-    for (const auto& a : anomalies) n += a.severity == s;
-    return n;
-  }
+  std::size_t count(simic::anomaly_kind k) const { return examples_common::count_of(anomalies, k); }
+  std::size_t count(simic::severity s) const { return examples_common::count_of(anomalies, s); }
 };
 
 // Trains with `options` (validated first: bad options throw

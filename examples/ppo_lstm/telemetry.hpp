@@ -6,14 +6,13 @@
 //   -> end_epoch(mean return) at each epoch end -> close() at the end.
 #pragma once
 
-#include <chrono>
 #include <memory>
-#include <stdexcept>
-#include <system_error>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "../common/event_files.hpp"
+#include "../common/session_options.hpp"
 #include "options.hpp"
 #include "simic/distributed/agreement.hpp"
 #include "simic/emit/sink_jsonl.hpp"
@@ -24,49 +23,30 @@
 
 namespace ppo_lstm {
 
+// The level and escalation asked for, the skip limit (two updates' worth
+// unless --max-skips), a hub that blocks rather than drops
+// (examples/common/session_options.hpp), run id "ppo_lstm-seedN".
 inline simic::session_options telemetry_options(const run_options& o) {
-  simic::session_options s;
-  s.config.configured = o.level;
-  s.config.escalation_epochs = o.escalation_epochs;
-  s.max_consecutive_skips = o.effective_max_skips();
-  // Block rather than drop when the queue is full: a trainer's events are
-  // few and the JSONL sink is fast; losing one would be worse than waiting.
-  s.hub = {.capacity = 8192,
-           .overflow = simic::overflow_policy::block,
-           .context = {.run_id = "ppo_lstm-seed" + std::to_string(o.seed), .device = "cpu"}};
-  return s;
+  return examples_common::trainer_session_options("ppo_lstm", o.seed, o.level, o.escalation_epochs,
+                                                  o.effective_max_skips());
 }
 
 // How long close() waits for the sinks at the end of a run (also after a
-// signal): a hung file system costs at most this, and what it held back is
-// counted undelivered.
-inline constexpr std::chrono::milliseconds close_deadline{3000};
+// signal): examples/common/event_files.hpp.
+using examples_common::close_deadline;
 
 // The JSONL file when asked for (null else), opened before the run starts so
-// that an unwritable path is a usage error; the file's old content goes only
-// when the first event is written (jsonl_sink).
+// that an unwritable path is a usage error (examples/common/event_files.hpp).
 // In a data-parallel job: this rank's file (run_options::rank_events_path).
 inline std::shared_ptr<simic::jsonl_sink> open_events(const run_options& o) {
-  const std::string path = o.rank_events_path();
-  if (path.empty()) return nullptr;
-  try {
-    return std::make_shared<simic::jsonl_sink>(path);
-  } catch (const std::system_error& e) {
-    throw std::invalid_argument("--events: cannot write '" + path + "': " + e.code().message());
-  }
+  return examples_common::open_events(o.rank_events_path());
 }
 
 // The TensorBoard event file when asked for (null else): a new file in the
 // directory, created before the run starts so that an unusable directory is a
-// usage error.
+// usage error. In a data-parallel job: this rank's (rank_tensorboard_dir).
 inline std::shared_ptr<simic::tensorboard_sink> open_tensorboard(const run_options& o) {
-  const std::string dir = o.rank_tensorboard_dir();
-  if (dir.empty()) return nullptr;
-  try {
-    return std::make_shared<simic::tensorboard_sink>(dir);
-  } catch (const std::system_error& e) {
-    throw std::invalid_argument("--tensorboard: cannot write in '" + dir + "': " + e.code().message());
-  }
+  return examples_common::open_tensorboard(o.rank_tensorboard_dir());
 }
 
 // The JSONL file first, then the caller's own sinks.
@@ -105,9 +85,8 @@ std::unique_ptr<telemetry<Monitor>> make_telemetry(const run_options& o, const P
   const simic::session_options s =
       agreement ? simic::distributed::rank_options(telemetry_options(o), std::move(agreement)) : telemetry_options(o);
   if constexpr (std::is_same_v<Monitor, simic::reference_monitor>)
-    return std::make_unique<telemetry<Monitor>>(
-        simic::make_reference_monitor(simic::reference_config_options(s.config), s.max_consecutive_skips), s, params,
-        std::move(sinks), telemetry_gradients());
+    return std::make_unique<telemetry<Monitor>>(examples_common::reference_monitor_for(s), s, params,
+                                                std::move(sinks), telemetry_gradients());
   else
     return std::make_unique<telemetry<Monitor>>(s, params, std::move(sinks), telemetry_gradients());
 }

@@ -1,5 +1,6 @@
-// The LM trainer's own text helpers (as examples/ppo_lstm's): printf-style
-// formatting and "a, b, c" lists of names (its usage text and messages).
+// Text helpers of the example trainers (examples/ppo_lstm, examples/char_lm):
+// printf-style formatting, "a, b, c" lists of names (usage texts and
+// messages), and the first line of a message.
 #pragma once
 
 #include <cstdio>
@@ -7,7 +8,7 @@
 #include <string_view>
 #include <utility>
 
-namespace char_lm {
+namespace examples_common {
 
 template <class... Args>
 std::string format(const char* pattern, Args... args) {
@@ -28,4 +29,7 @@ std::string join_names(const Names& names) {
   return out;
 }
 
-}  // namespace char_lm
+// The first line of a message (LibTorch's may carry a stack trace or source context).
+inline std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace examples_common

@@ -1,0 +1,46 @@
+// Where an example trainer's events go: the JSONL file (--events) and the
+// TensorBoard event file (--tensorboard), each opened before the run starts
+// so that an unusable path is a usage error (std::invalid_argument), and how
+// long closing them may take.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "simic/emit/sink_jsonl.hpp"
+#include "simic/emit/sink_tensorboard.hpp"
+
+namespace examples_common {
+
+// How long close() waits for the sinks at the end of a run (also after a
+// signal): a hung file system costs at most this, and what it held back is
+// counted undelivered.
+inline constexpr std::chrono::milliseconds close_deadline{3000};
+
+// The JSONL file at `path` ("" : none, null); the file's old content goes only
+// when the first event is written (jsonl_sink). Else "--events: cannot write
+// 'PATH': WHY".
+inline std::shared_ptr<simic::jsonl_sink> open_events(const std::string& path) {
+  if (path.empty()) return nullptr;
+  try {
+    return std::make_shared<simic::jsonl_sink>(path);
+  } catch (const std::system_error& e) {
+    throw std::invalid_argument("--events: cannot write '" + path + "': " + e.code().message());
+  }
+}
+
+// A new TensorBoard event file in `dir` ("" : none, null). Else
+// "--tensorboard: cannot write in 'DIR': WHY".
+inline std::shared_ptr<simic::tensorboard_sink> open_tensorboard(const std::string& dir) {
+  if (dir.empty()) return nullptr;
+  try {
+    return std::make_shared<simic::tensorboard_sink>(dir);
+  } catch (const std::system_error& e) {
+    throw std::invalid_argument("--tensorboard: cannot write in '" + dir + "': " + e.code().message());
+  }
+}
+
+}  // namespace examples_common
