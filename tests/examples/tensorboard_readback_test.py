@@ -67,7 +67,7 @@ def expected_scalars(lines):
 
         if name == "update":
             put_fields("update/", ["loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
-                                   "ratio_max", "ratio_min", "explained_variance", "learning_rate"])
+                                   "ratio_max", "ratio_min", "explained_variance", "learning_rate", "update_ratio"])
             for k, v in e.get("extra", {}).items():
                 put("update/" + k, v)
         elif name == "gradient_health":
