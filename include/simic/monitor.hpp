@@ -396,18 +396,16 @@ class basic_monitor {
   }
   SIMIC_COLD void report_missing(std::string_view name, signal_set reads, std::uint64_t checks,
                                  std::uint64_t epochs) {
-    const double n = static_cast<double>(checks);
-    const auto bound = static_cast<double>(cfg_.options().missing_signal_checks);
+    const std::uint64_t bound = cfg_.options().missing_signal_checks;
     result_.report.add(anomaly_kind::signal_missing,
                        detail::format("detector %.*s has received no %s in %llu checks (bound %llu)%s: is its "
                                       "sensor wired?",
                                       static_cast<int>(name.size()), name.data(), reads.describe().c_str(),
-                                      static_cast<unsigned long long>(checks),
-                                      static_cast<unsigned long long>(cfg_.options().missing_signal_checks),
+                                      static_cast<unsigned long long>(checks), static_cast<unsigned long long>(bound),
                                       epochs ? detail::format(" and %llu epochs",
                                                               static_cast<unsigned long long>(epochs)).c_str()
                                              : ""),
-                       {n, bound});
+                       {static_cast<double>(checks), static_cast<double>(bound)});
   }
   // Epochs a detector of per-epoch signals goes without one before the guard reports it.
   static constexpr std::uint64_t missing_signal_epochs = 2;

@@ -126,9 +126,7 @@ class session {
     if (emitting())
       emit_check_events(*hub_, update_, epochs_ + 1, step_record(checked_, first_metrics(inputs...),
                                                explicit_updates_ ? std::optional(step_in_update_) : std::nullopt),
-                        {r.report, r.resp, monitor_.responses(), before, level(),
-                         monitor_.cfg().options().escalation_epochs, monitor_.cfg().options().escalation_checks,
-                         opts_.agreement.get()});
+                        outcome(r, before, opts_.agreement.get()));
     each([&](auto& x) { detail::sensor_diagnose(x, ctx, r); });
     note_unread(checked_);
     ++step_in_update_;
@@ -296,9 +294,14 @@ class session {
     const check_result& r = monitor_.check(s);
     ++checks_;
     if (emitting())
-      emit_check_outcome(*hub_, update_, epochs_, {r.report, r.resp, monitor_.responses(), before, level(),
-                                                   monitor_.cfg().options().escalation_epochs,
-                                                   monitor_.cfg().options().escalation_checks, nullptr});
+      emit_check_outcome(*hub_, update_, epochs_, outcome(r, before, nullptr));
+  }
+
+  // What a check did, for its events: `before` the level before it.
+  check_outcome outcome(const check_result& r, simic::level before, const signal_agreement* agreement) const {
+    const config_options& c = monitor_.cfg().options();
+    return {r.report, r.resp, monitor_.responses(), before, level(), c.escalation_epochs, c.escalation_checks,
+            agreement};
   }
 
   // Fields the trainer fed that the monitor does not read, each named once.

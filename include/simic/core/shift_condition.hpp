@@ -41,7 +41,7 @@ class shift_condition {
   const log_shift& model() const noexcept { return shift_; }
   // Whether a check at `progress` is in early training, unseen by the model.
   bool early(const std::optional<training_progress>& progress) const noexcept {
-    return progress && progress->fraction() < shift_.options().early;
+    return in_early_training(progress, shift_.options().early);
   }
 
   log_shift_state model_state() const { return shift_.state(); }

@@ -36,6 +36,13 @@ class training_progress {
   std::uint64_t total_;
 };
 
+// Whether a check at `progress` falls in the first `early` fraction of
+// training, which the detectors that build a model of a signal do not judge
+// (defaults::shift_early); without progress, never.
+inline bool in_early_training(const std::optional<training_progress>& progress, double early) noexcept {
+  return progress && progress->fraction() < early;
+}
+
 // Gradient figures of one update (from sensors/gradient_health.hpp or by hand).
 struct gradient_signal {
   double total_norm = 0.0;       // sqrt(sum of squares), as clip_grad_norm_

@@ -106,7 +106,7 @@ class learning_stall {
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.loss && !s.performance) return;
-    const bool judged = !(s.progress && s.progress->fraction() < o_.early);
+    const bool judged = !in_early_training(s.progress, o_.early);
     if (s.loss && std::isfinite(*s.loss)) loss_.add(*s.loss);
     if (s.performance && std::isfinite(*s.performance)) performance_.add(-*s.performance);
     const series* worst = nullptr;

@@ -78,7 +78,7 @@ class relative_gradient_bounds {
 
   void observe(const signals& s, anomaly_report& r) {
     if (!s.gradients || s.gradients->parameters == 0 || !s.gradients->finite()) return;  // numerical_stability's
-    if (s.progress && s.progress->fraction() < o_.early) return;
+    if (in_early_training(s.progress, o_.early)) return;
     const gradient_signal& g = *s.gradients;
     // Judged against the levels before this check; then absorbed.
     const double high_level = std::exp(largest_.mean()), low_level = std::exp(smallest_.mean());
