@@ -446,7 +446,7 @@ struct monitor_of<R, std::tuple<Ds...>> {
 }  // namespace detail
 
 template <class... Ds>
-using monitor = basic_monitor<skip_nonfinite_then_stop, Ds...>;
+using monitor = basic_monitor<skip_then_stop, Ds...>;
 
 }  // namespace v0
 }  // namespace simic

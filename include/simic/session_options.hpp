@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "simic/core/config.hpp"
+#include "simic/core/response.hpp"
 #include "simic/core/signal_agreement.hpp"
 #include "simic/core/thresholds.hpp"
 #include "simic/emit/hub.hpp"
@@ -22,6 +23,7 @@ inline namespace v0 {
 struct session_options {
   config_options config{};  // level, escalation, severities, the missing-signal guard
   std::uint32_t max_consecutive_skips = defaults::max_consecutive_skips;  // the response policy's stop
+  skip_rules skip{};  // which anomalies skip a step (core/response.hpp): by default, any critical one
   param_filter watch{};  // the named parameters every sensor reads
   hub_options hub{};     // the hub made from sinks: never blocks training by default (drops are counted)
   // close() and the destructor wait at most this for the sinks (>= 0; the

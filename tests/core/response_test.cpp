@@ -20,7 +20,7 @@ signals with_grads(std::uint64_t nans, double norm = 1.0) {
 }
 // The report as the monitor hands it over: non-finite gradients are reported
 // as numerical_instability (critical by default).
-response decide(const skip_nonfinite_then_stop& p, const signals& s, response_state& st,
+response decide(const skip_then_stop& p, const signals& s, response_state& st,
                 severity reported = severity::critical) {
   response out;
   anomaly_report r;
@@ -36,12 +36,12 @@ response decide(const skip_nonfinite_then_stop& p, const signals& s, response_st
 
 TEST_CASE("the policy acts on a reported numerical_instability at act_on severity or above") {
   response_state st;
-  skip_nonfinite_then_stop p;  // acts on critical
+  const skip_then_stop p = skip_nonfinite_then_stop();  // acts on critical
   CHECK(p.act_on() == severity::critical);
   CHECK(decide(p, with_grads(1), st, severity::warning).act == action::proceed);  // below act_on
   CHECK(st.total_skips == 0);
   CHECK(decide(p, with_grads(1), st, severity::critical).act == action::skip_step);  // at act_on
-  skip_nonfinite_then_stop any(5, severity::warning);
+  const skip_then_stop any = skip_nonfinite_then_stop(5, severity::warning);
   CHECK(decide(any, with_grads(1), st, severity::warning).act == action::skip_step);
   // non-finite gradients that no detector reported: nothing to act on
   response out;
@@ -59,7 +59,7 @@ TEST_CASE("the policy acts on a reported numerical_instability at act_on severit
 }
 
 TEST_CASE("finite or absent gradients proceed") {
-  skip_nonfinite_then_stop p;
+  const skip_then_stop p = skip_nonfinite_then_stop();
   response_state st;
   CHECK(decide(p, signals{}, st).act == action::proceed);
   CHECK(decide(p, with_grads(0), st).act == action::proceed);
@@ -67,7 +67,7 @@ TEST_CASE("finite or absent gradients proceed") {
 }
 
 TEST_CASE("non-finite gradients skip; K in a row stop, naming the cause") {
-  skip_nonfinite_then_stop p(3);
+  const skip_then_stop p = skip_nonfinite_then_stop(3);
   response_state st;
   response r1 = decide(p, with_grads(2), st);
   CHECK(r1.act == action::skip_step);
@@ -82,7 +82,7 @@ TEST_CASE("non-finite gradients skip; K in a row stop, naming the cause") {
 }
 
 TEST_CASE("a finite update resets the consecutive count, not the total") {
-  skip_nonfinite_then_stop p(2);
+  const skip_then_stop p = skip_nonfinite_then_stop(2);
   response_state st;
   CHECK(decide(p, with_grads(1), st).act == action::skip_step);  // 1 of 2: just below
   CHECK(decide(p, with_grads(0), st).act == action::proceed);
@@ -94,9 +94,79 @@ TEST_CASE("a finite update resets the consecutive count, not the total") {
 
 TEST_CASE("max_consecutive must be at least 1") {
   CHECK_THROWS_WITH_AS(skip_nonfinite_then_stop(0), doctest::Contains("max_consecutive"), std::invalid_argument);
-  skip_nonfinite_then_stop one(1);
+  const skip_then_stop one = skip_nonfinite_then_stop(1);
   response_state st;
   CHECK(decide(one, with_grads(1), st).act == action::stop);
+}
+
+namespace {
+// A report of one anomaly of `kind` at `sev`, with finite gradients.
+response decide_one(const skip_then_stop& p, anomaly_kind kind, severity sev, response_state& st) {
+  anomaly_report r;
+  anomaly a{kind, "detail"};
+  a.severity = sev;
+  r.add(a);
+  response out;
+  p.decide(with_grads(0), r, st, out);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the guard: a critical anomaly of any kind skips the step; a warning does not") {
+  const skip_then_stop p;  // the default: skip_rules{.critical = true}
+  CHECK(p.rules().critical);
+  response_state st;
+  CHECK(decide_one(p, anomaly_kind::gradient_exploding, severity::warning, st).act == action::proceed);
+  CHECK(st.total_skips == 0);
+  const response r = decide_one(p, anomaly_kind::gradient_exploding, severity::critical, st);
+  CHECK(r.act == action::skip_step);
+  CHECK(r.reason == "skipping the optimizer step: gradient_exploding (detail)");
+  CHECK(decide_one(p, anomaly_kind::loss_extreme, severity::critical, st).act == action::skip_step);
+  CHECK(st.consecutive_skips == 2);
+  // a report of clears only (a condition that ended) skips nothing
+  anomaly_report clears;
+  clears.add_clear(anomaly_kind::gradient_exploding, 3, 1.0);
+  response out;
+  p.decide(with_grads(0), clears, st, out);
+  CHECK(out.act == action::proceed);
+  CHECK(st.consecutive_skips == 0);
+  // the fifth critical step in a row stops (the default limit 5), naming the last cause
+  for (int i = 0; i < 4; ++i) CHECK(decide_one(p, anomaly_kind::kl_extreme, severity::critical, st).act == action::skip_step);
+  const response stop = decide_one(p, anomaly_kind::kl_extreme, severity::critical, st);
+  CHECK(stop.act == action::stop);
+  CHECK(stop.reason == "stopping: 5 consecutive updates skipped (limit 5); last cause: kl_extreme (detail)");
+}
+
+TEST_CASE("the guard's rules: kinds that pass, kinds that skip at any severity, the guard off") {
+  const skip_then_stop pass(5, skip_rules{.critical = true, .pass_on = {anomaly_kind::lstm_unhealthy}, .skip_on = {}});
+  response_state st;
+  CHECK(decide_one(pass, anomaly_kind::lstm_unhealthy, severity::critical, st).act == action::proceed);
+  CHECK(decide_one(pass, anomaly_kind::ratio_explosion, severity::critical, st).act == action::skip_step);
+  const skip_then_stop spikes(5, skip_rules{.critical = true, .pass_on = {}, .skip_on = {anomaly_kind::loss_spike}});
+  response_state s2;
+  CHECK(decide_one(spikes, anomaly_kind::loss_spike, severity::warning, s2).act == action::skip_step);
+  CHECK(decide_one(spikes, anomaly_kind::loss_divergence, severity::warning, s2).act == action::proceed);
+  // a kind both passed and named in skip_on: skip_on wins (it is the narrower rule)
+  const skip_then_stop both(5, skip_rules{.critical = true, .pass_on = {anomaly_kind::loss_spike},
+                                          .skip_on = {anomaly_kind::loss_spike}});
+  response_state s3;
+  CHECK(decide_one(both, anomaly_kind::loss_spike, severity::critical, s3).act == action::skip_step);
+  // the guard off: the policy before it (only non-finite gradients skip)
+  const skip_then_stop off = skip_nonfinite_then_stop();
+  CHECK_FALSE(off.rules().critical);
+  response_state s4;
+  CHECK(decide_one(off, anomaly_kind::gradient_exploding, severity::critical, s4).act == action::proceed);
+  CHECK(decide(off, with_grads(1), s4).act == action::skip_step);
+  // non-finite gradients are named as such, before any other critical kind of the step
+  anomaly_report r;
+  r.add(anomaly{anomaly_kind::gradient_exploding, "norm"});  // both critical by default
+  r.add(anomaly{anomaly_kind::numerical_instability, "nan"});
+  response out;
+  response_state s5;
+  skip_then_stop{}.decide(with_grads(2), r, s5, out);
+  CHECK(out.reason.find("non-finite gradients (2 NaN") != std::string::npos);
+  CHECK_THROWS_WITH_AS(skip_then_stop(0), doctest::Contains("simic::skip_then_stop: max_consecutive"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("action names") {

@@ -667,8 +667,19 @@ TEST_CASE("the response skips a step on a kind it names (skip_on), and only then
   std::vector<double> v = falling_loss(9, 400, 0.05);
   v[300] *= 1e6;
   v[350] *= 3.0;
-  {  // the default policy: a loss spike is reported, the step proceeds
+  {  // the default policy (the guard): the x1e6 step, critical, is skipped; the x3 spike, a warning, proceeds
     monitor<loss_shift> m;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const check_result& r = m.check(with_loss(v[i]));
+      INFO("step " << i);
+      CHECK((r.resp.act == action::skip_step) == (i == 300));
+      if (i == 300) CHECK(r.report.has(anomaly_kind::loss_extreme));
+      if (i == 350) CHECK(r.report.has(anomaly_kind::loss_spike));
+    }
+    CHECK(m.responses().total_skips == 1);
+  }
+  {  // the policy before the guard: a loss spike is reported, the step proceeds
+    monitor<loss_shift> m{config{}, skip_nonfinite_then_stop()};
     for (std::size_t i = 0; i < v.size(); ++i) {
       const check_result& r = m.check(with_loss(v[i]));
       CHECK(r.resp.act == action::proceed);
@@ -678,7 +689,7 @@ TEST_CASE("the response skips a step on a kind it names (skip_on), and only then
   }
   {  // skip_on loss_extreme: the x1e6 step is skipped, the x3 one (a warning, not named) proceeds
     monitor<loss_shift> m{config{}, skip_nonfinite_then_stop(5, severity::critical, {anomaly_kind::loss_extreme})};
-    CHECK(m.response_rules().skip_on() == std::vector<anomaly_kind>{anomaly_kind::loss_extreme});
+    CHECK(m.response_rules().rules().skip_on == std::vector<anomaly_kind>{anomaly_kind::loss_extreme});
     for (std::size_t i = 0; i < v.size(); ++i) {
       const check_result& r = m.check(with_loss(v[i]));
       INFO("step " << i);
@@ -692,7 +703,7 @@ TEST_CASE("the response skips a step on a kind it names (skip_on), and only then
     CHECK(m.responses().total_skips == 1);
   }
   {  // named kinds skip whatever their severity; a run of them stops
-    skip_nonfinite_then_stop p(2, severity::critical, {anomaly_kind::loss_spike, anomaly_kind::loss_extreme});
+    const skip_then_stop p = skip_nonfinite_then_stop(2, severity::critical, {anomaly_kind::loss_spike, anomaly_kind::loss_extreme});
     response_state st;
     anomaly_report spike;
     spike.add(anomaly_kind::loss_spike, "loss 3 > 1.2", {3.0, 1.2, 1.0});

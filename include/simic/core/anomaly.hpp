@@ -33,7 +33,7 @@ inline namespace v0 {
 
 // How much an anomaly matters. By default only critical anomalies escalate
 // telemetry and drive the response policy (config_options::escalate_on,
-// skip_nonfinite_then_stop's act_on); warnings are reported and counted.
+// skip_then_stop, which skips the step); warnings are reported and counted.
 enum class severity : unsigned char { warning, critical };
 
 inline constexpr std::array<std::string_view, 2> severity_names{"warning", "critical"};

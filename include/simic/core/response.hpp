@@ -1,12 +1,14 @@
 // What the trainer should do with an update, besides reading the report:
-// proceed, skip the optimizer step, or stop. The rules are a policy; the
-// default skips a step whose gradients are not finite, when the monitor
-// reported it at `act_on` severity or above (numerical_instability is
-// critical by default), and stops after `max_consecutive` skips in a row,
-// naming the cause. Optionally (`skip_on`, empty by default) it also skips
-// a step on which one of the kinds it names is reported, whatever its
-// severity: {anomaly_kind::loss_extreme, anomaly_kind::loss_spike} skips a
-// spiking batch as large-model trainers do (detect/loss_shift.hpp).
+// proceed, skip the optimizer step, or stop. The rules are a policy. The
+// default, skip_then_stop, is a guard: it keeps out of the weights the
+// update of a step on which the monitor reported a critical anomaly (a loss
+// x1e6 is loss_extreme and gradient_exploding, both critical: that step is
+// damaged), or non-finite gradients (numerical_instability at `act_on`
+// severity or above); skip_rules names the kinds that pass anyway and those
+// that skip at any severity ({loss_spike} skips a spiking batch as
+// large-model trainers do, detect/loss_shift.hpp). After `max_consecutive`
+// skips in a row it stops, naming the cause: a condition that skipping
+// cannot undo (simic::recovery, recovery.hpp, rolls back instead).
 #pragma once
 
 #include <array>
@@ -54,21 +56,29 @@ concept ResponsePolicy = requires(P& p, const signals& s, const anomaly_report& 
   p.decide(s, r, st, out);
 };
 
-class skip_nonfinite_then_stop {
+// Which anomalies keep a step's update out of the weights, besides
+// non-finite gradients.
+struct skip_rules {
+  bool critical = true;                // a step with a critical anomaly is skipped ...
+  std::vector<anomaly_kind> pass_on{};  // ... unless its kind is one of these
+  std::vector<anomaly_kind> skip_on{};  // kinds that skip at any severity
+  friend bool operator==(const skip_rules&, const skip_rules&) = default;
+};
+
+class skip_then_stop {
  public:
-  explicit skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips,
-                                    severity act_on = severity::critical, std::vector<anomaly_kind> skip_on = {})
-      : max_(max_consecutive), act_on_(act_on), skip_on_(std::move(skip_on)) {
-    detail::require(max_consecutive >= 1, "simic::skip_nonfinite_then_stop", "max_consecutive", max_consecutive,
-                    ">= 1");
-    detail::require(static_cast<unsigned>(act_on) <= 1u, "simic::skip_nonfinite_then_stop", "act_on",
+  explicit skip_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips, skip_rules rules = {},
+                          severity act_on = severity::critical)
+      : max_(max_consecutive), act_on_(act_on), rules_(std::move(rules)) {
+    detail::require(max_consecutive >= 1, "simic::skip_then_stop", "max_consecutive", max_consecutive, ">= 1");
+    detail::require(static_cast<unsigned>(act_on) <= 1u, "simic::skip_then_stop", "act_on",
                     static_cast<unsigned>(act_on), "warning or critical");
   }
 
   // Writes the decision into `out` (whose reason is empty on entry).
   void decide(const signals& s, const anomaly_report& r, response_state& st, response& out) const {
     const bool nonfinite = s.gradients && !s.gradients->finite() && reported(r);
-    const anomaly* named = nonfinite ? nullptr : named_kind(r);
+    const anomaly* named = nonfinite ? nullptr : skipping(r);
     if (!nonfinite && named == nullptr) {
       st.consecutive_skips = 0;
       out.act = action::proceed;
@@ -89,7 +99,7 @@ class skip_nonfinite_then_stop {
 
   std::uint32_t max_consecutive() const noexcept { return max_; }
   severity act_on() const noexcept { return act_on_; }
-  const std::vector<anomaly_kind>& skip_on() const noexcept { return skip_on_; }
+  const skip_rules& rules() const noexcept { return rules_; }
 
  private:
   static std::string nonfinite_cause(const gradient_signal& g) {
@@ -101,12 +111,17 @@ class skip_nonfinite_then_stop {
     const std::string_view kind = to_string(a.kind);
     return detail::format("%.*s (%s)", static_cast<int>(kind.size()), kind.data(), a.detail.c_str());
   }
-  // The first anomaly of a kind in skip_on (none when skip_on is empty).
-  const anomaly* named_kind(const anomaly_report& r) const noexcept {
-    if (skip_on_.empty()) return nullptr;
+  static bool among(anomaly_kind k, const std::vector<anomaly_kind>& kinds) noexcept {
+    for (const anomaly_kind x : kinds)
+      if (x == k) return true;
+    return false;
+  }
+  // The first anomaly the rules skip on (none on a quiet step: no allocation, no search).
+  const anomaly* skipping(const anomaly_report& r) const noexcept {
     for (const anomaly& a : r)
-      for (const anomaly_kind k : skip_on_)
-        if (a.kind == k) return &a;
+      if (among(a.kind, rules_.skip_on) ||
+          (rules_.critical && a.severity == severity::critical && !among(a.kind, rules_.pass_on)))
+        return &a;
     return nullptr;
   }
   bool reported(const anomaly_report& r) const noexcept {
@@ -116,8 +131,17 @@ class skip_nonfinite_then_stop {
   }
   std::uint32_t max_;
   severity act_on_;
-  std::vector<anomaly_kind> skip_on_;
+  skip_rules rules_;
 };
+
+// The policy before the guard (the reference pipeline's): only non-finite
+// gradients skip (and the kinds in `skip_on`), whatever else is critical.
+inline skip_then_stop skip_nonfinite_then_stop(std::uint32_t max_consecutive = defaults::max_consecutive_skips,
+                                               severity act_on = severity::critical,
+                                               std::vector<anomaly_kind> skip_on = {}) {
+  return skip_then_stop(max_consecutive, skip_rules{.critical = false, .pass_on = {}, .skip_on = std::move(skip_on)},
+                        act_on);
+}
 
 }  // namespace v0
 }  // namespace simic
