@@ -51,7 +51,7 @@ class session {
   session(const session_options& o, const Params& params, Shared shared, const Opts&... sensor_options)
       : session(make_monitor(o), o, params, require_hub(std::move(shared)), false, sensor_options...) {}
   // A monitor built by the caller (e.g. make_reference_monitor()): its config
-  // rules; o.config and o.max_consecutive_skips are not used.
+  // rules; o.config, o.max_consecutive_skips and o.skip are not used.
   template <named_parameter_source Params, class... Opts>
   session(Monitor m, const session_options& o, const Params& params, const sink_list& sinks = {},
           const Opts&... sensor_options)
@@ -216,6 +216,116 @@ class session {
   void for_each_sensor(F&& f) const {
     std::apply([&](const auto&... s) { (f(s), ...); }, sensors_);
   }
+  template <class F>
+  void for_each_sensor(F&& f) {
+    each(std::forward<F>(f));
+  }
+
+  // What the session holds between steps besides its monitor and sensors:
+  // its counters and the figures it holds for the next check. A plain state
+  // (visit() for archives); session_state.hpp saves it with the monitor's and
+  // the sensors', so that a resumed run goes on as the uninterrupted one.
+  struct state_type {
+    std::uint64_t update = 0, epochs = 0, checks = 0, step_in_update = 0, epoch_first_update = 1,
+                  epoch_anomalies = 0, explicit_updates = 0, performance_checked = 0, unread = 0;
+    // Held figures: has_* is 1 when the figure is held.
+    std::uint64_t has_reward_rate = 0, has_explained_variance = 0, has_epoch_performance = 0, has_progress = 0;
+    double reward_rate = 0.0, explained_variance = 0.0, epoch_performance = 0.0;
+    std::uint64_t progress_episode = 0, progress_total = 0;  // the last check's training_progress
+    friend bool operator==(const state_type&, const state_type&) = default;
+    template <class V>
+    void visit(V&& v) {
+      v("update", update);
+      v("epochs", epochs);
+      v("checks", checks);
+      v("step_in_update", step_in_update);
+      v("epoch_first_update", epoch_first_update);
+      v("epoch_anomalies", epoch_anomalies);
+      v("explicit_updates", explicit_updates);
+      v("performance_checked", performance_checked);
+      v("unread", unread);
+      v("has_reward_rate", has_reward_rate);
+      v("reward_rate", reward_rate);
+      v("has_explained_variance", has_explained_variance);
+      v("explained_variance", explained_variance);
+      v("has_epoch_performance", has_epoch_performance);
+      v("epoch_performance", epoch_performance);
+      v("has_progress", has_progress);
+      v("progress_episode", progress_episode);
+      v("progress_total", progress_total);
+    }
+  };
+  state_type state() const {
+    state_type st;
+    st.update = update_;
+    st.epochs = epochs_;
+    st.checks = checks_;
+    st.step_in_update = step_in_update_;
+    st.epoch_first_update = epoch_first_update_;
+    st.epoch_anomalies = epoch_anomalies_;
+    st.explicit_updates = explicit_updates_;
+    st.performance_checked = performance_checked_;
+    for (unsigned f = 0; f < signal_set::field_count; ++f)
+      if (unread_.contains(static_cast<signal_set::field>(f))) st.unread |= std::uint64_t{1} << f;
+    held(st.has_reward_rate, st.reward_rate, rollout_.reward_rate);
+    held(st.has_explained_variance, st.explained_variance, rollout_.explained_variance);
+    held(st.has_epoch_performance, st.epoch_performance, epoch_performance_);
+    st.has_progress = checked_.progress.has_value();
+    if (checked_.progress) {
+      st.progress_episode = checked_.progress->episode();
+      st.progress_total = checked_.progress->total();
+    }
+    return st;
+  }
+  // Checks every field first (std::invalid_argument naming it and its valid
+  // range), then assigns: all or nothing. The monitor and the sensors are
+  // not touched (session_state.hpp loads all three).
+  void load(const state_type& st) {
+    const auto in_use = one_thread_.enter("load");
+    check_state(st);
+    apply_state(st);
+  }
+  // What load() checks first.
+  static void check_state(const state_type& st) {
+    const char* who = "simic::session::load";
+    for (const auto& [name, v] : {std::pair{"explicit_updates", st.explicit_updates},
+                                  {"performance_checked", st.performance_checked},
+                                  {"has_reward_rate", st.has_reward_rate},
+                                  {"has_explained_variance", st.has_explained_variance},
+                                  {"has_epoch_performance", st.has_epoch_performance},
+                                  {"has_progress", st.has_progress}})
+      detail::require(v <= 1, who, name, v, "0 or 1");
+    detail::require(st.unread < (std::uint64_t{1} << signal_set::field_count), who, "unread", st.unread,
+                    "a set of signal fields (bits below field_count)");
+    detail::require(st.epoch_first_update >= 1 && st.epoch_first_update <= st.update + 1, who, "epoch_first_update",
+                    st.epoch_first_update, "1 .. update + 1");
+    detail::require(st.step_in_update <= st.checks, who, "step_in_update", st.step_in_update, "<= checks");
+    if (st.has_progress)
+      detail::require(st.progress_episode >= 1 && st.progress_episode <= st.progress_total, who, "progress_episode",
+                      st.progress_episode, "1 .. progress_total");
+  }
+
+ private:
+  void apply_state(const state_type& st) noexcept {
+    update_ = st.update;
+    epochs_ = st.epochs;
+    checks_ = st.checks;
+    step_in_update_ = st.step_in_update;
+    epoch_first_update_ = st.epoch_first_update;
+    epoch_anomalies_ = st.epoch_anomalies;
+    explicit_updates_ = st.explicit_updates != 0;
+    performance_checked_ = st.performance_checked != 0;
+    unread_ = {};
+    for (unsigned f = 0; f < signal_set::field_count; ++f)
+      if ((st.unread >> f) & 1u) unread_ = unread_ | signal_set{static_cast<signal_set::field>(f)};
+    rollout_.reward_rate = held_value(st.has_reward_rate, st.reward_rate);
+    rollout_.explained_variance = held_value(st.has_explained_variance, st.explained_variance);
+    epoch_performance_ = held_value(st.has_epoch_performance, st.epoch_performance);
+    checked_ = signals{};
+    if (st.has_progress) checked_.progress = training_progress(st.progress_episode, st.progress_total);
+  }
+
+ public:
 
  private:
   template <class Params, class... Opts>
@@ -239,7 +349,9 @@ class session {
 
   static Monitor make_monitor(const session_options& o) {
     using R = typename Monitor::response_policy;
-    if constexpr (std::is_constructible_v<R, std::uint32_t>)
+    if constexpr (std::is_constructible_v<R, std::uint32_t, skip_rules>)
+      return Monitor(config(o.config), R(o.max_consecutive_skips, o.skip));
+    else if constexpr (std::is_constructible_v<R, std::uint32_t>)
       return Monitor(config(o.config), R(o.max_consecutive_skips));
     else
       return Monitor(config(o.config));
@@ -320,6 +432,13 @@ class session {
     each([&](auto& s) { detail::sensor_begin_update(s, ctx); });
   }
   bool emitting() const noexcept { return hub_->has_sinks(); }
+  static void held(std::uint64_t& has, double& value, const std::optional<double>& x) noexcept {
+    has = x.has_value();
+    value = x.value_or(0.0);
+  }
+  static std::optional<double> held_value(std::uint64_t has, double value) noexcept {
+    return has ? std::optional<double>(value) : std::nullopt;
+  }
 
   session_options opts_;
   Monitor monitor_;

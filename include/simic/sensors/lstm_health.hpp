@@ -19,11 +19,14 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <optional>
 #include <string_view>
 #include <type_traits>
 #include <vector>
 
+#include "simic/archive/archive_error.hpp"
 #include "simic/core/error.hpp"
 #include "simic/core/signals.hpp"
 #include "simic/core/thresholds.hpp"
@@ -152,6 +155,34 @@ class lstm_health_sensor {
     held_.reset();
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
+  // The held state and the count, for a resumed run or a rollback (session_state.hpp).
+  template <class Out>
+  void save(Out& ar, const std::string& prefix) const {
+    const lstm_signal l = held_.value_or(lstm_signal{});
+    ar.write(prefix + ".held", at::tensor({static_cast<double>(held_.has_value()), l.h_norm, l.c_norm, l.h_max_abs,
+                                           l.c_max_abs, static_cast<double>(l.has_nan), static_cast<double>(l.has_inf),
+                                           static_cast<double>(l.elements), static_cast<double>(measurements_)},
+                                          at::kDouble));
+  }
+  template <class In>
+  std::function<void()> stage(In& ar, const std::string& prefix) {
+    at::Tensor t;
+    constexpr std::int64_t fields = 9;
+    if (!ar.try_read(prefix + ".held", t) || !t.defined() || t.scalar_type() != at::kDouble || t.dim() != 1 ||
+        t.numel() != fields || t.storage().nbytes() < fields * sizeof(double))
+      throw archive_error("simic::lstm_health_sensor: archive lacks '" + prefix + ".held' (9 float64 values)");
+    const at::Tensor c = t.contiguous();
+    const double* v = c.data_ptr<double>();
+    std::optional<lstm_signal> held;
+    if (v[0] != 0.0)
+      held = lstm_signal{.h_norm = v[1], .c_norm = v[2], .h_max_abs = v[3], .c_max_abs = v[4], .has_nan = v[5] != 0.0,
+                         .has_inf = v[6] != 0.0, .elements = static_cast<std::uint64_t>(v[7])};
+    const auto count = static_cast<std::uint64_t>(v[8]);
+    return [this, held, count] {
+      held_ = held;
+      measurements_ = count;
+    };
+  }
 
   // By the first of the monitor's detectors that judges an LSTM state; true without one.
   template <class Monitor>

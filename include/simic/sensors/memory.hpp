@@ -19,7 +19,10 @@
 #include <cstdio>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "simic/core/error.hpp"
 #include "simic/emit/events.hpp"
@@ -42,6 +45,8 @@ struct device_memory {
 struct memory_stats {
   std::optional<std::uint64_t> rss_bytes{};  // resident set size of the process
   std::optional<device_memory> device{};
+  // Bytes others hold for the run, by name (simic::recovery's snapshots: "snapshot_bytes").
+  std::vector<std::pair<std::string, std::uint64_t>> held{};
   friend bool operator==(const memory_stats&, const memory_stats&) = default;
 };
 
@@ -51,6 +56,7 @@ struct memory_event {
   memory_stats memory{};
   void describe(field_writer& w) const {
     if (memory.rss_bytes) w.count("rss_bytes", *memory.rss_bytes, "memory");
+    for (const auto& [key, bytes] : memory.held) w.count(key, bytes, "memory");
     if (const auto& d = memory.device) {
       w.integer("device_index", d->device);
       w.count("allocated_bytes", d->allocated);
@@ -106,18 +112,28 @@ class memory_sensor {
 
   const memory_sensor_options& options() const noexcept { return opts_; }
 
+  // Adds bytes held elsewhere to every measurement, as `name` (a reader that
+  // is empty removes the name): what a recovery's snapshots take.
+  void count_held(const std::string& name, std::function<std::uint64_t()> bytes) {
+    std::erase_if(held_, [&](const auto& h) { return h.first == name; });
+    if (bytes) held_.emplace_back(name, std::move(bytes));
+  }
+
   // ---- in a session (sensors/sensor.hpp) ----------------------------------
   template <class M>
   void begin_update(const sensor_context<M>& ctx) {
     // Its figures only go to events: none are read without a sink.
     if (!due_every(ctx.update(), opts_.every) || !ctx.template collects<category>() || !ctx.emitting()) return;
     ++measurements_;
-    ctx.emit(memory_event{.memory = measure(ctx.weights().empty() ? at::Device(at::kCPU) : ctx.weights()[0].device())});
+    memory_stats m = measure(ctx.weights().empty() ? at::Device(at::kCPU) : ctx.weights()[0].device());
+    for (const auto& [name, bytes] : held_) m.held.emplace_back(name, bytes());
+    ctx.emit(memory_event{.memory = std::move(m)});
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
 
  private:
   memory_sensor_options opts_;
+  std::vector<std::pair<std::string, std::function<std::uint64_t()>>> held_;
   std::uint64_t measurements_ = 0;
 };
 

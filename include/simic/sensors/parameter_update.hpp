@@ -26,12 +26,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "simic/archive/archive_error.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
 #include "simic/sensors/sensor.hpp"
@@ -70,8 +72,42 @@ class parameter_update_sensor {
     ++measurements_;
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
+  // The copy and the count, for a resumed run or a rollback (session_state.hpp).
+  template <class Out>
+  void save(Out& ar, const std::string& prefix) const {
+    ar.write(prefix + ".measurements", at::scalar_tensor(static_cast<std::int64_t>(measurements_), at::kLong));
+    ar.write(prefix + ".copies", at::scalar_tensor(static_cast<std::int64_t>(snapshot_.size()), at::kLong));
+    for (std::size_t i = 0; i < snapshot_.size(); ++i) ar.write(prefix + ".copy." + std::to_string(i), snapshot_[i]);
+  }
+  template <class In>
+  std::function<void()> stage(In& ar, const std::string& prefix) {
+    const std::int64_t count = read_count(ar, prefix + ".measurements");
+    const std::int64_t copies = read_count(ar, prefix + ".copies");
+    std::vector<at::Tensor> copy;
+    for (std::int64_t i = 0; i < copies; ++i) {
+      at::Tensor t;
+      if (!ar.try_read(prefix + ".copy." + std::to_string(i), t) || !t.defined())
+        throw archive_error("simic::parameter_update_sensor: archive lacks '" + prefix + ".copy." + std::to_string(i) +
+                            "' of its " + std::to_string(copies) + " copies");
+      copy.push_back(t.clone());
+    }
+    return [this, count, copy = std::move(copy)]() mutable {
+      measurements_ = static_cast<std::uint64_t>(count);
+      snapshot_ = std::move(copy);
+    };
+  }
 
  private:
+  template <class In>
+  static std::int64_t read_count(In& ar, const std::string& key) {
+    at::Tensor t;
+    if (!ar.try_read(key, t) || !t.defined() || t.scalar_type() != at::kLong || t.dim() != 0 ||
+        t.storage().nbytes() < sizeof(std::int64_t))
+      throw archive_error("simic::parameter_update_sensor: archive lacks '" + key + "' (an int64 scalar)");
+    const std::int64_t v = t.item<std::int64_t>();
+    if (v < 0) throw archive_error("simic::parameter_update_sensor: '" + key + "' = " + std::to_string(v) + " < 0");
+    return v;
+  }
   std::optional<double> measure_values(std::span<const at::Tensor> weights) {
     at::NoGradGuard no_grad;
     for (std::size_t i = 0; i < weights.size(); ++i)

@@ -25,6 +25,14 @@
 //       step(s, x...) hand each input to every sensor that takes its type
 //
 // and `std::uint64_t measurements() const`, what it has measured (counted).
+// A sensor that holds state from one step to the next which its later
+// figures depend on (parameter_update_sensor's copy of the weights) saves
+// it for a resumed run or a rollback (session_state.hpp):
+//
+//   template <class Out> void save(Out& archive, const std::string& prefix) const
+//   template <class In> std::function<void()> stage(In& archive, const std::string& prefix)
+//       reads and validates (throwing simic::archive_error) without changing
+//       anything, and returns what applies it (which cannot fail)
 #pragma once
 
 #include <ATen/ATen.h>
@@ -139,6 +147,17 @@ constexpr bool sensor_takes = requires(S& s, const sensor_context<M>& ctx, const
 template <class S, class M, class In>
 void sensor_feed(S& s, const sensor_context<M>& ctx, const In& x) {
   if constexpr (sensor_takes<S, M, In>) s.feed(ctx, x);
+}
+template <class S, class Out>
+void sensor_save(const S& s, Out& ar, const std::string& prefix) {
+  if constexpr (requires { s.save(ar, prefix); }) s.save(ar, prefix);
+}
+template <class S, class In>
+std::function<void()> sensor_stage(S& s, In& ar, const std::string& prefix) {
+  if constexpr (requires { s.stage(ar, prefix); })
+    return s.stage(ar, prefix);
+  else
+    return {};
 }
 // The options among `opts` that are an S's (the last given wins), else S's defaults.
 template <class S, class... Opts>
