@@ -48,9 +48,9 @@ std::string small_run() {
 )";
 }
 
-rep::run parse_text(const std::string& text, const std::string& name = "hand.jsonl") {
+rep::run parse_text(const std::string& text, const std::string& name = "hand.jsonl", const rep::options& o = {}) {
   std::istringstream in(text);
-  return rep::parse(in, name);
+  return rep::parse(in, name, o);
 }
 
 std::string error_of(const std::string& text, const std::string& name = "bad.jsonl") {
@@ -60,6 +60,13 @@ std::string error_of(const std::string& text, const std::string& name = "bad.jso
     return e.what();
   }
   return "(no error)";
+}
+
+// Options with at most n anomaly markers drawn per kind (and n rollbacks).
+rep::options per_kind(std::size_t n) {
+  rep::options o;
+  o.max_anomalies = n;
+  return o;
 }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -326,4 +333,472 @@ TEST_CASE("page data: series decimated to max_points, non-finite values as strin
   CHECK(std::count_if(pts.begin(), pts.end(), [](const auto& p) { return p[1] == "nan"; }) == 1);
   CHECK(data["x_range"][0] == 0.0);
   CHECK(data["x_range"][1] == 300.0);
+}
+
+// ---- Rollbacks and snapshots (docs/events.md's rollback and snapshot events) ----
+
+namespace {
+
+// Three rollbacks and three snapshots, by hand: the first rollback (update 6)
+// restored the snapshot of update 4 and skips data positions [640, 768);
+// the second (update 9) every field but the update left out; the third
+// (update 10) restored one less than the margin before the onset.
+std::string rollback_run() {
+  return R"({"event":"update","time":1.0,"update":1,"epoch":1,"loss":1.0}
+{"event":"snapshot","time":1.1,"update":4,"epoch":4,"data_position":512,"bytes":1000,"held":1,"held_bytes":1000,"file":"snap/u4.pt"}
+{"event":"update","time":2.0,"update":5,"epoch":5,"loss":2.0}
+{"event":"rollback","time":2.5,"update":6,"epoch":6,"reason":"3 consecutive skipped steps","cause":"consecutive_skips","onset_update":5,"restored_update":4,"window_first":640,"window_last":768,"lr_factor":0.5,"lr_scale":0.5,"rollbacks":1,"attribution":"reproducible","snapshot_file":"snap/u4.pt","skipped_files":"shard-7"}
+{"event":"snapshot","time":3.0,"update":7,"epoch":7,"data_position":896,"bytes":1200,"held":2,"held_bytes":2200}
+{"event":"update","time":3.1,"update":8,"epoch":8,"loss":1.0}
+{"event":"rollback","time":3.5,"update":9,"epoch":9}
+{"event":"snapshot","time":4.0,"update":9,"epoch":9,"data_position":900,"bytes":1300,"held":2,"held_bytes":2500,"file_failures":1}
+{"event":"rollback","time":4.5,"update":10,"epoch":10,"restored_update":9,"margin_met":false,"cause":"divergence"}
+)";
+}
+
+}  // namespace
+
+TEST_CASE("rollbacks: every field read as written, absent ones empty; snapshots counted") {
+  const rep::run r = parse_text(rollback_run());
+  CHECK(r.rollback_lines == 3);
+  REQUIRE(r.rollbacks.size() == 3);
+  const rep::rollback_mark& a = r.rollbacks[0];
+  CHECK(a.update == 6);
+  CHECK(a.line == 4);
+  CHECK(a.reason == "3 consecutive skipped steps");
+  CHECK(a.cause == "consecutive_skips");
+  CHECK(a.onset_update == std::optional<std::uint64_t>(5));
+  CHECK(a.restored_update == std::optional<std::uint64_t>(4));
+  CHECK(a.window_first == std::optional<std::uint64_t>(640));
+  CHECK(a.window_last == std::optional<std::uint64_t>(768));
+  CHECK(a.lr_factor == std::optional<double>(0.5));
+  CHECK(a.lr_scale == std::optional<double>(0.5));
+  CHECK(a.rollbacks == std::optional<std::uint64_t>(1));
+  CHECK(a.attribution == "reproducible");
+  CHECK(a.snapshot_file == "snap/u4.pt");
+  CHECK(a.skipped_files == "shard-7");
+  CHECK_FALSE(a.margin_met.has_value());
+  CHECK(rep::rollback_label(a) ==
+        "rollback 1 at update 6: consecutive_skips (3 consecutive skipped steps); restored the snapshot of update 4, "
+        "onset at update 5; data window [640, 768) skipped; LR factor 0.5 (LR scale now 0.5); attribution: "
+        "reproducible; snapshot file snap/u4.pt; skipped files shard-7");
+  const rep::rollback_mark& b = r.rollbacks[1];
+  CHECK(b.update == 9);
+  CHECK_FALSE(b.restored_update.has_value());
+  CHECK_FALSE(b.window_first.has_value());
+  CHECK_FALSE(b.lr_factor.has_value());
+  CHECK(b.cause.empty());
+  CHECK(rep::rollback_label(b) ==
+        "rollback at update 9: cause not given; restored snapshot not given; data window not given; "
+        "LR factor not given; attribution not given");
+  CHECK(r.rollbacks[2].margin_met == std::optional<bool>(false));
+  CHECK(rep::rollback_label(r.rollbacks[2]) ==
+        "rollback at update 10: divergence; restored the snapshot of update 9 (less than the margin before the onset: "
+        "the oldest held); data window not given; LR factor not given; attribution not given");
+  // Snapshots: counted, the last line's holdings.
+  CHECK(r.snapshots.lines == 3);
+  CHECK(r.snapshots.held == std::optional<std::uint64_t>(2));
+  CHECK(r.snapshots.held_bytes == std::optional<std::uint64_t>(2500));
+  CHECK(r.snapshots.file == "snap/u4.pt");
+  CHECK(r.snapshots.file_failures == std::optional<std::uint64_t>(1));
+  CHECK(r.events.at("rollback") == 3);
+  CHECK(r.events.at("snapshot") == 3);
+  CHECK(r.unknown.empty());
+}
+
+TEST_CASE("rollbacks on the page: the data the script draws, the summary row and the table") {
+  const rep::run r = parse_text(rollback_run());
+  const auto data = rep::page_data(r, {});
+  REQUIRE(data["rollbacks"].size() == 3);
+  CHECK(data["rollbacks"][0]["update"] == 6);
+  CHECK(data["rollbacks"][0]["restored_update"] == 4);
+  CHECK(data["rollbacks"][0]["cause"] == "consecutive_skips");
+  CHECK(data["rollbacks"][0]["label"] == rep::rollback_label(r.rollbacks[0]));
+  CHECK(data["rollbacks"][1]["restored_update"].is_null());  // no band: only the mark
+  CHECK(data["rollback_lines"] == 3);
+  const std::string page = rep::render_html(r, {});
+  CHECK(has(page, "<th>rollbacks</th><td>3 (update 6: consecutive_skips; update 9; update 10: divergence)</td>"));
+  CHECK(has(page, "<th>snapshots</th><td>3 taken; at the end 2 held, 2500 bytes; last file snap/u4.pt; 1 snapshot files failed</td>"));
+  CHECK(has(page, "<h3>Rollbacks</h3>"));
+  CHECK(has(page, "<tr><td>6</td><td>1</td><td>consecutive_skips</td><td>4</td><td>5</td><td>[640, 768)</td><td>0.5</td>"
+                  "<td>0.5</td><td>reproducible</td><td>3 consecutive skipped steps</td><td>snapshot snap/u4.pt; skipped shard-7</td></tr>"));
+  CHECK(has(page, "<tr><td>9</td><td>?</td><td></td><td>?</td><td>?</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>"));
+  CHECK(has(page, "<tr><td>10</td><td>?</td><td>divergence</td><td>9 (margin not met)</td><td>?</td>"));
+  // The drawing script draws them: band and mark, each with the label as its tooltip.
+  CHECK(has(page, "'class': 'rollback-band'"));
+  CHECK(has(page, "'class': 'rollback-mark'"));
+  // A run without rollbacks says so.
+  const std::string plain = rep::render_html(parse_text(small_run()), {});
+  CHECK(has(plain, "<th>rollbacks</th><td>none</td>"));
+  CHECK_FALSE(has(plain, "<h3>Rollbacks</h3>"));
+  CHECK_FALSE(has(plain, "<th>snapshots</th>"));
+}
+
+TEST_CASE("rollbacks: a wrong-typed or inconsistent field is an error naming file, line and field") {
+  const std::string good = "{\"event\":\"update\",\"update\":1,\"epoch\":1,\"loss\":1}\n";
+  auto rb = [](const std::string& fields) {
+    return "{\"event\":\"rollback\",\"update\":10,\"epoch\":10" + fields + "}\n";
+  };
+  for (const char* key : {"reason", "cause", "attribution", "snapshot_file", "skipped_files"}) {
+    CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":3")), std::string("bad.jsonl:2: field '") + key + "' is 3; valid: a string"));
+    CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":[\"a\"]")), std::string("field '") + key + "' is [\"a\"]; valid: a string"));
+  }
+  for (const char* key : {"onset_update", "restored_update", "window_first", "window_last", "rollbacks"})
+    for (const char* bad : {"\"4\"", "-1", "1.5", "true", "[4]"})
+      CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":" + bad)),
+                std::string("bad.jsonl:2: field '") + key + "' is " + bad + "; valid: an unsigned integer"));
+  for (const char* key : {"lr_factor", "lr_scale"})
+    CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":\"half\"")),
+              std::string("bad.jsonl:2: field '") + key + "' is \"half\"; valid: a number"));
+  for (const char* key : {"data_position", "bytes", "held", "held_bytes"})
+    CHECK(has(error_of(good + "{\"event\":\"snapshot\",\"update\":3,\"" + key + "\":\"x\"}\n"),
+              std::string("bad.jsonl:2: field '") + key + "' is \"x\"; valid: an unsigned integer"));
+  CHECK(has(error_of(good + "{\"event\":\"snapshot\",\"update\":3,\"file\":7}\n"), "bad.jsonl:2: field 'file' is 7; valid: a string"));
+  CHECK(has(error_of(good + "{\"event\":\"snapshot\",\"update\":3,\"file_failures\":-1}\n"),
+            "bad.jsonl:2: field 'file_failures' is -1; valid: an unsigned integer"));
+  for (const char* bad : {"1", "\"false\"", "0"})
+    CHECK(has(error_of(good + rb(std::string(",\"margin_met\":") + bad)),
+              std::string("bad.jsonl:2: field 'margin_met' is ") + bad + "; valid: true or false"));
+  CHECK(parse_text(rb(",\"margin_met\":true")).rollbacks.at(0).margin_met == std::optional<bool>(true));
+  // The restored snapshot: at or before the rollback's update (below, at: fine; above: an error).
+  CHECK(parse_text(rb(",\"restored_update\":9")).rollbacks.at(0).restored_update == std::optional<std::uint64_t>(9));
+  CHECK(parse_text(rb(",\"restored_update\":10")).rollbacks.at(0).restored_update == std::optional<std::uint64_t>(10));
+  CHECK(has(error_of(good + rb(",\"restored_update\":11")),
+            "bad.jsonl:2: field 'restored_update' is 11, after the rollback's own update 10"));
+  // The window [first, last): empty is fine, reversed is an error.
+  CHECK(parse_text(rb(",\"window_first\":5,\"window_last\":6")).rollbacks.size() == 1);
+  CHECK(parse_text(rb(",\"window_first\":5,\"window_last\":5")).rollbacks.size() == 1);
+  CHECK(has(error_of(good + rb(",\"window_first\":5,\"window_last\":4")),
+            "bad.jsonl:2: the skipped window [5, 4) ends before it begins"));
+  // null is as absent.
+  CHECK_FALSE(parse_text(rb(",\"restored_update\":null,\"cause\":null")).rollbacks.at(0).restored_update.has_value());
+}
+
+TEST_CASE("rollbacks: at most max_anomalies kept and drawn, every line counted") {
+  std::string text;
+  for (int i = 1; i <= 30; ++i)
+    text += "{\"event\":\"rollback\",\"update\":" + std::to_string(i) + ",\"restored_update\":" + std::to_string(i - 1) +
+            ",\"cause\":\"divergence\"}\n";
+  for (const std::size_t bound : {29u, 30u, 31u}) {  // below, at and above the number of lines
+    const rep::run r = parse_text(text, "r.jsonl", per_kind(bound));
+    CHECK(r.rollback_lines == 30);
+    CHECK(r.rollbacks.size() == std::min<std::size_t>(bound, 30));
+    CHECK(r.rollbacks.front().update == 1);  // the first is always kept
+    CHECK(std::is_sorted(r.rollbacks.begin(), r.rollbacks.end(),
+                         [](const auto& a, const auto& b) { return a.line < b.line; }));
+    const std::string page = rep::render_html(r, per_kind(bound));
+    CHECK(has(page, "<th>rollbacks</th><td>30 (update 1: divergence; update "));
+    CHECK(has(page, "30 drawn, 0 not drawn") == false);
+    CHECK(has(page, "; 29 drawn, 1 not drawn: at most 29") == (bound == 29));
+  }
+}
+
+// ---- Hostile input: nesting, long values, numbers out of range ----
+
+TEST_CASE("deep nesting: a line deeper than max_depth is an error naming file and line, before any recursion") {
+  const std::string good = "{\"event\":\"update\",\"update\":1,\"epoch\":1,\"loss\":1}\n";
+  const std::size_t n = 100000;  // a 200 KB line: dump() of it overflowed the stack (SIGSEGV)
+  const std::string deep = std::string(n, '[') + std::string(n, ']');
+  for (const std::string& line :
+       {"{\"event\":\"update\",\"update\":2,\"loss\":" + deep + "}",
+        "{\"event\":\"update\",\"update\":2,\"run_id\":" + deep + "}",
+        "{\"event\":\"anomaly\",\"update\":2,\"anomaly\":\"kl_spike\",\"detail\":" + deep + "}",
+        "{\"event\":\"mine\",\"update\":2,\"x\":" + deep + "}", deep, "{\"a\":" + std::string(n, '{')}) {
+    const std::string e = error_of(good + line + "\n" + good);
+    CHECK(has(e, "bad.jsonl:2: nested deeper than 64 levels"));
+    CHECK(has(e, "valid: at most 64 levels of objects and arrays"));
+    CHECK(e.size() < 300);
+  }
+  // The bound: the event object is level 1; 63 and 64 levels are read, 65 are not.
+  auto nested = [](std::size_t levels) {
+    return "{\"event\":\"mine\",\"update\":1,\"x\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}\n";
+  };
+  CHECK(rep::max_depth == 64);
+  CHECK(parse_text(nested(63)).unknown.at("mine") == 1);
+  CHECK(parse_text(nested(64)).unknown.at("mine") == 1);
+  CHECK(has(error_of(nested(65)), "bad.jsonl:1: nested deeper than 64 levels (at byte 95)"));
+  // Brackets inside strings, escaped quotes among them, are text, not nesting.
+  const rep::run r = parse_text("{\"event\":\"anomaly\",\"update\":1,\"anomaly\":\"kl_spike\",\"detail\":\"\\\"" +
+                                std::string(1000, '[') + "\\\\\"}\n");
+  REQUIRE(r.anomalies.size() == 1);
+  CHECK(r.anomalies[0].detail == "\"" + std::string(499, '[') + "... (1002 bytes in all)");
+}
+
+TEST_CASE("a bad value is quoted cut to max_echo bytes, with its full length") {
+  const std::string good = "{\"event\":\"update\",\"update\":1,\"epoch\":1,\"loss\":1}\n";
+  const std::string big(20'000'000, 'x');  // a 20 MB value: the message was 20 MB
+  std::string e = error_of(good + "{\"event\":\"update\",\"update\":2,\"loss\":\"" + big + "\"}\n");
+  CHECK(has(e, "bad.jsonl:2: field 'loss' is \"" + std::string(199, 'x') + "... (20000002 bytes in all); valid: a number"));
+  CHECK(e.size() < 400);
+  // Below, at and above the bound: a quoted value of 199 and 200 bytes whole, 201 cut.
+  for (const std::size_t len : {197u, 198u, 199u}) {
+    e = error_of("{\"event\":\"update\",\"update\":2,\"loss\":\"" + std::string(len, 'y') + "\"}\n");
+    const std::string quoted = "\"" + std::string(len, 'y') + "\"";
+    if (quoted.size() <= rep::max_echo)
+      CHECK(has(e, "is " + quoted + "; valid"));
+    else
+      CHECK(has(e, "is \"" + std::string(199, 'y') + "... (201 bytes in all); valid"));
+  }
+  // An array of integers with one bad element, 1 MB long.
+  std::string ranks = "[";
+  for (int i = 0; i < 200000; ++i) ranks += "1,";
+  ranks += "\"x\"]";
+  e = error_of("{\"event\":\"anomaly\",\"update\":2,\"anomaly\":\"kl_spike\",\"origin_ranks\":" + ranks + "}\n");
+  CHECK(has(e, "bad.jsonl:1: field 'origin_ranks' is [1,1,"));
+  CHECK(has(e, "(400005 bytes in all); valid: an array of integers"));
+  CHECK(e.size() < 400);
+  // A cut never splits a UTF-8 character: 199 bytes of 'a' then "é" (2 bytes) cut before it.
+  e = error_of("{\"event\":\"update\",\"update\":2,\"loss\":\"" + std::string(198, 'a') + "\xC3\xA9" + "bbb\"}\n");
+  CHECK(has(e, "is \"" + std::string(198, 'a') + "... (205 bytes in all)"));
+}
+
+TEST_CASE("a number beyond a double's range: an error naming file and line") {
+  const std::string good = "{\"event\":\"update\",\"update\":1,\"epoch\":1,\"loss\":1}\n";
+  for (const char* big : {"1e400", "-1e400", "1.8e308"}) {
+    const std::string e = error_of(good + "{\"event\":\"update\",\"update\":2,\"loss\":" + big + "}\n");
+    CHECK(has(e, std::string("bad.jsonl:2: a number out of range: ") + big + "; valid:"));
+    CHECK_FALSE(has(e, "json.exception"));
+  }
+  // In an unknown event, in the update field: the same.
+  CHECK(has(error_of("{\"event\":\"mine\",\"update\":1,\"x\":1e999}\n"), "bad.jsonl:1: a number out of range: 1e999"));
+  CHECK(has(error_of(good + good + "{\"event\":\"update\",\"update\":1e400}\n"), "bad.jsonl:3: a number out of range"));
+  // At the bound and below it: read. A tiny number is 0, no error.
+  CHECK(parse_text("{\"event\":\"update\",\"update\":1,\"loss\":1.7976931348623157e308}\n").figure("loss").points.at(0).y ==
+        1.7976931348623157e308);
+  CHECK(parse_text("{\"event\":\"update\",\"update\":1,\"loss\":1e308}\n").figure("loss").points.at(0).y == 1e308);
+  CHECK(parse_text("{\"event\":\"update\",\"update\":1,\"loss\":1e-400}\n").figure("loss").points.at(0).y == 0.0);
+  // A number of 5,000 digits is quoted cut.
+  const std::string e = error_of("{\"event\":\"update\",\"update\":1,\"loss\":1" + std::string(5000, '0') + "}\n");
+  CHECK(has(e, "bad.jsonl:1: a number out of range: 1" + std::string(199, '0') + "... (5001 bytes in all)"));
+  CHECK(e.size() < 400);
+}
+
+// ---- Size: anomalies counted exactly, drawn up to a bound per kind ----
+
+TEST_CASE("anomalies: exact counts per kind and severity, at most max_anomalies drawn per kind") {
+  // Kinds with 10 (below the bound of 50), 50 (at), 51 (above) and 9,000 lines;
+  // severities counted by this generator as it writes them.
+  struct expect {
+    std::uint64_t warning = 0, critical = 0, other = 0;
+    std::size_t first_line = 0;
+  };
+  std::map<std::string, expect> want;
+  const std::vector<std::pair<std::string, int>> plan{{"loss_spike", 10}, {"kl_spike", 50}, {"constructor", 51}, {"ratio_explosion", 9000}};
+  std::vector<std::string> lines;
+  for (const auto& [kind, n] : plan)
+    for (int i = 0; i < n; ++i) lines.push_back(kind);
+  std::uint32_t state = 7;
+  for (std::size_t i = lines.size() - 1; i > 0; --i) {  // interleave the kinds (a fixed shuffle)
+    state = state * 1664525u + 1013904223u;
+    std::swap(lines[i], lines[state % (i + 1)]);
+  }
+  std::string text;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const char* sev = i % 7 == 0 ? "critical" : i % 11 == 0 ? "odd" : "warning";
+    expect& e = want[lines[i]];
+    ++(i % 7 == 0 ? e.critical : i % 11 == 0 ? e.other : e.warning);
+    if (!e.first_line) e.first_line = i + 1;
+    text += "{\"event\":\"anomaly\",\"update\":" + std::to_string(1 + i / 10) + ",\"anomaly\":\"" + lines[i] +
+            "\",\"severity\":\"" + sev + "\",\"value\":1.5,\"detail\":\"line " + std::to_string(i + 1) + "\"}\n";
+  }
+  const rep::run r = parse_text(text, "many.jsonl", per_kind(50));
+  CHECK(r.anomaly_lines == lines.size());
+  REQUIRE(r.kinds.size() == 4);
+  std::size_t drawn = 0;
+  for (const rep::kind_count& k : r.kinds) {
+    INFO(k.kind);
+    const expect& e = want.at(k.kind);
+    CHECK(k.warning == e.warning);
+    CHECK(k.critical == e.critical);
+    CHECK(k.other == e.other);
+    const auto n = static_cast<std::size_t>(e.warning + e.critical + e.other);
+    CHECK(k.drawn == std::min<std::size_t>(n, 50));
+    drawn += k.drawn;
+    // The kind's drawn markers: real lines of that kind, each once, its first among them.
+    std::vector<std::size_t> at;
+    for (const auto& a : r.anomalies)
+      if (a.kind == k.kind) {
+        CHECK(a.detail == "line " + std::to_string(a.line));
+        at.push_back(a.line);
+      }
+    CHECK(at.size() == k.drawn);
+    CHECK(std::adjacent_find(at.begin(), at.end()) == at.end());
+    CHECK(std::is_sorted(at.begin(), at.end()));
+    CHECK(at.front() == e.first_line);
+  }
+  CHECK(r.anomalies.size() == drawn);
+  CHECK(drawn == 10 + 50 + 50 + 50);
+  CHECK(r.other_kinds.total() == 0);
+  // The sample of the 9,000 is spread over the file: each tenth of it holds some.
+  std::vector<int> tenths(10);
+  for (const auto& a : r.anomalies)
+    if (a.kind == "ratio_explosion") ++tenths[(a.line - 1) * 10 / lines.size()];
+  for (int t : tenths) CHECK(t >= 1);
+  // The page: exact counts in the table, the drawn number, the note.
+  const std::string page = rep::render_html(r, per_kind(50));
+  CHECK(has(page, "<th>anomalies</th><td>9111 (160 drawn, 8951 not drawn: at most 50 markers per kind, 1000 in all)</td>"));
+  const expect& re = want.at("ratio_explosion");
+  CHECK(has(page, "ratio_explosion</td><td>ratio</td><td>" + std::to_string(re.warning) + "</td><td>" +
+                      std::to_string(re.critical) + "</td><td>" + std::to_string(re.other) + "</td><td>9000</td><td>50</td></tr>"));
+  CHECK(has(page, "160 of 9111 anomaly lines drawn (8951 not drawn): at most 50 markers per kind"));
+  const auto data = rep::page_data(r, per_kind(50));
+  CHECK(data["anomalies"].size() == 160);
+  CHECK(data["anomaly_lines"] == 9111);
+  CHECK(data["anomalies_by_chart"]["ratio"] == 9000);
+  CHECK(data["anomalies_by_chart"]["performance"] == 51);  // "constructor", a user kind
+  // The same file with the bound above every kind's count: all drawn, no note.
+  const rep::run all = parse_text(text, "many.jsonl", per_kind(9000));
+  CHECK(all.anomalies.size() == 9111);
+  CHECK_FALSE(has(rep::render_html(all, {}), "anomaly lines drawn"));
+  CHECK(has(error_of(text, "x.jsonl"), "(no error)"));
+  CHECK_THROWS_WITH_AS(parse_text(text, "x", per_kind(0)), doctest::Contains("max_anomalies = 0; valid: 1 or more"),
+                       rep::error);
+}
+
+TEST_CASE("a large file: bounded page, exact counts, the drawn number equal to the bound (default options)") {
+  // 100,000 anomaly lines of 3 kinds (about 17 MB): the page held every one (16 MB).
+  std::string text;
+  text.reserve(100000 * 180);
+  std::map<std::string, std::uint64_t> want;
+  const char* kinds[] = {"kl_spike", "loss_spike", "gradient_exploding"};
+  for (int i = 0; i < 100000; ++i) {
+    const char* k = kinds[i % 3];
+    ++want[k];
+    text += "{\"event\":\"anomaly\",\"time\":100.0,\"update\":" + std::to_string(1 + i / 100) +
+            ",\"epoch\":1,\"anomaly\":\"" + k +
+            "\",\"severity\":\"warning\",\"value\":0.25,\"threshold\":0.2,\"detail\":\"approx KL 0.25 > 0.2\",\"level_after\":\"DEBUG\"}\n";
+  }
+  const rep::run r = parse_text(text, "large.jsonl");
+  const rep::options o;
+  CHECK(o.max_anomalies == 200);
+  CHECK(r.anomaly_lines == 100000);
+  REQUIRE(r.kinds.size() == 3);
+  for (const auto& k : r.kinds) {
+    CHECK(k.total() == want.at(k.kind));
+    CHECK(k.drawn == o.max_anomalies);
+  }
+  CHECK(r.anomalies.size() == 3 * o.max_anomalies);
+  const std::string page = rep::render_html(r, o);
+  CHECK(page.size() < 400'000);
+  CHECK(has(page, "<th>anomalies</th><td>100000 (600 drawn, 99400 not drawn: at most 200 markers per kind, 4000 in all)</td>"));
+  CHECK(has(page, "kl_spike</td><td>kl</td><td>33334</td><td>0</td><td>33334</td><td>200</td></tr>"));
+}
+
+TEST_CASE("markers in all: at most 20 x max_anomalies, shared evenly, each kind its first") {
+  // 5 kinds of 2 lines and 25 of 60, bound 5 per kind: 10 + 125 = 135 kept
+  // per kind, more than 20 x 5 = 100 in all.
+  std::string text;
+  std::map<std::string, std::size_t> lines, first;
+  std::size_t n = 0;
+  for (int round = 0; round < 60; ++round)
+    for (int k = 0; k < 30; ++k) {
+      if (k < 5 && round >= 2) continue;
+      const std::string kind = "user_" + std::to_string(k);
+      ++n, ++lines[kind];
+      if (!first.count(kind)) first[kind] = n;
+      text += "{\"event\":\"anomaly\",\"update\":" + std::to_string(1 + round) + ",\"anomaly\":\"" + kind +
+              "\",\"severity\":\"warning\"}\n";
+    }
+  for (const std::size_t bound : {4u, 5u}) {  // 4: 10 + 100 = 110 kept, over 80 in all; 5: 135 over 100
+    const rep::run r = parse_text(text, "b.jsonl", per_kind(bound));
+    CHECK(r.max_markers() == std::max<std::size_t>(20 * bound, 65));
+    CHECK(r.anomaly_lines == n);
+    CHECK(r.anomalies.size() == r.max_markers());  // the budget, exactly
+    std::size_t drawn = 0;
+    for (const auto& k : r.kinds) {
+      INFO(k.kind);
+      CHECK(k.total() == lines.at(k.kind));
+      drawn += k.drawn;
+      if (lines.at(k.kind) == 2) CHECK(k.drawn == 2);  // under the share: all of it
+      else CHECK(k.drawn >= (r.max_markers() - 10) / 25);
+      CHECK(k.drawn <= bound);
+      const bool has_first = std::any_of(r.anomalies.begin(), r.anomalies.end(),
+                                         [&](const auto& a) { return a.line == first.at(k.kind); });
+      CHECK(has_first);
+    }
+    CHECK(drawn == r.anomalies.size());
+    CHECK(has(rep::render_html(r, per_kind(bound)), "not drawn: at most " + std::to_string(bound) + " markers per kind, " +
+                                                        std::to_string(r.max_markers()) + " in all)"));
+  }
+  // Bound 3: 10 + 75 = 85 kept, over the floor of the budget (65, one per tracked kind and "(other kinds)").
+  const rep::run floor = parse_text(text, "b.jsonl", per_kind(3));
+  CHECK(floor.max_markers() == 65);
+  CHECK(floor.anomalies.size() == 65);
+  // A budget over every sample leaves them whole: bound 100 keeps all 1510 lines (budget 2000).
+  const rep::run whole = parse_text(text, "b.jsonl", per_kind(100));
+  CHECK(whole.anomalies.size() == n);
+}
+
+TEST_CASE("kinds past max_kinds: counted together and drawn in grey; unknown names past the bound counted") {
+  std::string text;
+  for (int k = 0; k < 70; ++k)
+    for (int i = 0; i < 2; ++i)
+      text += "{\"event\":\"anomaly\",\"update\":1,\"anomaly\":\"user_" + std::to_string(k) + "\",\"severity\":\"critical\"}\n";
+  for (int k = 0; k < 105; ++k)
+    text += "{\"event\":\"mine_" + std::to_string(k) + "\",\"update\":1}\n";
+  text += "{\"event\":\"mine_0\",\"update\":1}\n{\"event\":\"mine_104\",\"update\":1}\n";
+  const rep::run r = parse_text(text, "k.jsonl", per_kind(10));  // 128 + 10 markers, under 200 in all
+  CHECK(r.anomaly_lines == 140);
+  REQUIRE(r.kinds.size() == rep::max_kinds);  // 64
+  CHECK(r.kinds.front().kind == "user_0");
+  CHECK(r.kinds.back().kind == "user_63");
+  CHECK(r.other_kinds.total() == 12);  // 6 kinds x 2
+  CHECK(r.other_kinds.critical == 12);
+  CHECK(r.other_kinds.drawn == 10);
+  CHECK(r.anomalies.size() == 64 * 2 + 10);
+  const std::string page = rep::render_html(r, per_kind(10));
+  CHECK(has(page, "<tr><td>(other kinds)</td><td>each its own</td><td>0</td><td>12</td><td>12</td><td>10</td></tr>"));
+  CHECK(has(page, "Kinds past the first 64 are counted together"));
+  // Unknown names: the first 100 apiece, the rest in one count.
+  CHECK(r.unknown.size() == rep::max_unknown_names);
+  CHECK(r.unknown.at("mine_0") == 2);
+  CHECK(r.unknown_other == 6);  // mine_100 .. mine_104, and mine_104 again
+  CHECK(has(page, "<tr><td>unknown names past the first 100 (ignored)</td><td>6</td></tr>"));
+}
+
+TEST_CASE("long texts are cut to max_text bytes saying their length; origin_ranks kept to max_ranks") {
+  auto detail_of = [](std::size_t len) {
+    const rep::run r = parse_text("{\"event\":\"anomaly\",\"update\":1,\"anomaly\":\"kl_spike\",\"detail\":\"" +
+                                  std::string(len, 'd') + "\"}\n");
+    return std::pair{r.anomalies.at(0).detail, r.texts_cut};
+  };
+  CHECK(detail_of(499) == std::pair{std::string(499, 'd'), std::size_t{0}});
+  CHECK(detail_of(500) == std::pair{std::string(500, 'd'), std::size_t{0}});
+  CHECK(detail_of(501) == std::pair{std::string(500, 'd') + "... (501 bytes in all)", std::size_t{1}});
+  CHECK(detail_of(20'000'000).first == std::string(500, 'd') + "... (20000000 bytes in all)");
+  // A reason, a run_id and a kind are cut the same way; the summary counts the cuts.
+  const rep::run r = parse_text("{\"event\":\"rollback\",\"update\":3,\"run_id\":\"" + std::string(600, 'r') +
+                                "\",\"reason\":\"" + std::string(700, 'x') + "\"}\n");
+  CHECK(r.rollbacks.at(0).reason == std::string(500, 'x') + "... (700 bytes in all)");
+  CHECK(r.run_id == std::string(500, 'r') + "... (600 bytes in all)");
+  CHECK(r.texts_cut == 2);
+  CHECK(has(rep::render_html(r, {}), "<th>cut texts</th><td>2 text fields longer than 500 bytes (names: 100): cut, each saying its full length</td>"));
+  // Names are cut to max_name bytes (100): an event's, a kind, a severity, a cause. Below, at, above.
+  CHECK(rep::max_name == 100);
+  const rep::run u = parse_text("{\"event\":\"" + std::string(101, 'e') + "\",\"update\":3}\n");
+  CHECK(u.unknown.count(std::string(100, 'e') + "... (101 bytes in all)") == 1);
+  CHECK(u.texts_cut == 1);
+  for (const std::size_t len : {99u, 100u, 101u}) {
+    const std::string name(len, 'k');
+    const rep::run k = parse_text("{\"event\":\"anomaly\",\"update\":1,\"anomaly\":\"" + name + "\",\"severity\":\"" + name +
+                                  "\",\"level_after\":\"" + name + "\"}\n{\"event\":\"rollback\",\"update\":1,\"cause\":\"" +
+                                  name + "\",\"attribution\":\"" + name + "\"}\n");
+    const std::string want = len <= 100 ? name : std::string(100, 'k') + "... (101 bytes in all)";
+    CHECK(k.anomalies.at(0).kind == want);
+    CHECK(k.kinds.at(0).kind == want);
+    CHECK(k.anomalies.at(0).severity == want);
+    CHECK(k.anomalies.at(0).level_after == want);
+    CHECK(k.rollbacks.at(0).cause == want);
+    CHECK(k.rollbacks.at(0).attribution == want);
+    CHECK(k.texts_cut == (len > 100 ? 5u : 0u));
+  }
+  // origin_ranks: below, at and above the bound of 32.
+  for (const int n : {31, 32, 33, 1000}) {
+    std::string ranks = "[";
+    for (int i = 0; i < n; ++i) ranks += (i ? "," : "") + std::to_string(i);
+    const rep::run a = parse_text("{\"event\":\"anomaly\",\"update\":1,\"anomaly\":\"kl_spike\",\"origin_ranks\":" + ranks + "]}\n");
+    CHECK(a.anomalies.at(0).rank_count == static_cast<std::size_t>(n));
+    CHECK(a.anomalies.at(0).origin_ranks.size() == std::min<std::size_t>(n, rep::max_ranks));
+    CHECK(a.anomalies.at(0).origin_ranks.back() == std::min(n, 32) - 1);
+  }
 }

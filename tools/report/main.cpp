@@ -1,4 +1,4 @@
-// simic-report RUN.jsonl -o REPORT.html [--title T] [--max-points N]:
+// simic-report RUN.jsonl -o REPORT.html [--title T] [--max-points N] [--max-anomalies N]:
 // one self-contained HTML page of a run's events (docs/report.md).
 // Exit status: 0 written, 2 usage error or bad input (one line on stderr).
 #include <charconv>
@@ -12,12 +12,14 @@
 namespace {
 
 constexpr const char* usage =
-    "usage: simic-report RUN.jsonl -o REPORT.html [--title TITLE] [--max-points N]\n"
-    "  RUN.jsonl        a run's events (one JSON object per line, docs/events.md)\n"
-    "  -o, --output     the HTML page to write (self-contained: no network fetch)\n"
-    "  --title TITLE    the page's title (default: from the run_id)\n"
-    "  --max-points N   points per drawn series after min-max decimation, 4 to 1000000 (default 2000)\n"
-    "  -h, --help       this text\n";
+    "usage: simic-report RUN.jsonl -o REPORT.html [--title TITLE] [--max-points N] [--max-anomalies N]\n"
+    "  RUN.jsonl            a run's events (one JSON object per line, docs/events.md)\n"
+    "  -o, --output PATH    the HTML page to write (self-contained: no network fetch)\n"
+    "  --title TITLE        the page's title (default: from the run_id)\n"
+    "  --max-points N       points per drawn series after min-max decimation, 4 to 1000000 (default 2000)\n"
+    "  --max-anomalies N    anomaly markers drawn per kind (and 20 times N in all), and rollbacks drawn,\n"
+    "                       1 to 1000000 (default 200); every line is counted on the page\n"
+    "  -h, --help           this text\n";
 
 int usage_error(const std::string& what) {
   std::fprintf(stderr, "simic-report: %s\n%s", what.c_str(), usage);
@@ -51,6 +53,14 @@ int main(int argc, char** argv) {
       if (!v || ec != std::errc{} || end != s.data() + s.size() || n < 4 || n > 1000000)
         return usage_error("--max-points: '" + std::string(s) + "' is not an integer from 4 to 1000000");
       o.max_points = static_cast<std::size_t>(n);
+    } else if (a == "--max-anomalies") {
+      const char* v = value();
+      const std::string_view s = v ? v : "";
+      unsigned long long n = 0;
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+      if (!v || ec != std::errc{} || end != s.data() + s.size() || n < 1 || n > 1000000)
+        return usage_error("--max-anomalies: '" + std::string(s) + "' is not an integer from 1 to 1000000");
+      o.max_anomalies = static_cast<std::size_t>(n);
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("unknown option '" + std::string(a) + "'");
     } else if (in.empty()) {

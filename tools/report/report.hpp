@@ -46,11 +46,58 @@ struct series {
   std::size_t nonfinite = 0;
 };
 
+// What one line or one run may make the report hold and draw (docs/report.md,
+// "Size and limits"): a hostile or runaway file costs bounded memory, a
+// bounded page and no stack overflow. What is cut is counted and said.
+inline constexpr std::size_t max_depth = 64;           // nesting of objects and arrays in one line
+inline constexpr std::size_t max_echo = 200;           // bytes of a bad value quoted in an error
+inline constexpr std::size_t max_text = 500;           // bytes kept of a free text (detail, reason, run_id, ...)
+inline constexpr std::size_t max_name = 100;           // bytes kept of a name (kind, severity, cause, event, ...)
+inline constexpr std::size_t markers_per_bound = 20;   // anomaly markers in all: 20 x options::max_anomalies
+inline constexpr std::size_t max_kinds = 64;           // anomaly kinds counted and drawn apiece
+inline constexpr std::size_t max_ranks = 32;           // origin_ranks kept per anomaly
+inline constexpr std::size_t max_unknown_names = 100;  // unknown event names counted apiece
+
+struct options {
+  std::string title;              // empty: "simic run report: <run_id or file>"
+  std::size_t max_points = 2000;  // per series, after decimation (>= 4)
+  std::size_t max_anomalies = 200;  // anomaly markers drawn per kind (and 20 times that in all), rollbacks drawn (>= 1)
+};
+
 struct anomaly_mark {
   std::uint64_t update = 0;
+  std::size_t line = 0;  // its line in the file
   std::string kind, severity, detail, level_after, chart;
   std::optional<double> value, threshold;
-  std::vector<std::int64_t> origin_ranks;  // data-parallel: the ranks it came from (docs/distributed.md)
+  std::vector<std::int64_t> origin_ranks;  // data-parallel: the ranks it came from (docs/distributed.md), at most max_ranks
+  std::size_t rank_count = 0;              // origin_ranks' length in the file
+};
+
+// Anomaly lines of one kind: exact counts; `drawn` of them are in run::anomalies.
+struct kind_count {
+  std::string kind, chart;
+  std::uint64_t warning = 0, critical = 0, other = 0;  // other: any other severity text, or none
+  std::size_t drawn = 0;
+  std::uint64_t total() const { return warning + critical + other; }
+};
+
+// A rollback (docs/events.md): the trainer restored the snapshot taken at
+// restored_update and skips the data window [window_first, window_last).
+// Absent fields are empty / nullopt.
+struct rollback_mark {
+  std::uint64_t update = 0;  // the update at which it happened
+  std::size_t line = 0;
+  std::string reason, cause, attribution, snapshot_file, skipped_files;
+  std::optional<std::uint64_t> onset_update, restored_update, window_first, window_last, rollbacks;
+  std::optional<double> lr_factor, lr_scale;
+  std::optional<bool> margin_met;  // the snapshot at least the recovery's margin of checks before the onset
+};
+
+struct snapshot_stats {
+  std::uint64_t lines = 0;                          // snapshot lines
+  std::optional<std::uint64_t> held, held_bytes;    // the last line's
+  std::optional<std::uint64_t> file_failures;       // the last line's: snapshot files that failed, so far
+  std::string file;                                 // the last line's, where given
 };
 
 // An escalation period, in updates; open: no escalation_end before the file ended.
@@ -78,13 +125,15 @@ inline constexpr std::string_view known_events[] = {
     "update",         "gradient_health",         "lstm_health",      "anomaly",         "anomaly_clear",
     "escalation_start", "escalation_end",        "response",         "layer_gradients", "nan_inf_scan",
     "ratio_diagnostic", "memory",                "performance_degradation", "epoch_summary", "profiler_trace",
-    "phase_timings",  "hub_stats"};
+    "phase_timings",  "hub_stats",               "rollback",         "snapshot"};
 
 struct run {
   std::string source;  // the file name, for the page and messages
   std::size_t lines = 0;
   std::map<std::string, std::size_t> events;   // documented names -> lines
-  std::map<std::string, std::size_t> unknown;  // other names -> lines
+  std::map<std::string, std::size_t> unknown;  // other names -> lines, the first max_unknown_names names
+  std::size_t unknown_other = 0;               // lines of unknown names past those
+  std::size_t texts_cut = 0;                   // text fields longer than max_text (names: max_name), cut
   bool partial_last_line = false;              // a last line without newline that is not JSON: ignored
   std::string run_id;
   std::set<std::uint64_t> updates;  // distinct update numbers of every line
@@ -102,7 +151,23 @@ struct run {
     return it == figures.end() ? none : it->second;
   }
 
+  // Anomalies: every line counted by kind and severity; drawn, per kind, at
+  // most options::max_anomalies (the first of the kind and an even random
+  // sample of the rest), in file order.
   std::vector<anomaly_mark> anomalies;
+  std::uint64_t anomaly_lines = 0;
+  std::vector<kind_count> kinds;  // the first max_kinds kinds, in order of first appearance
+  kind_count other_kinds;         // the lines of further kinds (kind "(other kinds)"), drawn in grey
+  std::map<std::string, std::uint64_t> anomalies_by_chart;  // lines per chart id
+  std::size_t max_anomalies = 0;  // the bound they were read with
+  std::size_t max_markers() const {
+    const std::size_t all = max_anomalies > SIZE_MAX / markers_per_bound ? SIZE_MAX : markers_per_bound * max_anomalies;
+    return std::max(all, max_kinds + 1);
+  }
+  // Rollbacks: every line counted, at most options::max_anomalies kept and drawn.
+  std::vector<rollback_mark> rollbacks;
+  std::uint64_t rollback_lines = 0;
+  snapshot_stats snapshots;
   std::vector<period> escalations;
   std::vector<step_mark> skips;
   std::optional<step_mark> stop;
@@ -136,6 +201,82 @@ inline std::string chart_for(std::string_view kind) {
 
 namespace detail {
 
+// The length of s's first `limit` bytes or fewer, not splitting a UTF-8 character.
+inline std::size_t utf8_floor(std::string_view s, std::size_t limit) {
+  if (s.size() <= limit) return s.size();
+  std::size_t n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+// s cut to its first `limit` bytes, saying how long it was.
+inline std::string cut(std::string s, std::size_t limit) {
+  if (s.size() <= limit) return s;
+  const std::size_t n = s.size();
+  s.resize(utf8_floor(s, limit));
+  return s + "... (" + std::to_string(n) + " bytes in all)";
+}
+
+// A value as an error message quotes it: its JSON, cut to max_echo bytes.
+// Safe: a line nested deeper than max_depth never reaches dump().
+inline std::string echo(const nlohmann::json& v) {
+  return cut(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_echo);
+}
+
+// The byte (1-based) at which `line` opens its (max_depth + 1)-th nested
+// object or array, or 0 when it stays within max_depth. Brackets inside
+// strings do not count. A scan without recursion: it runs before the
+// parse, so that nothing recursive (dump, compare, copy) meets a deep value.
+inline std::size_t too_deep_at(std::string_view line) {
+  std::size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return i + 1;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return 0;
+}
+
+// A bounded, deterministic sample of a stream: the first item always, and
+// an even random sample of the rest (reservoir sampling, a fixed seed), at
+// most `cap` in all. Memory: cap items, however long the stream.
+template <class T>
+struct sample {
+  std::size_t cap = 1;
+  std::uint64_t seen = 0;
+  std::vector<T> kept;
+  std::uint64_t state = 0x5EED5EED5EED5EEDull;
+
+  explicit sample(std::size_t c) : cap(c) {}
+  std::uint64_t next() {  // splitmix64
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  void add(T item) {
+    ++seen;
+    if (kept.size() < cap) {
+      kept.push_back(std::move(item));
+      return;
+    }
+    if (cap < 2) return;
+    // The i-th item after the first replaces a slot of the cap - 1 with probability (cap - 1) / i.
+    const std::uint64_t i = seen - 1, j = next() % i;
+    if (j < cap - 1) kept[1 + j] = std::move(item);
+  }
+};
+
 // A number field: a JSON number, or one of the strings the JSONL sink writes
 // for non-finite values. Absent -> nullopt; anything else is an error.
 inline std::optional<double> number(const nlohmann::json& j, const char* key, const std::string& where) {
@@ -148,12 +289,44 @@ inline std::optional<double> number(const nlohmann::json& j, const char* key, co
     if (s == "inf") return HUGE_VAL;
     if (s == "-inf") return -HUGE_VAL;
   }
-  throw error(where + ": field '" + key + "' is " + it->dump() + "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+}
+
+// An unsigned integer field. Absent or null -> nullopt; anything else is an error.
+inline std::optional<std::uint64_t> count(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: an unsigned integer");
+}
+
+// A true/false field. Absent or null -> nullopt; anything else is an error.
+inline std::optional<bool> flag(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (it->is_boolean()) return it->get<bool>();
+  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: true or false");
+}
+
+// A string field, cut to `limit` bytes (++cut_count when cut). Absent or
+// null -> empty; anything else is an error.
+inline std::string string_field(const nlohmann::json& j, const char* key, const std::string& where,
+                                std::size_t& cut_count, std::size_t limit = max_text) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_string()) throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: a string");
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.size() > limit) ++cut_count;
+  return cut(s, limit);
 }
 
 // An array of integers (origin_ranks). Absent -> empty; anything else is an error.
-inline std::vector<std::int64_t> integers(const nlohmann::json& j, const char* key, const std::string& where) {
+// Keeps the first `keep` (all are checked); *length: the array's length.
+inline std::vector<std::int64_t> integers(const nlohmann::json& j, const char* key, const std::string& where,
+                                          std::size_t keep = static_cast<std::size_t>(-1),
+                                          std::size_t* length = nullptr) {
   std::vector<std::int64_t> out;
+  if (length) *length = 0;
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return out;
   bool ok = it->is_array();
@@ -163,17 +336,24 @@ inline std::vector<std::int64_t> integers(const nlohmann::json& j, const char* k
         ok = false;
         break;
       }
-      out.push_back(x.get<std::int64_t>());
+      if (out.size() < keep) out.push_back(x.get<std::int64_t>());
     }
-  if (!ok) throw error(where + ": field '" + key + "' is " + it->dump() + "; valid: an array of integers");
+  if (!ok) throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: an array of integers");
+  if (length) *length = it->size();
   return out;
 }
 
-inline std::string text(const nlohmann::json& j, const char* key) {
+// A text field: a string as it is, anything else as its JSON (bounded:
+// the line is at most max_depth deep), cut to `limit` bytes (++cut_count
+// when cut).
+inline std::string text(const nlohmann::json& j, const char* key, std::size_t& cut_count,
+                        std::size_t limit = max_text) {
   const auto it = j.find(key);
   if (it == j.end()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
+  std::string s = it->is_string() ? it->get<std::string>()
+                                  : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > limit) ++cut_count;
+  return cut(std::move(s), limit);
 }
 
 // Series whose x is placed once the number of steps of each update is known.
@@ -214,11 +394,19 @@ inline void add_point(series& s, double x, std::optional<double> y) {
 
 // Reads events from `in`; `name` names the source in errors
 // ("NAME:LINE: ..."). Throws report::error on a line that is not a JSON
-// object with a string "event" and an unsigned "update", on a drawn field of
-// the wrong type, and when there is no event at all.
-inline run parse(std::istream& in, const std::string& name) {
+// object with a string "event" and an unsigned "update", on a line nested
+// deeper than max_depth, on a number beyond a double's range, on a read
+// field of the wrong type, and when there is no event at all. Holds one
+// line at a time: memory grows with the drawn series (steps and updates),
+// not with anomaly or rollback lines (options::max_anomalies).
+inline run parse(std::istream& in, const std::string& name, const options& o = {}) {
+  if (o.max_anomalies < 1)
+    throw error("max_anomalies = " + std::to_string(o.max_anomalies) + "; valid: 1 or more");
   run r;
   r.source = name;
+  r.max_anomalies = o.max_anomalies;
+  r.other_kinds.kind = "(other kinds)";
+  r.other_kinds.chart = "performance";
   std::map<std::string, detail::stepped, std::less<>> per_step;  // figures drawn per optimizer step
   detail::stepped steps;
   std::map<std::pair<std::uint64_t, std::size_t>, step_mark> skips;  // keyed by (update, step)
@@ -226,6 +414,13 @@ inline run parse(std::istream& in, const std::string& name) {
   std::optional<period> open;
   std::string reason_stop;
   bool bounds_seen[4] = {false, false, false, false};
+  std::map<std::string, std::size_t, std::less<>> kind_at;  // kind -> index into r.kinds
+  std::vector<detail::sample<anomaly_mark>> kind_samples;
+  detail::sample<anomaly_mark> other_sample(o.max_anomalies);
+  detail::sample<rollback_mark> rollback_sample(o.max_anomalies);
+  auto text = [&](const nlohmann::json& j, const char* key, std::size_t limit = max_text) {
+    return detail::text(j, key, r.texts_cut, limit);
+  };
 
   std::string line;
   std::size_t lineno = 0;
@@ -234,6 +429,10 @@ inline run parse(std::istream& in, const std::string& name) {
     const bool has_newline = !in.eof();
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank: no event, nothing to draw
     const std::string where = name + ":" + std::to_string(lineno);
+    if (const std::size_t at = detail::too_deep_at(line))
+      throw error(where + ": nested deeper than " + std::to_string(max_depth) + " levels (at byte " +
+                  std::to_string(at) + "); valid: at most " + std::to_string(max_depth) +
+                  " levels of objects and arrays");
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
@@ -245,108 +444,185 @@ inline run parse(std::istream& in, const std::string& name) {
         break;
       }
       throw error(where + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::json::out_of_range& e) {
+      // 406: a number beyond a double's range, as 1e400. The message quotes
+      // the number, which may be long.
+      const std::string_view w = e.what();
+      const auto a = w.find('\''), b = w.rfind('\'');
+      if (e.id != 406 || a == std::string_view::npos || b <= a) throw error(where + ": " + detail::cut(e.what(), max_echo));
+      throw error(where + ": a number out of range: " + detail::cut(std::string(w.substr(a + 1, b - a - 1)), max_echo) +
+                  "; valid: numbers within a double's range (about 1.8e308), \"inf\" or \"-inf\" for infinities");
+    } catch (const nlohmann::json::exception& e) {
+      throw error(where + ": " + detail::cut(e.what(), max_echo));
     }
-    if (!j.is_object()) throw error(where + ": not a JSON object; valid: one event object per line");
-    const auto ev_it = j.find("event");
-    if (ev_it == j.end() || !ev_it->is_string()) throw error(where + ": no string field 'event'");
-    const auto up_it = j.find("update");
-    if (up_it == j.end() || !up_it->is_number_unsigned())
-      throw error(where + ": field 'update' is missing or not an unsigned integer");
-    const std::string ev_name = ev_it->get<std::string>();
-    const std::uint64_t u = up_it->get<std::uint64_t>();
-    ++r.lines;
+    if (line.capacity() > (std::size_t{1} << 20)) {  // a long line's buffer is not kept for the rest of the file
+      line.clear();
+      line.shrink_to_fit();
+    }
+    try {
+      if (!j.is_object()) throw error(where + ": not a JSON object; valid: one event object per line");
+      const auto ev_it = j.find("event");
+      if (ev_it == j.end() || !ev_it->is_string()) throw error(where + ": no string field 'event'");
+      const auto up_it = j.find("update");
+      if (up_it == j.end() || !up_it->is_number_unsigned())
+        throw error(where + ": field 'update' is missing or not an unsigned integer");
+      const auto& ev_full = ev_it->get_ref<const std::string&>();
+      if (ev_full.size() > max_name) ++r.texts_cut;
+      const std::string ev_name = detail::cut(ev_full, max_name);
+      const std::uint64_t u = up_it->get<std::uint64_t>();
+      ++r.lines;
 
-    const bool known = std::find(std::begin(known_events), std::end(known_events), ev_name) != std::end(known_events);
-    if (!known) {
-      ++r.unknown[ev_name];
-      continue;
-    }
-    ++r.events[ev_name];
-    r.updates.insert(u);
-    if (const auto t = detail::number(j, "time", where); t && std::isfinite(*t)) {
-      r.first_time = r.first_time ? std::min(*r.first_time, *t) : *t;
-      r.last_time = r.last_time ? std::max(*r.last_time, *t) : *t;
-    }
-    if (r.run_id.empty()) r.run_id = detail::text(j, "run_id");
-    const double xu = static_cast<double>(u);
+      const bool known = std::find(std::begin(known_events), std::end(known_events), ev_name) != std::end(known_events);
+      if (!known) {
+        if (const auto it = r.unknown.find(ev_name); it != r.unknown.end()) ++it->second;
+        else if (r.unknown.size() < max_unknown_names) r.unknown.emplace(ev_name, 1);
+        else ++r.unknown_other;
+        continue;
+      }
+      ++r.events[ev_name];
+      r.updates.insert(u);
+      if (const auto t = detail::number(j, "time", where); t && std::isfinite(*t)) {
+        r.first_time = r.first_time ? std::min(*r.first_time, *t) : *t;
+        r.last_time = r.last_time ? std::max(*r.last_time, *t) : *t;
+      }
+      if (r.run_id.empty()) r.run_id = text(j, "run_id");
+      const double xu = static_cast<double>(u);
 
-    if (ev_name == "update") {
-      for (const scalar_signal& f : scalar_signals)
-        if (f.step_record && !f.chart.empty())
-          per_step[std::string(f.name())].add(u, detail::number(j, std::string(f.name()).c_str(), where));
-      const std::string entropy(signal_set::name(signal_set::entropy));  // the heads' mean, in the record
-      per_step[entropy].add(u, detail::number(j, entropy.c_str(), where));
-      const std::size_t k = steps.add(u, 0.0);
-      if (const auto ex = j.find("extra"); ex != j.end() && ex->is_object()) {
-        const auto skipped = detail::number(*ex, "skipped_step", where + " (extra)");
-        if (skipped && *skipped != 0.0) {
-          ++r.skip_flags;
-          skips.try_emplace({u, k}, step_mark{u, 0.0, "skipped_step"});
+      if (ev_name == "update") {
+        for (const scalar_signal& f : scalar_signals)
+          if (f.step_record && !f.chart.empty())
+            per_step[std::string(f.name())].add(u, detail::number(j, std::string(f.name()).c_str(), where));
+        const std::string entropy(signal_set::name(signal_set::entropy));  // the heads' mean, in the record
+        per_step[entropy].add(u, detail::number(j, entropy.c_str(), where));
+        const std::size_t k = steps.add(u, 0.0);
+        if (const auto ex = j.find("extra"); ex != j.end() && ex->is_object()) {
+          const auto skipped = detail::number(*ex, "skipped_step", where + " (extra)");
+          if (skipped && *skipped != 0.0) {
+            ++r.skip_flags;
+            skips.try_emplace({u, k}, step_mark{u, 0.0, "skipped_step"});
+          }
+          const auto stopped = detail::number(*ex, "stopped", where + " (extra)");
+          if (stopped && *stopped != 0.0 && !stop_key) stop_key = {u, k};
         }
-        const auto stopped = detail::number(*ex, "stopped", where + " (extra)");
-        if (stopped && *stopped != 0.0 && !stop_key) stop_key = {u, k};
+      } else if (ev_name == "gradient_health") {
+        for (const auto& m : gradient_members)
+          if (!m.chart.empty()) per_step[std::string(m.name)].add(u, detail::number(j, std::string(m.name).c_str(), where));
+      } else if (ev_name == "lstm_health") {
+        for (const auto& m : lstm_members)
+          if (!m.chart.empty())
+            detail::add_point(r.figures[std::string(m.name)], xu, detail::number(j, std::string(m.name).c_str(), where));
+      } else if (ev_name == "epoch_summary") {
+        const std::string performance(signal_set::name(signal_set::performance));
+        detail::add_point(r.figures[performance], xu, detail::number(j, performance.c_str(), where));
+      } else if (ev_name == "anomaly") {
+        anomaly_mark a;
+        a.update = u;
+        a.line = lineno;
+        a.kind = text(j, "anomaly", max_name);
+        if (a.kind.empty()) throw error(where + ": anomaly without its kind (field 'anomaly')");
+        a.severity = text(j, "severity", max_name);
+        a.detail = text(j, "detail");
+        a.level_after = text(j, "level_after", max_name);
+        a.value = detail::number(j, "value", where);
+        a.threshold = detail::number(j, "threshold", where);
+        a.origin_ranks = detail::integers(j, "origin_ranks", where, max_ranks, &a.rank_count);
+        a.chart = chart_for(a.kind);
+        // The first threshold of each bound kind is the one drawn.
+        auto take = [&](const char* kind, double& bound, bool& seen) {
+          if (a.kind == kind && a.threshold && std::isfinite(*a.threshold) && !seen) bound = *a.threshold, seen = true;
+        };
+        take("ratio_explosion", r.ratio_upper, bounds_seen[0]);
+        take("ratio_collapse", r.ratio_lower, bounds_seen[1]);
+        take("kl_spike", r.kl_spike, bounds_seen[2]);
+        take("kl_extreme", r.kl_extreme, bounds_seen[3]);
+        // Counted always; kept in its kind's bounded sample.
+        ++r.anomaly_lines;
+        ++r.anomalies_by_chart[a.chart];
+        kind_count* kc = &r.other_kinds;
+        detail::sample<anomaly_mark>* smp = &other_sample;
+        if (const auto it = kind_at.find(a.kind); it != kind_at.end()) {
+          kc = &r.kinds[it->second];
+          smp = &kind_samples[it->second];
+        } else if (r.kinds.size() < max_kinds) {
+          kind_at.emplace(a.kind, r.kinds.size());
+          r.kinds.push_back(kind_count{a.kind, a.chart});
+          kind_samples.emplace_back(o.max_anomalies);
+          kc = &r.kinds.back();
+          smp = &kind_samples.back();
+        }
+        ++(a.severity == "warning" ? kc->warning : a.severity == "critical" ? kc->critical : kc->other);
+        smp->add(std::move(a));
+      } else if (ev_name == "rollback") {
+        rollback_mark m;
+        m.update = u;
+        m.line = lineno;
+        m.reason = detail::string_field(j, "reason", where, r.texts_cut);
+        m.cause = detail::string_field(j, "cause", where, r.texts_cut, max_name);
+        m.attribution = detail::string_field(j, "attribution", where, r.texts_cut, max_name);
+        m.snapshot_file = detail::string_field(j, "snapshot_file", where, r.texts_cut);
+        m.skipped_files = detail::string_field(j, "skipped_files", where, r.texts_cut);
+        m.onset_update = detail::count(j, "onset_update", where);
+        m.restored_update = detail::count(j, "restored_update", where);
+        m.window_first = detail::count(j, "window_first", where);
+        m.window_last = detail::count(j, "window_last", where);
+        m.rollbacks = detail::count(j, "rollbacks", where);
+        m.lr_factor = detail::number(j, "lr_factor", where);
+        m.lr_scale = detail::number(j, "lr_scale", where);
+        m.margin_met = detail::flag(j, "margin_met", where);
+        if (m.restored_update && *m.restored_update > u)
+          throw error(where + ": field 'restored_update' is " + std::to_string(*m.restored_update) +
+                      ", after the rollback's own update " + std::to_string(u) +
+                      "; valid: the update of a snapshot taken at or before it");
+        if (m.window_first && m.window_last && *m.window_last < *m.window_first)
+          throw error(where + ": the skipped window [" + std::to_string(*m.window_first) + ", " +
+                      std::to_string(*m.window_last) + ") ends before it begins; valid: window_first <= window_last");
+        ++r.rollback_lines;
+        rollback_sample.add(std::move(m));
+      } else if (ev_name == "snapshot") {
+        (void)detail::count(j, "data_position", where);
+        (void)detail::count(j, "bytes", where);
+        const auto held = detail::count(j, "held", where), held_bytes = detail::count(j, "held_bytes", where);
+        const auto failures = detail::count(j, "file_failures", where);
+        if (failures) r.snapshots.file_failures = failures;
+        std::string file = detail::string_field(j, "file", where, r.texts_cut);
+        ++r.snapshots.lines;
+        if (held) r.snapshots.held = held;
+        if (held_bytes) r.snapshots.held_bytes = held_bytes;
+        if (!file.empty()) r.snapshots.file = std::move(file);
+      } else if (ev_name == "escalation_start") {
+        if (!open) open = period{u, u, true, text(j, "from") + " -> " + text(j, "to"), text(j, "reason")};
+      } else if (ev_name == "escalation_end") {
+        period p = open ? *open : period{r.first_update(), u, true, {}, {}};
+        p.to = u;
+        p.open = false;
+        if (!open) p.levels = text(j, "from") + " -> " + text(j, "to");
+        r.escalations.push_back(std::move(p));
+        open.reset();
+      } else if (ev_name == "response") {
+        // The session writes a step's response right after its update line,
+        // so the response belongs to the last step seen in this update.
+        std::string act = text(j, "action");
+        if (act.empty()) act = text(j, "act");
+        const auto it = steps.per_update.find(u);
+        const std::size_t k = it == steps.per_update.end() || it->second == 0 ? 0 : it->second - 1;
+        const std::string reason = text(j, "reason");
+        if (act == "skip_step") {
+          ++r.skip_responses;
+          skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+        } else if (act == "stop") {
+          stop_key = {u, k};
+          reason_stop = reason;
+          skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+        }
+      } else if (ev_name == "hub_stats") {
+        r.hub.present = true;
+        for (const char* key : {"emitted", "delivered", "written", "dropped", "failed", "undelivered"})
+          if (const auto it = j.find(key); it != j.end() && it->is_number_unsigned())
+            r.hub.counts[key] = it->get<std::uint64_t>();
       }
-    } else if (ev_name == "gradient_health") {
-      for (const auto& m : gradient_members)
-        if (!m.chart.empty()) per_step[std::string(m.name)].add(u, detail::number(j, std::string(m.name).c_str(), where));
-    } else if (ev_name == "lstm_health") {
-      for (const auto& m : lstm_members)
-        if (!m.chart.empty())
-          detail::add_point(r.figures[std::string(m.name)], xu, detail::number(j, std::string(m.name).c_str(), where));
-    } else if (ev_name == "epoch_summary") {
-      const std::string performance(signal_set::name(signal_set::performance));
-      detail::add_point(r.figures[performance], xu, detail::number(j, performance.c_str(), where));
-    } else if (ev_name == "anomaly") {
-      anomaly_mark a;
-      a.update = u;
-      a.kind = detail::text(j, "anomaly");
-      if (a.kind.empty()) throw error(where + ": anomaly without its kind (field 'anomaly')");
-      a.severity = detail::text(j, "severity");
-      a.detail = detail::text(j, "detail");
-      a.level_after = detail::text(j, "level_after");
-      a.value = detail::number(j, "value", where);
-      a.threshold = detail::number(j, "threshold", where);
-      a.origin_ranks = detail::integers(j, "origin_ranks", where);
-      a.chart = chart_for(a.kind);
-      // The first threshold of each bound kind is the one drawn.
-      auto take = [&](const char* kind, double& bound, bool& seen) {
-        if (a.kind == kind && a.threshold && std::isfinite(*a.threshold) && !seen) bound = *a.threshold, seen = true;
-      };
-      take("ratio_explosion", r.ratio_upper, bounds_seen[0]);
-      take("ratio_collapse", r.ratio_lower, bounds_seen[1]);
-      take("kl_spike", r.kl_spike, bounds_seen[2]);
-      take("kl_extreme", r.kl_extreme, bounds_seen[3]);
-      r.anomalies.push_back(std::move(a));
-    } else if (ev_name == "escalation_start") {
-      if (!open) open = period{u, u, true, detail::text(j, "from") + " -> " + detail::text(j, "to"), detail::text(j, "reason")};
-    } else if (ev_name == "escalation_end") {
-      period p = open ? *open : period{r.first_update(), u, true, {}, {}};
-      p.to = u;
-      p.open = false;
-      if (!open) p.levels = detail::text(j, "from") + " -> " + detail::text(j, "to");
-      r.escalations.push_back(std::move(p));
-      open.reset();
-    } else if (ev_name == "response") {
-      // The session writes a step's response right after its update line,
-      // so the response belongs to the last step seen in this update.
-      std::string act = detail::text(j, "action");
-      if (act.empty()) act = detail::text(j, "act");
-      const auto it = steps.per_update.find(u);
-      const std::size_t k = it == steps.per_update.end() || it->second == 0 ? 0 : it->second - 1;
-      const std::string reason = detail::text(j, "reason");
-      if (act == "skip_step") {
-        ++r.skip_responses;
-        skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
-      } else if (act == "stop") {
-        stop_key = {u, k};
-        reason_stop = reason;
-        skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
-      }
-    } else if (ev_name == "hub_stats") {
-      r.hub.present = true;
-      for (const char* key : {"emitted", "delivered", "written", "dropped", "failed", "undelivered"})
-        if (const auto it = j.find(key); it != j.end() && it->is_number_unsigned())
-          r.hub.counts[key] = it->get<std::uint64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      // Whatever the library throws on a line is still that line's error.
+      throw error(where + ": " + detail::cut(e.what(), max_echo));
     }
   }
   if (lineno == 0) throw error(name + ": empty file; valid: one JSON event per line (docs/events.md)");
@@ -363,13 +639,47 @@ inline run parse(std::istream& in, const std::string& name) {
   }
   if (stop_key) r.stop = step_mark{stop_key->first, steps.x_of(stop_key->first, stop_key->second),
                                    reason_stop.empty() ? "update line flagged stopped" : reason_stop};
+  // At most markers_per_bound x max_anomalies markers in all (each kind at
+  // least its first): past that, each kind keeps an equal share, or all of
+  // its sample where that is smaller, chosen evenly from its sample.
+  kind_samples.push_back(std::move(other_sample));
+  std::vector<std::size_t> order(kind_samples.size());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i, kept += kind_samples[i].kept.size();
+  const std::size_t budget = r.max_markers();
+  if (kept > budget) {
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return kind_samples[a].kept.size() < kind_samples[b].kept.size();
+    });
+    std::size_t left = budget;
+    for (std::size_t n = 0; n < order.size(); ++n) {
+      auto& smp = kind_samples[order[n]];
+      const std::size_t share = std::min(smp.kept.size(), left / (order.size() - n));
+      left -= share;
+      // The first stays; share - 1 of the rest by a partial Fisher-Yates shuffle.
+      for (std::size_t i = 1; i < share; ++i) std::swap(smp.kept[i], smp.kept[i + smp.next() % (smp.kept.size() - i)]);
+      smp.kept.resize(share);  // >= 1 for a kind with lines: the budget is at least the number of kinds
+    }
+  }
+  other_sample = std::move(kind_samples.back());
+  kind_samples.pop_back();
+  // The samples, in file order.
+  for (std::size_t i = 0; i < kind_samples.size(); ++i) {
+    r.kinds[i].drawn = kind_samples[i].kept.size();
+    for (anomaly_mark& a : kind_samples[i].kept) r.anomalies.push_back(std::move(a));
+  }
+  r.other_kinds.drawn = other_sample.kept.size();
+  for (anomaly_mark& a : other_sample.kept) r.anomalies.push_back(std::move(a));
+  std::sort(r.anomalies.begin(), r.anomalies.end(), [](const anomaly_mark& a, const anomaly_mark& b) { return a.line < b.line; });
+  r.rollbacks = std::move(rollback_sample.kept);
+  std::sort(r.rollbacks.begin(), r.rollbacks.end(), [](const rollback_mark& a, const rollback_mark& b) { return a.line < b.line; });
   return r;
 }
 
-inline run read_file(const std::string& path) {
+inline run read_file(const std::string& path, const options& o = {}) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw error(path + ": cannot open for reading");
-  return parse(in, path);
+  return parse(in, path, o);
 }
 
 // Min-max decimation: at most max_points finite points (>= 4), in x order,
@@ -462,12 +772,35 @@ inline nlohmann::json points_json(const series& s, std::size_t max_points) {
 
 inline nlohmann::json opt_json(const std::optional<double>& v) { return v ? y_json(*v) : nlohmann::json(nullptr); }
 
+// A number for a label: %g.
+inline std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 }  // namespace detail
 
-struct options {
-  std::string title;            // empty: "simic run report: <run_id or file>"
-  std::size_t max_points = 2000;  // per series, after decimation (>= 4)
-};
+// A rollback in words: the marker's tooltip and the table's row. Absent
+// fields read "not given".
+inline std::string rollback_label(const rollback_mark& m) {
+  auto u = [](const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
+  std::string s = "rollback" + (m.rollbacks ? " " + std::to_string(*m.rollbacks) : std::string()) + " at update " +
+                  std::to_string(m.update) + ": " + (m.cause.empty() ? "cause not given" : m.cause) +
+                  (m.reason.empty() ? "" : " (" + m.reason + ")");
+  s += m.restored_update ? "; restored the snapshot of update " + std::to_string(*m.restored_update)
+                         : std::string("; restored snapshot not given");
+  if (m.onset_update) s += ", onset at update " + std::to_string(*m.onset_update);
+  if (m.margin_met == false) s += " (less than the margin before the onset: the oldest held)";
+  s += m.window_first || m.window_last ? "; data window [" + u(m.window_first) + ", " + u(m.window_last) + ") skipped"
+                                       : std::string("; data window not given");
+  s += m.lr_factor ? "; LR factor " + detail::num(*m.lr_factor) : std::string("; LR factor not given");
+  if (m.lr_scale) s += " (LR scale now " + detail::num(*m.lr_scale) + ")";
+  s += m.attribution.empty() ? std::string("; attribution not given") : "; attribution: " + m.attribution;
+  if (!m.snapshot_file.empty()) s += "; snapshot file " + m.snapshot_file;
+  if (!m.skipped_files.empty()) s += "; skipped files " + m.skipped_files;
+  return s;
+}
 
 // The data the page's script draws: only the fields drawn, decimated.
 inline nlohmann::json page_data(const run& r, const options& o) {
@@ -478,11 +811,7 @@ inline nlohmann::json page_data(const run& r, const options& o) {
   auto hline = [](double y, const std::string& label, const char* color) {
     return json{{"y", detail::round6(y)}, {"label", label}, {"color", color}};
   };
-  auto num = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return std::string(buf);
-  };
+  auto num = detail::num;
   // The series of chart `id`: the signal figures whose descriptor names it
   // (core/signals.hpp), in descriptor order.
   auto figures_of = [&](std::string_view id) {
@@ -528,7 +857,15 @@ inline nlohmann::json page_data(const run& r, const options& o) {
     anomalies.push_back({{"update", a.update}, {"kind", a.kind}, {"severity", a.severity}, {"chart", a.chart},
                          {"detail", a.detail}, {"value", detail::opt_json(a.value)},
                          {"threshold", detail::opt_json(a.threshold)}, {"level_after", a.level_after},
-                         {"origin_ranks", a.origin_ranks}});
+                         {"origin_ranks", a.origin_ranks}, {"rank_count", a.rank_count}});
+  json kinds = json::array();
+  for (const kind_count& k : r.kinds)
+    kinds.push_back({{"kind", k.kind}, {"chart", k.chart}, {"total", k.total()}, {"drawn", k.drawn}});
+  json rollbacks = json::array();
+  for (const rollback_mark& m : r.rollbacks)
+    rollbacks.push_back({{"update", m.update},
+                         {"restored_update", m.restored_update ? json(*m.restored_update) : json(nullptr)},
+                         {"cause", m.cause}, {"label", rollback_label(m)}});
   json escalations = json::array();
   for (const period& p : r.escalations)
     escalations.push_back({{"from", p.from}, {"to", p.to}, {"open", p.open}, {"levels", p.levels}, {"reason", p.reason}});
@@ -541,6 +878,14 @@ inline nlohmann::json page_data(const run& r, const options& o) {
   return {{"x_range", json::array({lo, std::max(lo + 1.0, static_cast<double>(r.last_update()))})},
           {"charts", charts},
           {"anomalies", anomalies},
+          {"anomaly_lines", r.anomaly_lines},
+          {"anomalies_by_chart", r.anomalies_by_chart},
+          {"max_anomalies", r.max_anomalies},
+          {"max_markers", r.max_markers()},
+          {"kinds", kinds},
+          {"other_kinds", {{"total", r.other_kinds.total()}, {"drawn", r.other_kinds.drawn}}},
+          {"rollbacks", rollbacks},
+          {"rollback_lines", r.rollback_lines},
           {"escalations", escalations},
           {"skips", skips},
           {"stop", stop}};
@@ -570,11 +915,35 @@ inline std::string summary_html(const run& r) {
   std::size_t events = 0;
   for (const auto& [n, c] : r.events) events += c;
   h += row("event lines", std::to_string(events) + " (+ " + std::to_string(r.lines - events) + " of unknown events)");
-  h += row("anomalies", std::to_string(r.anomalies.size()));
+  std::string an = std::to_string(r.anomaly_lines);
+  if (r.anomalies.size() < r.anomaly_lines)
+    an += " (" + std::to_string(r.anomalies.size()) + " drawn, " + std::to_string(r.anomaly_lines - r.anomalies.size()) +
+          " not drawn: at most " + std::to_string(r.max_anomalies) + " markers per kind, " +
+          std::to_string(r.max_markers()) + " in all)";
+  h += row("anomalies", an);
   h += row("skipped optimizer steps",
            std::to_string(r.skips.size()) + " (response skip_step lines: " + std::to_string(r.skip_responses) +
                ", update lines flagged skipped_step: " + std::to_string(r.skip_flags) + ")");
   h += row("stop", r.stop ? "at update " + std::to_string(r.stop->update) + ": " + r.stop->reason : "none");
+  std::string rb = r.rollback_lines == 0 ? "none" : std::to_string(r.rollback_lines);
+  for (std::size_t i = 0; i < r.rollbacks.size() && i < 10; ++i)
+    rb += (i ? "; update " : " (update ") + std::to_string(r.rollbacks[i].update) +
+          (r.rollbacks[i].cause.empty() ? "" : ": " + r.rollbacks[i].cause);
+  if (r.rollbacks.size() > 10) rb += "; ...";
+  if (!r.rollbacks.empty()) rb += ")";
+  if (r.rollbacks.size() < r.rollback_lines)
+    rb += "; " + std::to_string(r.rollbacks.size()) + " drawn, " + std::to_string(r.rollback_lines - r.rollbacks.size()) +
+          " not drawn: at most " + std::to_string(r.max_anomalies);
+  h += row("rollbacks", rb);
+  if (r.snapshots.lines > 0) {
+    std::string sn = std::to_string(r.snapshots.lines) + " taken; at the end " +
+                     (r.snapshots.held ? std::to_string(*r.snapshots.held) : std::string("?")) + " held, " +
+                     (r.snapshots.held_bytes ? std::to_string(*r.snapshots.held_bytes) : std::string("?")) + " bytes";
+    if (!r.snapshots.file.empty()) sn += "; last file " + r.snapshots.file;
+    if (r.snapshots.file_failures && *r.snapshots.file_failures > 0)
+      sn += "; " + std::to_string(*r.snapshots.file_failures) + " snapshot files failed";
+    h += row("snapshots", sn);
+  }
   std::string esc = std::to_string(r.escalations.size());
   for (const period& p : r.escalations)
     esc += "; updates " + std::to_string(p.from) + " to " + std::to_string(p.to) + (p.open ? " (still open)" : "") +
@@ -590,41 +959,45 @@ inline std::string summary_html(const run& r) {
   } else {
     h += row("hub", "no hub_stats line: the hub did not close this file (the process died, or a sink hung)");
   }
+  if (r.texts_cut > 0)
+    h += row("cut texts", std::to_string(r.texts_cut) + " text fields longer than " + std::to_string(max_text) +
+                              " bytes (names: " + std::to_string(max_name) + "): cut, each saying its full length");
   if (r.partial_last_line) h += row("last line", "partial (no newline, not JSON): ignored");
   h += "</table>\n";
   return h;
 }
 
-// Anomalies by kind and severity.
+// Anomalies by kind and severity (exact counts) and how many were drawn.
 inline std::string kinds_html(const run& r) {
-  std::string h;
-  std::map<std::string, std::map<std::string, std::size_t>> by_kind;
-  std::set<std::string> severities{"warning", "critical"};
-  for (const anomaly_mark& a : r.anomalies) {
-    ++by_kind[a.kind][a.severity];
-    severities.insert(a.severity);
-  }
-  h += "<h2>Anomalies by kind and severity</h2>\n<table class=\"kinds\"><tr><th>kind</th><th>chart</th>";
-  for (const auto& s : severities) h += "<th>" + html_escape(s.empty() ? "(none)" : s) + "</th>";
-  h += "<th>total</th></tr>\n";
-  for (const auto& [kind, counts] : by_kind) {
-    std::size_t total = 0;
-    h += "<tr><td><span class=\"swatch\" data-kind=\"" + html_escape(kind) + "\"></span>" + html_escape(kind) +
-         "</td><td>" + html_escape(chart_for(kind)) + "</td>";
-    for (const auto& s : severities) {
-      const auto it = counts.find(s);
-      const std::size_t c = it == counts.end() ? 0 : it->second;
-      total += c;
-      h += "<td>" + std::to_string(c) + "</td>";
-    }
-    h += "<td>" + std::to_string(total) + "</td></tr>\n";
-  }
-  if (by_kind.empty()) h += "<tr><td colspan=\"9\">none</td></tr>\n";
+  std::uint64_t other = r.other_kinds.other;
+  for (const kind_count& k : r.kinds) other += k.other;
+  std::string h = "<h2>Anomalies by kind and severity</h2>\n<table class=\"kinds\"><tr><th>kind</th><th>chart</th>"
+                  "<th>warning</th><th>critical</th>";
+  if (other) h += "<th>other severity</th>";
+  h += "<th>total</th><th>drawn</th></tr>\n";
+  auto line = [&](const kind_count& k, bool swatch, const std::string& chart) {
+    h += "<tr><td>" + (swatch ? "<span class=\"swatch\" data-kind=\"" + html_escape(k.kind) + "\"></span>" : std::string()) +
+         html_escape(k.kind) + "</td><td>" + html_escape(chart) + "</td><td>" + std::to_string(k.warning) + "</td><td>" +
+         std::to_string(k.critical) + "</td>" + (other ? "<td>" + std::to_string(k.other) + "</td>" : std::string()) +
+         "<td>" + std::to_string(k.total()) + "</td><td>" + std::to_string(k.drawn) + "</td></tr>\n";
+  };
+  for (const kind_count& k : r.kinds) line(k, true, k.chart);
+  if (r.other_kinds.total() > 0) line(r.other_kinds, false, "each its own");
+  if (r.kinds.empty()) h += "<tr><td colspan=\"7\">none</td></tr>\n";
   h += "</table>\n";
+  if (r.anomalies.size() < r.anomaly_lines)
+    h += "<p class=\"note\" id=\"anomaly-cut\">" + std::to_string(r.anomalies.size()) + " of " +
+         std::to_string(r.anomaly_lines) + " anomaly lines drawn (" + std::to_string(r.anomaly_lines - r.anomalies.size()) +
+         " not drawn): at most " + std::to_string(r.max_anomalies) + " markers per kind and " +
+         std::to_string(r.max_markers()) +
+         " in all, the first of the kind and an even sample of the rest. The counts are exact.</p>\n";
+  if (r.other_kinds.total() > 0)
+    h += "<p class=\"note\">Kinds past the first " + std::to_string(max_kinds) +
+         " are counted together as (other kinds) and drawn in grey.</p>\n";
   return h;
 }
 
-// Event lines by name, the skipped steps and the stop.
+// Event lines by name, the skipped steps and the stop, the rollbacks.
 inline std::string details_html(const run& r) {
   std::string h;
 
@@ -632,6 +1005,9 @@ inline std::string details_html(const run& r) {
   for (const auto& [n, c] : r.events) h += "<tr><td>" + html_escape(n) + "</td><td>" + std::to_string(c) + "</td></tr>";
   for (const auto& [n, c] : r.unknown)
     h += "<tr><td>" + html_escape(n) + " (unknown, ignored)</td><td>" + std::to_string(c) + "</td></tr>";
+  if (r.unknown_other > 0)
+    h += "<tr><td>unknown names past the first " + std::to_string(max_unknown_names) + " (ignored)</td><td>" +
+         std::to_string(r.unknown_other) + "</td></tr>";
   h += "</table>\n";
   if (!r.skips.empty() || r.stop) {
     h += "<h3>Skipped steps and stop</h3>\n<table class=\"skips\">";
@@ -645,6 +1021,31 @@ inline std::string details_html(const run& r) {
     }
     if (r.stop)
       h += "<tr><td>update " + std::to_string(r.stop->update) + " stop</td><td>" + html_escape(r.stop->reason) + "</td></tr>";
+    h += "</table>\n";
+  }
+  if (r.rollback_lines > 0) {
+    auto u = [](const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
+    h += "<h3>Rollbacks</h3>\n<table class=\"rollbacks\"><tr><th>update</th><th>#</th><th>cause</th>"
+         "<th>restored snapshot of update</th><th>onset update</th><th>data window skipped</th><th>LR factor</th>"
+         "<th>LR scale</th><th>attribution</th><th>reason</th><th>files</th></tr>\n";
+    std::size_t shown = 0;
+    for (const rollback_mark& m : r.rollbacks) {
+      if (++shown > 50) break;
+      std::string files = m.snapshot_file.empty() ? "" : "snapshot " + m.snapshot_file;
+      if (!m.skipped_files.empty()) files += (files.empty() ? "" : "; ") + std::string("skipped ") + m.skipped_files;
+      h += "<tr><td>" + std::to_string(m.update) + "</td><td>" + u(m.rollbacks) + "</td><td>" + html_escape(m.cause) +
+           "</td><td>" + u(m.restored_update) + (m.margin_met == false ? " (margin not met)" : "") + "</td><td>" +
+           u(m.onset_update) + "</td><td>" +
+           (m.window_first || m.window_last ? "[" + u(m.window_first) + ", " + u(m.window_last) + ")" : std::string()) +
+           "</td><td>" + (m.lr_factor ? num(*m.lr_factor) : std::string()) + "</td><td>" +
+           (m.lr_scale ? num(*m.lr_scale) : std::string()) + "</td><td>" + html_escape(m.attribution) + "</td><td>" +
+           html_escape(m.reason) + "</td><td>" + html_escape(files) + "</td></tr>\n";
+    }
+    const std::uint64_t listed = std::min<std::uint64_t>(r.rollbacks.size(), 50);
+    if (r.rollback_lines > listed)
+      h += "<tr><td colspan=\"11\">... " + std::to_string(r.rollback_lines - listed) + " more (of " +
+           std::to_string(r.rollback_lines) + " rollback lines; " + std::to_string(r.rollbacks.size()) +
+           " drawn)</td></tr>\n";
     h += "</table>\n";
   }
   return h;
@@ -683,10 +1084,12 @@ inline constexpr std::string_view page_js = R"JS(
   }
   function title(e, s) { el('title', {}, e).textContent = s; return e; }
   // Kinds in order of first appearance: each gets its own shape and colour.
-  var kinds = {}, nk = 0;
-  D.anomalies.forEach(function (a) {
-    if (!(a.kind in kinds)) { kinds[a.kind] = {shape: SHAPES[nk % SHAPES.length], color: COLORS[nk % COLORS.length]}; nk++; }
+  // A Map: a kind is any text, "constructor" and "__proto__" included.
+  var kinds = new Map(), OTHER = {shape: 'circle', color: '#444'};
+  D.kinds.forEach(function (k, i) {
+    kinds.set(k.kind, {shape: SHAPES[i % SHAPES.length], color: COLORS[i % COLORS.length]});
   });
+  function style(kind) { return kinds.get(kind) || OTHER; }
   function shapePath(shape, r) {
     var h = r * 0.95;
     switch (shape) {
@@ -702,7 +1105,7 @@ inline constexpr std::string_view page_js = R"JS(
     }
   }
   function marker(parent, kind, severity, x, y, r, cls) {
-    var k = kinds[kind] || {shape: 'circle', color: '#444'};
+    var k = style(kind);
     var crit = severity === 'critical';
     return el('path', {d: shapePath(k.shape, r), transform: 'translate(' + x + ',' + y + ')', 'class': cls || '',
       fill: crit ? k.color : '#fff', stroke: k.color, 'stroke-width': crit ? 1 : 1.8}, parent);
@@ -770,6 +1173,21 @@ inline constexpr std::string_view page_js = R"JS(
       title(el('line', {x1: X(m.x), x2: X(m.x), y1: top, y2: top + PH, stroke: '#7b1fa2', 'stroke-dasharray': '2,2',
         'class': 'skip-mark'}, svg), 'skipped step, update ' + m.update + ': ' + m.reason);
     });
+    // Rollbacks: the updates thrown away shaded from the restored snapshot's
+    // update to the rollback's, and a mark at the rollback.
+    D.rollbacks.forEach(function (rb) {
+      var xr = Math.min(W - PR, Math.max(PL, X(rb.update)));
+      if (rb.restored_update !== null) {
+        var a = Math.min(W - PR, Math.max(PL, X(rb.restored_update)));
+        title(el('rect', {x: a, y: top, width: Math.max(2, xr - a), height: PH, fill: '#546e7a', 'fill-opacity': 0.2,
+          'class': 'rollback-band'}, svg), rb.label);
+      }
+      title(el('line', {x1: xr, x2: xr, y1: top, y2: top + PH, stroke: '#263238', 'stroke-width': 2,
+        'stroke-dasharray': '7,2,2,2', 'class': 'rollback-mark'}, svg), rb.label);
+      var lt = el('text', {x: xr + 4, y: top + 24, fill: '#263238', 'class': 'rollback-label'}, svg);
+      lt.textContent = 'rollback' + (rb.cause ? ' (' + rb.cause + ')' : '');
+      title(lt, rb.label);
+    });
     if (D.stop) {
       title(el('line', {x1: X(D.stop.x), x2: X(D.stop.x), y1: top, y2: top + PH, stroke: '#b71c1c', 'stroke-width': 3,
         'class': 'stop-mark'}, svg), 'stop, update ' + D.stop.update + ': ' + D.stop.reason);
@@ -818,16 +1236,19 @@ inline constexpr std::string_view page_js = R"JS(
 
     // Anomaly markers: one per anomaly line, in the lane above the plot
     // (rows past the eighth overlap the last), with a faint guide down.
-    el('text', {x: W - PR + 4, y: 12}, svg).textContent = list.length ? list.length + ' anomal' + (list.length > 1 ? 'ies' : 'y') : '';
+    var total = D.anomalies_by_chart[c.id] || 0;
+    el('text', {x: W - PR + 4, y: 12, 'class': 'anomaly-count'}, svg).textContent = !total ? '' :
+      list.length < total ? list.length + ' of ' + total + ' anomalies drawn' : total + ' anomal' + (total > 1 ? 'ies' : 'y');
     list.forEach(function (a) {
       var cx = X(a.update), cy = lane - (Math.min(a._row, 8) - 0.5) * ROW - 2;
-      el('line', {x1: cx, x2: cx, y1: lane, y2: top + PH, stroke: (kinds[a.kind] || {}).color, 'stroke-opacity': 0.25}, svg);
+      el('line', {x1: cx, x2: cx, y1: lane, y2: top + PH, stroke: style(a.kind).color, 'stroke-opacity': 0.25}, svg);
       var m = marker(svg, a.kind, a.severity, cx, cy, 4.5, 'anomaly-marker');
       m.setAttribute('data-kind', a.kind); m.setAttribute('data-severity', a.severity);
       title(m, a.severity + ' ' + a.kind + ' at update ' + a.update + (a.value !== null ? ': value ' + a.value : '') +
         (a.threshold !== null ? ', threshold ' + a.threshold : '') + (a.detail ? '\n' + a.detail : '') +
         (a.level_after ? '\nlevel after: ' + a.level_after : '') +
-        (a.origin_ranks.length ? '\nfrom rank' + (a.origin_ranks.length > 1 ? 's ' : ' ') + a.origin_ranks.join(', ') : ''));
+        (a.origin_ranks.length ? '\nfrom rank' + (a.rank_count > 1 ? 's ' : ' ') + a.origin_ranks.join(', ') +
+          (a.rank_count > a.origin_ranks.length ? ', ... (' + a.rank_count + ' ranks)' : '') : ''));
       markers++;
     });
   });
@@ -835,26 +1256,35 @@ inline constexpr std::string_view page_js = R"JS(
   // Legend: kinds (shape and colour), severities, periods and marks.
   var lg = document.getElementById('legend');
   function item(svg, label) { var d = document.createElement('div'); d.appendChild(svg); d.appendChild(document.createTextNode(label)); lg.appendChild(d); }
-  Object.keys(kinds).forEach(function (k) { var s = swatchSvg(14, 14); marker(s, k, 'critical', 7, 7, 4.5); item(s, k); });
+  kinds.forEach(function (v, k) { var s = swatchSvg(14, 14); marker(s, k, 'critical', 7, 7, 4.5); item(s, k); });
+  if (D.other_kinds.total) { var so = swatchSvg(14, 14); marker(so, null, 'critical', 7, 7, 4.5); item(so, '(other kinds)'); }
   var s1 = swatchSvg(14, 14); marker(s1, '', 'critical', 7, 7, 4.5); item(s1, 'filled: critical');
   var s2 = swatchSvg(14, 14); marker(s2, '', 'warning', 7, 7, 4.5); item(s2, 'hollow: warning (or other)');
   var s3 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#ffb74d', 'fill-opacity': 0.4}, s3); item(s3, 'escalation period');
   var s4 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#7b1fa2', 'stroke-dasharray': '2,2'}, s4); item(s4, 'skipped step');
   var s5 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#b71c1c', 'stroke-width': 3}, s5); item(s5, 'stop');
+  var s7 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#546e7a', 'fill-opacity': 0.3}, s7);
+  el('line', {x1: 16, x2: 16, y1: 0, y2: 14, stroke: '#263238', 'stroke-width': 2, 'stroke-dasharray': '7,2,2,2'}, s7);
+  item(s7, 'rollback (shaded: the updates thrown away)');
   var s6 = swatchSvg(10, 14); el('path', {d: 'M5,13l-4,-7h8z', fill: '#b71c1c'}, s6); item(s6, 'non-finite value');
   // The summary's kind table gets each kind's marker.
   document.querySelectorAll('.swatch[data-kind]').forEach(function (sw) {
-    var k = sw.getAttribute('data-kind'); if (!(k in kinds)) return;
+    var k = sw.getAttribute('data-kind'); if (!kinds.has(k)) return;
     var s = swatchSvg(12, 12); marker(s, k, 'critical', 6, 6, 4); sw.appendChild(s);
   });
 
   var ms = performance.now() - t0;
   var b = document.body;
   b.setAttribute('data-anomaly-markers', String(markers));
+  b.setAttribute('data-anomaly-lines', String(D.anomaly_lines));
+  b.setAttribute('data-rollbacks', String(D.rollbacks.length));
   b.setAttribute('data-render-ms', ms.toFixed(1));
   b.setAttribute('data-rendered', '1');
   document.getElementById('render-note').textContent =
-    'Drawn by the page: ' + markers + ' anomaly markers in ' + ms.toFixed(1) + ' ms.';
+    'Drawn by the page: ' + markers + ' anomaly markers' + (markers < D.anomaly_lines ? ' of ' + D.anomaly_lines +
+    ' anomaly lines (at most ' + D.max_anomalies + ' per kind, ' + D.max_markers + ' in all; ' +
+    (D.anomaly_lines - markers) + ' not drawn)' : '') +
+    ', ' + D.rollbacks.length + ' rollbacks, in ' + ms.toFixed(1) + ' ms.';
 })();
 )JS";
 
@@ -873,7 +1303,7 @@ inline std::string render_html(const run& r, const options& o) {
   h += page_css;
   h += "</style>\n</head>\n<body>\n<h1>" + html_escape(title) + "</h1>\n";
   h += "<div class=\"note\">" + html_escape(r.source) + ": " + std::to_string(r.lines) +
-       " event lines. Hover a marker for the anomaly's detail. Steps of an update lie between it and the one before.</div>\n";
+       " event lines. Hover a marker for the anomaly's or the rollback's detail. Steps of an update lie between it and the one before.</div>\n";
   h += "<div class=\"top\"><div><h2>Summary</h2>\n" + detail::summary_html(r) + "</div><div>" + detail::kinds_html(r) +
        "</div></div>\n";
   h += "<h2>Signals</h2>\n<div id=\"legend\" class=\"legend\"></div>\n<div id=\"charts\"></div>\n";
@@ -888,7 +1318,7 @@ inline std::string render_html(const run& r, const options& o) {
 
 // The command line's work: read, render, write.
 inline void write_report(const std::string& in_path, const std::string& out_path, const options& o) {
-  const run r = read_file(in_path);
+  const run r = read_file(in_path, o);
   const std::string page = render_html(r, o);
   std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
   if (!out) throw error(out_path + ": cannot open for writing");
