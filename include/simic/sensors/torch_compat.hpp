@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <torch/version.h>  // TORCH_VERSION_MAJOR / _MINOR: macros only
 
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #define SIMIC_TORCH_AT_LEAST(major, minor) \
@@ -76,6 +79,56 @@ inline constexpr bool profiler_has_kineto = SIMIC_TORCH_KINETO != 0;
 // Population variance (no Bessel correction). The `correction` overload
 // appeared in 1.13's successors; the bool overload is in every version.
 inline at::Tensor population_var(const at::Tensor& t) { return at::var(t, /*unbiased=*/false); }
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace simic
+
+// ---- Optimizer state and snapshots (simic/recovery/training_state.hpp) ----
+namespace simic {
+inline namespace v0 {
+namespace detail {
+
+// "major.minor.patch" of the LibTorch compiled against, recorded in a
+// training snapshot.
+inline std::string torch_version_string() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+// Whether an optimizer archive written by LibTorch `recorded` ("major.minor...")
+// can be loaded by this one. Optimizer::save keys each parameter's state by
+// its TensorImpl address, and load maps those keys back by index: 1.13 writes
+// the address as a pointer string ("0x55d0...") and keys its state map by that
+// string, 2.x writes it as a decimal number and parses it back with stoull,
+// which reads every 1.13 key as 0 and would put every parameter's state on one
+// key without an error. A snapshot is for the run that wrote it, so only the
+// same major.minor is accepted.
+inline bool optimizer_archive_compatible(const std::string& recorded) {
+  const std::string mine = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ".";
+  return recorded.compare(0, mine.size(), mine) == 0;
+}
+
+// The optimizer's state entry of parameter `p` (nullptr when it has none):
+// Optimizer::state() is keyed by the TensorImpl address as a string in 1.13
+// ("0x...": c10::guts::to_string, an ostream of the pointer) and by the
+// address itself (void*) in 2.x. A template so that this header needs no
+// optimizer header.
+template <class Optimizer>
+auto* optimizer_param_state(Optimizer& optimizer, const at::Tensor& p) {
+  auto& state = optimizer.state();
+  using key_type = typename std::remove_cvref_t<decltype(state)>::key_type;
+  decltype(state.begin()->second.get()) none = nullptr;
+  if constexpr (std::is_same_v<key_type, std::string>) {
+    std::ostringstream key;
+    key << static_cast<const void*>(p.unsafeGetTensorImpl());
+    const auto it = state.find(key.str());
+    return it == state.end() ? none : it->second.get();
+  } else {
+    const auto it = state.find(static_cast<key_type>(p.unsafeGetTensorImpl()));
+    return it == state.end() ? none : it->second.get();
+  }
+}
 
 }  // namespace detail
 }  // namespace v0
