@@ -336,6 +336,7 @@ class basic_monitor {
     const level effective = cfg_.effective_level();
     std::apply([&](auto&... d) { (observe_one(d, s, effective), ...); }, detectors_);
     if (cfg_.options().missing_signal_checks != 0) guard(signal_set::of(s), effective, std::index_sequence_for<Ds...>{});
+    if (result_.report.empty() && !result_.report.holds().empty()) result_.report.stamp(cfg_.options().severities);
     const bool renewed = !result_.report.empty() && stamp_and_escalate();
     if (!renewed) result_.escalation_ended = cfg_.count_check();
     response_.decide(s, result_.report, rstate_, result_.resp);

@@ -190,7 +190,8 @@ class recovery {
     static_cast<check_result&>(result_) = r;
     result_.rollback.reset();
     ++checks_;
-    const bool healthy = r.report.empty() && r.resp.act == action::proceed;
+    // Healthy: nothing reported and no condition still holding.
+    const bool healthy = r.report.empty() && r.report.holds().empty() && r.resp.act == action::proceed;
     if (healthy) {
       ++healthy_run_;
       if (healthy_run_ >= opts_.snapshot_every) onset_.reset();

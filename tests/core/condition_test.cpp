@@ -13,6 +13,7 @@ namespace {
 struct trace {
   std::vector<int> reported;
   std::vector<std::pair<int, std::uint64_t>> clears;
+  std::vector<int> holds;  // observations at which an earlier condition held again
 };
 trace feed(condition_latch& l, const reporting& how, const std::vector<int>& holds) {
   trace t;
@@ -23,6 +24,11 @@ trace feed(condition_latch& l, const reporting& how, const std::vector<int>& hol
       CHECK(c.kind == anomaly_kind::kl_spike);
       CHECK(c.value == static_cast<double>(i));  // the figure that ended it
       t.clears.emplace_back(static_cast<int>(i), c.duration);
+    }
+    for (const auto& h : r.holds()) {
+      CHECK(h.kind == anomaly_kind::kl_spike);
+      CHECK(h.severity == severity::warning);  // the kind's default until a monitor stamps it
+      t.holds.push_back(static_cast<int>(i));
     }
   }
   return t;
@@ -69,6 +75,19 @@ TEST_CASE("onset_and_clear: once at the onset, a clear after clear_after quiet o
     CHECK(t.reported.empty());
     CHECK(t.clears.empty());
   }
+}
+
+TEST_CASE("holds: each later observation on which an active condition holds, never the onset or a quiet one") {
+  condition_latch l;
+  // onset at 0; holds at 1 and 4 (quiet 2, 3 below clear_after 3); cleared at 7
+  const trace t = feed(l, {report_mode::onset_and_clear, 3}, {1, 1, 0, 0, 1, 0, 0, 0, 1});
+  CHECK(t.reported == std::vector<int>{0, 8});
+  CHECK(t.holds == std::vector<int>{1, 4});  // not 8: a new onset
+  // every_check reports each holding observation itself: no holds
+  condition_latch e;
+  const trace u = feed(e, reporting::every_check(), {1, 1, 1});
+  CHECK(u.reported == std::vector<int>{0, 1, 2});
+  CHECK(u.holds.empty());
 }
 
 TEST_CASE("latch state round-trips and bad states are refused") {

@@ -169,6 +169,47 @@ TEST_CASE("the guard's rules: kinds that pass, kinds that skip at any severity, 
                        std::invalid_argument);
 }
 
+TEST_CASE("the guard: a critical condition that still holds after its onset skips its steps too") {
+  const skip_then_stop p;
+  auto held = [&](anomaly_kind kind, severity sev, response_state& st) {
+    anomaly_report r;
+    r.add_hold(kind);
+    severity_table t;
+    t.set(kind, sev);
+    r.stamp(t);
+    response out;
+    p.decide(with_grads(0), r, st, out);
+    return out;
+  };
+  response_state st;
+  const response r = held(anomaly_kind::loss_extreme, severity::critical, st);
+  CHECK(r.act == action::skip_step);
+  CHECK(r.reason == "skipping the optimizer step: loss_extreme (still holds since its onset)");
+  CHECK(st.consecutive_skips == 1);
+  CHECK(held(anomaly_kind::loss_extreme, severity::warning, st).act == action::proceed);  // a warning: applied
+  CHECK(st.consecutive_skips == 0);
+  const skip_then_stop pass(5, skip_rules{.critical = true, .pass_on = {anomaly_kind::loss_extreme}, .skip_on = {}});
+  anomaly_report r2;
+  r2.add_hold(anomaly_kind::loss_extreme);
+  response out;
+  response_state s2;
+  pass.decide(with_grads(0), r2, s2, out);
+  CHECK(out.act == action::proceed);
+  const skip_then_stop spikes(5, skip_rules{.critical = true, .pass_on = {}, .skip_on = {anomaly_kind::loss_spike}});
+  anomaly_report r3;
+  r3.add_hold(anomaly_kind::loss_spike);  // a warning by default, named in skip_on
+  spikes.decide(with_grads(0), r3, s2, out);
+  CHECK(out.act == action::skip_step);
+  // an anomaly of the step itself is named before a hold
+  anomaly_report r4;
+  r4.add_hold(anomaly_kind::loss_extreme);
+  r4.add(anomaly{anomaly_kind::kl_extreme, "kl 0.9"});
+  response o4;
+  response_state s4;
+  p.decide(with_grads(0), r4, s4, o4);
+  CHECK(o4.reason == "skipping the optimizer step: kl_extreme (kl 0.9)");
+}
+
 TEST_CASE("action names") {
   CHECK(to_string(action::proceed) == "proceed");
   CHECK(to_string(action::skip_step) == "skip_step");

@@ -60,6 +60,40 @@ TEST_CASE("learning_stall: healthy losses over 5 seeds raise nothing; a loss bac
   CHECK(onsets[0] < 1500 + 300);  // within 10 % of the run
 }
 
+TEST_CASE("learning_stall: one loss x1e6 is absorbed at its cap and holds no stall; the cap by hand") {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    learning_stall d;
+    auto loss = healthy_loss(3000, seed);
+    loss[1500] *= 1e6;  // a step the guard skips: its loss still reaches the detectors
+    for (std::uint64_t i = 0; i < loss.size(); ++i) {
+      INFO("seed " << seed << " step " << i);
+      CHECK_FALSE(observe(d, at(i + 1, 3000, loss[i])).has(anomaly_kind::learning_stall));
+    }
+  }
+  // the cap by hand: start_values 2, momentum 0.5; start 4, best so far 1 (gain 3): cap = 4 + max(4, 3) = 8
+  learning_stall_options o;
+  o.start_values = 2;
+  o.loss_momentum = 0.5;
+  o.early = 0.0;
+  const std::vector<double> seq{4.0, 4.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  for (const double spike : {7.9, 8.0, 1e6}) {
+    CAPTURE(spike);
+    learning_stall d(o);
+    for (std::size_t i = 0; i < seq.size(); ++i) observe(d, at(i + 1, 100, seq[i]));
+    std::vector<double> seen = seq;
+    seen.push_back(std::min(spike, 8.0));  // what the level absorbs
+    const double level = weighted(seen, 0.5);
+    std::vector<double> before = seq;
+    double best = INFINITY;
+    for (std::size_t n = 2; n <= before.size(); ++n)
+      best = std::min(best, weighted(std::vector<double>(before.begin(), before.begin() + n), 0.5));
+    const double bound = best + std::max(0.3 * (4.0 - best), 0.1 * best);
+    const anomaly_report r = observe(d, at(9, 100, spike));
+    CHECK(r.has(anomaly_kind::learning_stall) == (level >= bound));
+    if (r.has(anomaly_kind::learning_stall)) CHECK(r[0].value == doctest::Approx(level).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("learning_stall: the rule by hand, below, at and above the bound; figures as the text states") {
   // start_values 2, loss momentum 0.5: every figure checked against a float64 model of the header
   learning_stall_options o;

@@ -523,6 +523,7 @@ TEST_CASE("snapshots on disk: the last K files; after a restart the newest valid
   CHECK(rep->window_first == 40);
   CHECK(tel.update() == 41);  // the session's counters restored with the rest
   CHECK(same(weights_of(*fresh.net), at_41));
+  tel.close();  // every event delivered (the hub writes on its own thread)
   const auto ev = payloads<rollback_event>(sink->events());
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].snapshot_file == (dir / "snapshot-000000000041.pt").string());

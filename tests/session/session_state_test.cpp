@@ -117,6 +117,8 @@ TEST_CASE("session state: a save at step k loaded into a fresh session goes on e
     for (std::uint64_t i = k + 1; i <= 60; ++i) c.step(tel_c, i);
     CHECK(tel_c.state() == tel_a.state());
     CHECK(tel_c.monitor().state() == tel_a.monitor().state());
+    tel_a.close();  // every event delivered (the hub writes on its own thread)
+    tel_c.close();
     std::vector<std::string> joined = lines(sink_b->events());
     const auto rest = lines(sink_c->events());
     joined.insert(joined.end(), rest.begin(), rest.end());

@@ -146,12 +146,14 @@ inline anomaly_kind register_anomaly_kind(std::string_view name, severity defaul
   constexpr auto where = "simic::register_anomaly_kind";
   detail::require(static_cast<unsigned>(default_severity) <= 1u, where, "default_severity",
                   static_cast<unsigned>(default_severity), "warning or critical");
+  // The refused name is quoted escaped and bounded (detail::quoted_input): it
+  // may hold anything, a newline or a NUL among it.
   if (!detail::valid_kind_name(name))
-    throw std::invalid_argument(std::string(where) + ": name '" + std::string(name) +
-                                "' is not valid; valid: 1 to 64 characters of a-z, 0-9 and _");
+    throw std::invalid_argument(std::string(where) + ": name " + detail::quoted_input(name) +
+                                " is not valid; valid: 1 to 64 characters of a-z, 0-9 and _");
   if (std::find(anomaly_kind_names.begin(), anomaly_kind_names.end(), name) != anomaly_kind_names.end())
-    throw std::invalid_argument(std::string(where) + ": name '" + std::string(name) +
-                                "' is a built-in kind; valid: a name of your own");
+    throw std::invalid_argument(std::string(where) + ": name " + detail::quoted_input(name) +
+                                " is a built-in kind; valid: a name of your own");
   auto& r = detail::kind_registry::get();
   std::unique_lock lock(r.mutex);
   for (std::size_t i = 0; i < r.user.size(); ++i)
@@ -210,7 +212,7 @@ inline anomaly_kind parse_anomaly_kind(std::string_view name) {
       valid += ", " + r.user[i].name;
     }
   }
-  throw std::invalid_argument("simic: unknown anomaly kind '" + std::string(name) + "'; valid: " + valid);
+  throw std::invalid_argument("simic: unknown anomaly kind " + detail::quoted_input(name) + "; valid: " + valid);
 }
 
 // The severity of each kind: its default unless overridden. Lookups are
@@ -271,6 +273,15 @@ struct anomaly_clear {
   friend bool operator==(const anomaly_clear&, const anomaly_clear&) = default;
 };
 
+// A condition reported at an earlier check that still holds at this one:
+// not an anomaly again (no event), but the response policy skips the step
+// of a critical one as it skipped the onset's (core/response.hpp).
+struct anomaly_hold {
+  anomaly_kind kind;
+  simic::severity severity = default_severity(kind);
+  friend bool operator==(const anomaly_hold&, const anomaly_hold&) = default;
+};
+
 // The figures of an anomaly, for report.add.
 struct figures {
   double value = no_figure;
@@ -278,8 +289,9 @@ struct figures {
   std::optional<double> baseline{};
 };
 
-// An ordered list of anomalies, and of the conditions that cleared on this
-// check. An empty report owns no memory, so a quiet check allocates nothing.
+// An ordered list of anomalies, of the conditions that still hold since an
+// earlier onset, and of those that cleared on this check. An empty report
+// owns no memory, so a quiet check allocates nothing.
 class anomaly_report {
  public:
   using const_iterator = std::vector<anomaly>::const_iterator;
@@ -289,9 +301,11 @@ class anomaly_report {
   }
   void add(anomaly a) { items_.push_back(std::move(a)); }
   void add_clear(anomaly_kind kind, std::uint64_t duration, double value) { clears_.push_back({kind, duration, value}); }
+  void add_hold(anomaly_kind kind) { holds_.push_back({kind, default_severity(kind)}); }
   void merge(const anomaly_report& other) {
     items_.insert(items_.end(), other.items_.begin(), other.items_.end());
     clears_.insert(clears_.end(), other.clears_.begin(), other.clears_.end());
+    holds_.insert(holds_.end(), other.holds_.begin(), other.holds_.end());
   }
   void merge(anomaly_report&& other) {
     if (items_.empty()) {
@@ -300,12 +314,15 @@ class anomaly_report {
       std::move(other.items_.begin(), other.items_.end(), std::back_inserter(items_));
     }
     clears_.insert(clears_.end(), other.clears_.begin(), other.clears_.end());
+    holds_.insert(holds_.end(), other.holds_.begin(), other.holds_.end());
     other.items_.clear();
     other.clears_.clear();
+    other.holds_.clear();
   }
   void clear() noexcept {
     items_.clear();
     clears_.clear();
+    holds_.clear();
   }
 
   bool empty() const noexcept { return items_.empty(); }
@@ -314,6 +331,7 @@ class anomaly_report {
   const_iterator begin() const noexcept { return items_.begin(); }
   const_iterator end() const noexcept { return items_.end(); }
   const std::vector<anomaly_clear>& clears() const noexcept { return clears_; }
+  const std::vector<anomaly_hold>& holds() const noexcept { return holds_; }
 
   bool has(anomaly_kind k) const noexcept {
     return std::any_of(items_.begin(), items_.end(), [k](const anomaly& a) { return a.kind == k; });
@@ -335,6 +353,7 @@ class anomaly_report {
   // Sets every anomaly's severity from `t` (the monitor does this after its detectors ran).
   void stamp(const severity_table& t) noexcept {
     for (auto& a : items_) a.severity = t.of(a.kind);
+    for (auto& h : holds_) h.severity = t.of(h.kind);
   }
 
   friend bool operator==(const anomaly_report&, const anomaly_report&) = default;
@@ -342,6 +361,7 @@ class anomaly_report {
  private:
   std::vector<anomaly> items_;
   std::vector<anomaly_clear> clears_;
+  std::vector<anomaly_hold> holds_;
 };
 
 }  // namespace v0

@@ -52,7 +52,9 @@ struct condition_state {
 
 class condition_latch {
  public:
-  // Returns true when the condition is to be reported now. When an active
+  // Returns true when the condition is to be reported now. An observation
+  // on which an active condition holds again is added to `r` as a hold (no
+  // report: the response policy still skips its step). When an active
   // condition has been quiet for `how.clear_after` observations, appends its
   // clear to `r` (with `value`, the figure that ended it).
   bool update(bool holds, const reporting& how, anomaly_kind kind, double value, anomaly_report& r) {
@@ -62,6 +64,7 @@ class condition_latch {
       s_.span = onset ? 1 : s_.span + s_.quiet + 1;
       s_.active = 1;
       s_.quiet = 0;
+      if (!onset) r.add_hold(kind);
       return onset;
     }
     if (s_.active != 0 && ++s_.quiet >= how.clear_after) {

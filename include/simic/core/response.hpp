@@ -79,14 +79,15 @@ class skip_then_stop {
   void decide(const signals& s, const anomaly_report& r, response_state& st, response& out) const {
     const bool nonfinite = s.gradients && !s.gradients->finite() && reported(r);
     const anomaly* named = nonfinite ? nullptr : skipping(r);
-    if (!nonfinite && named == nullptr) {
+    const anomaly_hold* held = nonfinite || named ? nullptr : skipping_hold(r);
+    if (!nonfinite && named == nullptr && held == nullptr) {
       st.consecutive_skips = 0;
       out.act = action::proceed;
       return;
     }
     ++st.consecutive_skips;
     ++st.total_skips;
-    const std::string cause = nonfinite ? nonfinite_cause(*s.gradients) : named_cause(*named);
+    const std::string cause = nonfinite ? nonfinite_cause(*s.gradients) : named ? named_cause(*named) : held_cause(*held);
     if (st.consecutive_skips >= max_) {
       out.act = action::stop;
       out.reason = detail::format("stopping: %llu consecutive updates skipped (limit %u); last cause: %s",
@@ -111,6 +112,10 @@ class skip_then_stop {
     const std::string_view kind = to_string(a.kind);
     return detail::format("%.*s (%s)", static_cast<int>(kind.size()), kind.data(), a.detail.c_str());
   }
+  static std::string held_cause(const anomaly_hold& h) {
+    const std::string_view kind = to_string(h.kind);
+    return detail::format("%.*s (still holds since its onset)", static_cast<int>(kind.size()), kind.data());
+  }
   static bool among(anomaly_kind k, const std::vector<anomaly_kind>& kinds) noexcept {
     for (const anomaly_kind x : kinds)
       if (x == k) return true;
@@ -122,6 +127,14 @@ class skip_then_stop {
       if (among(a.kind, rules_.skip_on) ||
           (rules_.critical && a.severity == severity::critical && !among(a.kind, rules_.pass_on)))
         return &a;
+    return nullptr;
+  }
+  // A condition of an earlier onset that still holds skips as its onset did.
+  const anomaly_hold* skipping_hold(const anomaly_report& r) const noexcept {
+    for (const anomaly_hold& h : r.holds())
+      if (among(h.kind, rules_.skip_on) ||
+          (rules_.critical && h.severity == severity::critical && !among(h.kind, rules_.pass_on)))
+        return &h;
     return nullptr;
   }
   bool reported(const anomaly_report& r) const noexcept {

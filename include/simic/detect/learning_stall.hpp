@@ -10,6 +10,11 @@
 //          bias-corrected: the loss's noise averaged out, the performance's latest
 //   best   the lowest level so far
 //
+// Once a series has its start, a value is absorbed at most at start +
+// max(|start|, gain): one loss x1e6 (a step the guard skipped) moves the
+// level by a fraction 1 - momentum of that cap, not of the spike, so it
+// cannot hold a stall that training never had.
+//
 // The rule holds while level - best >= max(give_back x (start - best),
 // min_drop x |best|), once the series has gained (the loss: start - best >=
 // min_gain x |start|; the performance, whose start is already its first
@@ -143,10 +148,15 @@ class learning_stall {
         st_.start_sum += x;
         ++st_.start_count;
       }
-      level_.add(x);
+      level_.add(started() ? std::min(x, cap()) : x);
       if (started()) st_.best = std::min(st_.best, level_.mean());
     }
     bool started() const noexcept { return st_.start_count >= start_values_; }
+    // The most a value adds to the level (the gain is 0 before the best is known).
+    double cap() const noexcept {
+      const double gain = std::isfinite(st_.best) ? std::max(start() - st_.best, 0.0) : 0.0;
+      return start() + std::max(std::abs(start()), gain);
+    }
     double start() const noexcept { return st_.start_sum / static_cast<double>(st_.start_count); }
     double level() const noexcept { return level_.mean(); }
     double best() const noexcept { return st_.best; }
