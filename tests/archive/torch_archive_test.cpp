@@ -1,6 +1,9 @@
 #include "support/torch_doctest.hpp"
 
+#include <torch/version.h>
+
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -297,4 +300,299 @@ TEST_CASE("a corrupted archive file throws and loads nothing, or loads the saved
                        << " loaded the saved state");
   CHECK(threw > 0);
   CHECK(m.state() == before);
+}
+
+namespace {
+// A state with one field of each kind. The vector's length, 4660 (0x1234),
+// is pickled as the bytes "M\x34\x12" (BININT2): easy to find in data.pkl.
+struct toy_state {
+  double a = 1.5;
+  std::uint64_t n = 7;
+  std::vector<double> v = std::vector<double>(4660, 0.25);
+  template <class V>
+  void visit(V&& f) {
+    f("a", a);
+    f("n", n);
+    f("v", v);
+  }
+  friend bool operator==(const toy_state&, const toy_state&) = default;
+};
+
+std::vector<std::uint8_t> toy_archive(const toy_state& st) {
+  torch::serialize::OutputArchive out;
+  save_state(out, st, "toy");
+  std::ostringstream os;
+  out.save_to(os);
+  return as_bytes(os.str());
+}
+
+// Loads `bytes` into a copy of `into` through the verified path; returns the
+// copy (load_state leaves it unchanged when it throws).
+toy_state load_toy(const std::vector<std::uint8_t>& bytes, toy_state into = {}) {
+  torch::serialize::InputArchive ar = open_verified_archive(std::span<const std::uint8_t>(bytes));
+  load_state(ar, into, "toy");
+  return into;
+}
+
+// The record (name) that holds `key`'s storage, from data.pkl: after the
+// key's string, the first BINUNICODE string ("X", 4-byte little-endian
+// length, the characters) of digits is its persistent id's storage key.
+std::string storage_record(const std::vector<simic::test::archive_record>& records, const std::string& key) {
+  for (const auto& r : records) {
+    if (r.name != "data.pkl") continue;
+    const std::string& p = r.data;
+    const std::size_t k = p.find("X" + std::string(1, static_cast<char>(key.size())) + std::string(3, '\0') + key);
+    REQUIRE(k != std::string::npos);
+    for (std::size_t at = p.find('X', k + 5 + key.size()); at != std::string::npos && at + 5 <= p.size();
+         at = p.find('X', at + 1)) {
+      std::uint32_t len = 0;
+      std::memcpy(&len, p.data() + at + 1, 4);
+      if (len == 0 || len > 9 || at + 5 + len > p.size()) continue;
+      const std::string id = p.substr(at + 5, len);
+      if (id.find_first_not_of("0123456789") == std::string::npos) return "data/" + id;
+    }
+    FAIL("no storage key after '" << key << "' in data.pkl");
+  }
+  FAIL("no data.pkl");
+  return {};
+}
+
+// The toy archive with data.pkl edited: the first `from` after `after`
+// replaced by `to`.
+std::vector<std::uint8_t> toy_pickle_edited(std::string_view after, std::string_view from, std::string_view to) {
+  auto records = simic::test::read_records(toy_archive({}));
+  auto& pkl = simic::test::find_record(records, "data.pkl");
+  pkl.data = simic::test::replace_after(pkl.data, after, from, to);
+  return simic::test::write_records(records);
+}
+// A pickled int64 as LONG1 with 8 bytes, little-endian (as LibTorch reads it).
+std::string long1(std::int64_t v) {
+  std::string s = "\x8a\x08";
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xFF));
+  return s;
+}
+}  // namespace
+
+TEST_CASE("a zip with every CRC right whose records lie is refused by key before an element is read") {
+  using simic::test::find_record;
+  using simic::test::read_records;
+  using simic::test::write_records;
+  using namespace std::string_view_literals;  // the edits hold NUL bytes
+  const toy_state saved_state;
+  const auto good = toy_archive(saved_state);
+  const toy_state other{-1.0, 3, {9.0}};
+  // the records written again as they are: the same state loads
+  REQUIRE(load_toy(write_records(read_records(good)), other) == saved_state);
+  auto records = read_records(good);
+  const std::string rec_a = storage_record(records, "toy.a"), rec_v = storage_record(records, "toy.v"),
+                    rec_format = storage_record(records, "toy.__format"),
+                    rec_checksum = storage_record(records, "toy.__checksum");
+  REQUIRE(find_record(records, rec_v).data.size() == 4660 * 8);
+  REQUIRE(find_record(records, rec_a).data.size() == 8);
+  const std::string first = verify_zip(std::span<const std::uint8_t>(good)).entries.at(0).name;
+  const std::string root = first.substr(0, first.find('/') + 1);  // "archive/"
+  auto key_of = [](const std::string& record) { return record.substr(std::string("data/").size()); };
+
+  auto refused = [&](const std::vector<std::uint8_t>& bytes, const std::string& message) {
+    toy_state into = other;
+    CHECK_THROWS_WITH_AS(into = load_toy(bytes, into), doctest::Contains(message.c_str()), archive_error);
+    CHECK(into == other);
+  };
+  const std::string lie = ": the archive's entries were renamed or its data.pkl edited";
+
+  // A storage against its record (check_pickled_storages, before LibTorch reads the zip).
+  SUBCASE("the vector's record and a scalar's swapped: 4660 doubles over 8 bytes") {
+    auto swapped = records;
+    for (auto& r : swapped) {
+      if (r.name == rec_v) r.name = rec_a;
+      else if (r.name == rec_a) r.name = rec_v;
+    }
+    refused(write_records(swapped), "simic::check_pickled_storages: 'toy.v' (data.pkl's storage '" + key_of(rec_v) +
+                                        "': 4660 x Double, 8 bytes each) needs 37280 bytes; its record '" + root +
+                                        rec_v + "' holds 8" + lie);
+  }
+  SUBCASE("a scalar's record empty") {
+    auto emptied = records;
+    find_record(emptied, rec_a).data.clear();
+    refused(write_records(emptied), "'toy.a' (data.pkl's storage '" + key_of(rec_a) +
+                                        "': 1 x Double, 8 bytes each) needs 8 bytes; its record '" + root + rec_a +
+                                        "' holds 0" + lie);
+  }
+  SUBCASE("the format version's record empty") {
+    auto emptied = records;
+    find_record(emptied, rec_format).data.clear();
+    refused(write_records(emptied), "'toy.__format' (data.pkl's storage '" + key_of(rec_format) +
+                                        "': 1 x Long, 8 bytes each) needs 8 bytes; its record '" + root + rec_format +
+                                        "' holds 0");
+  }
+  SUBCASE("the checksum's record 7 bytes: one short") {
+    auto shortened = records;
+    find_record(shortened, rec_checksum).data.resize(7);
+    refused(write_records(shortened), "'toy.__checksum' (data.pkl's storage '" + key_of(rec_checksum) +
+                                          "': 1 x Long, 8 bytes each) needs 8 bytes; its record '" + root +
+                                          rec_checksum + "' holds 7");
+  }
+  SUBCASE("the vector's record renamed away") {
+    auto renamed = records;
+    find_record(renamed, rec_v).name = "data/99";
+    refused(write_records(renamed), "'toy.v' (data.pkl's storage '" + key_of(rec_v) +
+                                        "': 4660 x Double, 8 bytes each): the zip has no record '" + root + rec_v + "'");
+  }
+  SUBCASE("the vector's storage declared with -1 elements") {
+    refused(toy_pickle_edited("toy.vq", "M4\x12tQ"sv, long1(-1) + "tQ"),
+            "'toy.v' (data.pkl's storage '" + key_of(rec_v) +
+                "': -1 x Double, 8 bytes each) declares a negative number of elements");
+  }
+  SUBCASE("the vector's storage declared with 2^62 elements: the byte count passes 64 bits") {
+    refused(toy_pickle_edited("toy.vq", "M4\x12tQ"sv, long1(std::int64_t{1} << 62) + "tQ"),
+            "'toy.v' (data.pkl's storage '" + key_of(rec_v) +
+                "': 4611686018427387904 x Double, 8 bytes each) needs more than 2^64 bytes; its record '" + root +
+                rec_v + "' holds 37280");
+  }
+
+  // A tensor's sizes, strides and offset against its storage: LibTorch 1.13
+  // takes them from data.pkl unchecked (simic's reader of each field refuses
+  // them, before an element is read); LibTorch 2.x's unpickler refuses them
+  // itself while it loads (open_verified_archive's archive_error).
+  auto refused_view = [&](const std::vector<std::uint8_t>& bytes, const std::string& simic_message,
+                          const std::string& libtorch2_message) {
+#if TORCH_VERSION_MAJOR >= 2
+    (void)simic_message;
+    refused(bytes, "simic::open_verified_archive: LibTorch cannot read the verified zip: " + libtorch2_message);
+#else
+    (void)libtorch2_message;
+    refused(bytes, simic_message);
+#endif
+  };
+  SUBCASE("the vector's storage declared empty: LibTorch reads no record, 4660 elements over none") {
+    refused_view(toy_pickle_edited("toy.vq", "M4\x12tQ"sv, "K\x00tQ"sv),
+                 "simic::load_state: 'toy.v' (Double, sizes [4660], strides [1], offset 0) needs 37280 bytes of "
+                 "storage; its storage holds 0" + lie,
+                 "Tensor: sizes 4660, strides 1, storage offset 0 and itemsize 8 require a storage of at least 37280 "
+                 "bytes, but storage only has 0 bytes");
+  }
+  SUBCASE("a scalar's offset one past its 8 bytes") {
+    refused_view(toy_pickle_edited("toy.aq", "K\x00(t(t"sv, "K\x01(t(t"sv),
+                 "simic::load_state: 'toy.a' (Double, sizes [], strides [], offset 1) needs 16 bytes of storage; its "
+                 "storage holds 8" + lie,
+                 "Tensor: sizes , strides , storage offset 1 and itemsize 8 require a storage of at least 16 bytes, "
+                 "but storage only has 8 bytes");
+  }
+  SUBCASE("the format version's offset one past its 8 bytes") {
+    refused_view(toy_pickle_edited("toy.__formatq", "K\x00(t(t"sv, "K\x01(t(t"sv),
+                 "'toy.__format' (Long, sizes [], strides [], offset 1) needs 16 bytes of storage; its storage holds 8",
+                 "Tensor: sizes , strides , storage offset 1 and itemsize 8 require a storage of at least 16 bytes");
+  }
+  SUBCASE("the vector's offset 1: one element past its storage") {
+    refused_view(toy_pickle_edited("toy.vq", "K\x00(M4\x12t"sv, "K\x01(M4\x12t"sv),
+                 "'toy.v' (Double, sizes [4660], strides [1], offset 1) needs 37288 bytes of storage; its storage "
+                 "holds 37280",
+                 "Tensor: sizes 4660, strides 1, storage offset 1 and itemsize 8 require a storage of at least 37288 "
+                 "bytes, but storage only has 37280 bytes");
+  }
+  SUBCASE("offset 1 and 4659 elements end at the storage's last byte: read, and refused by the checksum") {
+    refused(toy_pickle_edited("toy.vq", "K\x00(M4\x12t"sv, "K\x01(M3\x12t"sv),
+            "simic::load_state: checksum of the fields under 'toy' is 0x");
+  }
+  SUBCASE("the vector's stride 2: (4659 x 2 + 1) x 8 bytes") {
+    refused_view(toy_pickle_edited("toy.vq", "(K\x01t"sv, "(K\x02t"sv),
+                 "'toy.v' (Double, sizes [4660], strides [2], offset 0) needs 74552 bytes of storage; its storage "
+                 "holds 37280",
+                 "Tensor: sizes 4660, strides 2, storage offset 0 and itemsize 8 require a storage of at least 74552 "
+                 "bytes, but storage only has 37280 bytes");
+  }
+  SUBCASE("a declared size of 2^26 doubles (512 MiB past the record)") {
+    refused_view(toy_pickle_edited("toy.vq", "(M4\x12t(", "(" + long1(std::int64_t{1} << 26) + "t("),
+                 "'toy.v' (Double, sizes [67108864], strides [1], offset 0) needs 536870912 bytes of storage; its "
+                 "storage holds 37280",
+                 "Tensor: sizes 67108864, strides 1, storage offset 0 and itemsize 8 require a storage of at least "
+                 "536870912 bytes, but storage only has 37280 bytes");
+  }
+  SUBCASE("a declared size of 2^40 doubles") {
+    refused_view(toy_pickle_edited("toy.vq", "(M4\x12t(", "(" + long1(std::int64_t{1} << 40) + "t("),
+                 "'toy.v' (Double, sizes [1099511627776], strides [1], offset 0) needs 8796093022208 bytes",
+                 "Tensor: sizes 1099511627776, strides 1, storage offset 0 and itemsize 8 require a storage of at "
+                 "least 8796093022208 bytes, but storage only has 37280 bytes");
+  }
+  SUBCASE("a declared size whose byte count passes 64 bits (2^62 doubles)") {
+    refused_view(toy_pickle_edited("toy.vq", "(M4\x12t(", "(" + long1(std::int64_t{1} << 62) + "t("),
+                 "'toy.v' (Double, sizes [4611686018427387904], strides [1], offset 0) has a negative size, stride "
+                 "or offset, or reaches past 2^64 bytes; its storage holds 37280",
+                 "Storage size calculation overflowed with sizes=[4611686018427387904] and strides=[1]");
+  }
+}
+
+TEST_CASE("an archive opened without verification: an empty record is archive_error naming the key, not c10::Error") {
+  using simic::test::find_record;
+  const auto good = toy_archive({});
+  auto records = simic::test::read_records(good);
+  const toy_state other{-1.0, 3, {9.0}};
+  auto unverified = [&](const std::vector<simic::test::archive_record>& rs) {
+    const auto bytes = simic::test::write_records(rs);
+    torch::serialize::InputArchive ar;
+    ar.load_from(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    toy_state into = other;
+    load_state(ar, into, "toy");
+    return into;
+  };
+  for (const char* key : {"toy.__format", "toy.__checksum", "toy.a", "toy.n", "toy.v"}) {
+    CAPTURE(key);
+    auto emptied = records;
+    find_record(emptied, storage_record(records, key)).data.clear();
+    const std::string message = std::string("simic::load_state: '") + key + "' (";
+    CHECK_THROWS_WITH_AS(unverified(emptied), doctest::Contains(message.c_str()), archive_error);
+    CHECK_THROWS_WITH_AS(unverified(emptied), doctest::Contains("its storage holds 0"), archive_error);
+  }
+  CHECK(unverified(records) == toy_state{});
+}
+
+TEST_CASE("swaps of two records of a monitor's archive are refused or load the saved state") {
+  // Every pair of tensor records of different sizes (the empty vector's, the
+  // vector's, a scalar's), and each record with the next one of other bytes.
+  const default_monitor a = seasoned();
+  const auto saved_state = a.state();
+  const std::vector<std::uint8_t> good = as_bytes(saved(a));
+  const auto records = simic::test::read_records(good);
+  std::vector<std::size_t> data;  // the tensor records
+  for (std::size_t i = 0; i < records.size(); ++i)
+    if (records[i].name.rfind("data/", 0) == 0) data.push_back(i);
+  REQUIRE(data.size() > 20);
+  default_monitor m;
+  const auto before = m.state();
+  std::size_t threw = 0, identical = 0, pairs = 0;
+  auto swap_and_load = [&](std::size_t x, std::size_t y) {
+    auto swapped = records;
+    std::swap(swapped[x].name, swapped[y].name);
+    const auto r = simic::test::verified_load_outcome(simic::test::write_records(swapped), m, before, saved_state);
+    CAPTURE(records[x].name);
+    CAPTURE(records[y].name);
+    CHECK(r != simic::test::load_outcome::different);
+    (r == simic::test::load_outcome::threw ? threw : identical) += 1;
+    ++pairs;
+  };
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    bool next_done = false;
+    for (std::size_t j = i + 1; j < data.size(); ++j) {
+      const auto &x = records[data[i]].data, &y = records[data[j]].data;
+      if (x.size() != y.size()) {
+        swap_and_load(data[i], data[j]);
+      } else if (!next_done && x != y) {
+        swap_and_load(data[i], data[j]);
+        next_done = true;
+      }
+    }
+  }
+  MESSAGE(pairs << " swaps of " << data.size() << " tensor records: " << threw << " threw, " << identical
+                << " loaded the saved state");
+  CHECK(threw > 0);
+  CHECK(m.state() == before);
+}
+
+TEST_CASE("an empty vector field round-trips: no elements need no storage") {
+  toy_state st;
+  st.v.clear();
+  const toy_state other{-1.0, 3, {9.0}};
+  CHECK(load_toy(toy_archive(st), other) == st);
+  // the same through records written again
+  CHECK(load_toy(simic::test::write_records(simic::test::read_records(toy_archive(st))), other) == st);
 }

@@ -9,7 +9,7 @@
 set -u
 inc=$1
 shift
-headers=("$inc"/simic/core/*.hpp "$inc"/simic/core/detail/*.hpp "$inc"/simic/archive/{archive_error,crc,inflate,state_checksum,zip_verify}.hpp
+headers=("$inc"/simic/core/*.hpp "$inc"/simic/core/detail/*.hpp "$inc"/simic/archive/{archive_error,crc,inflate,state_checksum,torch_pickle,zip_verify}.hpp
          "$inc"/simic/reduce/{shared_code,stat_layout,gradient_summary}.hpp "$inc"/simic/reduce/cuda/{accumulate,launch_plan,kernel_source}.hpp
          "$inc"/simic/detect/*.hpp "$inc"/simic/detect/detail/*.hpp "$inc"/simic/detect/reference/*.hpp "$inc"/simic/presets/{ppo,reference}.hpp
          "$inc"/simic/monitor.hpp "$inc"/simic/simic.hpp "$inc"/simic/version.hpp

@@ -162,3 +162,35 @@ TEST_CASE("reports merge in order, from copies and by move") {
   a.clear();
   CHECK(a.empty());
 }
+
+TEST_CASE("a refused name is quoted escaped and bounded: printable ASCII as it is, other bytes as \\xNN") {
+  auto message = [](auto call) {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    FAIL("not refused");
+    return std::string();
+  };
+  auto refused_name = [&](std::string_view name) {
+    return message([&] { (void)register_anomaly_kind(name, severity::warning); });
+  };
+  const std::string tail = " is not valid; valid: 1 to 64 characters of a-z, 0-9 and _";
+  CHECK(refused_name(std::string_view("a\nb\0c", 5)) == "simic::register_anomaly_kind: name 'a\\x0ab\\x00c'" + tail);
+  CHECK(refused_name("caf\xc3\xa9") == "simic::register_anomaly_kind: name 'caf\\xc3\\xa9'" + tail);
+  CHECK(refused_name("it's \\ \x7f") == "simic::register_anomaly_kind: name 'it\\x27s \\x5c \\x7f'" + tail);
+  CHECK(refused_name("Loss Spike") == "simic::register_anomaly_kind: name 'Loss Spike'" + tail);
+  // at most 64 bytes shown, then "..." and the length
+  CHECK(refused_name(std::string(64, 'A')) == "simic::register_anomaly_kind: name '" + std::string(64, 'A') + "'" + tail);
+  CHECK(refused_name(std::string(65, 'a')) ==
+        "simic::register_anomaly_kind: name '" + std::string(64, 'a') + "...' (65 bytes)" + tail);
+  CHECK(refused_name(std::string(100000, '\n')).size() < 400);
+  CHECK(refused_name("kl_spike") == "simic::register_anomaly_kind: name 'kl_spike' is a built-in kind; valid: a name of your own");
+  // parsing names refuses alike
+  CHECK(message([] { (void)parse_anomaly_kind("x\r\n"); }).rfind("simic: unknown anomaly kind 'x\\x0d\\x0a'; valid: ", 0) == 0);
+  CHECK(message([] { (void)parse_severity("\x1b[31mred"); }) ==
+        "simic: unknown severity '\\x1b[31mred'; valid: warning, critical");
+  for (const std::string& m : {refused_name(std::string_view("\0\xff\n", 3)), message([] { (void)parse_level("\t"); })})
+    for (const char c : m) CHECK((c >= 0x20 && c < 0x7F));
+}

@@ -7,12 +7,15 @@
 #include "simic/distributed/process_group_exchange.hpp"
 #include "support/torch_doctest.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 using namespace simic;
@@ -109,4 +112,64 @@ TEST_CASE("collective_group: a null group is refused by name; a backend's group 
   const job_signals job = x(s);
   CHECK(*job.view().loss == 0.5);
   CHECK(x.collectives() == 1);
+}
+
+namespace {
+volatile sig_atomic_t sigpipes_seen = 0;
+extern "C" void count_sigpipe(int) { sigpipes_seen = sigpipes_seen + 1; }
+
+// SIGPIPE's handler now: SIG_DFL, SIG_IGN or a function.
+void (*sigpipe_handler())(int) {
+  struct sigaction now {};
+  ::sigaction(SIGPIPE, nullptr, &now);
+  return now.sa_handler;
+}
+
+// A write to a socket whose peer is closed: -1 with EPIPE when SIGPIPE does
+// not end the process first.
+bool write_to_closed_peer_fails_with_epipe() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return false;
+  ::close(fds[1]);
+  const char byte = 'x';
+  const ssize_t n = ::write(fds[0], &byte, 1);
+  const bool epipe = n == -1 && errno == EPIPE;
+  ::close(fds[0]);
+  return epipe;
+}
+}  // namespace
+
+TEST_CASE("gloo_group ignores SIGPIPE at its default disposition and keeps one the program set") {
+  // Each case in a forked process of its own (a group of one rank): the
+  // disposition is process-wide.
+  const auto port = simic::test::free_local_port();
+  const auto codes = simic::test::fork_ranks(4, [&](int which) {
+    if (which == 0) {  // default: ignored, so a write to a dead peer is EPIPE, not death
+      ::signal(SIGPIPE, SIG_DFL);
+      auto group = simic::test::loopback_gloo_group(0, 1, port, std::chrono::seconds(10));
+      if (sigpipe_handler() != SIG_IGN) return 1;
+      return write_to_closed_peer_fails_with_epipe() ? 0 : 2;
+    }
+    if (which == 1) {  // the program's handler: kept, and it still sees the signal
+      ::signal(SIGPIPE, count_sigpipe);
+      auto group = simic::test::loopback_gloo_group(0, 1, simic::test::free_local_port(), std::chrono::seconds(10));
+      if (sigpipe_handler() != count_sigpipe) return 1;
+      return write_to_closed_peer_fails_with_epipe() && sigpipes_seen == 1 ? 0 : 2;
+    }
+    if (which == 2) {  // SIG_IGN set by the program: stays
+      ::signal(SIGPIPE, SIG_IGN);
+      auto group = simic::test::loopback_gloo_group(0, 1, simic::test::free_local_port(), std::chrono::seconds(10));
+      return sigpipe_handler() == SIG_IGN ? 0 : 1;
+    }
+    // bad options are refused before anything changes
+    ::signal(SIGPIPE, SIG_DFL);
+    try {
+      simic::distributed::gloo_group({.port = port, .rank = 2, .ranks = 2});
+      return 1;
+    } catch (const std::invalid_argument& e) {
+      if (std::string(e.what()).find("rank = 2 is out of range; valid: 0 .. ranks - 1 = 1") == std::string::npos) return 2;
+    }
+    return sigpipe_handler() == SIG_DFL ? 0 : 3;
+  });
+  for (int c = 0; c < 4; ++c) CHECK_MESSAGE(codes[static_cast<std::size_t>(c)] == 0, "case " << c);
 }

@@ -300,6 +300,7 @@ TEST_CASE("an existing file is kept until the first line: opening alone, or a si
 TEST_CASE("a device is written without truncation; /dev/full fails every write, counted, none written") {
   if (!fs::exists("/dev/full")) return;  // Linux
   hub_counts c;
+  std::vector<sink_error> errors;
   std::shared_ptr<jsonl_sink> s;
   {
     hub h;
@@ -308,11 +309,15 @@ TEST_CASE("a device is written without truncation; /dev/full fails every write, 
     h.add_sink(s);
     for (std::uint64_t i = 0; i < 4; ++i) h.emit(i, 0, update_metrics{});
     c = h.close(std::chrono::seconds(10));
+    errors = h.errors();
   }
-  // By hand: 4 event writes and the hub_stats line (finish) fail: 5 failures.
+  // By hand: 4 event writes and the hub_stats line (finish) fail: 5 failures
+  // reported, the 4 writes counted (a finish is reported, not counted).
   CHECK(c.emitted == 4);
   CHECK(c.delivered == 4);
-  CHECK(c.failed == 5);
+  CHECK(c.failed == 4);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].occurrences == 5);
   CHECK(s->events_written() == 0);
   CHECK(s->lines_written() == 0);
 }
@@ -338,4 +343,49 @@ TEST_CASE("hub_stats says how many events this file got, and what was undelivere
   CHECK(last["undelivered"] == 0);
   CHECK(last["emitted"] == last["delivered"].get<std::uint64_t>() + last["dropped"].get<std::uint64_t>() +
                                last["undelivered"].get<std::uint64_t>());
+}
+
+TEST_CASE("hub_stats holds the hub's final counts even when a sink finished after it fails") {
+  // The JSONL sink finishes first; the sinks after it fail in flush (before
+  // any finish: counted in failed) and in finish (after the JSONL line is
+  // written: reported, not counted, so that the line's counts stay final).
+  struct failing_sink final : sink {
+    bool fail_flush = false;
+    std::string name() const override { return fail_flush ? "bad_flush" : "bad_finish"; }
+    void do_write(const event&) override {}
+    void do_flush() override {
+      if (fail_flush) throw std::runtime_error("flush failed");
+    }
+    void do_finish(const hub_counts&) override {
+      if (!fail_flush) throw std::system_error(std::make_error_code(std::errc::no_space_on_device), "finish failed");
+    }
+  };
+  for (const bool fail_flush : {false, true}) {
+    CAPTURE(fail_flush);
+    const fs::path file = fresh_dir(fail_flush ? "final_flush" : "final_finish") / "events.jsonl";
+    std::vector<sink_error> reports;
+    hub_counts closed;
+    {
+      hub h;
+      h.set_error_handler([&](const sink_error& e) { reports.push_back(e); });
+      h.add_sink(std::make_shared<jsonl_sink>(file));
+      auto bad = std::make_shared<failing_sink>();
+      bad->fail_flush = fail_flush;
+      h.add_sink(bad);
+      for (std::uint64_t i = 0; i < 3; ++i) h.emit(i, 0, update_metrics{});
+      closed = h.close(hub::no_deadline);
+      CHECK(h.counts() == closed);
+    }
+    CHECK(closed == hub_counts{.emitted = 3, .delivered = 3, .dropped = 0, .failed = fail_flush ? 1u : 0u});
+    REQUIRE(reports.size() == 1);  // not lost: reported, by sink, exception type and call
+    CHECK(reports[0].event == (fail_flush ? "flush" : "finish"));
+    const parsed_file pf = parse_jsonl(read_file(file));
+    REQUIRE(pf.lines.size() == 4);
+    const json& last = pf.lines[3];
+    CHECK(last["event"] == "hub_stats");
+    CHECK(last["failed"] == closed.failed);
+    CHECK(last["emitted"] == closed.emitted);
+    CHECK(last["delivered"] == closed.delivered);
+    CHECK(last["written"] == 3);
+  }
 }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <system_error>
@@ -20,7 +21,10 @@
 #include "support/file_size_limit.hpp"
 #include "support/temp_dir.hpp"
 #include "simic/emit/hub.hpp"
+#include "simic/emit/names.hpp"
+#include "simic/emit/sink_jsonl.hpp"
 #include "simic/emit/sink_tensorboard.hpp"
+#include "simic/profile/phase_timer.hpp"
 
 using namespace simic;
 namespace fs = std::filesystem;
@@ -360,4 +364,57 @@ TEST_CASE("a write that fails leaves no torn record and no count of it") {
     if (e.values.at(0).tag == "anomalies/kl_spike") CHECK(e.values[0].value == ++expected);
   }
   CHECK(expected >= 1);
+}
+
+TEST_CASE("names with invalid UTF-8: the file's tags are valid, replaced as the JSONL sink replaces them") {
+  // One hub, both sinks: every update/ tag of the TensorBoard file is
+  // "update/" + a key of the JSONL line's "extra", and every tag is valid
+  // UTF-8 (TensorBoard's readers stop at the first record that is not).
+  const fs::path dir = tensorboard_dir("utf8");
+  const fs::path jsonl = dir / "events.jsonl";
+  std::string file;
+  {
+    hub h;
+    auto tb = std::make_shared<tensorboard_sink>(dir);
+    file = tb->path().string();
+    h.add_sink(tb);
+    h.add_sink(std::make_shared<jsonl_sink>(jsonl));
+    update_metrics u;
+    u.extra = {{"layer\xe9.weight", 1.0}, {"ok", 2.0}, {"\xc0\x80", 3.0}, {"ok", 4.0}, {"\xed\xa0\x80", 5.0}};
+    h.emit(event(1, 0, u));
+    phase_timings_event p;
+    p.phases = {{"roll\xff", 1, 1.0, 1.0, 1.0}};
+    h.emit(event(2, 0, p));
+    update_metrics after;
+    after.loss = 0.5;
+    h.emit(event(3, 0, after));  // a record after the bad names: read back
+    h.close();
+  }
+  std::vector<std::string> jsonl_lines;
+  {
+    std::ifstream in(jsonl);
+    for (std::string line; std::getline(in, line);) jsonl_lines.push_back(line);
+  }
+  REQUIRE(jsonl_lines.size() == 4);
+  const auto extra = nlohmann::ordered_json::parse(jsonl_lines[0])["extra"];
+  std::vector<std::string> from_jsonl;
+  for (auto it = extra.begin(); it != extra.end(); ++it) from_jsonl.push_back("update/" + it.key());
+  const std::string r = "\xEF\xBF\xBD";
+  CHECK(from_jsonl == std::vector<std::string>{"update/layer" + r + ".weight", "update/ok", "update/" + r + r,
+                                               "update/ok#2", "update/" + r + r + r});
+  const auto rs = records(read_file(file));
+  REQUIRE(rs.size() == 5);  // version, 3 events, hub counts
+  std::vector<std::string> update_tags;
+  for (const auto& v : decode(rs[1]).values) update_tags.push_back(v.tag);
+  CHECK(update_tags == from_jsonl);
+  std::vector<std::string> phase_tags;
+  for (const auto& v : decode(rs[2]).values) phase_tags.push_back(v.tag);
+  CHECK(phase_tags == std::vector<std::string>{"phases/roll" + r + "/total_s", "phases/roll" + r + "/mean_s"});
+  CHECK(nlohmann::json::parse(jsonl_lines[1])["phases"].contains("roll" + r));
+  for (const auto& rec : rs)
+    for (const auto& v : decode(rec).values) {
+      CAPTURE(v.tag);
+      CHECK(valid_utf8(v.tag));
+    }
+  CHECK(decode(rs[3]).values.at(0).tag == "update/loss");
 }

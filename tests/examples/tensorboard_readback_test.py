@@ -9,7 +9,12 @@ docs/events.md, derived here independently: every (tag, step, wall time,
 float32 value) must be found, and nothing else.
 
 Usage: tensorboard_readback_test.py PPO_LSTM_BINARY
+       tensorboard_readback_test.py --writer NAMES_WRITER
 (run with a Python that has pip's tensorboard; scripts/tensorboard_env.sh)
+--writer: instead of the trainer, tests/emit/tensorboard_names_writer, whose
+events have hostile names (invalid UTF-8, repeated metric names), is read
+back the same way: TensorBoard must read every record, under the names the
+JSONL file has.
 """
 import collections
 import glob
@@ -119,7 +124,58 @@ def expected_scalars(lines):
     return out
 
 
+def read_back(jsonl, tb_file):
+    """(expected, found, lines): the JSONL's implied scalars and TensorBoard's, as Counters."""
+    with open(jsonl, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    expected = collections.Counter()
+    for tag, step, t, v in expected_scalars(lines):
+        expected[(tag, step, t, key(float32(v)))] += 1
+    acc = event_accumulator.EventAccumulator(tb_file, size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    found = collections.Counter()
+    for tag in acc.Tags()["scalars"]:
+        for s in acc.Scalars(tag):
+            t = None if tag.startswith("hub/") else s.wall_time
+            found[(tag, s.step, t, key(s.value))] += 1
+    return expected, found, lines
+
+
+def compare(expected, found):
+    missing = expected - found
+    extra = found - expected
+    for what, c in (("missing from TensorBoard", missing), ("not implied by the JSONL", extra)):
+        for k in sorted(c, key=str)[:10]:
+            print("FAIL: %s: %r x%d" % (what, k, c[k]))
+    if missing or extra:
+        sys.exit(1)
+
+
+def names_main(writer):
+    with tempfile.TemporaryDirectory() as work:
+        run = subprocess.run([writer, work], capture_output=True, text=True, timeout=60)
+        if run.returncode != 0:
+            sys.exit("FAIL: %s exit %d\n%s%s" % (writer, run.returncode, run.stdout, run.stderr))
+        files = glob.glob(os.path.join(work, "tb", "events.out.tfevents.*"))
+        if len(files) != 1:
+            sys.exit("FAIL: expected one event file, found %r" % files)
+        expected, found, lines = read_back(os.path.join(work, "events.jsonl"), files[0])
+        compare(expected, found)
+        tags = {k[0] for k in found}
+        print("%d scalars under %d tags read back: %s" % (sum(found.values()), len(tags), sorted(tags)))
+        for need in ("update/layer\ufffd.weight", "update/ok#2", "update/ok#3", "update/lat\ufffd#2",
+                     "phases/roll\ufffd#2/total_s", "epoch/acc#2", "update/loss"):
+            if need not in tags:
+                sys.exit("FAIL: no tag %r" % need)
+        if sum(1 for e in lines if e["event"] == "update") != 2:
+            sys.exit("FAIL: expected 2 update events in the JSONL")
+        print("ok: every record read back; names replaced and kept apart as in the JSONL")
+
+
 def main():
+    if sys.argv[1] == "--writer":
+        names_main(sys.argv[2])
+        return
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as work:
         jsonl = os.path.join(work, "events.jsonl")
@@ -136,31 +192,12 @@ def main():
         if ("tensorboard: " + files[0]) not in run.stdout:
             sys.exit("FAIL: the trainer did not print the event file's path\n" + run.stdout)
 
-        with open(jsonl) as f:
-            lines = [json.loads(line) for line in f]
-        expected = collections.Counter()
-        for tag, step, t, v in expected_scalars(lines):
-            expected[(tag, step, t, key(float32(v)))] += 1
-
-        acc = event_accumulator.EventAccumulator(files[0], size_guidance={event_accumulator.SCALARS: 0})
-        acc.Reload()
-        found = collections.Counter()
-        for tag in acc.Tags()["scalars"]:
-            for s in acc.Scalars(tag):
-                t = None if tag.startswith("hub/") else s.wall_time
-                found[(tag, s.step, t, key(s.value))] += 1
-
-        missing = expected - found
-        extra = found - expected
+        expected, found, lines = read_back(jsonl, files[0])
         n = sum(expected.values())
         kinds = {e["event"] for e in lines}
         print("%d scalars under %d tags from %d events (%s); TensorBoard read back %d"
               % (n, len({k[0] for k in expected}), len(lines), ", ".join(sorted(kinds)), sum(found.values())))
-        for what, c in (("missing from TensorBoard", missing), ("not implied by the JSONL", extra)):
-            for k in sorted(c, key=str)[:10]:
-                print("FAIL: %s: %r x%d" % (what, k, c[k]))
-        if missing or extra:
-            sys.exit(1)
+        compare(expected, found)
         # The run must have exercised what the table covers.
         need = {"anomaly", "escalation_start", "response", "layer_gradients", "nan_inf_scan", "phase_timings",
                 "epoch_summary", "lstm_health", "gradient_health", "update", "memory", "hub_stats"}

@@ -9,8 +9,13 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <sstream>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <caffe2/serialize/inline_container.h>
 
 #include "simic/core/signals.hpp"
 #include "simic/archive/torch_archive.hpp"
@@ -102,6 +107,65 @@ load_outcome unverified_load_outcome(const std::vector<std::uint8_t>& bytes, Mon
   const bool same = m.state() == saved;
   m.load(before);
   return same ? load_outcome::identical : load_outcome::different;
+}
+
+// Archives whose zip is valid but whose contents lie: the records of a saved
+// archive, renamed, emptied or edited, written again by LibTorch's own zip
+// writer, so that every CRC-32, offset and size is right and verify_zip
+// passes them on.
+struct archive_record {
+  std::string name;  // without the archive's folder: "data.pkl", "data/0", ...
+  std::string data;
+};
+
+// The records of a torch archive, as LibTorch's reader lists them.
+inline std::vector<archive_record> read_records(const std::vector<std::uint8_t>& bytes) {
+  std::istringstream is(std::string(bytes.begin(), bytes.end()));
+  caffe2::serialize::PyTorchStreamReader r(&is);
+  std::vector<archive_record> out;
+  for (const std::string& name : r.getAllRecords()) {
+    auto [data, size] = r.getRecord(name);
+    out.push_back({name, std::string(static_cast<const char*>(data.get()), size)});
+  }
+  return out;
+}
+
+// A torch archive of `records`. The writer writes the version record (and,
+// on LibTorch 2.x, the serialization id) itself: those are taken from
+// `records` for the version number and not copied.
+inline std::vector<std::uint8_t> write_records(const std::vector<archive_record>& records) {
+  std::vector<std::uint8_t> out;
+  caffe2::serialize::PyTorchStreamWriter w([&](const void* p, std::size_t n) {
+    out.insert(out.end(), static_cast<const std::uint8_t*>(p), static_cast<const std::uint8_t*>(p) + n);
+    return n;
+  });
+  for (const archive_record& r : records) {
+    if (r.name == "version" || r.name == ".data/version") {
+      w.setMinVersion(std::stoull(r.data));
+      continue;
+    }
+    if (r.name == ".data/serialization_id") continue;
+    w.writeRecord(r.name, r.data.data(), r.data.size());
+  }
+  w.writeEndOfFile();
+  return out;
+}
+
+inline archive_record& find_record(std::vector<archive_record>& records, std::string_view name) {
+  for (archive_record& r : records)
+    if (r.name == name) return r;
+  throw std::invalid_argument("archive has no record '" + std::string(name) + "'");
+}
+
+// `s` with the first `from` after the first `after` replaced by `to` (a
+// pickle has no lengths or offsets to fix: an opcode may grow or shrink).
+inline std::string replace_after(std::string s, std::string_view after, std::string_view from, std::string_view to) {
+  const std::size_t a = s.find(after);
+  if (a == std::string::npos) throw std::invalid_argument("no '" + std::string(after) + "' to edit after");
+  const std::size_t at = s.find(from, a + after.size());
+  if (at == std::string::npos) throw std::invalid_argument("no such bytes after '" + std::string(after) + "'");
+  s.replace(at, from.size(), to);
+  return s;
 }
 
 }  // namespace simic::test

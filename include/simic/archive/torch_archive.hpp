@@ -9,14 +9,20 @@
 // the version and every field); a load checks both before it changes
 // anything. LibTorch's own loader checks no CRC and can crash on a damaged
 // file, so load_file() and open_verified_archive() verify the whole zip
-// (archive/zip_verify.hpp) before LibTorch sees a byte. Every failure is a
-// simic::archive_error naming what failed; the monitor is left untouched.
+// (archive/zip_verify.hpp) and check that each storage data.pkl declares has
+// a record that holds it (archive/torch_pickle.hpp) before LibTorch sees a
+// byte; every read field's sizes, strides and offset are then checked
+// against its storage before an element is read (the only check on an
+// archive the caller opened without verification: there a zip whose records
+// were renamed is not caught). Every failure is a simic::archive_error naming
+// what failed; the monitor is left untouched.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <sstream>
@@ -30,6 +36,7 @@
 
 #include "simic/archive/archive_error.hpp"
 #include "simic/archive/state_checksum.hpp"
+#include "simic/archive/torch_pickle.hpp"
 #include "simic/archive/zip_verify.hpp"
 
 namespace simic {
@@ -58,10 +65,78 @@ struct archive_writer {
   }
 };
 
+// The bytes of storage that `t`'s elements reach: (offset + the sum over its
+// dimensions of (size - 1) * stride + 1) * element size, 0 when it has no
+// elements; empty when a size, stride or offset is negative or the count
+// passes 64 bits. Computed from the metadata alone: no element is read.
+inline std::optional<std::uint64_t> reached_bytes(const at::Tensor& t) {
+  constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  for (const std::int64_t size : t.sizes())
+    if (size == 0) return 0;
+  if (t.storage_offset() < 0) return std::nullopt;
+  std::uint64_t last = static_cast<std::uint64_t>(t.storage_offset());  // the highest element index reached
+  for (std::size_t d = 0; d < t.sizes().size(); ++d) {
+    const std::int64_t size = t.sizes()[d], stride = t.strides()[d];
+    if (size < 0 || stride < 0) return std::nullopt;
+    const auto span = static_cast<std::uint64_t>(size - 1), step = static_cast<std::uint64_t>(stride);
+    if (step != 0 && span > max / step) return std::nullopt;
+    if (span * step > max - last) return std::nullopt;
+    last += span * step;
+  }
+  const auto item = static_cast<std::uint64_t>(t.element_size());
+  if (last == max || last + 1 > max / item) return std::nullopt;
+  return (last + 1) * item;
+}
+
+inline std::string int_list(c10::IntArrayRef v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// LibTorch takes a tensor's sizes, strides and offset from data.pkl and does
+// not check them against its storage (a zip with every CRC right can have
+// data.pkl edited): every element the tensor declares must lie in its storage
+// before one is read. A storage without data (an empty record) holds 0
+// bytes. The storage against its record: check_pickled_storages, verified
+// archives only.
+inline void check_storage(const at::Tensor& t, const std::string& key) {
+  if (t.layout() != at::kStrided)  // a sparse tensor has no strides to check (an edited data.pkl)
+    throw archive_error("simic::load_state: '" + key + "' is not a dense (strided) tensor");
+  const bool has_data = t.has_storage() && t.storage().data_ptr().get() != nullptr;
+  const std::uint64_t holds = has_data ? static_cast<std::uint64_t>(t.storage().nbytes()) : 0;
+  const std::optional<std::uint64_t> needs = reached_bytes(t);
+  if (needs && *needs <= holds) return;
+  const std::string layout = "'" + key + "' (" + std::string(c10::toString(t.scalar_type())) + ", sizes " +
+                             int_list(t.sizes()) + ", strides " + int_list(t.strides()) + ", offset " +
+                             std::to_string(t.storage_offset()) + ")";
+  const std::string lie = ": the archive's entries were renamed or its data.pkl edited";
+  if (!needs)
+    throw archive_error("simic::load_state: " + layout +
+                        " has a negative size, stride or offset, or reaches past 2^64 bytes; its storage holds " +
+                        std::to_string(holds) + lie);
+  throw archive_error("simic::load_state: " + layout + " needs " + std::to_string(*needs) +
+                      " bytes of storage; its storage holds " + std::to_string(holds) + lie);
+}
+
+// The value of a checked scalar tensor; LibTorch's own error (a c10::Error)
+// as archive_error.
+template <class T>
+T scalar_value(const at::Tensor& t, const std::string& key) {
+  check_storage(t, key);
+  try {
+    return t.item<T>();
+  } catch (const std::exception& e) {
+    throw archive_error("simic::load_state: '" + key + "' cannot be read: " + e.what());
+  }
+}
+
 struct archive_reader {
   torch::serialize::InputArchive& ar;
   const std::string& prefix;
 
+  // The tensor under `name`, of `type`, a scalar or a vector, whose storage
+  // holds every element it declares; contiguous.
   at::Tensor read(const char* name, at::ScalarType type, bool scalar) const {
     const std::string key = archive_key(prefix, name);
     at::Tensor t;
@@ -75,13 +150,21 @@ struct archive_reader {
                                   std::string(c10::toString(t.scalar_type())) + " and " + std::to_string(t.dim()) +
                                   " dims; expected " + std::string(c10::toString(type)) +
                                   (scalar ? " scalar" : " vector"));
-    return t.contiguous();
+    check_storage(t, key);
+    try {
+      return t.contiguous();
+    } catch (const std::exception& e) {
+      throw archive_error("simic::load_state: '" + key + "' cannot be read: " + e.what());
+    }
   }
-  void operator()(const char* name, double& v) const { v = read(name, at::kDouble, true).item<double>(); }
+  void operator()(const char* name, double& v) const {
+    v = scalar_value<double>(read(name, at::kDouble, true), archive_key(prefix, name));
+  }
   template <class U>
     requires std::is_integral_v<U>
   void operator()(const char* name, U& v) const {
-    const auto raw = static_cast<std::uint64_t>(read(name, at::kLong, true).item<std::int64_t>());
+    const auto raw =
+        static_cast<std::uint64_t>(scalar_value<std::int64_t>(read(name, at::kLong, true), archive_key(prefix, name)));
     if constexpr (sizeof(U) < sizeof(std::uint64_t)) {
       if (raw > static_cast<std::uint64_t>(std::numeric_limits<U>::max()))
         throw archive_error("simic::load_state: '" + archive_key(prefix, name) + "' = " +
@@ -91,7 +174,12 @@ struct archive_reader {
   }
   void operator()(const char* name, std::vector<double>& v) const {
     const at::Tensor t = read(name, at::kDouble, false);
-    v.assign(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+    if (t.numel() == 0) {
+      v.clear();
+      return;
+    }
+    const double* p = t.data_ptr<double>();
+    v.assign(p, p + t.numel());
   }
 };
 
@@ -112,7 +200,7 @@ inline void check_format(torch::serialize::InputArchive& ar, const std::string& 
                         "not simic state under prefix '" + prefix + "'; save it again with this version");
   if (t.scalar_type() != at::kLong || t.dim() != 0)
     throw archive_error("simic::load_state: '" + key + "' is not an int64 scalar");
-  const std::int64_t v = t.item<std::int64_t>();
+  const std::int64_t v = scalar_value<std::int64_t>(t, key);
   if (v > state_format_version)
     throw archive_error("simic::load_state: '" + key + "' = " + std::to_string(v) +
                         ": written by a newer simic (this one reads format " + std::to_string(state_format_version) +
@@ -128,7 +216,7 @@ inline std::uint64_t read_checksum(torch::serialize::InputArchive& ar, const std
   if (!ar.try_read(key, t)) throw archive_error("simic::load_state: archive lacks '" + key + "'");
   if (t.scalar_type() != at::kLong || t.dim() != 0)
     throw archive_error("simic::load_state: '" + key + "' is not an int64 scalar");
-  return static_cast<std::uint64_t>(t.item<std::int64_t>());
+  return static_cast<std::uint64_t>(scalar_value<std::int64_t>(t, key));
 }
 
 inline std::string hex64(std::uint64_t v) {
@@ -182,12 +270,14 @@ void load(torch::serialize::InputArchive& ar, Monitor& m, const std::string& pre
 }
 
 // Verified files. Reads all of `path`, verifies it as a zip (every CRC-32,
-// offset and size) and only then lets LibTorch parse the verified bytes, so
-// the file cannot change between check and load. Memory: the file's size
-// once more while LibTorch loads. A LibTorch error on verified bytes (a
-// valid zip that is no torch archive) is rethrown as archive_error.
+// offset and size) and each storage data.pkl declares against its record's
+// size (check_pickled_storages), and only then lets LibTorch parse the
+// verified bytes, so the file cannot change between check and load.
+// Memory: the file's size once more while LibTorch loads. A LibTorch error
+// on verified bytes (a valid zip that is no torch archive) is rethrown as
+// archive_error.
 inline torch::serialize::InputArchive open_verified_archive(std::span<const std::uint8_t> bytes) {
-  verify_zip(bytes);
+  check_pickled_storages(bytes, verify_zip(bytes));
   torch::serialize::InputArchive ar;
   try {
     ar.load_from(reinterpret_cast<const char*>(bytes.data()), bytes.size());

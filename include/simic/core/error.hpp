@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -52,6 +53,30 @@ inline void require(bool ok, std::string_view where, std::string_view arg, const
   if (!ok) throw_invalid_argument(where, arg, value, valid);
 }
 inline bool finite(double x) noexcept { return std::isfinite(x); }
+
+// A caller's string quoted for an error message, safe to print: printable
+// ASCII as it is, every other byte (and the quote and the backslash, so the
+// text reads back unambiguously) as \xNN; at most `max` bytes of it shown, a
+// longer one ending in "..." followed by its length in bytes.
+//   quoted_input("a\nb") == "'a\\x0ab'"
+inline std::string quoted_input(std::string_view s, std::size_t max = 64) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "'";
+  const std::size_t shown = s.size() < max ? s.size() : max;
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F && c != '\'' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  out.push_back('\'');
+  if (shown < s.size()) out.insert(out.size() - 1, "...").append(" (" + std::to_string(s.size()) + " bytes)");
+  return out;
+}
 }  // namespace detail
 }  // namespace v0
 }  // namespace simic

@@ -49,8 +49,8 @@ template <std::size_t N>
 std::size_t parse_name(std::string_view name, const std::array<std::string_view, N>& names, std::string_view what) {
   for (std::size_t i = 0; i < N; ++i)
     if (iequals(name, names[i])) return i;
-  throw std::invalid_argument("simic: unknown " + std::string(what) + " '" + std::string(name) +
-                              "'; valid: " + join_names(names));
+  throw std::invalid_argument("simic: unknown " + std::string(what) + " " + quoted_input(name) +
+                              "; valid: " + join_names(names));
 }
 }  // namespace detail
 

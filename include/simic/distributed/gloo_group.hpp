@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,6 +45,26 @@ inline std::uint16_t free_local_port() {
   return ntohs(a.sin_port);
 }
 
+// Gloo writes to its peers' sockets. Once a peer has died, such a write
+// raises SIGPIPE, whose default action ends the process (Python ignores
+// SIGPIPE, a C++ program does not): a dead rank would kill its peers by
+// signal instead of failing their collective with an error
+// (exchange_error). This ignores SIGPIPE for the whole process if it is at
+// its default disposition, so a write to a dead peer fails with EPIPE; a
+// handler the program installed, or SIG_IGN, is left as it is. Returns
+// whether it changed the disposition. gloo_group() calls it; call it before
+// making a Gloo group of your own. (Process-wide: a program that wants
+// SIGPIPE's default back after the job may restore it.)
+inline bool ignore_sigpipe_if_default() noexcept {
+  struct sigaction now {};
+  if (::sigaction(SIGPIPE, nullptr, &now) != 0) return false;
+  if ((now.sa_flags & SA_SIGINFO) != 0 || now.sa_handler != SIG_DFL) return false;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigemptyset(&ignore.sa_mask);
+  return ::sigaction(SIGPIPE, &ignore, nullptr) == 0;
+}
+
 struct gloo_group_options {
   std::string host = "127.0.0.1";  // the store's host (rank 0's), and the interface Gloo uses
   std::uint16_t port = 0;          // the store's port (> 0)
@@ -54,7 +75,9 @@ struct gloo_group_options {
   std::chrono::milliseconds timeout{30000};
 };
 
-// Blocks until every rank has joined (or the timeout passed).
+// Blocks until every rank has joined (or the timeout passed). Ignores
+// SIGPIPE if it is at its default disposition (ignore_sigpipe_if_default),
+// after the options were checked.
 inline c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_group(const gloo_group_options& o) {
   constexpr std::string_view where = "simic::distributed::gloo_group";
   simic::detail::require(o.ranks >= 1, where, "ranks", o.ranks, ">= 1");
@@ -62,6 +85,7 @@ inline c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_group(const gloo_group_op
                          "0 .. ranks - 1 = " + std::to_string(o.ranks - 1));
   simic::detail::require(o.port > 0, where, "port", o.port, "1 .. 65535");
   simic::detail::require(o.timeout.count() > 0, where, "timeout", o.timeout.count(), "> 0 ms");
+  ignore_sigpipe_if_default();
   c10d::TCPStoreOptions so;
   so.port = o.port;
   so.isServer = o.rank == 0;

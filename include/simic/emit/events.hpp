@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 #include "simic/core/signals.hpp"
 #include "simic/emit/event.hpp"
 #include "simic/emit/field_writer.hpp"
+#include "simic/emit/names.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -34,10 +36,17 @@ inline void write_optional(field_writer& w, std::string_view key, const std::opt
                            std::string_view group = {}) {
   if (v) w.real(key, *v, group);
 }
-// Metrics as an object under `key`, each also the TensorBoard scalar <group>/<name>.
+// Metrics as an object under `key`, each also the TensorBoard scalar
+// <group>/<name>; under the names of unique_metric_names (emit/names.hpp):
+// a repeated name gets "#2", "#3", ..., so no metric is lost and JSONL and
+// TensorBoard name each alike.
 inline void write_metrics(field_writer& w, std::string_view key, const std::vector<metric>& ms, std::string_view group) {
+  std::vector<std::string_view> raw;
+  raw.reserve(ms.size());
+  for (const metric& m : ms) raw.push_back(m.name);
+  const std::vector<std::string> names = unique_metric_names(raw);
   w.begin_object(key);
-  for (const metric& m : ms) w.real(m.name, m.value, group);
+  for (std::size_t i = 0; i < ms.size(); ++i) w.real(names[i], ms[i].value, group);
   w.end();
 }
 // One field of a structured signal, by its descriptor (core/signals.hpp).

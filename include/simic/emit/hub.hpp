@@ -316,17 +316,20 @@ class hub {
       drained.notify_all();
     }
 
+    // A failure is reported (handler, errors()) and, when `counted`, added
+    // to `failed`: every write and flush; not a finish, which comes after the
+    // final counts were handed to the sinks finished before it.
     template <class F>
-    void guarded(const sink& s, std::string_view what, F&& f) noexcept {
+    void guarded(const sink& s, std::string_view what, F&& f, bool counted = true) noexcept {
       try {
         f();
       } catch (...) {
-        record_failure(s, what);
+        record_failure(s, what, counted);
       }
     }
 
     // Inside a catch block.
-    void record_failure(const sink& s, std::string_view what) noexcept {
+    void record_failure(const sink& s, std::string_view what, bool counted) noexcept {
       try {
         auto [type, message] = detail::current_exception_info();
         std::string sink_name = s.name();
@@ -334,7 +337,7 @@ class hub {
         bool report = false;
         {
           std::lock_guard lock(errors_mutex);
-          ++failed;
+          if (counted) ++failed;
           // A kind is (this sink object, exception type): two sinks of one name stay apart.
           sink_error* found = nullptr;
           for (std::size_t i = 0; i < errors.size(); ++i)
@@ -405,9 +408,13 @@ class hub {
     const auto list = st.sink_snapshot();
     for (const auto& s : *list)
       if (s.get() != hung) st.guarded(*s, "flush", [&] { s->flush(); });
+    // The counts are final here: nothing after this changes them, so every
+    // sink's finish gets the counts close() returns. A finish that throws is
+    // reported, not counted (the sinks finished before it already wrote the
+    // counts).
     const hub_counts final_counts = st.counts_now();
     for (const auto& s : *list)
-      if (s.get() != hung) st.guarded(*s, "finish", [&] { s->finish(final_counts); });
+      if (s.get() != hung) st.guarded(*s, "finish", [&] { s->finish(final_counts); }, false);
     // Every kind that recurred is reported once more with its total.
     std::vector<sink_error> recurring;
     {

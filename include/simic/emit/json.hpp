@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 
 #include "simic/emit/event.hpp"
 #include "simic/emit/field_writer.hpp"
+#include "simic/emit/names.hpp"
 #include "simic/emit/sink.hpp"
 
 namespace simic {
@@ -42,12 +44,15 @@ class json_writer final : public field_writer {
   void count(std::string_view key, std::uint64_t v, std::string_view) override { put(key, v); }
   void integer(std::string_view key, std::int64_t v) override { put(key, v); }
   void flag(std::string_view key, bool v, std::string_view) override { put(key, v); }
-  void text(std::string_view key, std::string_view v) override { put(key, std::string(v)); }
+  void text(std::string_view key, std::string_view v) override { put(key, utf8_replaced(v)); }
   void integers(std::string_view key, std::span<const std::int64_t> v) override {
     put(key, json_t(std::vector<std::int64_t>(v.begin(), v.end())));
   }
   void texts(std::string_view key, std::span<const std::string> v) override {
-    put(key, json_t(std::vector<std::string>(v.begin(), v.end())));
+    std::vector<std::string> valid;
+    valid.reserve(v.size());
+    for (const std::string& s : v) valid.push_back(utf8_replaced(s));
+    put(key, json_t(std::move(valid)));
   }
   void begin_array(std::string_view key) override { stack_.push_back(&put(key, json_t::array())); }
   void begin_object(std::string_view key) override { stack_.push_back(&put(key, json_t::object())); }
@@ -56,14 +61,20 @@ class json_writer final : public field_writer {
   }
 
  private:
-  // In an array: appended (the key is ignored); in an object: under `key`.
+  // In an array: appended (the key is ignored); in an object: under `key`
+  // made valid UTF-8 (utf8_replaced). A key the object already has (a field
+  // named twice, or two names equal after the replacement) gets "#2", "#3",
+  // ... rather than overwriting it: nothing described is lost.
   json_t& put(std::string_view key, json_t v) {
     json_t& top = *stack_.back();
     if (top.is_array()) {
       top.push_back(std::move(v));
       return top.back();
     }
-    json_t& slot = top[std::string(key)];
+    const std::string valid = utf8_replaced(key);
+    std::string name = valid;
+    for (std::uint64_t k = 2; top.contains(name); ++k) name = valid + "#" + std::to_string(k);
+    json_t& slot = top[name];
     slot = std::move(v);
     return slot;
   }
@@ -71,9 +82,9 @@ class json_writer final : public field_writer {
 };
 
 inline void put_context(json_t& j, const event_context& c) {
-  if (!c.run_id.empty()) j["run_id"] = c.run_id;
+  if (!c.run_id.empty()) j["run_id"] = utf8_replaced(c.run_id);
   if (c.env_id) j["env_id"] = *c.env_id;
-  if (!c.device.empty()) j["device"] = c.device;
+  if (!c.device.empty()) j["device"] = utf8_replaced(c.device);
   if (c.rank) j["rank"] = *c.rank;
 }
 
@@ -82,7 +93,7 @@ inline void put_context(json_t& j, const event_context& c) {
 // The JSON object of one event (keys in the order of docs/events.md).
 inline nlohmann::ordered_json to_json(const event& e) {
   nlohmann::ordered_json j;
-  j["event"] = std::string(e.name());
+  j["event"] = utf8_replaced(e.name());
   j["time"] = detail::unix_seconds(e.time());
   j["update"] = e.update();
   j["epoch"] = e.epoch();
@@ -92,8 +103,10 @@ inline nlohmann::ordered_json to_json(const event& e) {
   return j;
 }
 
-// One line of a JSONL file, newline included. Invalid UTF-8 in strings is
-// replaced (U+FFFD) rather than failing the line.
+// One line of a JSONL file, newline included. Invalid UTF-8 in strings and
+// keys was replaced when the JSON was built (utf8_replaced, emit/names.hpp:
+// the replacement the TensorBoard sink shares); nlohmann's own replacement
+// stays as a second guard, so no line fails.
 inline std::string to_json_line(const event& e) {
   std::string s = to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   s.push_back('\n');

@@ -15,12 +15,14 @@ inline namespace v0 {
 // What a hub did with the events handed to it. After close():
 // emitted == delivered + dropped + undelivered. `failed` counts apart, per
 // (event, sink): a delivered event whose sink threw was not written by that
-// sink (it was by the others).
+// sink (it was by the others); also flush calls that threw. A finish that
+// throws is reported (hub::errors(), the error handler) but not counted: the
+// counts a sink's finish gets are final, the ones close() returns.
 struct hub_counts {
   std::uint64_t emitted = 0;      // emit() calls
   std::uint64_t delivered = 0;    // events taken off the queue and handed to every sink
   std::uint64_t dropped = 0;      // not queued: queue full, or emitted after close()
-  std::uint64_t failed = 0;       // (event, sink) deliveries whose sink threw
+  std::uint64_t failed = 0;       // (event, sink) deliveries whose sink threw, and flushes that threw
   std::uint64_t undelivered = 0;  // queued, but not delivered when close()'s deadline passed
   // Events some sink did not get: dropped, undelivered or failed.
   std::uint64_t lost() const noexcept { return dropped + undelivered + failed; }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "simic/archive/crc.hpp"
+#include "simic/emit/names.hpp"
 #include "simic/emit/record_file.hpp"
 #include "simic/emit/sink.hpp"
 
@@ -74,10 +75,13 @@ class tensorboard_writer final : public field_writer {
   void begin_object(std::string_view) override {}
   void end() override {}
   bool scalars() const noexcept override { return true; }
-  void scalar(std::string_view tag, double v) override { out_.push_back({std::string(tag), v}); }
+  // Every tag is made valid UTF-8 (utf8_replaced, as the JSONL sink's keys
+  // and text): TensorBoard's readers stop at a record with an invalid tag.
+  void scalar(std::string_view tag, double v) override { out_.push_back({utf8_replaced(tag), v}); }
   void tally(std::string_view tag) override {
-    auto it = tally_.counts.find(tag);
-    if (it == tally_.counts.end()) it = tally_.counts.emplace(std::string(tag), 0).first;
+    const std::string valid = utf8_replaced(tag);
+    auto it = tally_.counts.find(valid);
+    if (it == tally_.counts.end()) it = tally_.counts.emplace(valid, 0).first;
     out_.push_back({it->first, static_cast<double>(++it->second)});
   }
 
@@ -87,7 +91,7 @@ class tensorboard_writer final : public field_writer {
     std::string tag;
     tag.reserve(group.size() + 1 + key.size());
     tag.append(group).append(1, '/').append(key);
-    out_.push_back({std::move(tag), v});
+    out_.push_back({utf8_replaced(tag), v});
   }
   tensorboard_tally& tally_;
   std::vector<tensorboard_scalar>& out_;

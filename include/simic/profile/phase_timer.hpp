@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "simic/core/error.hpp"
 #include "simic/emit/field_writer.hpp"
+#include "simic/emit/names.hpp"
 
 namespace simic {
 inline namespace v0 {
@@ -36,14 +38,22 @@ struct phase_timing {
 };
 
 // The phase_timings event: every phase's totals; TensorBoard gets each
-// phase's total and mean.
+// phase's total and mean. Phases are named as unique_metric_names names
+// them (emit/names.hpp): two names equal after the UTF-8 replacement stay
+// apart ("#2"), alike in JSONL and TensorBoard.
 struct phase_timings_event {
   static constexpr std::string_view name = "phase_timings";
   std::vector<phase_timing> phases{};  // in order of first use
   void describe(field_writer& w) const {
+    std::vector<std::string_view> raw;
+    raw.reserve(phases.size());
+    for (const phase_timing& ph : phases) raw.push_back(ph.phase);
+    const std::vector<std::string> names = unique_metric_names(raw);
     w.begin_object("phases");
-    for (const phase_timing& ph : phases) {
-      w.begin_object(ph.phase);
+    for (std::size_t i = 0; i < phases.size(); ++i) {
+      const phase_timing& ph = phases[i];
+      const std::string& phase = names[i];
+      w.begin_object(phase);
       w.count("count", ph.count);
       w.real("total_s", ph.total_s);
       w.real("mean_s", ph.mean_s());
@@ -51,8 +61,8 @@ struct phase_timings_event {
       w.real("max_s", ph.max_s);
       w.end();
       if (w.scalars()) {
-        w.scalar("phases/" + ph.phase + "/total_s", ph.total_s);
-        w.scalar("phases/" + ph.phase + "/mean_s", ph.mean_s());
+        w.scalar("phases/" + phase + "/total_s", ph.total_s);
+        w.scalar("phases/" + phase + "/mean_s", ph.mean_s());
       }
     }
     w.end();
