@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The README's demo command: installs what is missing, builds, and runs the
 # PPO+LSTM trainer on CartPole with one injected fault (a learning-rate spike
-# at update 40): it prints one line per update, the anomaly summary, and
-# where events.jsonl and the TensorBoard file are (`tensorboard --logdir
-# runs/demo`), then writes the run's HTML report (runs/demo/report.html,
-# tools/report). `scripts/demo.sh --synthetic` runs the LibTorch-free demo
-# instead (a monitor fed a synthetic history).
+# at update 40), guarded by simic::recovery (--recover: snapshots of the last
+# good state, a rollback where skipping steps is not enough; docs/trainer.md,
+# "Recovery and resume"): it prints one line per update, the anomaly and
+# recovery summary, and where events.jsonl and the TensorBoard file are
+# (`tensorboard --logdir runs/demo`), then writes the run's HTML report
+# (runs/demo/report.html, tools/report). `scripts/demo.sh --synthetic` runs
+# the LibTorch-free demo instead (a monitor fed a synthetic history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--synthetic" ]; then
@@ -22,7 +24,7 @@ rm -f runs/demo/events.out.tfevents.*
 stamp=$(mktemp)
 trap 'rm -f "$stamp"' EXIT
 rc=0
-build/examples/ppo_lstm --updates 80 --inject lr-spike@40 --events runs/demo/events.jsonl --tensorboard runs/demo "$@" \
+build/examples/ppo_lstm --updates 80 --inject lr-spike@40 --recover --events runs/demo/events.jsonl --tensorboard runs/demo "$@" \
   || rc=$?
 if [ runs/demo/events.jsonl -nt "$stamp" ]; then
   if build/tools/simic-report runs/demo/events.jsonl -o runs/demo/report.html; then

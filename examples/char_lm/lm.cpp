@@ -3,7 +3,8 @@
 // decay (set through the optimizer's param_groups each step), gradients
 // clipped to a total norm of 1.0, the validation loss every --eval-every
 // steps. Telemetry call sites (simic's supervised session, telemetry.hpp) are
-// marked "telemetry:", fault injection (faults.hpp) "fault".
+// marked "telemetry:", fault injection (faults.hpp) "fault", recovery and
+// resume (--recover, --checkpoint-every, --resume; docs/trainer.md) "recovery:".
 #include "lm.hpp"
 
 #include <ATen/Parallel.h>
@@ -18,6 +19,8 @@
 #include <optional>
 #include <random>
 
+#include "../common/checkpoint.hpp"
+#include "../common/recovery_guard.hpp"
 #include "../common/summary.hpp"
 #include "../common/text.hpp"
 #include "data.hpp"
@@ -25,6 +28,8 @@
 #include "model.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
+#include "simic/recovery.hpp"
+#include "simic/session_state.hpp"
 #include "telemetry.hpp"
 
 namespace char_lm {
@@ -42,11 +47,18 @@ torch::Tensor bytes_of(const std::string& text) {
   return t.to(torch::kLong);
 }
 
+// What a run is resumed from, and where its checkpoints go.
+struct continuity {
+  const examples_common::loaded_checkpoint* resume = nullptr;  // --resume (null: a new run)
+  examples_common::run_definition definition;                  // the run's, recorded in each checkpoint
+  std::string checkpoint_path;                                 // "" : no checkpoints
+};
+
 template <class Monitor>
 class trainer {
  public:
   trainer(const run_options& o, corpus data, std::shared_ptr<simic::jsonl_sink> events,
-          std::shared_ptr<simic::tensorboard_sink> tensorboard)
+          std::shared_ptr<simic::tensorboard_sink> tensorboard, continuity c)
       : o_(o),
         seeded_(seed(o)),
         model_(model_options{.vocab = vocab, .d_model = o.d_model, .heads = o.heads, .layers = o.layers,
@@ -57,8 +69,12 @@ class trainer {
         valid_(bytes_of(data.valid)),
         data_rng_(o.seed * 0x9E3779B97F4A7C15ull + 1),
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
-        events_(events),
-        tel_(make_telemetry<Monitor>(o, *model_, sinks(std::move(events), std::move(tensorboard)))) {
+        events_(std::move(events)),
+        tensorboard_(std::move(tensorboard)),
+        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink()})),
+        definition_(std::move(c.definition)),
+        checkpoint_path_(std::move(c.checkpoint_path)),
+        events_file_(examples_common::absolute_path(o.events_path)) {
     sum_.events_path = o.events_path;
     if (tensorboard_) sum_.tensorboard_file = tensorboard_->path().string();
     sum_.train_bytes = data.train.size();
@@ -70,29 +86,47 @@ class trainer {
                                          static_cast<long long>(train_.size(0)),
                                          static_cast<long long>(valid_.size(0)), o.context));
     valid_windows_ = validation_windows();
+    // recovery: the guard wraps the session's step; the replay recomputes the
+    // failing batch's loss on the restored weights.
+    sum_.recovery.on = o.recovery.recover;
+    if (o.recovery.recover)
+      guard_.emplace(*tel_, *model_, opt_,
+                     examples_common::guard_options(o.recovery, [this] { return replay(); }));
+    sum_.checkpoints.path = checkpoint_path_;
+    if (c.resume) restore(*c.resume);
+    // The files last: a checkpoint refused above leaves them as they were.
+    if (events_) tel_->events().add_sink(events_);
+    if (tensorboard_) tel_->events().add_sink(tensorboard_);
   }
 
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
-    double epoch_loss = 0.0;
-    std::uint64_t epoch_n = 0;
-    for (std::uint64_t step = 1; step <= o_.steps && !sum_.stopped && !stop_requested(); ++step) {
+    for (std::uint64_t step = done_ + 1; step <= o_.steps && !sum_.stopped && !stop_requested(); ++step) {
       step_record rec = train_step(step);
       if (std::isfinite(rec.loss) && !rec.skipped) {
-        epoch_loss += rec.loss;
-        ++epoch_n;
+        epoch_loss_ += rec.loss;
+        ++epoch_n_;
       }
       sum_.steps_done = step;
       if (o_.progress_lines && (rec.anomalies > 0 || rec.skipped)) print_step(rec);
       sum_.steps.push_back(rec);
       if (sum_.stopped) break;
       if (step % o_.eval_every == 0 || step == o_.steps) {
-        end_epoch(step, epoch_n > 0 ? epoch_loss / static_cast<double>(epoch_n) : nan);
-        epoch_loss = 0.0;
-        epoch_n = 0;
+        end_epoch(step, epoch_n_ > 0 ? epoch_loss_ / static_cast<double>(epoch_n_) : nan);
+        epoch_loss_ = 0.0;
+        epoch_n_ = 0;
       }
+      done_ = step;
+      // recovery: a whole-run checkpoint at the step's end
+      if (!checkpoint_path_.empty() && step % o_.recovery.checkpoint_every == 0) write_checkpoint(step);
     }
     examples_common::note_interruption(sum_);
+    // recovery: stopped by a signal between two steps (the only place the
+    // loop looks): a checkpoint at the last step done, so that a preempted
+    // run resumes where it stopped
+    if (sum_.interrupted_by != 0 && !checkpoint_path_.empty() && done_ > 0 && !sum_.stopped &&
+        sum_.checkpoints.last_at != done_)
+      write_checkpoint(done_);
     finish();
     examples_common::settle_exit_code(sum_);  // the first of: signal, events lost, stopped by the monitor
     sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -106,19 +140,13 @@ class trainer {
     return true;
   }
 
-  std::vector<std::shared_ptr<simic::sink>> sinks(std::shared_ptr<simic::jsonl_sink> events,
-                                                  std::shared_ptr<simic::tensorboard_sink> tensorboard) {
-    std::vector<std::shared_ptr<simic::sink>> out;
-    if (events) out.push_back(std::move(events));
+  // Counts every event by name (on the hub's thread; read after close()).
+  // The events and TensorBoard files are added once the run can start.
+  std::shared_ptr<simic::sink> counting_sink() {
     auto counts = event_counts_;
-    out.push_back(std::make_shared<simic::callback_sink>(
+    return std::make_shared<simic::callback_sink>(
         [counts](const simic::event& e) { ++(*counts)[std::string(e.name())]; }, simic::callback_sink::finish_fn{},
-        "event_counts"));
-    if (tensorboard) {
-      tensorboard_ = tensorboard;
-      out.push_back(std::move(tensorboard));
-    }
-    return out;
+        "event_counts");
   }
 
   // `batch` random windows of context + 1 bytes of the training text.
@@ -172,7 +200,8 @@ class trainer {
     const auto batch = f.batch(sample_batch());       // fault: bad-batch
     const auto x = batch.narrow(1, 0, T);
     const auto y = f.targets(batch.narrow(1, 1, T));  // fault: label-shuffle
-    rec.lr = f.learning_rate(scheduled_lr(o_, step)); // fault: lr-spike, lr-ramp, lr-collapse
+    // recovery: the schedule x the rollbacks' scale (1 without any)
+    rec.lr = f.learning_rate(scheduled_lr(o_, step) * lr_scale()); // fault: lr-spike, lr-ramp, lr-collapse
     for (auto& g : opt_.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(rec.lr);
 
     const torch::Tensor logits = model_->forward_embedded(f.embedded(model_->embed(x)));  // fault: nan-batch
@@ -182,6 +211,7 @@ class trainer {
     loss.backward();
     rec.loss = loss.item<double>();
     rec.mlp_norm = mlp_norm();
+    last_ = {x, y, f, step};  // recovery: what replay() runs again
 
     // telemetry: the loss and where training is; the session reads the
     // gradients (before clipping) and the update ratio, checks, emits
@@ -189,8 +219,17 @@ class trainer {
     s.loss = rec.loss;
     s.progress = simic::training_progress(step, o_.steps);
     const simic::level before = tel_->level();
-    const simic::check_result& r =
-        tel_->step(s, simic::update_metrics{.learning_rate = rec.lr}, simic::step_loss{loss});
+    const simic::update_metrics metrics{.learning_rate = rec.lr};
+    const simic::check_result* checked = nullptr;
+    if (guard_) {
+      // recovery: the guarded step; data position = batches drawn so far
+      const simic::recovery_result& g = guard_->step(step, s, metrics, simic::step_loss{loss});
+      if (g.rollback) rolled_back(step, *g.rollback, rec);
+      checked = &g;
+    } else {
+      checked = &tel_->step(s, metrics, simic::step_loss{loss});
+    }
+    const simic::check_result& r = *checked;
     for (const auto& a : r.report) {
       sum_.anomalies.push_back({step, a.kind, a.detail, a.severity, a.value, a.threshold});
       ++rec.anomalies;
@@ -242,6 +281,180 @@ class trainer {
     sum_.epoch_log.push_back(e);
   }
 
+  // recovery: the guard restored an earlier state (its learning rates x the
+  // factor; this step is not taken). The data window is not replayed: the
+  // batches are random draws, and the next step draws the next one.
+  void rolled_back(std::uint64_t step, const simic::rollback_report& r, step_record& rec) {
+    rec.rollback = true;
+    sum_.recovery.rollbacks.push_back(examples_common::record_of(step, r));
+    if (o_.progress_lines) {
+      std::printf("step %6llu  rollback (%s): restored update %llu, batches [%llu, %llu) not replayed, lr scale %g, "
+                  "%s; %s\n",
+                  static_cast<unsigned long long>(step), std::string(simic::to_string(r.cause)).c_str(),
+                  static_cast<unsigned long long>(r.restored_update), static_cast<unsigned long long>(r.window_first),
+                  static_cast<unsigned long long>(r.window_last), r.lr_scale,
+                  std::string(simic::to_string(r.attribution)).c_str(), r.reason.c_str());
+      std::fflush(stdout);
+    }
+  }
+
+  double lr_scale() const noexcept { return guard_ ? guard_->lr_scale() : 1.0; }
+
+  // recovery: the failing batch once more on the restored weights (forward
+  // and backward, no optimizer step): its data (bad-batch and label-shuffle
+  // are in it) and nan-batch, which stands for a batch of NaN; not
+  // loss-scale, a fault of the step rather than of the batch.
+  simic::signals replay() {
+    opt_.zero_grad();
+    const torch::Tensor logits = model_->forward_embedded(last_.faults.embedded(model_->embed(last_.x)));
+    const torch::Tensor loss = torch::cross_entropy_loss(logits.reshape({-1, vocab}), last_.y.reshape({-1}));
+    loss.backward();
+    simic::signals s;
+    s.loss = loss.item<double>();
+    s.progress = simic::training_progress(last_.step, o_.steps);
+    return s;
+  }
+
+  // recovery: everything the rest of the run depends on, at the end of step
+  // `step`, into the checkpoint file (PATH.tmp, then renamed). A failure
+  // keeps the previous file, is counted and printed; training goes on.
+  void write_checkpoint(std::uint64_t step) {
+    examples_common::checkpoint_header h{.trainer = "char_lm",
+                                         .position = step,
+                                         .events_before = tel_->events().counts().emitted,
+                                         .events_file = events_file_,
+                                         .definition = definition_};
+    std::string error;
+    try {
+      const std::string bytes = examples_common::make_checkpoint(
+          *model_, opt_, h, step, [&](torch::serialize::OutputArchive& ar) {
+            simic::save_session(ar, *tel_);
+            if (guard_) guard_->save(ar);
+            examples_common::state_writer w(ar, "trainer");
+            own_state(w, done_, data_rng_, epoch_loss_, epoch_n_, last_epoch_step_, sum_);
+          });
+      error = examples_common::write_file_atomically(checkpoint_path_, bytes);
+    } catch (const std::exception& e) {
+      error = first_line(e.what());
+    }
+    if (error.empty()) {
+      ++sum_.checkpoints.written;
+      sum_.checkpoints.last_at = step;
+    } else {
+      ++sum_.checkpoints.failed;
+      sum_.checkpoints.last_error = error;
+      std::fprintf(stderr, "char_lm: checkpoint at step %llu failed (the previous one is kept): %s\n",
+                   static_cast<unsigned long long>(step), error.c_str());
+    }
+  }
+
+  // The trainer's own state in a checkpoint: where it is, its data
+  // generator, the epoch's running loss, and the summary's records.
+  template <class V>
+  static void own_state(V& v, std::uint64_t& done, std::mt19937_64& rng, double& epoch_loss, std::uint64_t& epoch_n,
+                        std::uint64_t& last_epoch_step, run_summary& s) {
+    v("step", done);
+    v("data_rng", rng);
+    v("epoch_loss", epoch_loss);
+    v("epoch_n", epoch_n);
+    v("last_epoch_step", last_epoch_step);
+    v("steps_done", s.steps_done);
+    v("optimizer_steps", s.optimizer_steps);
+    v("epochs", s.epochs);
+    v("final_train_loss", s.final_train_loss);
+    v("final_valid_loss", s.final_valid_loss);
+    v.records("steps", s.steps, [](auto& f, step_record& r) {
+      f("step", r.step);
+      f("lr", r.lr);
+      f("loss", r.loss);
+      f("grad_norm", r.grad_norm);
+      f("mlp_norm", r.mlp_norm);
+      f("skipped", r.skipped);
+      f("anomalies", r.anomalies);
+      f("rollback", r.rollback);
+    });
+    v.records("epoch_log", s.epoch_log, [](auto& f, epoch_record& r) {
+      f("step", r.step);
+      f("train_loss", r.train_loss);
+      f("valid_loss", r.valid_loss);
+      f("level", r.level);
+    });
+    v.records("anomalies", s.anomalies, [](auto& f, anomaly_record& r) {
+      f("step", r.step);
+      f("kind", r.kind);
+      f("detail", r.detail);
+      f("severity", r.severity);
+      f("value", r.value);
+      f("threshold", r.threshold);
+    });
+    v.records("level_changes", s.level_changes, [](auto& f, level_change& r) {
+      f("step", r.step);
+      f("from", r.from);
+      f("to", r.to);
+    });
+    v.records("skips", s.skips, [](auto& f, skip_record& r) {
+      f("step", r.step);
+      f("reason", r.reason);
+    });
+    v.records("rollbacks", s.recovery.rollbacks,
+              [](auto& f, examples_common::rollback_record& r) { examples_common::rollback_fields(f, r); });
+  }
+
+  // recovery: --resume. Everything is read and checked before anything is
+  // applied (the model's shapes, the optimizer, the session, the guard, the
+  // trainer's state); a checkpoint that does not fit changes nothing.
+  void restore(const examples_common::loaded_checkpoint& c) {
+    examples_common::restore_checkpoint(c, *model_, opt_, [&](torch::serialize::InputArchive& ar) {
+      std::function<void()> session = simic::stage_session(ar, *tel_);
+      std::function<void()> guard = guard_ ? guard_->stage(ar) : std::function<void()>{};
+      struct own {
+        std::uint64_t done = 0, epoch_n = 0, last_epoch_step = 0;
+        std::mt19937_64 rng;
+        double epoch_loss = 0.0;
+        run_summary sum;
+      };
+      auto st = std::make_shared<own>();
+      examples_common::state_reader r(ar, "trainer");
+      own_state(r, st->done, st->rng, st->epoch_loss, st->epoch_n, st->last_epoch_step, st->sum);
+      if (st->done != c.header.position || st->done > o_.steps || st->sum.steps.size() != st->done)
+        throw simic::archive_error("the trainer's state is at step " + std::to_string(st->done) + " with " +
+                                   std::to_string(st->sum.steps.size()) + " step records; the checkpoint says step " +
+                                   std::to_string(c.header.position) + " of " + std::to_string(o_.steps));
+      return std::function<void()>([this, session, guard, st] {
+        session();
+        if (guard) guard();
+        done_ = st->done;
+        data_rng_ = st->rng;
+        epoch_loss_ = st->epoch_loss;
+        epoch_n_ = st->epoch_n;
+        last_epoch_step_ = st->last_epoch_step;
+        run_summary& s = st->sum;
+        sum_.steps_done = s.steps_done;
+        sum_.optimizer_steps = s.optimizer_steps;
+        sum_.epochs = s.epochs;
+        sum_.final_train_loss = s.final_train_loss;
+        sum_.final_valid_loss = s.final_valid_loss;
+        sum_.steps = std::move(s.steps);
+        sum_.epoch_log = std::move(s.epoch_log);
+        sum_.anomalies = std::move(s.anomalies);
+        sum_.level_changes = std::move(s.level_changes);
+        sum_.skips = std::move(s.skips);
+        sum_.recovery.rollbacks = std::move(s.recovery.rollbacks);
+      });
+    });
+    sum_.checkpoints.resumed_from = c.path;
+    sum_.checkpoints.resumed_at = c.header.position;
+    sum_.checkpoints.events_before = c.header.events_before;
+    sum_.checkpoints.events_file_before = c.header.events_file;
+    if (o_.progress_lines) {
+      std::printf("resumed from %s at step %llu (the events before it: the first %llu lines of %s)\n", c.path.c_str(),
+                  static_cast<unsigned long long>(c.header.position),
+                  static_cast<unsigned long long>(c.header.events_before),
+                  c.header.events_file.empty() ? "no file" : c.header.events_file.c_str());
+      std::fflush(stdout);
+    }
+  }
+
   void print_step(const step_record& rec) {
     std::string kinds;
     for (auto it = sum_.anomalies.end() - static_cast<std::ptrdiff_t>(rec.anomalies); it != sum_.anomalies.end(); ++it)
@@ -262,6 +475,12 @@ class trainer {
     });
     torch::NoGradGuard ng;
     for (const auto& p : params_) sum_.weights_finite = sum_.weights_finite && torch::isfinite(p).all().item<bool>();
+    sum_.weights_digest = examples_common::weights_digest(params_);
+    if (guard_) {
+      sum_.recovery.lr_scale = guard_->lr_scale();
+      sum_.recovery.snapshots_held = guard_->snapshots();
+      sum_.recovery.snapshot_file_failures = guard_->file_failures();
+    }
   }
 
   const run_options& o_;
@@ -276,13 +495,25 @@ class trainer {
   std::shared_ptr<simic::jsonl_sink> events_;
   std::shared_ptr<simic::tensorboard_sink> tensorboard_;
   std::unique_ptr<telemetry<Monitor>> tel_;
+  std::optional<simic::recovery<telemetry<Monitor>>> guard_;  // --recover (after tel_: destroyed before it)
+  examples_common::run_definition definition_;
+  std::string checkpoint_path_;  // "" : no checkpoints
+  std::string events_file_;      // the --events file, absolute (recorded in checkpoints)
   std::uint64_t last_epoch_step_ = 0;
+  std::uint64_t done_ = 0;       // steps done (a resumed run starts after its checkpoint's)
+  double epoch_loss_ = 0.0;      // the epoch's finite step losses so far, and their count
+  std::uint64_t epoch_n_ = 0;
+  struct last_batch {
+    torch::Tensor x, y;
+    step_faults faults;
+    std::uint64_t step = 0;
+  } last_;                       // the latest step's batch, for replay()
 };
 
 template <class Monitor>
 run_summary run_with(const run_options& o, corpus data, std::shared_ptr<simic::jsonl_sink> events,
-                     std::shared_ptr<simic::tensorboard_sink> tensorboard) {
-  trainer<Monitor> t(o, std::move(data), std::move(events), std::move(tensorboard));
+                     std::shared_ptr<simic::tensorboard_sink> tensorboard, continuity c) {
+  trainer<Monitor> t(o, std::move(data), std::move(events), std::move(tensorboard), std::move(c));
   return t.run();
 }
 
@@ -293,12 +524,25 @@ run_summary run(const run_options& o) {
   // options, the data, then the events file and the TensorBoard directory.
   o.validate();
   corpus data = load_fortunes(o.data_dir);
+  continuity c;
+  c.definition = o.definition(data.train.size(), data.valid.size());
+  std::optional<examples_common::loaded_checkpoint> resume;
+  if (!o.recovery.resume_path.empty()) {
+    resume = examples_common::read_checkpoint(o.recovery.resume_path, "char_lm", c.definition);
+    examples_common::check_resumed_events(*resume, o.events_path);
+    c.resume = &*resume;
+  }
+  if (o.recovery.checkpoint_every != 0) {
+    c.checkpoint_path = o.recovery.checkpoint_file(o.events_path);
+    examples_common::check_checkpoint_path(c.checkpoint_path);
+  }
   std::shared_ptr<simic::jsonl_sink> events = open_events(o);
   std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(o);
   try {
     return o.preset == detector_preset::reference
-               ? run_with<reference_monitor_type>(o, std::move(data), std::move(events), std::move(tensorboard))
-               : run_with<monitor_type>(o, std::move(data), std::move(events), std::move(tensorboard));
+               ? run_with<reference_monitor_type>(o, std::move(data), std::move(events), std::move(tensorboard),
+                                                  std::move(c))
+               : run_with<monitor_type>(o, std::move(data), std::move(events), std::move(tensorboard), std::move(c));
   } catch (const c10::Error& e) {
     throw std::runtime_error("LibTorch: " + first_line(e.what_without_backtrace()));
   }
@@ -316,6 +560,9 @@ std::string describe(const run_summary& s) {
                 s.skips.size(), static_cast<ull>(s.checks), static_cast<ull>(s.epochs));
   out += examples_common::describe_anomalies(s, "step", [](const anomaly_record& a) { return a.step; });
   out += "\n";
+  out += examples_common::describe_recovery(s.recovery, s.checkpoints, "step");
+  out += format("weights digest %s (FNV-1a 64 of the %llu parameters' bytes)\n",
+                examples_common::hex_digest(s.weights_digest).c_str(), static_cast<ull>(s.parameters));
   out += examples_common::describe_ending(s);
   return out;
 }

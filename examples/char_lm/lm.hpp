@@ -38,6 +38,7 @@ struct step_record {
   double mlp_norm = nan;       // norm of block 0's MLP weights and biases at the check (dead-layer zeroes it)
   bool skipped = false;        // the monitor said skip_step or stop: no optimizer step
   std::size_t anomalies = 0;   // anomalies reported at this step
+  bool rollback = false;       // --recover rolled back at this step (restored an earlier state)
 };
 
 // One epoch (--eval-every steps, the last one possibly shorter).
@@ -97,6 +98,12 @@ struct run_summary {
                 events_undelivered = 0;
   std::uint64_t events_lost() const noexcept { return events_dropped + events_failed + events_undelivered; }
   std::string tensorboard_file;
+  // recovery and resume (docs/trainer.md): the rollbacks and the records
+  // above are the whole run's (a resumed run continues them); the events,
+  // the event counts, the checkpoints written and the time are this process's.
+  examples_common::recovery_summary recovery;
+  examples_common::checkpoint_summary checkpoints;
+  std::uint64_t weights_digest = 0;  // FNV-1a 64 of the final weights' bytes (examples/common/checkpoint.hpp)
 
   std::size_t count(simic::anomaly_kind k) const { return examples_common::count_of(anomalies, k); }
   std::size_t count(simic::severity s) const { return examples_common::count_of(anomalies, s); }

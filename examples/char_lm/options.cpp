@@ -42,6 +42,36 @@ std::uint64_t run_options::effective_warmup() const noexcept {
   return warmup != 0 ? warmup : std::min<std::uint64_t>(200, steps / 10);
 }
 
+examples_common::run_definition run_options::definition(std::uint64_t train_bytes, std::uint64_t valid_bytes) const {
+  examples_common::run_definition d;
+  auto add = [&](const char* name, const std::string& v) { d.emplace_back(name, v); };
+  add("--layers", std::to_string(layers));
+  add("--d-model", std::to_string(d_model));
+  add("--heads", std::to_string(heads));
+  add("--context", std::to_string(context));
+  add("--steps", std::to_string(steps));
+  add("--batch", std::to_string(batch));
+  add("--lr", format("%.17g", lr));
+  add("min_lr_ratio", format("%.17g", min_lr_ratio));
+  add("--warmup", std::to_string(effective_warmup()));
+  add("clip", format("%.17g", clip));
+  add("--eval-every", std::to_string(eval_every));
+  add("--eval-batches", std::to_string(eval_batches));
+  add("--seed", std::to_string(seed));
+  add("--data", format("%llu training and %llu validation bytes", static_cast<unsigned long long>(train_bytes),
+                       static_cast<unsigned long long>(valid_bytes)));
+  add("--preset", std::string(detector_preset_names[static_cast<unsigned>(preset)]));
+  add("--level", std::string(simic::to_string(level)));
+  add("--escalation-epochs", std::to_string(escalation_epochs));
+  add("--max-skips", std::to_string(max_skips));
+  std::string faults;
+  for (const injection& i : injections)
+    faults += (faults.empty() ? "" : ",") + std::string(to_string(i.kind)) + "@" + std::to_string(injection_step(i));
+  add("--inject", faults.empty() ? "none" : faults);
+  recovery.define(d);
+  return d;
+}
+
 std::uint64_t run_options::injection_step(const injection& i) const noexcept {
   if (i.at != 0) return i.at;
   if (inject_at != 0) return inject_at;
@@ -83,6 +113,7 @@ void run_options::validate() const {
   for (const auto& inj : injections)
     simic::require_argument(injection_step(inj) >= 1 && injection_step(inj) <= steps, where, "injection step",
                             injection_step(inj), "[1, steps]");
+  recovery.validate(where, events_path, max_skips);
 }
 
 std::string usage(std::string_view program) {
@@ -118,8 +149,11 @@ Debian package `fortunes`, monitored by simic.
   --data DIR         the fortune files (default /usr/share/games/fortunes)
   --quiet            no progress lines
   --help             this text
-Exit codes: 0 done, 2 bad command line (also: an unwritable --events or
---tensorboard path, no fortune files), 3 stopped by the monitor, 4 events
+)";
+  u += examples_common::recovery_usage("steps");
+  u += R"(Exit codes: 0 done, 2 bad command line (also: an unwritable --events,
+--tensorboard or --checkpoint path, no fortune files, a --resume file that is
+missing, damaged or of another run), 3 stopped by the monitor, 4 events
 lost, 128+N stopped by signal N (SIGTERM, SIGINT: events flushed first),
 1 any other failure.
 )";
@@ -129,8 +163,10 @@ lost, 128+N stopped by signal N (SIGTERM, SIGINT: events flushed first),
 parsed_command_line parse_command_line(const std::vector<std::string>& args) {
   parsed_command_line out;
   run_options& o = out.options;
+  examples_common::recovery_cli_seen seen;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (examples_common::parse_recovery_option(args, i, o.recovery, seen)) continue;
     auto value = [&]() -> const std::string& {
       if (i + 1 >= args.size()) fail(a + ": missing value");
       return args[++i];
@@ -201,6 +237,7 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
              " is after the last step (--steps " + std::to_string(o.steps) + ")");
     if (o.effective_warmup() > o.steps)
       fail("--warmup: " + std::to_string(o.warmup) + " is more than --steps " + std::to_string(o.steps));
+    examples_common::check_recovery_cli(o.recovery, seen, o.events_path, o.max_skips);
     o.validate();
   }
   return out;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../common/recovery_options.hpp"
 #include "simic/core/level.hpp"
 
 namespace char_lm {
@@ -83,11 +84,18 @@ struct run_options {
   std::string tensorboard_dir;   // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
   std::uint64_t inject_at = 0;   // default step of an injection; 0: steps / 2 (at least 1)
+  // recovery and resume (docs/trainer.md): --recover, --recover-every,
+  // --recover-keep, --recover-dir, --checkpoint-every (steps), --checkpoint, --resume
+  examples_common::recovery_settings recovery;
   // output
   bool progress_lines = true;    // a line per epoch and per step with anomalies on stdout
 
   std::uint64_t effective_warmup() const noexcept;
   std::uint64_t injection_step(const injection& i) const noexcept;
+  // The options that define the run (a resumed run must have the same):
+  // everything but the output, the thread count and the paths; the data by
+  // its sizes (`train_bytes`, `valid_bytes`).
+  examples_common::run_definition definition(std::uint64_t train_bytes, std::uint64_t valid_bytes) const;
   // Throws std::invalid_argument naming the first bad option and its valid range.
   void validate() const;
 };

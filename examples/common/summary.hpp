@@ -4,7 +4,9 @@
 // Summary: a struct with anomalies (each with kind and severity), stopped,
 // stop_reason, exit_code, interrupted_by, events_path, events_emitted,
 // events_written, events_dropped, events_failed, events_undelivered,
-// events_lost() and tensorboard_file.
+// events_lost() and tensorboard_file. recovery_summary and
+// checkpoint_summary: what --recover, --checkpoint-every and --resume did
+// (docs/trainer.md, "Recovery and resume").
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,70 @@
 #include "text.hpp"
 
 namespace examples_common {
+
+// One rollback of the recovery guard (simic::rollback_report, as kept).
+struct rollback_record {
+  std::uint64_t at = 0;               // the step (char_lm) or update (ppo_lstm) it happened at
+  std::string cause;                  // consecutive_skips, nonfinite_weights, divergence
+  std::string reason;                 // the cause in words
+  std::uint64_t restored_update = 0;  // the session's update the restored snapshot was taken at
+  std::uint64_t window_first = 0;     // the data window [first, last) not replayed
+  std::uint64_t window_last = 0;
+  double lr_scale = 1.0;              // the learning-rate scale from then on
+  std::string attribution;            // not replayed, reproducible, transient
+};
+
+// --recover: the rollbacks (the whole run's, across a resume) and the guard at the end.
+struct recovery_summary {
+  bool on = false;
+  std::vector<rollback_record> rollbacks;
+  double lr_scale = 1.0;              // the product of every rollback's factor
+  std::uint64_t snapshots_held = 0;   // in memory at the end
+  std::uint64_t snapshot_file_failures = 0;
+};
+
+// --checkpoint-every and --resume, for this process.
+struct checkpoint_summary {
+  std::string path;                 // the checkpoint file ("" : none written)
+  std::uint64_t written = 0;        // checkpoints this process wrote
+  std::uint64_t failed = 0;         // writes that failed (the previous file kept)
+  std::uint64_t last_at = 0;        // the step/update of the last one written
+  std::string last_error;           // why the last failure failed
+  std::string resumed_from;         // --resume's file ("" : a new run)
+  std::uint64_t resumed_at = 0;     // the step/update it was written at
+  std::uint64_t events_before = 0;  // the events before it: the first lines of events_file_before
+  std::string events_file_before;   // the events file of the run that wrote it ("" : none)
+};
+
+// The lines about recovery and checkpoints: "rollbacks N (lr scale X)" and a
+// line a rollback, "checkpoints: ...", "resumed from ...". `unit`: "step" or
+// "update". Each line ends with a newline; "" when none applies.
+inline std::string describe_recovery(const recovery_summary& r, const checkpoint_summary& c, const char* unit) {
+  using ull = unsigned long long;
+  std::string out;
+  if (!c.resumed_from.empty())
+    out += format("resumed from %s at %s %llu; the events before it are the first %llu lines of %s\n",
+                  c.resumed_from.c_str(), unit, static_cast<ull>(c.resumed_at), static_cast<ull>(c.events_before),
+                  c.events_file_before.empty() ? "(no events file)" : c.events_file_before.c_str());
+  if (r.on) {
+    out += format("recovery: %zu rollbacks, lr scale %g, %llu snapshots held", r.rollbacks.size(), r.lr_scale,
+                  static_cast<ull>(r.snapshots_held));
+    if (r.snapshot_file_failures > 0)
+      out += format(", %llu snapshot files failed", static_cast<ull>(r.snapshot_file_failures));
+    out += "\n";
+    for (const rollback_record& b : r.rollbacks)
+      out += format("  rollback at %s %llu (%s): restored update %llu, data [%llu, %llu) not replayed, lr scale "
+                    "%g, attribution: %s\n",
+                    unit, static_cast<ull>(b.at), b.cause.c_str(), static_cast<ull>(b.restored_update),
+                    static_cast<ull>(b.window_first), static_cast<ull>(b.window_last), b.lr_scale,
+                    b.attribution.c_str());
+  }
+  if (!c.path.empty())
+    out += format("checkpoints: %llu written to %s (last at %s %llu), %llu failed%s%s\n", static_cast<ull>(c.written),
+                  c.path.c_str(), unit, static_cast<ull>(c.last_at), static_cast<ull>(c.failed),
+                  c.last_error.empty() ? "" : "; last error: ", c.last_error.c_str());
+  return out;
+}
 
 // How many of `anomalies` are of kind `k` / of severity `s`.
 template <class Anomalies>

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "simic/core/error.hpp"
@@ -40,6 +41,34 @@ class cartpole_vec {
     for (int i = 0; i < obs_dim; ++i) state_[static_cast<std::size_t>(e) * obs_dim + i] = s[i];
     steps_[e] = steps;
     episode_return_[e] = 0.0;
+  }
+
+  // Everything a continued run needs (a checkpoint keeps it): the
+  // generator, the states, each episode's steps and return, the reward.
+  struct saved_state {
+    std::mt19937_64 rng;
+    std::vector<float> state;
+    std::vector<int> steps;
+    std::vector<double> returns;
+    double reward = 1.0;
+  };
+  saved_state saved() const { return {rng_, state_, steps_, episode_return_, reward_}; }
+  // Throws std::invalid_argument naming what does not fit these environments.
+  void check(const saved_state& s) const {
+    const char* who = "ppo_lstm::cartpole_vec::restore";
+    simic::require_argument(s.state.size() == state_.size(), who, "state.size()", s.state.size(), "envs * 4");
+    simic::require_argument(s.steps.size() == steps_.size(), who, "steps.size()", s.steps.size(), "envs");
+    simic::require_argument(s.returns.size() == episode_return_.size(), who, "returns.size()", s.returns.size(),
+                            "envs");
+    for (const int n : s.steps) simic::require_argument(n >= 0 && n < max_steps_, who, "steps", n, "[0, max_steps)");
+  }
+  void restore(saved_state s) {
+    check(s);
+    rng_ = s.rng;
+    state_ = std::move(s.state);
+    steps_ = std::move(s.steps);
+    episode_return_ = std::move(s.returns);
+    reward_ = s.reward;
   }
 
   // The reward each step pays (1 for the classic task). The reward-drop fault

@@ -103,6 +103,10 @@ class gradient_faults {
     }
   }
 
+  // Optimizer steps into a grad-drift ramp (a checkpoint keeps it).
+  std::uint64_t drift_steps() const noexcept { return drift_steps_; }
+  void set_drift_steps(std::uint64_t n) noexcept { drift_steps_ = n; }
+
  private:
   std::uint64_t drift_steps_ = 0;  // optimizer steps into a grad-drift ramp
 };

@@ -45,6 +45,33 @@ injection parse_injection(std::string_view spec) {
   return inj;
 }
 
+examples_common::run_definition run_options::definition() const {
+  examples_common::run_definition d;
+  auto add = [&](const char* name, const std::string& v) { d.emplace_back(name, v); };
+  add("--updates", std::to_string(updates));
+  add("--planned-updates", std::to_string(schedule()));
+  add("--envs", std::to_string(envs));
+  add("--rollout", std::to_string(rollout));
+  add("--seq-len", std::to_string(seq_len));
+  add("--ppo-epochs", std::to_string(ppo_epochs));
+  add("--minibatches", std::to_string(minibatches));
+  add("--lr", format("%.17g", lr));
+  add("--hidden", std::to_string(hidden));
+  add("--seed", std::to_string(seed));
+  add("--detectors", std::string(detector_preset_names[static_cast<unsigned>(detectors)]));
+  add("--level", std::string(simic::to_string(level)));
+  add("--epoch-updates", std::to_string(epoch_updates));
+  add("--escalation-epochs", std::to_string(escalation_epochs));
+  add("--max-skips", std::to_string(effective_max_skips()));
+  std::string faults;
+  for (const injection& i : injections)
+    faults += (faults.empty() ? "" : ",") + std::string(to_string(i.kind)) + "@" + std::to_string(i.first) + "-" +
+              (i.last == until_end ? std::string() : std::to_string(i.last));
+  add("--inject", faults.empty() ? "none" : faults);
+  recovery.define(d);
+  return d;
+}
+
 double run_options::estimated_memory_bytes() const noexcept {
   // In float32 units (4 bytes); doubles: the products reach 1e13 and beyond.
   const double T = rollout, E = envs, H = hidden, L = seq_len, C = T / L, mb = minibatches;
@@ -96,6 +123,10 @@ void run_options::validate() const {
   simic::require_argument(static_cast<unsigned>(dp.events) <= 1u, where, "events_ranks", static_cast<unsigned>(dp.events),
           "every or rank0");
   simic::require_argument(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
+  recovery.validate(where, events_path, effective_max_skips());
+  const bool continuity = recovery.recover || recovery.checkpoint_every != 0 || !recovery.resume_path.empty();
+  simic::require_argument(!continuity || dp.ranks == 1, where, "ranks", dp.ranks,
+                          "1 with recovery, checkpoints or resume (a data-parallel job has neither)");
   const double need = estimated_memory_bytes();
   if (need > static_cast<double>(memory_budget))
     throw std::invalid_argument(format(
@@ -176,8 +207,11 @@ data-parallel (docs/trainer.md):
                      job whose rank 0 serves a TCPStore on 127.0.0.1:P
   --quiet            no per-update progress lines
   --help             this text
-Exit codes: 0 done, 2 bad command line (also: an unwritable --events,
---tensorboard or --profile path, or options over the memory limit), 3 stopped
+)";
+  u += examples_common::recovery_usage("updates");
+  u += R"(Exit codes: 0 done, 2 bad command line (also: an unwritable --events,
+--tensorboard, --profile or --checkpoint path, options over the memory limit,
+a --resume file that is missing, damaged or of another run), 3 stopped
 by the monitor, 4 events lost (dropped, failed or undelivered), 128+N stopped by signal N
 (SIGTERM, SIGINT: events flushed first), 1 any other failure. A data-parallel
 launcher exits 1 if a rank failed, else the ranks' code (they stop together).
@@ -188,8 +222,10 @@ launcher exits 1 if a rank failed, else the ranks' code (they stop together).
 parsed_command_line parse_command_line(const std::vector<std::string>& args) {
   parsed_command_line out;
   run_options& o = out.options;
+  examples_common::recovery_cli_seen seen;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (examples_common::parse_recovery_option(args, i, o.recovery, seen)) continue;
     auto value = [&]() -> const std::string& {
       if (i + 1 >= args.size()) fail(a + ": missing value");
       return args[++i];
@@ -271,6 +307,12 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
     if (dp.fault_rank >= dp.ranks)
       fail("--fault-rank: " + std::to_string(dp.fault_rank) + " is not below --ranks " + std::to_string(dp.ranks));
     if (dp.rank != 0 && dp.master_port == 0) fail("--rank: needs --master-port (set by the launcher)");
+    if (dp.ranks > 1) {
+      if (o.recovery.recover) fail("--recover: not with --ranks (a rollback is not agreed between the ranks)");
+      if (o.recovery.checkpoint_every != 0) fail("--checkpoint-every: not with --ranks (one process's checkpoint)");
+      if (!o.recovery.resume_path.empty()) fail("--resume: not with --ranks (one process's checkpoint)");
+    }
+    examples_common::check_recovery_cli(o.recovery, seen, o.events_path, o.effective_max_skips());
     o.validate();
   }
   return out;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../common/recovery_options.hpp"
 #include "simic/core/level.hpp"
 
 namespace ppo_lstm {
@@ -103,6 +104,10 @@ struct run_options {
   std::string tensorboard_dir;       // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
   data_parallel_options parallel;
+  // recovery and resume (docs/trainer.md): --recover, --recover-every,
+  // --recover-keep, --recover-dir, --checkpoint-every (updates), --checkpoint,
+  // --resume; not with --ranks
+  examples_common::recovery_settings recovery;
   // output
   bool progress_lines = true;        // one line per update on stdout
   bool record_signals = false;       // keep every check's signals in the summary (tests)
@@ -122,6 +127,9 @@ struct run_options {
   // states at each sequence start, weights with gradients and Adam's moments,
   // and one minibatch's BPTT activations with their gradients.
   double estimated_memory_bytes() const noexcept;
+  // The options that define the run (a resumed run must have the same):
+  // everything but the output, the thread count, the paths and the memory limit.
+  examples_common::run_definition definition() const;
   // Throws std::invalid_argument naming the first bad option and its valid
   // range, or the options whose estimated memory exceeds memory_budget.
   void validate() const;

@@ -2,7 +2,8 @@
 // at 1.0) with an LSTM policy trained by truncated BPTT over sequences of the
 // rollout. An update is rollout() -> optimize() -> end_epoch() at an epoch's
 // end; telemetry call sites (simic::session, telemetry.hpp) are marked
-// "telemetry:", fault injection (faults.hpp) "fault".
+// "telemetry:", fault injection (faults.hpp) "fault", recovery and resume
+// (--recover, --checkpoint-every, --resume; docs/trainer.md) "recovery:".
 #include "ppo.hpp"
 
 #include <ATen/Parallel.h>
@@ -27,12 +28,16 @@
 #include "gae.hpp"
 #include "model.hpp"
 #include "faults.hpp"
+#include "../common/checkpoint.hpp"
+#include "../common/recovery_guard.hpp"
 #include "../common/summary.hpp"
 #include "../common/text.hpp"
 #include "simic/core/signal_guard.hpp"
 #include "simic/emit/sink_callback.hpp"
 #include "simic/profile/phase_timer.hpp"
 #include "simic/profile/profiler.hpp"
+#include "simic/recovery.hpp"
+#include "simic/session_state.hpp"
 #include "data_parallel.hpp"
 #include "telemetry.hpp"
 
@@ -79,11 +84,18 @@ bool stop_requested() noexcept { return simic::signal_guard::requested(); }
 // Thrown out of a rollout cut short by a signal: its batch is not trained on.
 struct interrupted_rollout {};
 
+// What a run is resumed from, and where its checkpoints go.
+struct continuity {
+  const examples_common::loaded_checkpoint* resume = nullptr;  // --resume (null: a new run)
+  examples_common::run_definition definition;                  // the run's, recorded in each checkpoint
+  std::string checkpoint_path;                                 // "" : no checkpoints
+};
+
 template <class Monitor>
 class trainer {
  public:
   trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
-          std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp)
+          std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp, continuity c)
       : o_(o),
         seeded_(seed(o)),
         env_(o.envs, o.seed + static_cast<std::uint64_t>(o.parallel.rank)),  // each rank its own environments
@@ -93,10 +105,7 @@ class trainer {
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
         events_(events),
         dp_(std::move(dp)),
-        tel_(make_telemetry<Monitor>(
-            o, *model_,
-            telemetry_sinks(std::move(events), with_tensorboard({counting_sink(event_counts_)}, tensorboard)),
-            dp_ ? dp_->agreement : nullptr)),
+        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink(event_counts_)}, dp_ ? dp_->agreement : nullptr)),
         profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
                                           .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
         timers_(!o.profile_dir.empty()),
@@ -112,11 +121,24 @@ class trainer {
     if (o.parallel.rank > 0) torch::manual_seed(o.seed + 1'000'003ull * static_cast<std::uint64_t>(o.parallel.rank));
     sum_.profile_dir = o.profile_dir;
     if (tensorboard) sum_.tensorboard_file = tensorboard->path().string();
+    // recovery: the guard wraps the session's step (no replay: a PPO
+    // minibatch is judged against the policy that collected it)
+    sum_.recovery.on = o.recovery.recover;
+    if (o.recovery.recover) guard_.emplace(*tel_, *model_, opt_, examples_common::guard_options(o.recovery, {}));
+    checkpoint_path_ = std::move(c.checkpoint_path);
+    definition_ = std::move(c.definition);
+    events_file_ = examples_common::absolute_path(o.rank_events_path());
+    sum_.checkpoints.path = checkpoint_path_;
+    if (c.resume) restore(*c.resume);
+    // The files last (the events file first): a checkpoint refused above
+    // leaves them as they were.
+    if (events) tel_->events().add_sink(std::move(events));
+    if (tensorboard) tel_->events().add_sink(std::move(tensorboard));
   }
 
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::uint64_t u = 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
+    for (std::uint64_t u = done_ + 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
       const faults f = faults::at(injections_here(), u);
       tel_->begin_update();
       update_record rec;
@@ -140,6 +162,11 @@ class trainer {
       if (auto trace = profiler_.step()) tel_->emit(*trace);
       if (epoch_end && !sum_.stopped) end_epoch(u, performance);
       end_update(rec);
+      done_ = u;
+      // recovery: a whole-run checkpoint at the end of a whole update (not
+      // of one a signal cut short)
+      if (!checkpoint_path_.empty() && u % o_.recovery.checkpoint_every == 0 && !sum_.stopped && !stop_requested())
+        write_checkpoint(u);
     }
     examples_common::note_interruption(sum_);
     finish();
@@ -272,7 +299,7 @@ class trainer {
   void optimize(std::uint64_t u, const faults& f, const rollout_batch& b, std::optional<double> performance,
                 update_record& rec) {
     const int L = o_.seq_len, S = (o_.rollout / L) * o_.envs;
-    const double lr = f.learning_rate(o_.lr);
+    const double lr = f.learning_rate(o_.lr * lr_scale());  // recovery: x the rollbacks' scale (1 without any)
     for (auto& g : opt_.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
     const simic::training_progress progress(u, o_.schedule());
     const int steps = o_.steps_per_update();
@@ -280,9 +307,9 @@ class trainer {
     const double log_actions = std::log(static_cast<double>(cartpole_vec::actions));
     auto optimize_timer = timers_.time("optimize");
     int step = 0;
-    for (int ep = 0; ep < o_.ppo_epochs && !sum_.stopped && !stop_requested(); ++ep) {
+    for (int ep = 0; ep < o_.ppo_epochs && !sum_.stopped && !rec.rollback && !stop_requested(); ++ep) {
       const auto perm = torch::randperm(S, torch::kLong);
-      for (int mb = 0; mb < o_.minibatches && !sum_.stopped && !stop_requested(); ++mb, ++step) {
+      for (int mb = 0; mb < o_.minibatches && !sum_.stopped && !rec.rollback && !stop_requested(); ++mb, ++step) {
         const auto idx = perm.narrow(0, static_cast<std::int64_t>(mb) * mb_size, mb_size);
         const auto obs = b.obs.index_select(1, idx), kp = b.keep.index_select(1, idx);
         auto hh = b.h0.index_select(0, idx), cc = b.c0.index_select(0, idx);
@@ -341,13 +368,19 @@ class trainer {
           (*dp_->all_reduce)(params_, &held);
         }
         const simic::level before = tel_->level();
-        const simic::check_result& res =
-            tel_->step(sig,
-                       simic::update_metrics{.policy_loss = pg_loss.item<double>(),
-                                             .value_loss = v_loss.item<double>(),
-                                             .learning_rate = lr},
-                       simic::step_loss{loss},
-                       simic::ratio_batch{.ratio = ratio, .old_log_prob = old_logp, .new_log_prob = logp, .actions = act});
+        const simic::update_metrics metrics{
+            .policy_loss = pg_loss.item<double>(), .value_loss = v_loss.item<double>(), .learning_rate = lr};
+        const simic::ratio_batch ratios{.ratio = ratio, .old_log_prob = old_logp, .new_log_prob = logp, .actions = act};
+        const simic::check_result* checked = nullptr;
+        if (guard_) {
+          // recovery: the guarded step; data position = rollouts collected so far
+          const simic::recovery_result& g = guard_->step(u, sig, metrics, simic::step_loss{loss}, ratios);
+          if (g.rollback) rolled_back(u, *g.rollback, rec);
+          checked = &g;
+        } else {
+          checked = &tel_->step(sig, metrics, simic::step_loss{loss}, ratios);
+        }
+        const simic::check_result& res = *checked;
         record(res, step, before, rec);
         if (res.resp.act == simic::action::proceed) {
           torch::nn::utils::clip_grad_norm_(params_, max_grad_norm);
@@ -363,6 +396,236 @@ class trainer {
           }
         }
       }
+    }
+  }
+
+  double lr_scale() const noexcept { return guard_ ? guard_->lr_scale() : 1.0; }
+
+  // recovery: the guard restored an earlier state (its learning rates x the
+  // factor). The rest of this update is not trained (its rollout came from
+  // the discarded policy), the recurrent state carried to the next rollout
+  // starts again from zero (the discarded weights made it), and the rollouts
+  // of the window are not replayed: the next update collects fresh experience.
+  void rolled_back(std::uint64_t u, const simic::rollback_report& r, update_record& rec) {
+    rec.rollback = true;
+    sum_.recovery.rollbacks.push_back(examples_common::record_of(u, r));
+    {
+      torch::NoGradGuard ng;
+      h_.zero_();
+      c_.zero_();
+    }
+    if (o_.progress_lines) {
+      std::printf("update %5llu  rollback (%s): restored update %llu, rollouts [%llu, %llu) not replayed, lr scale "
+                  "%g; %s\n",
+                  static_cast<unsigned long long>(u), std::string(simic::to_string(r.cause)).c_str(),
+                  static_cast<unsigned long long>(r.restored_update), static_cast<unsigned long long>(r.window_first),
+                  static_cast<unsigned long long>(r.window_last), r.lr_scale, r.reason.c_str());
+      std::fflush(stdout);
+    }
+  }
+
+  // recovery: everything the rest of the run depends on, at the end of
+  // update `u`, into the checkpoint file (PATH.tmp, then renamed). A failure
+  // keeps the previous file, is counted and printed; training goes on.
+  void write_checkpoint(std::uint64_t u) {
+    examples_common::checkpoint_header h{.trainer = "ppo_lstm",
+                                         .position = u,
+                                         .events_before = tel_->events().counts().emitted,
+                                         .events_file = events_file_,
+                                         .definition = definition_};
+    std::string error;
+    try {
+      const std::string bytes =
+          examples_common::make_checkpoint(*model_, opt_, h, u, [&](torch::serialize::OutputArchive& ar) {
+            simic::save_session(ar, *tel_);
+            if (guard_) guard_->save(ar);
+            examples_common::state_writer w(ar, "trainer");
+            own o = own_now();
+            own_state(w, o);
+          });
+      error = examples_common::write_file_atomically(checkpoint_path_, bytes);
+    } catch (const std::exception& e) {
+      error = first_line(e.what());
+    }
+    if (error.empty()) {
+      ++sum_.checkpoints.written;
+      sum_.checkpoints.last_at = u;
+    } else {
+      ++sum_.checkpoints.failed;
+      sum_.checkpoints.last_error = error;
+      std::fprintf(stderr, "ppo_lstm: checkpoint at update %llu failed (the previous one is kept): %s\n",
+                   static_cast<unsigned long long>(u), error.c_str());
+    }
+  }
+
+  // The trainer's own state in a checkpoint: the environments, the LSTM
+  // state carried to the next rollout, the returns, the gradient fault's
+  // ramp, and the summary's records.
+  struct own {
+    std::uint64_t done = 0, drift_steps = 0;
+    cartpole_vec::saved_state env;
+    torch::Tensor h, c, keep;
+    std::deque<double> recent;
+    std::vector<double> epoch_returns;
+    run_summary sum;
+  };
+  own own_now() const {
+    own o;
+    o.done = done_;
+    o.drift_steps = grad_faults_.drift_steps();
+    o.env = env_.saved();
+    o.h = h_;
+    o.c = c_;
+    o.keep = keep_;
+    o.recent = recent_;
+    o.epoch_returns = epoch_returns_;
+    const run_summary& s = sum_;
+    o.sum.updates_done = s.updates_done;
+    o.sum.mean_return = s.mean_return;
+    o.sum.best_mean_return = s.best_mean_return;
+    o.sum.episodes = s.episodes;
+    o.sum.optimizer_steps = s.optimizer_steps;
+    o.sum.epochs = s.epochs;
+    o.sum.updates = s.updates;
+    o.sum.anomalies = s.anomalies;
+    o.sum.clears = s.clears;
+    o.sum.level_changes = s.level_changes;
+    o.sum.debug = s.debug;
+    o.sum.skips = s.skips;
+    o.sum.recovery.rollbacks = s.recovery.rollbacks;
+    return o;
+  }
+  template <class V>
+  static void own_state(V& v, own& o) {
+    v("update", o.done);
+    v("drift_steps", o.drift_steps);
+    v("env.rng", o.env.rng);
+    v("env.state", o.env.state);
+    v("env.steps", o.env.steps);
+    v("env.returns", o.env.returns);
+    v("env.reward", o.env.reward);
+    v("lstm.h", o.h);
+    v("lstm.c", o.c);
+    v("lstm.keep", o.keep);
+    v("recent_returns", o.recent);
+    v("epoch_returns", o.epoch_returns);
+    run_summary& s = o.sum;
+    v("updates_done", s.updates_done);
+    v("mean_return", s.mean_return);
+    v("best_mean_return", s.best_mean_return);
+    v("episodes", s.episodes);
+    v("optimizer_steps", s.optimizer_steps);
+    v("epochs", s.epochs);
+    v.records("updates", s.updates, [](auto& f, update_record& r) {
+      f("update", r.update);
+      f("mean_return", r.mean_return);
+      f("grad_norm", r.grad_norm);
+      f("grad_health", r.grad_health);
+      f("level", r.level);
+      f("anomalies", r.anomalies);
+      f("kinds", r.kinds);
+      f("skipped_steps", r.skipped_steps);
+      f("rollback", r.rollback);
+    });
+    v.records("anomalies", s.anomalies, [](auto& f, anomaly_record& r) {
+      f("update", r.update);
+      f("step", r.step);
+      f("kind", r.kind);
+      f("detail", r.detail);
+      f("severity", r.severity);
+      f("value", r.value);
+      f("threshold", r.threshold);
+    });
+    v.records("clears", s.clears, [](auto& f, clear_record& r) {
+      f("update", r.update);
+      f("step", r.step);
+      f("kind", r.kind);
+      f("duration", r.duration);
+    });
+    v.records("level_changes", s.level_changes, [](auto& f, level_change& r) {
+      f("update", r.update);
+      f("from", r.from);
+      f("to", r.to);
+    });
+    v.records("debug", s.debug, [](auto& f, debug_record& r) {
+      f("update", r.update);
+      f("step", r.step);
+      f("what", r.what);
+      f("detail", r.detail);
+    });
+    v.records("skips", s.skips, [](auto& f, skip_record& r) {
+      f("update", r.update);
+      f("step", r.step);
+      f("reason", r.reason);
+    });
+    v.records("rollbacks", s.recovery.rollbacks,
+              [](auto& f, examples_common::rollback_record& r) { examples_common::rollback_fields(f, r); });
+  }
+
+  // recovery: --resume. Everything is read and checked before anything is
+  // applied (the model's shapes, the optimizer, the session, the guard, the
+  // environments, the trainer's state); a checkpoint that does not fit
+  // changes nothing.
+  void restore(const examples_common::loaded_checkpoint& c) {
+    examples_common::restore_checkpoint(c, *model_, opt_, [&](torch::serialize::InputArchive& ar) {
+      std::function<void()> session = simic::stage_session(ar, *tel_);
+      std::function<void()> guard = guard_ ? guard_->stage(ar) : std::function<void()>{};
+      auto st = std::make_shared<own>();
+      examples_common::state_reader r(ar, "trainer");
+      own_state(r, *st);
+      const auto fits = [](const torch::Tensor& t, std::vector<std::int64_t> shape) {
+        return t.scalar_type() == torch::kFloat && t.sizes() == torch::IntArrayRef(shape);
+      };
+      if (st->done != c.header.position || st->done > o_.updates || st->sum.updates.size() != st->done)
+        throw simic::archive_error("the trainer's state is at update " + std::to_string(st->done) + " with " +
+                                   std::to_string(st->sum.updates.size()) +
+                                   " update records; the checkpoint says update " + std::to_string(c.header.position) +
+                                   " of " + std::to_string(o_.updates));
+      if (!fits(st->h, {o_.envs, o_.hidden}) || !fits(st->c, {o_.envs, o_.hidden}) || !fits(st->keep, {o_.envs}))
+        throw simic::archive_error("'trainer.lstm.*' do not have the shapes of " + std::to_string(o_.envs) +
+                                   " environments x " + std::to_string(o_.hidden) + " (float)");
+      try {
+        env_.check(st->env);
+      } catch (const std::invalid_argument& e) {
+        throw simic::archive_error(std::string("'trainer.env.*': ") + e.what());
+      }
+      return std::function<void()>([this, session, guard, st] {
+        session();
+        if (guard) guard();
+        done_ = st->done;
+        grad_faults_.set_drift_steps(st->drift_steps);
+        env_.restore(std::move(st->env));
+        h_ = st->h;
+        c_ = st->c;
+        keep_ = st->keep;
+        recent_ = std::move(st->recent);
+        epoch_returns_ = std::move(st->epoch_returns);
+        run_summary& s = st->sum;
+        sum_.updates_done = s.updates_done;
+        sum_.mean_return = s.mean_return;
+        sum_.best_mean_return = s.best_mean_return;
+        sum_.episodes = s.episodes;
+        sum_.optimizer_steps = s.optimizer_steps;
+        sum_.epochs = s.epochs;
+        sum_.updates = std::move(s.updates);
+        sum_.anomalies = std::move(s.anomalies);
+        sum_.clears = std::move(s.clears);
+        sum_.level_changes = std::move(s.level_changes);
+        sum_.debug = std::move(s.debug);
+        sum_.skips = std::move(s.skips);
+        sum_.recovery.rollbacks = std::move(s.recovery.rollbacks);
+      });
+    });
+    sum_.checkpoints.resumed_from = c.path;
+    sum_.checkpoints.resumed_at = c.header.position;
+    sum_.checkpoints.events_before = c.header.events_before;
+    sum_.checkpoints.events_file_before = c.header.events_file;
+    if (o_.progress_lines) {
+      std::printf("resumed from %s at update %llu (the events before it: the first %llu lines of %s)\n",
+                  c.path.c_str(), static_cast<unsigned long long>(c.header.position),
+                  static_cast<unsigned long long>(c.header.events_before),
+                  c.header.events_file.empty() ? "no file" : c.header.events_file.c_str());
+      std::fflush(stdout);
     }
   }
 
@@ -428,6 +691,7 @@ class trainer {
       std::string extra;
       if (rec.anomalies) extra += " (" + rec.kinds + ")";
       if (rec.skipped_steps) extra += "  skipped steps " + std::to_string(rec.skipped_steps);
+      if (rec.rollback) extra += "  rolled back (lr scale " + format("%g", lr_scale()) + ")";
       std::printf("update %5llu  return %7.1f  grad %9.4g  health %.2f  level %-7s  anomalies %zu%s\n",
                   static_cast<unsigned long long>(rec.update), mean_ret, rec.grad_norm, rec.grad_health,
                   std::string(simic::to_string(rec.level)).c_str(), rec.anomalies, extra.c_str());
@@ -447,6 +711,12 @@ class trainer {
         squares += d.pow(2).sum().item<double>();
       }
       sum_.weights_checksum = {sum, squares};
+      sum_.weights_digest = examples_common::weights_digest(params_);
+    }
+    if (guard_) {
+      sum_.recovery.lr_scale = guard_->lr_scale();
+      sum_.recovery.snapshots_held = guard_->snapshots();
+      sum_.recovery.snapshot_file_failures = guard_->file_failures();
     }
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
@@ -474,6 +744,11 @@ class trainer {
   std::shared_ptr<simic::jsonl_sink> events_;  // the --events file (null: none)
   std::unique_ptr<data_parallel> dp_;           // null: a single process
   std::unique_ptr<telemetry<Monitor>> tel_;
+  std::optional<simic::recovery<telemetry<Monitor>>> guard_;  // --recover (after tel_: destroyed before it)
+  examples_common::run_definition definition_;
+  std::string checkpoint_path_;  // "" : no checkpoints
+  std::string events_file_;      // the --events file, absolute (recorded in checkpoints)
+  std::uint64_t done_ = 0;       // updates done (a resumed run starts after its checkpoint's)
   simic::profiler profiler_;
   simic::phase_timers timers_;
   gradient_faults grad_faults_;
@@ -486,8 +761,9 @@ class trainer {
 
 template <class Monitor>
 run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
-                     std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp) {
-  trainer<Monitor> t(o, std::move(events), std::move(tensorboard), std::move(dp));
+                     std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp,
+                     continuity c) {
+  trainer<Monitor> t(o, std::move(events), std::move(tensorboard), std::move(dp), std::move(c));
   return t.run();
 }
 
@@ -517,14 +793,27 @@ run_summary run(const run_options& o) {
     mine.progress_lines = o.progress_lines && o.parallel.rank == 0;  // one rank prints progress
     if (!o.profile_dir.empty()) mine.profile_dir = o.profile_dir + "/rank" + std::to_string(o.parallel.rank);
   }
+  continuity c;
+  c.definition = o.definition();
+  std::optional<examples_common::loaded_checkpoint> resume;
+  if (!o.recovery.resume_path.empty()) {
+    resume = examples_common::read_checkpoint(o.recovery.resume_path, "ppo_lstm", c.definition);
+    examples_common::check_resumed_events(*resume, o.events_path);
+    c.resume = &*resume;
+  }
+  if (o.recovery.checkpoint_every != 0) {
+    c.checkpoint_path = o.recovery.checkpoint_file(o.events_path);
+    examples_common::check_checkpoint_path(c.checkpoint_path);
+  }
   check_profile_dir(mine.profile_dir);
   std::shared_ptr<simic::jsonl_sink> events = open_events(mine);
   std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(mine);
   try {
     std::unique_ptr<data_parallel> dp = join_job(mine);
     return mine.detectors == detector_preset::reference
-               ? run_with<reference_monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp))
-               : run_with<monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp));
+               ? run_with<reference_monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp),
+                                                  std::move(c))
+               : run_with<monitor_type>(mine, std::move(events), std::move(tensorboard), std::move(dp), std::move(c));
   } catch (const c10::Error& e) {
     // what() carries a backtrace: one line is enough (e.g. an allocation that failed).
     throw std::runtime_error("LibTorch: " + first_line(e.what_without_backtrace()));
@@ -548,6 +837,9 @@ std::string describe(const run_summary& s) {
                                static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
   out += examples_common::describe_anomalies(s, "update", [](const anomaly_record& a) { return a.update; });
   out += "\n";
+  out += examples_common::describe_recovery(s.recovery, s.checkpoints, "update");
+  out += format("weights digest %s (FNV-1a 64 of the parameters' bytes)\n",
+                examples_common::hex_digest(s.weights_digest).c_str());
   out += examples_common::describe_ending(s);
   if (!s.profile_dir.empty()) out += "profile: " + s.profile_dir + "\n";
   return out;

@@ -42,6 +42,7 @@ struct update_record {
   std::size_t anomalies = 0;                  // anomalies reported during the update
   std::string kinds;                          // their distinct kinds, comma-separated
   int skipped_steps = 0;
+  bool rollback = false;  // --recover rolled back during the update (its remaining steps not taken)
 };
 
 struct anomaly_record {
@@ -135,6 +136,13 @@ struct run_summary {
   int ranks = 1;
   std::uint64_t all_reduces = 0;           // gradient all-reduces (one per optimizer step attempted)
   std::uint64_t agreement_collectives = 0; // collectives of the agreement's own (0: its rows ride the all-reduce)
+  // recovery and resume (docs/trainer.md): the rollbacks and the records
+  // above are the whole run's (a resumed run continues them); the events,
+  // the event counts, the recorded signals, the checkpoints written and the
+  // time are this process's.
+  examples_common::recovery_summary recovery;
+  examples_common::checkpoint_summary checkpoints;
+  std::uint64_t weights_digest = 0;  // FNV-1a 64 of the final weights' bytes (examples/common/checkpoint.hpp)
 
   std::size_t count(simic::anomaly_kind k) const { return examples_common::count_of(anomalies, k); }
   std::size_t count(simic::severity s) const { return examples_common::count_of(anomalies, s); }

@@ -295,6 +295,9 @@ TEST_CASE("wiring: every detector of the trainer's monitor sees its signal, ever
     u += 2;
   }
   o.record_signals = true;
+  // the guard skips the steps of every critical fault: no stop, so that each
+  // later fault is still injected and seen
+  o.max_skips = 1'000'000;
   o.events_path = "ppo_lstm_wiring_events.jsonl";
   const run_summary s = run(o);
   REQUIRE(s.signals.size() == s.checks);
