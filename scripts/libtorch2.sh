@@ -45,6 +45,6 @@ if [ ! -f "$B/build.ninja" ]; then
 fi
 # The example binaries that the trainer's tests run (meson test builds what
 # the test programs link, not the programs they start).
-ninja -C "$B" examples/ppo_lstm examples/quickstart >"$B/last-build.log" 2>&1 || { tail -n 60 "$B/last-build.log"; exit 1; }
+ninja -C "$B" examples/ppo_lstm examples/char_lm examples/quickstart >"$B/last-build.log" 2>&1 || { tail -n 60 "$B/last-build.log"; exit 1; }
 meson test -C "$B" --suite libtorch --print-errorlogs --num-processes 2 "$@" >"$B/last-test.log" 2>&1 ||
   { grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' "$B/last-test.log" >&2; exit 1; }

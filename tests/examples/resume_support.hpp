@@ -1,6 +1,6 @@
 // What the example trainers' recovery and resume tests share: scratch
 // directories, a run's events file as comparable lines (without what
-// measures the machine rather than the training: "time" and "rss_bytes"),
+// measures the process rather than the training: simic::process_measured_fields),
 // and damaged copies of a file.
 #pragma once
 
@@ -13,9 +13,12 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "simic/session_state.hpp"
 
 namespace resume_support {
 
@@ -39,16 +42,15 @@ inline void write_bytes(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
-// The events of a JSONL file, each without "time" and "rss_bytes", the
-// hub_stats line (the process's own counts) left out.
+// The events of a JSONL file, each without simic::process_measured_fields,
+// the hub_stats line (the process's own counts) left out.
 inline std::vector<std::string> timeless_events(const fs::path& p) {
   std::vector<std::string> out;
   std::ifstream in(p);
   for (std::string line; std::getline(in, line);) {
     nlohmann::json j = nlohmann::json::parse(line);
     if (j.at("event") == "hub_stats") continue;
-    j.erase("time");
-    j.erase("rss_bytes");
+    for (const std::string_view f : simic::process_measured_fields) j.erase(std::string(f));
     out.push_back(j.dump());
   }
   return out;
