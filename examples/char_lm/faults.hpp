@@ -14,7 +14,6 @@
 
 namespace char_lm {
 
-inline constexpr double lr_spike_factor = 20.0;
 inline constexpr double lr_ramp_growth = 1.02;   // per step, compounding
 inline constexpr double lr_collapse_rate = 1e-8;
 inline constexpr double loss_scale_factor = 1e6;
@@ -22,7 +21,7 @@ inline constexpr int dead_layer_block = 0;       // dead-layer zeroes this block
 
 // The fault settings in force at one optimizer step.
 struct step_faults {
-  double lr_factor = 1.0;  // lr-spike x20, lr-ramp growth^k on the k-th step of the fault
+  double lr_factor = 1.0;  // lr-spike x run_options::lr_spike_factor, lr-ramp growth^k on the k-th step of the fault
   bool lr_collapse = false, bad_batch = false, nan_batch = false, loss_scale = false, dead_layer = false,
        label_shuffle = false;
 
@@ -30,10 +29,10 @@ struct step_faults {
     step_faults f;
     for (const injection& i : o.injections) {
       const std::uint64_t first = o.injection_step(i);
-      if (step < first || (!lasts(i.kind) && step != first)) continue;
+      if (step < first || step > o.injection_last(i)) continue;
       const double k = static_cast<double>(step - first + 1);
       switch (i.kind) {
-        case fault::lr_spike: f.lr_factor *= lr_spike_factor; break;
+        case fault::lr_spike: f.lr_factor *= o.lr_spike_factor; break;
         case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
         case fault::bad_batch: f.bad_batch = true; break;
         case fault::nan_batch: f.nan_batch = true; break;

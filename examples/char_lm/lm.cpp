@@ -225,6 +225,7 @@ class trainer {
       // recovery: the guarded step; data position = batches drawn so far
       const simic::recovery_result& g = guard_->step(step, s, metrics, simic::step_loss{loss});
       if (g.rollback) rolled_back(step, *g.rollback, rec);
+      sum_.recovery.snapshot_bytes = std::max(sum_.recovery.snapshot_bytes, guard_->held_bytes());
       checked = &g;
     } else {
       checked = &tel_->step(s, metrics, simic::step_loss{loss});
@@ -480,6 +481,7 @@ class trainer {
       sum_.recovery.lr_scale = guard_->lr_scale();
       sum_.recovery.snapshots_held = guard_->snapshots();
       sum_.recovery.snapshot_file_failures = guard_->file_failures();
+      sum_.recovery.snapshot_seconds = guard_->snapshot_seconds();
     }
   }
 

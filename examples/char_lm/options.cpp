@@ -34,7 +34,12 @@ injection parse_injection(std::string_view spec) {
   const auto kind = examples_common::name_index(fault_names, name);
   if (!kind) fail("--inject: unknown fault '" + std::string(name) + "'; valid kinds: " + join_names(fault_names));
   inj.kind = static_cast<fault>(*kind);
-  if (at != std::string_view::npos) inj.at = parse_u64(spec.substr(at + 1), "--inject step", 1, max_steps);
+  if (at == std::string_view::npos) return inj;
+  const std::string_view when = spec.substr(at + 1);
+  const auto dash = when.find('-');
+  inj.at = parse_u64(when.substr(0, dash), "--inject step", 1, max_steps);
+  if (dash != std::string_view::npos)
+    inj.last = parse_u64(when.substr(dash + 1), "--inject last step", inj.at, max_steps);
   return inj;
 }
 
@@ -66,8 +71,10 @@ examples_common::run_definition run_options::definition(std::uint64_t train_byte
   add("--max-skips", std::to_string(max_skips));
   std::string faults;
   for (const injection& i : injections)
-    faults += (faults.empty() ? "" : ",") + std::string(to_string(i.kind)) + "@" + std::to_string(injection_step(i));
+    faults += (faults.empty() ? "" : ",") + std::string(to_string(i.kind)) + "@" + std::to_string(injection_step(i)) +
+              (i.last != 0 ? "-" + std::to_string(i.last) : std::string());
   add("--inject", faults.empty() ? "none" : faults);
+  if (lr_spike_factor != default_lr_spike_factor) add("lr_spike_factor", format("%.17g", lr_spike_factor));
   recovery.define(d);
   return d;
 }
@@ -76,6 +83,11 @@ std::uint64_t run_options::injection_step(const injection& i) const noexcept {
   if (i.at != 0) return i.at;
   if (inject_at != 0) return inject_at;
   return std::max<std::uint64_t>(1, steps / 2);
+}
+
+std::uint64_t run_options::injection_last(const injection& i) const noexcept {
+  if (i.last != 0) return i.last;
+  return lasts(i.kind) ? std::max(steps, injection_step(i)) : injection_step(i);
 }
 
 double scheduled_lr(const run_options& o, std::uint64_t step) noexcept {
@@ -110,9 +122,14 @@ void run_options::validate() const {
                           "simic or reference");
   simic::require_argument(max_skips >= 1, where, "max_skips", max_skips, ">= 1");
   simic::require_argument(inject_at <= steps, where, "inject_at", inject_at, "[1, steps]");
-  for (const auto& inj : injections)
+  simic::require_argument(std::isfinite(lr_spike_factor) && lr_spike_factor > 0.0, where, "lr_spike_factor",
+                          lr_spike_factor, "> 0 (finite)");
+  for (const auto& inj : injections) {
     simic::require_argument(injection_step(inj) >= 1 && injection_step(inj) <= steps, where, "injection step",
                             injection_step(inj), "[1, steps]");
+    simic::require_argument(inj.last == 0 || inj.last >= injection_step(inj), where, "injection last step", inj.last,
+                            "0 (the kind's own) or >= the injection step");
+  }
   recovery.validate(where, events_path, max_skips);
 }
 
@@ -127,7 +144,8 @@ Debian package `fortunes`, monitored by simic.
   --level LEVEL      OFF, MINIMAL, NORMAL or DEBUG (default NORMAL)
   --preset NAME      simic (default: simic::supervised_monitor) or
                      reference (the reference telemetry's thresholds, every check)
-  --inject KIND[@S]  inject a fault at step S (default --inject-at); repeatable
+  --inject KIND[@S]  inject a fault at step S (default --inject-at); repeatable;
+                     KIND@S-L: at steps S through L
                      kinds: )";
   u += join_names(fault_names);
   u += R"(

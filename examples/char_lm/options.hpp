@@ -15,9 +15,10 @@
 namespace char_lm {
 
 // The faults the trainer can inject (docs/lm_trainer.md). "From" faults act
-// from their step to the end of the run; the others at their step only.
+// from their step to the end of the run; the others at their step only;
+// KIND@STEP-LAST makes any of them act at steps STEP..LAST.
 enum class fault : unsigned char {
-  lr_spike,       // from: the learning rate x20
+  lr_spike,       // from: the learning rate x20 (run_options::lr_spike_factor)
   lr_ramp,        // from: the learning rate x1.02 per step, compounding (x1.02 at the fault's first step)
   bad_batch,      // one step: a batch of uniformly random bytes (inputs and targets)
   nan_batch,      // one step: the embedding output times NaN, so the loss and gradients are NaN
@@ -37,14 +38,20 @@ constexpr bool lasts(fault f) noexcept {
   return f == fault::lr_spike || f == fault::lr_ramp || f == fault::lr_collapse || f == fault::label_shuffle;
 }
 
-// `kind` injected at optimizer step `at` (1-based; 0: --inject-at, else half way).
+// `kind` injected at optimizer step `at` (1-based; 0: --inject-at, else half
+// way) through step `last` (0: the kind's own extent, lasts()).
 struct injection {
   fault kind;
   std::uint64_t at = 0;
+  std::uint64_t last = 0;
 };
 
-// Parses KIND or KIND@STEP. Throws std::invalid_argument naming the valid kinds.
+// Parses KIND, KIND@STEP or KIND@STEP-LAST (steps STEP..LAST, any kind).
+// Throws std::invalid_argument naming the valid kinds.
 injection parse_injection(std::string_view spec);
+
+// lr-spike's factor on the learning rate unless run_options::lr_spike_factor says otherwise.
+inline constexpr double default_lr_spike_factor = 20.0;
 
 // Which detector configuration the trainer's monitor runs.
 enum class detector_preset : unsigned char {
@@ -84,6 +91,7 @@ struct run_options {
   std::string tensorboard_dir;   // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
   std::uint64_t inject_at = 0;   // default step of an injection; 0: steps / 2 (at least 1)
+  double lr_spike_factor = default_lr_spike_factor;  // lr-spike: the learning rate times this (> 0)
   // recovery and resume (docs/trainer.md): --recover, --recover-every,
   // --recover-keep, --recover-dir, --checkpoint-every (steps), --checkpoint, --resume
   examples_common::recovery_settings recovery;
@@ -92,6 +100,9 @@ struct run_options {
 
   std::uint64_t effective_warmup() const noexcept;
   std::uint64_t injection_step(const injection& i) const noexcept;
+  // The last step an injection acts at: its `last`, else its step (one-step
+  // kinds) or the run's last step (lasts()).
+  std::uint64_t injection_last(const injection& i) const noexcept;
   // The options that define the run (a resumed run must have the same):
   // everything but the output, the thread count and the paths; the data by
   // its sizes (`train_bytes`, `valid_bytes`).

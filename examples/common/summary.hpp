@@ -42,6 +42,8 @@ struct recovery_summary {
   double lr_scale = 1.0;              // the product of every rollback's factor
   std::uint64_t snapshots_held = 0;   // in memory at the end
   std::uint64_t snapshot_file_failures = 0;
+  double snapshot_seconds = 0.0;      // this process's time taking snapshots (simic::recovery::snapshot_seconds())
+  std::uint64_t snapshot_bytes = 0;   // the most bytes of snapshots held in memory at once (held_bytes())
 };
 
 // --checkpoint-every and --resume, for this process.

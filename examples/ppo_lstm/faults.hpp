@@ -20,7 +20,6 @@ inline constexpr double reward_decay_rate = 0.99;
 // entropy-collapse: the greedy action's logit raised by this margin, so the
 // policy is near-deterministic (normalised entropy ~1e-3) while it lasts.
 inline constexpr double logit_collapse_margin = 10.0;
-inline constexpr double lr_spike_factor = 20.0;
 inline constexpr double lstm_explode_factor = 1e3;
 inline constexpr double value_noise = 50.0;  // in units of scaled return (at most 10)
 // core-vanish: the LSTM core's gradients scaled by this (a core that stopped learning).
@@ -28,17 +27,21 @@ inline constexpr double core_vanish_factor = 1e-6;
 // grad-drift: the k-th step into the fault scales gradients by min(2^k, 8).
 inline constexpr double drift_growth = 2.0;
 inline constexpr double drift_cap = 8.0;
+inline constexpr double loss_scale_factor = 1e6;  // loss-scale, at the update's first optimizer step
 
 // The fault settings in force for one update.
 struct faults {
   bool nan_grad = false, grad_explode = false, grad_vanish = false, grad_drift = false, lr_spike = false,
        entropy_collapse = false, value_collapse = false, lstm_explode = false, reward_drop = false,
-       core_vanish = false;
+       core_vanish = false, loss_scale = false;
   double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
   double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
+  double spike_factor = default_lr_spike_factor;  // lr-spike's (run_options::lr_spike_factor)
 
-  static faults at(const std::vector<injection>& inj, std::uint64_t update) {
+  static faults at(const std::vector<injection>& inj, std::uint64_t update,
+                   double lr_spike_factor = default_lr_spike_factor) {
     faults f;
+    f.spike_factor = lr_spike_factor;
     for (const auto& i : inj) {
       if (!i.covers(update)) continue;
       const double k = static_cast<double>(update - i.first + 1);
@@ -55,13 +58,18 @@ struct faults {
         case fault::core_vanish: f.core_vanish = true; break;
         case fault::lr_ramp: f.lr_factor *= std::pow(lr_ramp_growth, k); break;
         case fault::reward_decay: f.reward_factor *= std::pow(reward_decay_rate, k); break;
+        case fault::loss_scale: f.loss_scale = true; break;
       }
     }
     return f;
   }
 
   double reward_scale() const noexcept { return reward_drop ? 0.0 : reward_factor; }
-  double learning_rate(double lr) const noexcept { return (lr_spike ? lr * lr_spike_factor : lr) * lr_factor; }
+  double learning_rate(double lr) const noexcept { return (lr_spike ? lr * spike_factor : lr) * lr_factor; }
+  // loss-scale: the loss (and so its gradients) x1e6 at the update's first optimizer step (`step` 0).
+  torch::Tensor loss(const torch::Tensor& l, int step) const {
+    return loss_scale && step == 0 ? l * loss_scale_factor : l;
+  }
 
   // entropy-collapse: a near-deterministic policy (the greedy logit raised).
   torch::Tensor logits(const torch::Tensor& logits, std::int64_t dim) const {

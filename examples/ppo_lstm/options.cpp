@@ -68,6 +68,7 @@ examples_common::run_definition run_options::definition() const {
     faults += (faults.empty() ? "" : ",") + std::string(to_string(i.kind)) + "@" + std::to_string(i.first) + "-" +
               (i.last == until_end ? std::string() : std::to_string(i.last));
   add("--inject", faults.empty() ? "none" : faults);
+  if (lr_spike_factor != default_lr_spike_factor) add("lr_spike_factor", format("%.17g", lr_spike_factor));
   recovery.define(d);
   return d;
 }
@@ -110,6 +111,8 @@ void run_options::validate() const {
   simic::require_argument(epoch_updates >= 1, where, "epoch_updates", epoch_updates, ">= 1");
   simic::require_argument(static_cast<unsigned>(detectors) <= 1u, where, "detectors", static_cast<unsigned>(detectors),
           "simic or reference");
+  simic::require_argument(std::isfinite(lr_spike_factor) && lr_spike_factor > 0.0, where, "lr_spike_factor",
+                          lr_spike_factor, "> 0 (finite)");
   for (const auto& inj : injections) {
     simic::require_argument(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
     simic::require_argument(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");

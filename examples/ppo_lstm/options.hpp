@@ -20,7 +20,7 @@ enum class fault : unsigned char {
   grad_explode,      // gradient_exploding (gradients x1e3 before clipping)
   grad_vanish,       // gradient_vanishing (gradients x1e-9)
   grad_drift,        // gradient_norm_drift (gradients scaled x2, x4, x8, x8, ... step by step)
-  lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x20)
+  lr_spike,          // kl_spike / kl_extreme, ratio_explosion / ratio_collapse (learning rate x20: run_options::lr_spike_factor)
   entropy_collapse,  // entropy_collapse (greedy logit +10: a near-deterministic policy)
   value_collapse,    // value_collapse (the critic's rollout estimates swamped by noise)
   lstm_explode,      // lstm_unhealthy (the LSTM cell state c <- 1e3 (c + 1) at the rollout's first step)
@@ -29,11 +29,13 @@ enum class fault : unsigned char {
   // slow faults: degradation that builds up over tens of updates
   lr_ramp,           // the learning rate grows 5% per update while the fault lasts (x2.65 after 20)
   reward_decay,      // the reward shrinks 1% per update while the fault lasts (-18% after 20)
+  // abrupt, listed last (added for bench/recovery)
+  loss_scale,        // loss_extreme, gradient_exploding (the loss x1e6 at the update's first optimizer step)
 };
 
-inline constexpr std::array<std::string_view, 12> fault_names{
+inline constexpr std::array<std::string_view, 13> fault_names{
     "nan-grad", "grad-explode", "grad-vanish", "grad-drift", "lr-spike", "entropy-collapse",
-    "value-collapse", "lstm-explode", "reward-drop", "core-vanish", "lr-ramp", "reward-decay"};
+    "value-collapse", "lstm-explode", "reward-drop", "core-vanish", "lr-ramp", "reward-decay", "loss-scale"};
 
 constexpr std::string_view to_string(fault f) noexcept { return fault_names[static_cast<unsigned>(f)]; }
 
@@ -46,6 +48,9 @@ struct injection {
 };
 
 inline constexpr std::uint64_t until_end = ~std::uint64_t{0};
+
+// lr-spike's factor on the learning rate unless run_options::lr_spike_factor says otherwise.
+inline constexpr double default_lr_spike_factor = 20.0;
 
 // Parses KIND@U (update U only), KIND@U-V (U through V) or KIND@U- (U to the end).
 injection parse_injection(std::string_view spec);
@@ -103,6 +108,7 @@ struct run_options {
   std::string profile_dir;           // profiler output ("" : none)
   std::string tensorboard_dir;       // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
+  double lr_spike_factor = default_lr_spike_factor;  // lr-spike: the learning rate times this (> 0)
   data_parallel_options parallel;
   // recovery and resume (docs/trainer.md): --recover, --recover-every,
   // --recover-keep, --recover-dir, --checkpoint-every (updates), --checkpoint,

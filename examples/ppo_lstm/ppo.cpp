@@ -139,7 +139,7 @@ class trainer {
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t u = done_ + 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
-      const faults f = faults::at(injections_here(), u);
+      const faults f = faults::at(injections_here(), u, o_.lr_spike_factor);
       tel_->begin_update();
       update_record rec;
       rec.update = u;
@@ -339,7 +339,7 @@ class trainer {
         const auto pg_loss = torch::max(-adv * ratio, -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)).mean();
         const auto v_loss = 0.5 * (value - ret).pow(2).mean();
         const auto ent = entropy.mean();
-        const auto loss = pg_loss + value_coef * v_loss - entropy_coef * ent;
+        const auto loss = f.loss(pg_loss + value_coef * v_loss - entropy_coef * ent, step);  // fault: loss-scale
 
         opt_.zero_grad();
         loss.backward();
@@ -376,6 +376,7 @@ class trainer {
           // recovery: the guarded step; data position = rollouts collected so far
           const simic::recovery_result& g = guard_->step(u, sig, metrics, simic::step_loss{loss}, ratios);
           if (g.rollback) rolled_back(u, *g.rollback, rec);
+          sum_.recovery.snapshot_bytes = std::max(sum_.recovery.snapshot_bytes, guard_->held_bytes());
           checked = &g;
         } else {
           checked = &tel_->step(sig, metrics, simic::step_loss{loss}, ratios);
@@ -717,6 +718,7 @@ class trainer {
       sum_.recovery.lr_scale = guard_->lr_scale();
       sum_.recovery.snapshots_held = guard_->snapshots();
       sum_.recovery.snapshot_file_failures = guard_->file_failures();
+      sum_.recovery.snapshot_seconds = guard_->snapshot_seconds();
     }
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());

@@ -3,16 +3,15 @@
 // of every sensor that keeps one (sensors/sensor.hpp: save/stage), beside
 // the model and optimizer in the trainer's own checkpoint. A run stopped at
 // a step boundary and resumed from such a checkpoint produces the same
-// events as the uninterrupted run, but for process_measured_fields.
+// events as the uninterrupted run, but for simic::process_measured_fields
+// (emit/event.hpp).
 //
 // Loading is all or nothing: every part is read and checked (formats,
 // checksums, ranges) before any is applied; a failure throws
 // simic::archive_error and leaves the session as it was.
 #pragma once
 
-#include <array>
 #include <functional>
-#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,14 +21,6 @@
 
 namespace simic {
 inline namespace v0 {
-
-// The event fields that measure the process rather than the training: the
-// time stamp, the resident memory, and the sizes of serialized snapshots
-// (LibTorch keys an optimizer's saved state by tensor addresses, whose digits
-// vary between processes). A resumed run's events equal the uninterrupted
-// run's but for these.
-inline constexpr std::array<std::string_view, 5> process_measured_fields{"time", "rss_bytes", "bytes", "held_bytes",
-                                                                          "snapshot_bytes"};
 
 // What a load restores. A rollback (recovery.hpp) restores the judgement:
 // the monitor and the sensors; the session's counters go on, so that event

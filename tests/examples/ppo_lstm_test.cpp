@@ -122,6 +122,7 @@ struct fault_case {
 const std::vector<fault_case>& fault_cases() {
   static const std::vector<fault_case> c{
       {"nan-grad", {anomaly_kind::numerical_instability}},
+      {"loss-scale", {anomaly_kind::loss_extreme, anomaly_kind::gradient_exploding}},
       {"grad-explode", {anomaly_kind::gradient_exploding}},
       {"grad-vanish", {anomaly_kind::gradient_vanishing}},
       {"grad-drift", {anomaly_kind::gradient_norm_drift}},

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "simic/session_state.hpp"
+#include "simic/emit/event.hpp"
 
 namespace resume_support {
 

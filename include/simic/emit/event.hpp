@@ -12,6 +12,7 @@
 // LibTorch here.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -26,6 +27,14 @@
 
 namespace simic {
 inline namespace v0 {
+
+// The event fields that measure the process rather than the training: the
+// time stamp, the resident memory, and the sizes of serialized snapshots
+// (LibTorch keys an optimizer's saved state by tensor addresses, whose digits
+// vary between processes). A resumed run's events (session_state.hpp) equal
+// the uninterrupted run's but for these.
+inline constexpr std::array<std::string_view, 5> process_measured_fields{"time", "rss_bytes", "bytes", "held_bytes",
+                                                                          "snapshot_bytes"};
 
 // Where an event comes from. Empty strings and absent numbers are not written.
 struct event_context {
