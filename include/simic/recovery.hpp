@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
@@ -88,11 +89,13 @@ constexpr std::string_view to_string(rollback_cause c) noexcept {
   return static_cast<unsigned>(c) < 4 ? names[static_cast<unsigned>(c)] : "invalid";
 }
 
-// Whether the replayed batch failed again.
-enum class attribution : unsigned char { not_replayed, reproducible, transient };
+// Whether the replayed batch failed again. replay_failed: the replay
+// callback threw (rollback_report::replay_error says what); the rollback is
+// completed all the same.
+enum class attribution : unsigned char { not_replayed, reproducible, transient, replay_failed };
 constexpr std::string_view to_string(attribution a) noexcept {
-  constexpr std::string_view names[] = {"not replayed", "reproducible", "transient"};
-  return static_cast<unsigned>(a) < 3 ? names[static_cast<unsigned>(a)] : "invalid";
+  constexpr std::string_view names[] = {"not replayed", "reproducible", "transient", "replay failed"};
+  return static_cast<unsigned>(a) < 4 ? names[static_cast<unsigned>(a)] : "invalid";
 }
 
 // What a rollback restored and what the trainer does next.
@@ -108,6 +111,7 @@ struct rollback_report {
   double lr_scale = 1.0;               // the product of every rollback's factor
   std::uint64_t rollbacks = 0;         // this one included
   simic::attribution attribution = attribution::not_replayed;
+  std::string replay_error;            // attribution::replay_failed: the callback's exception, shortened
 };
 
 // The check's result as the trainer obeys it: the session's, with a
@@ -135,6 +139,7 @@ struct rollback_event {
     w.real("lr_scale", r.lr_scale, g);
     w.count("rollbacks", r.rollbacks, g);
     w.text("attribution", to_string(r.attribution));
+    if (!r.replay_error.empty()) w.text("replay_error", r.replay_error);
     if (!snapshot_file.empty()) w.text("snapshot_file", snapshot_file);
     if (!skipped_files.empty()) w.text("skipped_files", skipped_files);
   }
@@ -438,7 +443,7 @@ class recovery {
     if (!margin_met) target = held_.begin();
     restore_training_state(target->snapshot, model_, optimizer_, session_extra(session_parts::judgement));
     rollback_report rep;
-    rep.attribution = attribute(*target);
+    rep.attribution = attribute(*target, rep.replay_error);
     ++rollbacks_;
     lr_scale_ *= opts_.lr_factor;
     std::vector<double> rates = group_learning_rates(optimizer_);
@@ -474,22 +479,35 @@ class recovery {
 
   // Replays the failing batch on the restored weights and judges it with a
   // copy of the restored monitor; then restores again (the replay's
-  // gradients and random draws are not kept).
-  attribution attribute(const kept& k) {
+  // gradients and random draws are not kept). A replay that throws is
+  // reported, not propagated: the restore must not be left half done.
+  attribution attribute(const kept& k, std::string& error) {
     if (!opts_.replay) return attribution::not_replayed;
-    signals s = opts_.replay();
-    auto judge = session_.monitor();
-    if (!s.gradients) {
-      gradient_health_sensor<> g;
-      std::vector<at::Tensor> params = model_.parameters();
-      s.gradients = g.measure(std::span<const at::Tensor>(params)).signal();
+    attribution a = attribution::replay_failed;
+    try {
+      signals s = opts_.replay();
+      auto judge = session_.monitor();
+      if (!s.gradients) {
+        gradient_health_sensor<> g;
+        std::vector<at::Tensor> params = model_.parameters();
+        s.gradients = g.measure(std::span<const at::Tensor>(params)).signal();
+      }
+      const check_result& r = judge.check(s);
+      const bool failed = !r.report.empty() && (r.report.has(severity::critical) ||
+                                                r.resp.act != action::proceed || (s.loss && !std::isfinite(*s.loss)));
+      a = failed ? attribution::reproducible : attribution::transient;
+    } catch (const std::exception& e) {
+      // Its first line, at most 200 bytes: LibTorch's errors append a stack.
+      const std::string_view w = e.what();
+      error = std::string(w.substr(0, std::min({w.find('\n'), w.size(), max_replay_error})));
+      if (error.empty()) error = "an exception without a message";
+    } catch (...) {
+      error = "a non-standard exception";
     }
-    const check_result& r = judge.check(s);
-    const bool failed = !r.report.empty() && (r.report.has(severity::critical) ||
-                                              r.resp.act != action::proceed || (s.loss && !std::isfinite(*s.loss)));
     restore_training_state(k.snapshot, model_, optimizer_, session_extra(session_parts::judgement));
-    return failed ? attribution::reproducible : attribution::transient;
+    return a;
   }
+  static constexpr std::size_t max_replay_error = 200;  // bytes of the exception's message kept
 
   void stop(std::string reason) {
     result_.resp.act = action::stop;

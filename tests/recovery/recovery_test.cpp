@@ -10,12 +10,14 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -331,6 +333,92 @@ TEST_CASE("attribution: the failing batch replayed from the snapshot fails again
     }
     REQUIRE(rb);
     CHECK(rb->attribution == (poisoned ? attribution::reproducible : attribution::transient));
+  }
+}
+
+TEST_CASE("a replay that throws: the rollback is completed all the same, and the event says why the replay failed") {
+  // After the rollback: the weights, the learning rate and the next random
+  // draw; the reference is the same run without a replay.
+  struct after {
+    std::vector<at::Tensor> weights;
+    double lr = 0.0;
+    at::Tensor next_draw;
+    std::optional<rollback_report> rb;
+    std::vector<event> events;
+  };
+  auto run_with = [](std::function<signals(regression&)> replay) {
+    regression m;
+    auto sink = std::make_shared<memory_sink>();
+    after out;
+    {
+      supervised_session<> tel(session_options{}, *m.net, {sink});
+      recovery_options ro;
+      ro.snapshot_every = 20;
+      ro.keep = 3;
+      if (replay) ro.replay = [&] { return replay(m); };
+      recovery guard(tel, *m.net, *m.opt, ro);
+      for (std::uint64_t step = 1; step <= 103 && !out.rb; ++step) {
+        const double loss = m.backward(step, 1.0, step >= 101);
+        const recovery_result& r = guard.step(step, at_step(loss, step));
+        if (r.rollback) out.rb = r.rollback;
+        if (r.resp.act == action::proceed) m.opt->step();
+      }
+      out.weights = weights_of(*m.net);
+      out.lr = group_learning_rates(*m.opt)[0];
+      out.next_draw = torch::randn({4});
+      tel.close();
+    }
+    out.events = sink->events();
+    return out;
+  };
+  const after reference = run_with({});
+  REQUIRE(reference.rb);
+  CHECK(reference.rb->attribution == attribution::not_replayed);
+  CHECK(reference.lr == 0.005);
+
+  // The rollback event as its JSONL object.
+  auto rollback_json = [](const std::vector<event>& es) {
+    for (const auto& e : es)
+      if (e.get_if<rollback_event>()) return to_json(e).dump();
+    return std::string();
+  };
+  CHECK(rollback_json(reference.events).find("replay_error") == std::string::npos);  // none without a failure
+
+  struct failure {
+    std::string message;
+    bool standard = true;  // a std::exception, else an int is thrown
+    std::string kept;      // replay_error
+  };
+  const std::string long_line(201, 'a');
+  for (const failure& f :
+       {failure{"no batch at this position\nException raised from replay at lm.cpp:12", true, "no batch at this position"},
+        failure{std::string(199, 'b'), true, std::string(199, 'b')},  // below the 200-byte cut
+        failure{std::string(200, 'c'), true, std::string(200, 'c')},  // at it
+        failure{long_line + "\nsecond line", true, std::string(200, 'a')},  // above it: cut
+        failure{"", true, "an exception without a message"},
+        failure{"", false, "a non-standard exception"}}) {
+    CAPTURE(f.kept);
+    // The replay damages the weights and draws random numbers before it throws.
+    const after r = run_with([&f](regression& x) -> signals {
+      {
+        torch::NoGradGuard ng;
+        x.net->parameters()[0].fill_(7.0f);
+      }
+      (void)torch::randn({1000});
+      if (!f.standard) throw 42;
+      throw std::runtime_error(f.message);
+    });
+    REQUIRE(r.rb);
+    CHECK(r.rb->attribution == attribution::replay_failed);
+    CHECK(r.rb->replay_error == f.kept);
+    CHECK(r.rb->restored_update == reference.rb->restored_update);
+    CHECK(r.rb->lr_scale == 0.5);
+    CHECK(same(r.weights, reference.weights));      // restored again after the replay
+    CHECK(r.lr == reference.lr);                    // backed off
+    CHECK(r.next_draw.equal(reference.next_draw));  // the RNG as the snapshot had it
+    const std::string j = rollback_json(r.events);
+    CHECK(j.find("\"attribution\":\"replay failed\"") != std::string::npos);
+    CHECK(j.find("\"replay_error\":\"" + f.kept + "\"") != std::string::npos);
   }
 }
 
