@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -195,6 +196,8 @@ class session {
   const Monitor& monitor() const noexcept { return monitor_; }
   simic::level level() const noexcept { return monitor_.effective_level(); }
   std::uint64_t update() const noexcept { return update_; }                  // updates begun
+  // The watched parameters, in the order the sensors see them.
+  std::span<const at::Tensor> weights() const noexcept { return weights_; }
   std::uint64_t epochs() const noexcept { return epochs_; }                  // epochs ended
   std::uint64_t step_in_update() const noexcept { return step_in_update_; }  // steps of this update so far
   std::uint64_t checks() const noexcept { return checks_; }

@@ -33,7 +33,7 @@ void save_session(torch::serialize::OutputArchive& ar, const session<Monitor, Se
   save_state(ar, s.monitor().state(), prefix + ".monitor");
   save_state(ar, s.state(), prefix + ".counters");
   s.for_each_sensor([&](const auto& x) {
-    detail::sensor_save(x, ar, prefix + ".sensor." + std::string(std::decay_t<decltype(x)>::name));
+    detail::sensor_save(x, ar, prefix + ".sensor." + std::string(std::decay_t<decltype(x)>::name), s.weights());
   });
 }
 

@@ -235,3 +235,51 @@ TEST_CASE("session state: an archive of another monitor, a damaged one, or one w
   CHECK(tel.state() == counters);
   CHECK(tel.monitor().state() == judgement);
 }
+
+TEST_CASE("session state beside the model: the update ratio's copy is stored once with the weights it equals") {
+  // 20,200 float weights (80,800 bytes): far above what the rest of the state takes
+  torch::manual_seed(11);
+  torch::nn::Linear net(100, 200);
+  using update_session = session<monitor<numerical_stability, update_shift>, parameter_update_sensor>;
+  update_session tel(session_options{}, net->named_parameters());
+  auto move_and_check = [&](std::uint64_t i) {
+    {
+      torch::NoGradGuard ng;
+      net->weight.add_(0.001 * static_cast<double>(i));
+    }
+    signals s;
+    s.progress = training_progress(i, 100);
+    tel.step(s);
+  };
+  for (std::uint64_t i = 1; i <= 5; ++i) move_and_check(i);
+  std::int64_t weight_bytes = 0;
+  for (const auto& p : net->parameters()) weight_bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  REQUIRE(weight_bytes == 80'800);
+  auto archive_size = [&](bool with_session) {
+    torch::serialize::OutputArchive ar;
+    for (const auto& p : net->named_parameters()) ar.write("model." + p.key(), p.value().detach());
+    if (with_session) save_session(ar, tel);
+    std::ostringstream out;
+    ar.save_to(out);
+    return static_cast<std::int64_t>(out.str().size());
+  };
+  const std::int64_t model_only = archive_size(false);
+  CHECK(model_only > weight_bytes);
+  // right after a check the copy equals the weights: the session adds its own
+  // state, not a second copy of the weights
+  const std::int64_t after_check = archive_size(true);
+  CHECK(after_check - model_only < weight_bytes / 4);
+  // the weights moved since the check: the copy differs and is stored apart
+  {
+    torch::NoGradGuard ng;
+    net->bias.add_(1.0);
+  }
+  const std::int64_t moved = archive_size(true);
+  CHECK(moved - after_check >= 800);                 // the bias's copy (200 floats) now stored apart
+  CHECK(moved - after_check < 800 + weight_bytes / 4);  // the weight's copy still shared
+  {
+    torch::NoGradGuard ng;
+    net->weight.add_(1.0);
+  }
+  CHECK(archive_size(true) - model_only >= weight_bytes);  // both copies stored apart
+}

@@ -73,11 +73,21 @@ class parameter_update_sensor {
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
   // The copy and the count, for a resumed run or a rollback (session_state.hpp).
+  // `weights`: the parameters the copy was taken of (the session's). Where a
+  // copy still equals its parameter (a save right after a measure), the
+  // parameter itself is written: an archive stores a storage once, so a
+  // checkpoint or snapshot that also holds the model holds these weights once.
   template <class Out>
-  void save(Out& ar, const std::string& prefix) const {
+  void save(Out& ar, const std::string& prefix, std::span<const at::Tensor> weights = {}) const {
     ar.write(prefix + ".measurements", at::scalar_tensor(static_cast<std::int64_t>(measurements_), at::kLong));
     ar.write(prefix + ".copies", at::scalar_tensor(static_cast<std::int64_t>(snapshot_.size()), at::kLong));
-    for (std::size_t i = 0; i < snapshot_.size(); ++i) ar.write(prefix + ".copy." + std::to_string(i), snapshot_[i]);
+    for (std::size_t i = 0; i < snapshot_.size(); ++i) {
+      const at::Tensor& c = snapshot_[i];
+      const bool live = i < weights.size() && weights[i].defined() && weights[i].sizes() == c.sizes() &&
+                        weights[i].strides() == c.strides() && weights[i].scalar_type() == c.scalar_type() &&
+                        weights[i].device() == c.device() && weights[i].equal(c);
+      ar.write(prefix + ".copy." + std::to_string(i), live ? weights[i].detach() : c);
+    }
   }
   template <class In>
   std::function<void()> stage(In& ar, const std::string& prefix) {

@@ -149,8 +149,11 @@ void sensor_feed(S& s, const sensor_context<M>& ctx, const In& x) {
   if constexpr (sensor_takes<S, M, In>) s.feed(ctx, x);
 }
 template <class S, class Out>
-void sensor_save(const S& s, Out& ar, const std::string& prefix) {
-  if constexpr (requires { s.save(ar, prefix); }) s.save(ar, prefix);
+void sensor_save(const S& s, Out& ar, const std::string& prefix, std::span<const at::Tensor> weights) {
+  if constexpr (requires { s.save(ar, prefix, weights); })
+    s.save(ar, prefix, weights);
+  else if constexpr (requires { s.save(ar, prefix); })
+    s.save(ar, prefix);
 }
 template <class S, class In>
 std::function<void()> sensor_stage(S& s, In& ar, const std::string& prefix) {
