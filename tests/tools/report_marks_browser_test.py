@@ -17,6 +17,7 @@ import argparse
 import html.parser
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -207,6 +208,53 @@ def main():
         expect("400 anomaly markers of 3000 anomaly lines (at most 200 per kind, 4000 in all; 2600 not drawn)" in note,
                "render note %r" % note)
         expect(size < 300 * 1024, "page of %d bytes" % size)
+
+        # Onsets and bands, with at most 3 markers a kind (and 3 skip lines):
+        # kl_spike on updates 1 to 10 (cleared at 10), 20, 30, 40 and 50 to
+        # 54; skipped steps on updates 5 to 9 and 15. Onsets (1 and 20) are
+        # drawn; a run of two or more lines is a band in the lane, and so is
+        # a lone line whose marker was not drawn; the same for skipped steps,
+        # on every chart.
+        text = ""
+        kl = list(range(1, 11)) + [20, 30, 40] + list(range(50, 55))
+        skipped = [5, 6, 7, 8, 9, 15]
+        for u in range(1, 61):
+            text += event("update", u, loss=1.0, approx_kl=0.01, **({"extra": {"skipped_step": 1}} if u in skipped else {}))
+            if u in kl:
+                text += event("anomaly", u, anomaly="kl_spike", severity="warning", value=0.3, threshold=0.2)
+            if u == 10:
+                text += event("anomaly_clear", u, anomaly="kl_spike", duration=10, value=0.1)
+        dom, size = render(o, home, text, tmp, "bands", "--max-anomalies", "3")
+        x0, x1 = 0.0, 60.0
+
+        def X(x):
+            return PL + (x - x0) / (x1 - x0) * (W - PL - PR)
+
+        markers = dom.by_class("anomaly-marker")
+        at = sorted(int(re.search(r" at update (\d+)", m.title()).group(1)) for m in markers)
+        onsets = sorted(int(re.search(r" at update (\d+)", m.title()).group(1)) for m in markers
+                        if m.attrs.get("data-onset") == "1")
+        expect(len(markers) == 3 and onsets == [1, 20], "markers at %r, onsets drawn %r; want 3, onsets [1, 20]" % (at, onsets))
+        runs = [(1, 10), (20, 20), (30, 30), (40, 40), (50, 54)]
+        want = [(f, l) for f, l in runs if l > f or f not in at]
+        got = sorted((round(float(r.attrs["x"]) + 1.5, 1), round(float(r.attrs["x"]) + float(r.attrs["width"]) - 1.5, 1))
+                     for r in dom.by_class("anomaly-band"))
+        # A band's bar spans X(first) - 1.5 to X(last) + 1.5 (3 px at least).
+        expect(got == sorted((round(X(f), 1), round(X(l), 1)) for f, l in want),
+               "anomaly bands at %r; want the runs %r" % (got, want))
+        expect(dom.body().get("data-anomaly-bands") == str(len(want)), "data-anomaly-bands %r" % dom.body().get("data-anomaly-bands"))
+        titles = [r.title() for r in dom.by_class("anomaly-band")]
+        expect(any(t.startswith("kl_spike: 10 lines, updates 1 to 10; 1 onset") for t in titles), "band titles %r" % titles)
+        skip_marks = {round(float(m.attrs["x1"]), 1) for m in dom.by_class("skip-mark")}
+        skip_want = [(5, 9)] + ([(15, 15)] if round(X(15), 1) not in skip_marks else [])
+        skip_got = sorted({(round(float(r.attrs["x"]), 1), round(float(r.attrs["x"]) + float(r.attrs["width"]), 1))
+                           for r in dom.by_class("skip-band")})
+        expect(skip_got == sorted((round(X(f - 1), 1), round(X(l), 1)) for f, l in skip_want),
+               "skip bands at %r; want the runs %r" % (skip_got, skip_want))
+        expect(len(dom.by_class("skip-band")) == CHARTS * len(skip_want), "%d skip bands" % len(dom.by_class("skip-band")))
+        body = dom.body()
+        expect(body.get("data-skip-steps") == "6" and body.get("data-skip-marks") == "3",
+               "data-skip-steps %r, data-skip-marks %r" % (body.get("data-skip-steps"), body.get("data-skip-marks")))
 
     for f in failures:
         print("FAIL: " + f)

@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "report.hpp"
 
@@ -528,16 +530,17 @@ TEST_CASE("a bad value is quoted cut to max_echo bytes, with its full length") {
   const std::string good = "{\"event\":\"update\",\"update\":1,\"epoch\":1,\"loss\":1}\n";
   const std::string big(20'000'000, 'x');  // a 20 MB value: the message was 20 MB
   std::string e = error_of(good + "{\"event\":\"update\",\"update\":2,\"loss\":\"" + big + "\"}\n");
-  CHECK(has(e, "bad.jsonl:2: field 'loss' is \"" + std::string(199, 'x') + "... (20000002 bytes in all); valid: a number"));
-  CHECK(e.size() < 400);
-  // Below, at and above the bound: a quoted value of 199 and 200 bytes whole, 201 cut.
-  for (const std::size_t len : {197u, 198u, 199u}) {
+  CHECK(rep::max_echo == 60);  // so that the longest message stays within max_message (200)
+  CHECK(has(e, "bad.jsonl:2: field 'loss' is \"" + std::string(59, 'x') + "... (20000002 bytes in all); valid: a number"));
+  CHECK(e.size() - std::string("bad.jsonl:2: ").size() <= rep::max_message);
+  // Below, at and above the bound: a quoted value of 59 and 60 bytes whole, 61 cut.
+  for (const std::size_t len : {57u, 58u, 59u}) {
     e = error_of("{\"event\":\"update\",\"update\":2,\"loss\":\"" + std::string(len, 'y') + "\"}\n");
     const std::string quoted = "\"" + std::string(len, 'y') + "\"";
     if (quoted.size() <= rep::max_echo)
       CHECK(has(e, "is " + quoted + "; valid"));
     else
-      CHECK(has(e, "is \"" + std::string(199, 'y') + "... (201 bytes in all); valid"));
+      CHECK(has(e, "is \"" + std::string(59, 'y') + "... (61 bytes in all); valid"));
   }
   // An array of integers with one bad element, 1 MB long.
   std::string ranks = "[";
@@ -546,10 +549,10 @@ TEST_CASE("a bad value is quoted cut to max_echo bytes, with its full length") {
   e = error_of("{\"event\":\"anomaly\",\"update\":2,\"anomaly\":\"kl_spike\",\"origin_ranks\":" + ranks + "}\n");
   CHECK(has(e, "bad.jsonl:1: field 'origin_ranks' is [1,1,"));
   CHECK(has(e, "(400005 bytes in all); valid: an array of integers"));
-  CHECK(e.size() < 400);
-  // A cut never splits a UTF-8 character: 199 bytes of 'a' then "é" (2 bytes) cut before it.
-  e = error_of("{\"event\":\"update\",\"update\":2,\"loss\":\"" + std::string(198, 'a') + "\xC3\xA9" + "bbb\"}\n");
-  CHECK(has(e, "is \"" + std::string(198, 'a') + "... (205 bytes in all)"));
+  CHECK(e.size() - std::string("bad.jsonl:1: ").size() <= rep::max_message);
+  // A cut never splits a UTF-8 character: 59 bytes ('"' and 58 of 'a') then "é" (2 bytes) cut before it.
+  e = error_of("{\"event\":\"update\",\"update\":2,\"loss\":\"" + std::string(58, 'a') + "\xC3\xA9" + "bbb\"}\n");
+  CHECK(has(e, "is \"" + std::string(58, 'a') + "... (65 bytes in all)"));
 }
 
 TEST_CASE("a number beyond a double's range: an error naming file and line") {
@@ -569,8 +572,8 @@ TEST_CASE("a number beyond a double's range: an error naming file and line") {
   CHECK(parse_text("{\"event\":\"update\",\"update\":1,\"loss\":1e-400}\n").figure("loss").points.at(0).y == 0.0);
   // A number of 5,000 digits is quoted cut.
   const std::string e = error_of("{\"event\":\"update\",\"update\":1,\"loss\":1" + std::string(5000, '0') + "}\n");
-  CHECK(has(e, "bad.jsonl:1: a number out of range: 1" + std::string(199, '0') + "... (5001 bytes in all)"));
-  CHECK(e.size() < 400);
+  CHECK(has(e, "bad.jsonl:1: a number out of range: 1" + std::string(59, '0') + "... (5001 bytes in all)"));
+  CHECK(e.size() - std::string("bad.jsonl:1: ").size() <= rep::max_message);
 }
 
 // ---- Size: anomalies counted exactly, drawn up to a bound per kind ----
@@ -639,7 +642,8 @@ TEST_CASE("anomalies: exact counts per kind and severity, at most max_anomalies 
   CHECK(has(page, "<th>anomalies</th><td>9111 (160 drawn, 8951 not drawn: at most 50 markers per kind, 1000 in all)</td>"));
   const expect& re = want.at("ratio_explosion");
   CHECK(has(page, "ratio_explosion</td><td>ratio</td><td>" + std::to_string(re.warning) + "</td><td>" +
-                      std::to_string(re.critical) + "</td><td>" + std::to_string(re.other) + "</td><td>9000</td><td>50</td></tr>"));
+                      std::to_string(re.critical) + "</td><td>" + std::to_string(re.other) + "</td><td>9000</td><td>50</td>"
+                      "<td>1 (1)</td><td>1</td></tr>"));  // no clears: one onset; on every update: one band
   CHECK(has(page, "160 of 9111 anomaly lines drawn (8951 not drawn): at most 50 markers per kind"));
   const auto data = rep::page_data(r, per_kind(50));
   CHECK(data["anomalies"].size() == 160);
@@ -681,7 +685,8 @@ TEST_CASE("a large file: bounded page, exact counts, the drawn number equal to t
   const std::string page = rep::render_html(r, o);
   CHECK(page.size() < 400'000);
   CHECK(has(page, "<th>anomalies</th><td>100000 (600 drawn, 99400 not drawn: at most 200 markers per kind, 4000 in all)</td>"));
-  CHECK(has(page, "kl_spike</td><td>kl</td><td>33334</td><td>0</td><td>33334</td><td>200</td></tr>"));
+  // One onset (no clears) and one band (a line on every update 1 to 1000).
+  CHECK(has(page, "kl_spike</td><td>kl</td><td>33334</td><td>0</td><td>33334</td><td>200</td><td>1 (1)</td><td>1</td></tr>"));
 }
 
 TEST_CASE("markers in all: at most 20 x max_anomalies, shared evenly, each kind its first") {
@@ -747,7 +752,8 @@ TEST_CASE("kinds past max_kinds: counted together and drawn in grey; unknown nam
   CHECK(r.other_kinds.drawn == 10);
   CHECK(r.anomalies.size() == 64 * 2 + 10);
   const std::string page = rep::render_html(r, per_kind(10));
-  CHECK(has(page, "<tr><td>(other kinds)</td><td>each its own</td><td>0</td><td>12</td><td>12</td><td>10</td></tr>"));
+  // The group's first line its only onset; all at update 1: one band.
+  CHECK(has(page, "<tr><td>(other kinds)</td><td>each its own</td><td>0</td><td>12</td><td>12</td><td>10</td><td>1 (1)</td><td>1</td></tr>"));
   CHECK(has(page, "Kinds past the first 64 are counted together"));
   // Unknown names: the first 100 apiece, the rest in one count.
   CHECK(r.unknown.size() == rep::max_unknown_names);
@@ -801,4 +807,352 @@ TEST_CASE("long texts are cut to max_text bytes saying their length; origin_rank
     CHECK(a.anomalies.at(0).origin_ranks.size() == std::min<std::size_t>(n, rep::max_ranks));
     CHECK(a.anomalies.at(0).origin_ranks.back() == std::min(n, 32) - 1);
   }
+}
+
+// ---- Onsets kept exactly, dense runs as bands, skipped steps bounded ----
+
+namespace {
+
+// The bands of a kind, by their definition (docs/report.md), without the
+// cap: lines in file order, a line within `gap` updates of the current
+// band's range joins it. {first update, last update, lines}.
+struct ref_band {
+  std::uint64_t first, last, count;
+  bool operator==(const ref_band&) const = default;
+};
+std::vector<ref_band> ref_bands(const std::vector<std::uint64_t>& updates, std::uint64_t gap) {
+  std::vector<ref_band> out;
+  for (const std::uint64_t u : updates) {
+    if (!out.empty()) {
+      ref_band& b = out.back();
+      const bool near = !(u > b.last && u - b.last > gap) && !(b.first > u && b.first - u > gap);
+      if (near) {
+        b.first = std::min(b.first, u), b.last = std::max(b.last, u), ++b.count;
+        continue;
+      }
+    }
+    out.push_back({u, u, 1});
+  }
+  return out;
+}
+// The gap the report settles on: the configured one, doubled (0 -> 1)
+// until at most `cap` bands are left.
+std::uint64_t ref_gap(const std::vector<std::uint64_t>& updates, std::uint64_t gap, std::size_t cap) {
+  while (ref_bands(updates, gap).size() > cap) gap = gap == 0 ? 1 : gap * 2;
+  return gap;
+}
+std::vector<ref_band> bands_of(const rep::banding& b) {
+  std::vector<ref_band> out;
+  for (const rep::band& x : b.bands) out.push_back({x.first, x.last, x.count});
+  return out;
+}
+
+std::string anomaly_line(std::uint64_t update, const std::string& kind, std::size_t tag) {
+  return "{\"event\":\"anomaly\",\"update\":" + std::to_string(update) + ",\"anomaly\":\"" + kind +
+         "\",\"severity\":\"warning\",\"detail\":\"line " + std::to_string(tag) + "\"}\n";
+}
+std::string clear_line(std::uint64_t update, const std::string& kind) {
+  return "{\"event\":\"anomaly_clear\",\"update\":" + std::to_string(update) + ",\"anomaly\":\"" + kind +
+         "\",\"duration\":3,\"value\":0.1}\n";
+}
+
+}  // namespace
+
+TEST_CASE("onsets: the kind's first line and each first after its anomaly_clear, all drawn at their update") {
+  // Kind a: `onsets` conditions, each an onset and 40 repeats then a clear;
+  // kind b's clears (and a clear of a kind not seen yet) do not open a.
+  // Bound 50 per kind: below, at and above it.
+  for (const std::size_t onsets : {10u, 49u, 50u, 51u, 300u}) {
+    INFO("onsets " << onsets);
+    std::string text = clear_line(1, "a");  // before any line of a: ignored
+    std::size_t line = 1;
+    std::vector<std::size_t> onset_lines;
+    std::uint64_t u = 1;
+    for (std::size_t c = 0; c < onsets; ++c) {
+      for (int i = 0; i <= 40; ++i, ++u) {
+        ++line;
+        if (i == 0) onset_lines.push_back(line);
+        text += anomaly_line(u, "a", line);
+        if (i == 20) text += clear_line(u, "b"), ++line;
+      }
+      text += clear_line(u, "a"), ++line;
+      u += 5;
+    }
+    const rep::run r = parse_text(text, "o.jsonl", per_kind(50));
+    REQUIRE(r.kinds.size() == 1);
+    const rep::kind_count& k = r.kinds[0];
+    CHECK(k.onsets == onsets);
+    CHECK(k.total() == onsets * 41);
+    CHECK(k.drawn == 50);
+    CHECK(k.onsets_drawn == std::min<std::size_t>(onsets, 50));
+    std::vector<std::size_t> drawn_onsets;
+    for (const auto& a : r.anomalies) {
+      CHECK(a.detail == "line " + std::to_string(a.line));  // a real line
+      const bool is_onset = std::binary_search(onset_lines.begin(), onset_lines.end(), a.line);
+      CHECK(a.onset == is_onset);
+      if (is_onset) drawn_onsets.push_back(a.line);
+    }
+    if (onsets <= 50) {
+      CHECK(drawn_onsets == onset_lines);  // every onset, at its own line and update
+    } else {
+      CHECK(drawn_onsets.size() == 50);  // past the bound: the first and an even sample, no repeats
+      CHECK(drawn_onsets.front() == onset_lines.front());
+      CHECK(r.anomalies.size() == 50);
+    }
+    // Bands: each condition's 41 lines on consecutive updates, 5 apart from the next.
+    std::vector<std::uint64_t> ups;
+    for (std::uint64_t x = 1, c = 0; c < onsets; ++c, x += 5)
+      for (int i = 0; i <= 40; ++i) ups.push_back(x++);
+    const std::uint64_t gap = ref_gap(ups, 1, rep::max_bands);
+    CHECK(k.bands.gap == gap);
+    CHECK(bands_of(k.bands) == ref_bands(ups, gap));
+    std::uint64_t band_onsets = 0;
+    for (const rep::band& b : k.bands.bands) band_onsets += b.onsets;
+    CHECK(band_onsets == onsets);
+  }
+}
+
+TEST_CASE("onsets within the budget in all: a kind's share goes to its onsets first") {
+  // 30 kinds of 10 onsets (each followed by 5 repeats and a clear); bound 4
+  // per kind, 80 in all (at least 65): 300 onsets compete for 80 markers.
+  std::string text;
+  std::size_t line = 0;
+  std::map<std::string, std::vector<std::size_t>> onset_lines;
+  for (int c = 0; c < 10; ++c)
+    for (int k = 0; k < 30; ++k) {
+      const std::string kind = "user_" + std::to_string(k);
+      for (int i = 0; i < 6; ++i) {
+        ++line;
+        if (i == 0) onset_lines[kind].push_back(line);
+        text += anomaly_line(1 + c, kind, line);
+      }
+      text += clear_line(1 + c, kind), ++line;
+    }
+  const rep::run r = parse_text(text, "b.jsonl", per_kind(4));
+  CHECK(r.max_markers() == 80);
+  CHECK(r.anomalies.size() == 80);
+  for (const rep::kind_count& k : r.kinds) {
+    INFO(k.kind);
+    CHECK(k.onsets == 10);
+    CHECK(k.drawn >= 2);
+    CHECK(k.drawn <= 3);
+    CHECK(k.onsets_drawn == k.drawn);  // no repeat drawn while an onset is left out
+    bool first = false;
+    for (const auto& a : r.anomalies)
+      if (a.kind == k.kind) {
+        CHECK(a.onset);
+        first = first || a.line == onset_lines[k.kind].front();
+      }
+    CHECK(first);
+  }
+}
+
+TEST_CASE("bands: lines at most band_gap updates apart are one band; the gap doubles past max_bands") {
+  // At the gap, one band; one past it, two. Gap 0: the same update only.
+  auto kind_bands = [](const std::vector<std::uint64_t>& ups, std::uint64_t gap) {
+    std::string text;
+    for (std::size_t i = 0; i < ups.size(); ++i) text += anomaly_line(ups[i], "kl_spike", i + 1);
+    rep::options o;
+    o.band_gap = gap;
+    const rep::run r = parse_text(text, "g.jsonl", o);
+    return bands_of(r.kinds.at(0).bands);
+  };
+  CHECK(kind_bands({10, 11}, 1) == std::vector<ref_band>{{10, 11, 2}});
+  CHECK(kind_bands({10, 12}, 1) == std::vector<ref_band>{{10, 10, 1}, {12, 12, 1}});
+  CHECK(kind_bands({10, 13, 16}, 3) == std::vector<ref_band>{{10, 16, 3}});
+  CHECK(kind_bands({10, 13, 17}, 3) == std::vector<ref_band>{{10, 13, 2}, {17, 17, 1}});
+  CHECK(kind_bands({10, 10, 11}, 0) == std::vector<ref_band>{{10, 10, 2}, {11, 11, 1}});
+  // An update going back (a trainer renumbering after a rollback) within the gap of the range joins it.
+  CHECK(kind_bands({10, 20, 19, 30}, 1) == std::vector<ref_band>{{10, 10, 1}, {19, 20, 2}, {30, 30, 1}});
+  // Near 2^64: no overflow.
+  CHECK(kind_bands({UINT64_MAX - 1, UINT64_MAX}, rep::max_band_gap).size() == 1);
+
+  // The cap: 499, 500 and 501 separate runs (3 updates apart) at gap 1:
+  // 501 doubles the gap to 2 (still 501 runs), then 4 (one band).
+  for (const std::size_t runs : {499u, 500u, 501u}) {
+    std::vector<std::uint64_t> ups;
+    for (std::size_t i = 0; i < runs; ++i) ups.push_back(1 + 3 * i);
+    const auto got = kind_bands(ups, 1);
+    CHECK(got == ref_bands(ups, ref_gap(ups, 1, rep::max_bands)));
+    CHECK(got.size() == (runs <= 500 ? runs : 1));
+  }
+  // Irregular gaps, 20,000 lines: the bands a pass at the final gap makes.
+  std::vector<std::uint64_t> ups;
+  std::uint32_t state = 11;
+  std::uint64_t u = 1;
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    u += (state >> 24) % 7 == 0 ? (state >> 8) % 40 : (state >> 8) % 3;
+    ups.push_back(u);
+  }
+  std::string text;
+  for (std::size_t i = 0; i < ups.size(); ++i) text += anomaly_line(ups[i], "kl_spike", i + 1);
+  const rep::run r = parse_text(text, "g.jsonl");
+  const rep::kind_count& k = r.kinds.at(0);
+  const std::uint64_t gap = ref_gap(ups, 1, rep::max_bands);
+  CHECK(gap > 1);
+  CHECK(k.bands.gap == gap);
+  CHECK(bands_of(k.bands) == ref_bands(ups, gap));
+  CHECK(k.bands.bands.size() <= rep::max_bands);
+  CHECK(k.bands.lines() == 20000);
+  // Each band's lines are consecutive in the file and its drawn number is
+  // that of the markers among them.
+  std::size_t next_line = 1, drawn = 0;
+  for (const rep::band& b : k.bands.bands) {
+    CHECK(b.first_line == next_line);
+    next_line = b.last_line + 1;
+    std::size_t in = 0;
+    for (const auto& a : r.anomalies) in += a.line >= b.first_line && a.line <= b.last_line;
+    CHECK(b.drawn == in);
+    drawn += b.drawn;
+  }
+  CHECK(next_line == 20001);
+  CHECK(drawn == k.drawn);
+  // On the page: the bands as [first, last, lines, onsets, drawn], the gap.
+  const auto data = rep::page_data(r, {});
+  CHECK(data["kinds"][0]["band_gap"] == gap);
+  CHECK(data["kinds"][0]["bands"].size() == k.bands.bands.size());
+  CHECK(data["kinds"][0]["bands"][0] == nlohmann::json::array({k.bands.bands[0].first, k.bands.bands[0].last,
+                                                               k.bands.bands[0].count, 1, k.bands.bands[0].drawn}));
+  // band_gap's range.
+  rep::options o;
+  o.band_gap = rep::max_band_gap;
+  CHECK_NOTHROW(parse_text(text, "g.jsonl", o));
+  o.band_gap = rep::max_band_gap + 1;
+  CHECK_THROWS_WITH_AS(parse_text(text, "g.jsonl", o), doctest::Contains("band_gap = 1000000001; valid: 0 to 1000000000"),
+                       rep::error);
+}
+
+TEST_CASE("skipped steps: counted exactly, drawn up to max_anomalies, every one in a band") {
+  // 5,000 steps (one update each, 2 steps per update); a step is skipped by
+  // a flagged update line and its response (one skip), by a response only,
+  // or by a flag only; the last is the stop.
+  std::string text;
+  std::vector<std::uint64_t> skipped_updates;
+  std::size_t line = 0;
+  std::uint32_t state = 5;
+  for (std::uint64_t u = 1; u <= 2500; ++u)
+    for (int k = 0; k < 2; ++k) {
+      state = state * 1664525u + 1013904223u;
+      const int how = (state >> 16) % 8;  // 0: flag and response, 1: response, 2: flag, else none
+      text += "{\"event\":\"update\",\"update\":" + std::to_string(u) + ",\"loss\":1" +
+              (how == 0 || how == 2 ? ",\"extra\":{\"skipped_step\":1}" : "") + "}\n";
+      ++line;
+      if (how == 0 || how == 1) text += "{\"event\":\"response\",\"update\":" + std::to_string(u) +
+                                        ",\"action\":\"skip_step\",\"reason\":\"r" + std::to_string(++line) + "\"}\n";
+      if (how <= 2) skipped_updates.push_back(u);
+    }
+  text += "{\"event\":\"update\",\"update\":2501,\"loss\":1,\"extra\":{\"skipped_step\":1}}\n"
+          "{\"event\":\"response\",\"update\":2501,\"action\":\"stop\",\"reason\":\"enough\"}\n";
+  const rep::run r = parse_text(text, "s.jsonl", per_kind(40));
+  CHECK(r.skip_steps == skipped_updates.size());  // the stop's step is the stop, not a skip
+  CHECK(r.skips.size() == 40);
+  CHECK(r.stop.has_value());
+  CHECK(r.stop->update == 2501);
+  const std::uint64_t gap = ref_gap(skipped_updates, 1, rep::max_bands);
+  CHECK(r.skip_bands.gap == gap);
+  CHECK(bands_of(r.skip_bands) == ref_bands(skipped_updates, gap));
+  // The drawn ones: real skipped steps, in file order, at their step's x.
+  for (const rep::step_mark& m : r.skips) {
+    CHECK(std::binary_search(skipped_updates.begin(), skipped_updates.end(), m.update));
+    CHECK((m.x == doctest::Approx(m.update - 0.5) || m.x == doctest::Approx(static_cast<double>(m.update))));
+  }
+  CHECK(std::is_sorted(r.skips.begin(), r.skips.end(), [](auto& a, auto& b) { return a.line < b.line; }));
+  const std::string page = rep::render_html(r, per_kind(40));
+  CHECK(has(page, "<th>skipped optimizer steps</th><td>" + std::to_string(skipped_updates.size())));
+  CHECK(has(page, "40 drawn as lines, at most 40; all in " + std::to_string(r.skip_bands.bands.size()) + " bands"));
+  const auto data = rep::page_data(r, per_kind(40));
+  CHECK(data["skip_steps"] == skipped_updates.size());
+  CHECK(data["skips"].size() == 40);
+  // Below the bound: every skip drawn, as before.
+  const rep::run all = parse_text(text, "s.jsonl", per_kind(10000));
+  CHECK(all.skips.size() == skipped_updates.size());
+  // A response for a step already counted (it does not follow its update
+  // line) counts again, with the step pending at the next update line
+  // (pending steps count in step order: here 1, 1, 5, then 9): the bands
+  // follow the order the steps were counted in, and their drawn numbers add
+  // up (found by the fuzzer: by line order a skip fell into two bands).
+  const rep::run late = parse_text(
+      "{\"event\":\"update\",\"update\":1,\"extra\":{\"skipped_step\":1}}\n"
+      "{\"event\":\"update\",\"update\":5,\"extra\":{\"skipped_step\":1}}\n"
+      "{\"event\":\"response\",\"update\":1,\"action\":\"skip_step\"}\n"
+      "{\"event\":\"update\",\"update\":9,\"extra\":{\"skipped_step\":1}}\n",
+      "s.jsonl", per_kind(2));
+  CHECK(late.skip_steps == 4);
+  CHECK(bands_of(late.skip_bands) == ref_bands({1, 1, 5, 9}, 1));
+  std::size_t drawn = 0;
+  for (const rep::band& b : late.skip_bands.bands) drawn += b.drawn;
+  CHECK(drawn == late.skips.size());
+  CHECK(late.skips.size() == 2);
+}
+
+TEST_CASE("distinct updates as ranges: the same count as a set") {
+  rep::update_set s;
+  std::set<std::uint64_t> want;
+  std::uint32_t state = 3;
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const std::uint64_t u = i < 10000 ? (state >> 8) % 3000 : i;  // random, then consecutive
+    s.insert(u), want.insert(u);
+  }
+  s.insert(UINT64_MAX), want.insert(UINT64_MAX);
+  s.insert(UINT64_MAX - 1), want.insert(UINT64_MAX - 1);
+  CHECK(s.size() == want.size());
+  CHECK(s.min() == *want.begin());
+  CHECK(s.max() == *want.rbegin());
+  CHECK(s.ranges() < 1500);
+}
+
+TEST_CASE("hostile lines: each an error naming file and line, its message at most max_message bytes") {
+  const std::string good = "{\"event\":\"update\",\"update\":1,\"loss\":1}\n";
+  auto message_of = [&](const std::string& bad_line) {
+    const std::string e = error_of(good + bad_line + "\n" + good);
+    REQUIRE(e.rfind("bad.jsonl:2: ", 0) == 0);
+    const std::string m = e.substr(std::string("bad.jsonl:2: ").size());
+    CHECK(m.size() <= rep::max_message);
+    CHECK(m.find('\n') == std::string::npos);
+    return m;
+  };
+  const std::string long_key(5000, 'k');
+  for (const std::string& line : std::vector<std::string>{
+        std::string("{\"event\":\"update\",\"update\":2,\"loss\":NaN}"), std::string("[1,2]"),
+        std::string("{\"event\":\"update\",\"update\":2,\"loss\":\"\xff\xfe\"}"),
+        "{\"event\":\"update\",\"update\":2,\"lo" + std::string(1, '\0') + "ss\":1}",
+        "{\"event\":\"rollback\",\"update\":2,\"window_first\":18446744073709551615,\"window_last\":0}",
+        "{\"event\":\"rollback\",\"update\":2,\"restored_update\":18446744073709551615}",
+        "{\"event\":\"update\",\"update\":2,\"extra\":{\"skipped_step\":\"" + std::string(1000, 'z') + "\"}}",
+        "{\"event\":\"anomaly\",\"update\":2,\"anomaly\":\"k\",\"origin_ranks\":[\"" + long_key + "\"]}",
+        "{\"event\":\"update\",\"update\":2,\"loss\":-1e400}", std::string(1000, '\x01')})
+    (void)message_of(line);
+  CHECK(message_of("{\"event\":\"update\",\"update\":2,\"extra\":{\"skipped_step\":\"x\"}}") ==
+        "field 'extra.skipped_step' is \"x\"; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+  // Values in one line: at max_values read, one more is an error.
+  auto wide = [](std::uint64_t values) {  // {"event":"mine","update":1,"x":[0,...]}: values = 4 + (n - 1)
+    std::string l = "{\"event\":\"mine\",\"update\":1,\"x\":[0";
+    for (std::uint64_t i = 4; i < values; ++i) l += ",0";
+    return l + "]}";
+  };
+  CHECK(parse_text(wide(rep::max_values) + "\n").unknown.at("mine") == 1);
+  CHECK(has(message_of(wide(rep::max_values + 1)), "more than 1000000 values (at byte "));
+  // A line of max_line bytes is read; one byte more is an error, before it is held whole.
+  std::string at(rep::max_line, ' ');
+  const std::string ev = "{\"event\":\"mine\",\"update\":1}";
+  at.replace(0, ev.size(), ev);
+  CHECK(parse_text(at + "\n").unknown.at("mine") == 1);
+  CHECK(message_of(at + " ") == "a line longer than 67108864 bytes; valid: at most 67108864 bytes a line (one event)");
+  at.clear();
+  at.shrink_to_fit();
+  // No line number where none applies; the name's control characters as '?'.
+  CHECK(error_of("", "a\nb.jsonl") == "a?b.jsonl: empty file; valid: one JSON event per line (docs/events.md)");
+  CHECK(error_of("\n\n", "x.jsonl") == "x.jsonl: no event in 2 lines");
+  // A directory is not read as an empty file.
+  const auto dir = std::filesystem::temp_directory_path();
+  CHECK_THROWS_WITH_AS(rep::read_file(dir.string()), (dir.string() + ": a directory; valid: an events file (JSONL)").c_str(),
+                       rep::error);
+  // bounded(): at most max_message bytes, cut on a UTF-8 boundary.
+  std::string m(198, 'a');
+  m += "\xC3\xA9\xC3\xA9";
+  CHECK(rep::detail::bounded(m) == std::string(197, 'a') + "...");
+  CHECK(rep::detail::bounded(std::string(200, 'b')) == std::string(200, 'b'));
+  CHECK(rep::detail::bounded(std::string(201, 'b')) == std::string(197, 'b') + "...");
 }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <istream>
 #include <iterator>
@@ -50,18 +52,28 @@ struct series {
 // "Size and limits"): a hostile or runaway file costs bounded memory, a
 // bounded page and no stack overflow. What is cut is counted and said.
 inline constexpr std::size_t max_depth = 64;           // nesting of objects and arrays in one line
-inline constexpr std::size_t max_echo = 200;           // bytes of a bad value quoted in an error
+inline constexpr std::size_t max_message = 200;        // bytes of an error's message after "FILE:LINE: "
+inline constexpr std::size_t max_echo = 60;            // bytes of a bad value quoted in an error (so the message fits)
+inline constexpr std::size_t max_line = std::size_t{64} << 20;  // bytes of one line (64 MiB)
+inline constexpr std::uint64_t max_values = 1000000;   // JSON values (commas and brackets) in one line
 inline constexpr std::size_t max_text = 500;           // bytes kept of a free text (detail, reason, run_id, ...)
 inline constexpr std::size_t max_name = 100;           // bytes kept of a name (kind, severity, cause, event, ...)
 inline constexpr std::size_t markers_per_bound = 20;   // anomaly markers in all: 20 x options::max_anomalies
 inline constexpr std::size_t max_kinds = 64;           // anomaly kinds counted and drawn apiece
 inline constexpr std::size_t max_ranks = 32;           // origin_ranks kept per anomaly
 inline constexpr std::size_t max_unknown_names = 100;  // unknown event names counted apiece
+inline constexpr std::size_t max_bands = 500;          // bands per anomaly kind, and of skipped steps
+inline constexpr std::uint64_t max_band_gap = 1000000000;  // options::band_gap's largest value
+inline constexpr std::size_t max_escalations = 200;    // escalation periods drawn and listed (the first)
 
 struct options {
   std::string title;              // empty: "simic run report: <run_id or file>"
   std::size_t max_points = 2000;  // per series, after decimation (>= 4)
   std::size_t max_anomalies = 200;  // anomaly markers drawn per kind (and 20 times that in all), rollbacks drawn (>= 1)
+  // Consecutive anomaly lines of one kind (and skipped steps) at most this
+  // many updates apart are one band (a run); 0 to max_band_gap. A kind that
+  // would need more than max_bands bands doubles its gap until it fits.
+  std::uint64_t band_gap = 1;
 };
 
 struct anomaly_mark {
@@ -71,6 +83,66 @@ struct anomaly_mark {
   std::optional<double> value, threshold;
   std::vector<std::int64_t> origin_ranks;  // data-parallel: the ranks it came from (docs/distributed.md), at most max_ranks
   std::size_t rank_count = 0;              // origin_ranks' length in the file
+  bool onset = false;  // the kind's first line, or its first after an anomaly_clear of the kind
+};
+
+// A run of lines of one kind (or of skipped steps): consecutive lines each
+// at most the gap's number of updates from the run's range.
+struct band {
+  std::uint64_t first = 0, last = 0;          // the lowest and highest update of its lines
+  // Its first and last line in the file; for skipped steps, their numbers
+  // (1-based) in the order they were counted, which is not always line order.
+  std::size_t first_line = 0, last_line = 0;
+  std::uint64_t count = 0, onsets = 0;        // its lines, and the onsets among them
+  std::size_t drawn = 0;                      // its lines drawn as markers (set once the file is read)
+};
+
+// Lines in file order cut into bands: a line within `gap` updates of the
+// last band's range joins it, else opens a new one. Past `cap` bands the gap
+// doubles (0 becomes 1) and neighbouring bands within it merge, until at
+// most `cap` are left: bounded memory and page, and every line still lies
+// in exactly one band. Bands are what a streaming pass at the final gap
+// would have made (their inner gaps are all smaller).
+struct banding {
+  std::uint64_t gap = 1;
+  std::size_t cap = max_bands;
+  std::vector<band> bands;
+
+  static bool near(std::uint64_t lo, std::uint64_t hi, std::uint64_t a, std::uint64_t b, std::uint64_t gap) {
+    // [a, b] within gap of [lo, hi]; saturating, no overflow near 2^64.
+    const bool left = a > hi && a - hi > gap, right = lo > b && lo - b > gap;
+    return !left && !right;
+  }
+  void add(std::uint64_t u, std::size_t line, bool onset) {
+    if (!bands.empty() && near(bands.back().first, bands.back().last, u, u, gap)) {
+      band& b = bands.back();
+      b.first = std::min(b.first, u), b.last = std::max(b.last, u), b.last_line = line;
+      ++b.count, b.onsets += onset;
+    } else {
+      bands.push_back(band{u, u, line, line, 1, onset ? 1u : 0u, 0});
+    }
+    while (bands.size() > cap) coarsen();
+  }
+  void coarsen() {
+    gap = gap == 0 ? 1 : gap > UINT64_MAX / 2 ? UINT64_MAX : gap * 2;
+    std::size_t w = 0;
+    for (std::size_t i = 1; i < bands.size(); ++i) {
+      band& a = bands[w];
+      const band& b = bands[i];
+      if (near(a.first, a.last, b.first, b.last, gap)) {
+        a.first = std::min(a.first, b.first), a.last = std::max(a.last, b.last), a.last_line = b.last_line;
+        a.count += b.count, a.onsets += b.onsets;
+      } else {
+        bands[++w] = b;
+      }
+    }
+    bands.resize(w + 1);
+  }
+  std::uint64_t lines() const {
+    std::uint64_t n = 0;
+    for (const band& b : bands) n += b.count;
+    return n;
+  }
 };
 
 // Anomaly lines of one kind: exact counts; `drawn` of them are in run::anomalies.
@@ -78,6 +150,9 @@ struct kind_count {
   std::string kind, chart;
   std::uint64_t warning = 0, critical = 0, other = 0;  // other: any other severity text, or none
   std::size_t drawn = 0;
+  std::uint64_t onsets = 0;       // onset lines (exact); drawn first, each at its update
+  std::size_t onsets_drawn = 0;   // of them drawn (all unless past the markers' bound)
+  banding bands;                  // every line of the kind in its band
   std::uint64_t total() const { return warning + critical + other; }
 };
 
@@ -112,6 +187,50 @@ struct step_mark {
   std::uint64_t update = 0;
   double x = 0.0;
   std::string reason;
+  std::size_t line = 0;  // the line that made it (the later of the two for one step)
+  std::size_t seq = 0;   // a skipped step's number among the file's, as counted (its band's first_line..last_line)
+};
+
+// Distinct update numbers as disjoint ranges: a run's consecutive updates
+// cost one range, not a node each (1,000,000 updates held 48 MB).
+class update_set {
+ public:
+  void insert(std::uint64_t u) {
+    if (!ranges_.empty()) {  // the common case: in the last range, or just past it
+      auto& [a, b] = *std::prev(ranges_.end());
+      if (u >= a && u <= b) return;
+      if (b != UINT64_MAX && u == b + 1) {
+        b = u, ++size_;
+        return;
+      }
+    }
+    auto it = ranges_.upper_bound(u);  // the first range starting after u
+    if (it != ranges_.begin()) {
+      auto prev = std::prev(it);
+      if (u <= prev->second) return;
+      if (u == prev->second + 1) {
+        prev->second = u, ++size_;
+        if (it != ranges_.end() && it->first == u + 1) prev->second = it->second, ranges_.erase(it);
+        return;
+      }
+    }
+    if (it != ranges_.end() && it->first == u + 1) {
+      const std::uint64_t b = it->second;
+      ranges_.erase(it);
+      ranges_.emplace(u, b), ++size_;
+      return;
+    }
+    ranges_.emplace(u, u), ++size_;
+  }
+  std::uint64_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::uint64_t min() const { return ranges_.begin()->first; }
+  std::uint64_t max() const { return ranges_.rbegin()->second; }
+  std::size_t ranges() const { return ranges_.size(); }
+
+ private:
+  std::map<std::uint64_t, std::uint64_t> ranges_;  // first -> last
+  std::uint64_t size_ = 0;
 };
 
 struct hub_stats {
@@ -136,7 +255,7 @@ struct run {
   std::size_t texts_cut = 0;                   // text fields longer than max_text (names: max_name), cut
   bool partial_last_line = false;              // a last line without newline that is not JSON: ignored
   std::string run_id;
-  std::set<std::uint64_t> updates;  // distinct update numbers of every line
+  update_set updates;  // distinct update numbers of every line
   std::optional<double> first_time, last_time;
 
   // The drawn signal figures by name (core/signals.hpp's descriptors with a
@@ -151,15 +270,18 @@ struct run {
     return it == figures.end() ? none : it->second;
   }
 
-  // Anomalies: every line counted by kind and severity; drawn, per kind, at
-  // most options::max_anomalies (the first of the kind and an even random
-  // sample of the rest), in file order.
+  // Anomalies: every line counted by kind and severity and kept in its
+  // kind's bands; drawn, per kind, at most options::max_anomalies markers:
+  // the onsets first (all of them up to the bound, else the first and an
+  // even sample), an even random sample of the repeats in the room left;
+  // in file order.
   std::vector<anomaly_mark> anomalies;
   std::uint64_t anomaly_lines = 0;
   std::vector<kind_count> kinds;  // the first max_kinds kinds, in order of first appearance
   kind_count other_kinds;         // the lines of further kinds (kind "(other kinds)"), drawn in grey
   std::map<std::string, std::uint64_t> anomalies_by_chart;  // lines per chart id
   std::size_t max_anomalies = 0;  // the bound they were read with
+  std::uint64_t band_gap = 1;     // options::band_gap they were read with
   std::size_t max_markers() const {
     const std::size_t all = max_anomalies > SIZE_MAX / markers_per_bound ? SIZE_MAX : markers_per_bound * max_anomalies;
     return std::max(all, max_kinds + 1);
@@ -168,11 +290,14 @@ struct run {
   std::vector<rollback_mark> rollbacks;
   std::uint64_t rollback_lines = 0;
   snapshot_stats snapshots;
-  std::vector<period> escalations;
-  std::vector<step_mark> skips;
+  std::vector<period> escalations;  // the first max_escalations
+  std::uint64_t escalations_cut = 0;  // periods past them: counted
+  std::vector<step_mark> skips;  // drawn: the first skipped step and an even sample, at most options::max_anomalies
+  std::uint64_t skip_steps = 0;  // skipped steps (exact; the stop's step not among them)
+  banding skip_bands;            // every skipped step in its band (by update)
   std::optional<step_mark> stop;
-  std::size_t skip_responses = 0;  // response lines with action skip_step
-  std::size_t skip_flags = 0;      // update lines with extra.skipped_step != 0
+  std::uint64_t skip_responses = 0;  // response lines with action skip_step
+  std::uint64_t skip_flags = 0;      // update lines with extra.skipped_step != 0
   hub_stats hub;
 
   // Drawn as bounds: the anomalies' thresholds where the file has them,
@@ -180,8 +305,8 @@ struct run {
   double ratio_upper = defaults::ratio_explosion, ratio_lower = defaults::ratio_collapse;
   double kl_spike = defaults::kl_spike, kl_extreme = defaults::kl_extreme;
 
-  std::uint64_t first_update() const { return updates.empty() ? 0 : *updates.begin(); }
-  std::uint64_t last_update() const { return updates.empty() ? 0 : *updates.rbegin(); }
+  std::uint64_t first_update() const { return updates.empty() ? 0 : updates.min(); }
+  std::uint64_t last_update() const { return updates.empty() ? 0 : updates.max(); }
 };
 
 // The chart an anomaly kind is marked on: the chart of the signal it judges,
@@ -217,18 +342,86 @@ inline std::string cut(std::string s, std::size_t limit) {
   return s + "... (" + std::to_string(n) + " bytes in all)";
 }
 
+// An error's message, bounded: at most max_message bytes (cut on a UTF-8
+// boundary, "..." at the end), control characters as '?', so that it stays
+// one short line whatever the input.
+inline std::string bounded(std::string m) {
+  for (char& c : m)
+    if (static_cast<unsigned char>(c) < 0x20 || c == '\x7F') c = '?';
+  if (m.size() > max_message) m = m.substr(0, utf8_floor(m, max_message - 3)) + "...";
+  return m;
+}
+
+// The error for `where` ("FILE:LINE" or "FILE"): "where: message", the
+// message bounded.
+inline error bad(const std::string& where, std::string message) { return error(where + ": " + bounded(std::move(message))); }
+
+// A file name as errors print it: control characters (a newline in a path)
+// as '?', so that the error stays one line.
+inline std::string printable(std::string name) {
+  for (char& c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == '\x7F') c = '?';
+  return name;
+}
+
+// Reads lines through the stream's buffer, at most `limit` bytes a line: a
+// line without end (a killed writer's, /dev/zero) costs bounded memory.
+class line_reader {
+ public:
+  enum result { end, line, unterminated, too_long };
+  explicit line_reader(std::istream& in) : sb_(in.rdbuf()) {}
+  // end: no more input; line: a line ended by '\n' (not kept); unterminated:
+  // the last line, without '\n'; too_long: more than `limit` bytes without
+  // '\n' (the rest is not read).
+  result next(std::string& out, std::size_t limit) {
+    out.clear();
+    for (;;) {
+      if (pos_ == end_ && !fill()) return out.empty() ? end : unterminated;
+      const char* b = buf_.data() + pos_;
+      const void* nl = std::memchr(b, '\n', end_ - pos_);
+      const std::size_t n = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - b) : end_ - pos_;
+      if (n > limit - out.size()) return too_long;
+      out.append(b, n);
+      pos_ += n;
+      if (nl) {
+        ++pos_;
+        return line;
+      }
+    }
+  }
+
+ private:
+  bool fill() {
+    if (!sb_) return false;
+    const std::streamsize got = sb_->sgetn(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+    if (got <= 0) return false;
+    pos_ = 0, end_ = static_cast<std::size_t>(got);
+    return true;
+  }
+  std::streambuf* sb_;
+  std::vector<char> buf_ = std::vector<char>(std::size_t{1} << 16);
+  std::size_t pos_ = 0, end_ = 0;
+};
+
 // A value as an error message quotes it: its JSON, cut to max_echo bytes.
 // Safe: a line nested deeper than max_depth never reaches dump().
 inline std::string echo(const nlohmann::json& v) {
   return cut(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), max_echo);
 }
 
-// The byte (1-based) at which `line` opens its (max_depth + 1)-th nested
-// object or array, or 0 when it stays within max_depth. Brackets inside
-// strings do not count. A scan without recursion: it runs before the
-// parse, so that nothing recursive (dump, compare, copy) meets a deep value.
-inline std::size_t too_deep_at(std::string_view line) {
+// A line's shape before it is parsed: the byte (1-based) at which it opens
+// its (max_depth + 1)-th nested object or array (0: within max_depth), and
+// the byte at which its values (commas and opening brackets) pass
+// max_values (0: within). Brackets and commas inside strings do not count.
+// A scan without recursion: it runs before the parse, so that nothing
+// recursive (dump, compare, copy) meets a deep value and the parse's memory
+// is bounded (about 100 bytes a value).
+struct shape {
+  std::size_t deep_at = 0, wide_at = 0;
+};
+inline shape shape_of(std::string_view line) {
   std::size_t depth = 0;
+  std::uint64_t values = 0;
   bool in_string = false, escaped = false;
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
@@ -238,14 +431,16 @@ inline std::size_t too_deep_at(std::string_view line) {
       else if (c == '"') in_string = false;
     } else if (c == '"') {
       in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return i + 1;
+    } else if (c == '[' || c == '{' || c == ',') {
+      if (++values > max_values) return {0, i + 1};
+      if (c != ',' && ++depth > max_depth) return {i + 1, 0};
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
   }
-  return 0;
+  return {};
 }
+inline std::size_t too_deep_at(std::string_view line) { return shape_of(line).deep_at; }
 
 // A bounded, deterministic sample of a stream: the first item always, and
 // an even random sample of the rest (reservoir sampling, a fixed seed), at
@@ -279,7 +474,8 @@ struct sample {
 
 // A number field: a JSON number, or one of the strings the JSONL sink writes
 // for non-finite values. Absent -> nullopt; anything else is an error.
-inline std::optional<double> number(const nlohmann::json& j, const char* key, const std::string& where) {
+inline std::optional<double> number(const nlohmann::json& j, const char* key, const std::string& where,
+                                    const char* label = nullptr) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (it->is_number()) return it->get<double>();
@@ -289,7 +485,8 @@ inline std::optional<double> number(const nlohmann::json& j, const char* key, co
     if (s == "inf") return HUGE_VAL;
     if (s == "-inf") return -HUGE_VAL;
   }
-  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
+  throw bad(where, "field '" + std::string(label ? label : key) + "' is " + echo(*it) +
+                       "; valid: a number, \"nan\", \"inf\" or \"-inf\"");
 }
 
 // An unsigned integer field. Absent or null -> nullopt; anything else is an error.
@@ -297,7 +494,7 @@ inline std::optional<std::uint64_t> count(const nlohmann::json& j, const char* k
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (it->is_number_unsigned()) return it->get<std::uint64_t>();
-  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: an unsigned integer");
+  throw bad(where, "field '" + std::string(key) + "' is " + echo(*it) + "; valid: an unsigned integer");
 }
 
 // A true/false field. Absent or null -> nullopt; anything else is an error.
@@ -305,7 +502,7 @@ inline std::optional<bool> flag(const nlohmann::json& j, const char* key, const 
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (it->is_boolean()) return it->get<bool>();
-  throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: true or false");
+  throw bad(where, "field '" + std::string(key) + "' is " + echo(*it) + "; valid: true or false");
 }
 
 // A string field, cut to `limit` bytes (++cut_count when cut). Absent or
@@ -314,7 +511,7 @@ inline std::string string_field(const nlohmann::json& j, const char* key, const 
                                 std::size_t& cut_count, std::size_t limit = max_text) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return {};
-  if (!it->is_string()) throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: a string");
+  if (!it->is_string()) throw bad(where, "field '" + std::string(key) + "' is " + echo(*it) + "; valid: a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.size() > limit) ++cut_count;
   return cut(s, limit);
@@ -338,7 +535,7 @@ inline std::vector<std::int64_t> integers(const nlohmann::json& j, const char* k
       }
       if (out.size() < keep) out.push_back(x.get<std::int64_t>());
     }
-  if (!ok) throw error(where + ": field '" + key + "' is " + echo(*it) + "; valid: an array of integers");
+  if (!ok) throw bad(where, "field '" + std::string(key) + "' is " + echo(*it) + "; valid: an array of integers");
   if (length) *length = it->size();
   return out;
 }
@@ -356,31 +553,64 @@ inline std::string text(const nlohmann::json& j, const char* key, std::size_t& c
   return cut(std::move(s), limit);
 }
 
-// Series whose x is placed once the number of steps of each update is known.
+// Lines of one event per update (its optimizer steps): a sorted vector that
+// a run's updates, coming in order, extend at its end (16 bytes an update),
+// and a map for the updates that come out of order (a trainer renumbering
+// after a rollback). One for all the figures of an event: a map per figure
+// took 9 x 48 bytes an update.
+struct step_counts {
+  std::vector<std::pair<std::uint64_t, std::size_t>> in_order;
+  std::map<std::uint64_t, std::size_t> out_of_order;
+
+  // This line's index among its update's lines (k), counting it.
+  std::size_t add(std::uint64_t u) {
+    if (in_order.empty() || in_order.back().first < u) {
+      if (out_of_order.empty() || out_of_order.find(u) == out_of_order.end()) {
+        in_order.emplace_back(u, 1);
+        return 0;
+      }
+    } else if (in_order.back().first == u) {
+      return in_order.back().second++;
+    } else if (const auto it = std::lower_bound(in_order.begin(), in_order.end(), std::pair<std::uint64_t, std::size_t>{u, 0});
+               it != in_order.end() && it->first == u) {
+      return it->second++;
+    }
+    return out_of_order[u]++;
+  }
+  // Lines of update u so far (0: none).
+  std::size_t of(std::uint64_t u) const {
+    const auto it = std::lower_bound(in_order.begin(), in_order.end(), std::pair<std::uint64_t, std::size_t>{u, 0});
+    if (it != in_order.end() && it->first == u) return it->second;
+    const auto o = out_of_order.find(u);
+    return o == out_of_order.end() ? 0 : o->second;
+  }
+  double x_of(std::uint64_t u, std::size_t k) const {
+    const std::size_t n = of(u);
+    return static_cast<double>(u) - 1.0 + (static_cast<double>(k) + 1.0) / (n == 0 ? 1.0 : static_cast<double>(n));
+  }
+};
+
+// A series whose x is placed once the number of steps of each update is known.
 struct stepped {
   struct raw {
     std::uint64_t update;
-    std::size_t index;  // k-th line of its kind in its update
+    std::size_t index;  // k-th line of its event in its update
     double y;
   };
   std::vector<raw> items;
-  std::map<std::uint64_t, std::size_t> per_update;
 
-  std::size_t add(std::uint64_t u, std::optional<double> y) {
-    const std::size_t k = per_update[u]++;
+  void add(std::uint64_t u, std::size_t k, std::optional<double> y) {
     if (y) items.push_back({u, k, *y});
-    return k;
   }
-  double x_of(std::uint64_t u, std::size_t k) const {
-    const auto it = per_update.find(u);
-    const double n = it == per_update.end() ? 1.0 : static_cast<double>(it->second);
-    return static_cast<double>(u) - 1.0 + (static_cast<double>(k) + 1.0) / n;
-  }
-  void place_into(series& s) const {
+  // Moves the points into s (the raw items freed: the peak holds one series twice, not all).
+  void place_into(series& s, const step_counts& counts) {
+    s.points.reserve(s.points.size() + items.size());
     for (const raw& r : items) {
-      s.points.push_back({x_of(r.update, r.index), r.y});
+      s.points.push_back({counts.x_of(r.update, r.index), r.y});
       if (!std::isfinite(r.y)) ++s.nonfinite;
     }
+    items.clear();
+    items.shrink_to_fit();
   }
 };
 
@@ -392,47 +622,104 @@ inline void add_point(series& s, double x, std::optional<double> y) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Keeps n of v's items: the first `fixed` stay, the rest an even random
+// choice among the others (a partial Fisher-Yates shuffle), in any order.
+template <class T, class Next>
+void choose(std::vector<T>& v, std::size_t n, std::size_t fixed, Next&& next) {
+  if (v.size() <= n) return;
+  for (std::size_t i = fixed; i < n; ++i) std::swap(v[i], v[i + next() % (v.size() - i)]);
+  v.resize(n);
+}
+
+// One anomaly kind's drawing while the file is read: its onsets and its
+// repeats each in a bounded sample (the onsets' sample holds them all up to
+// the bound), whether its condition is open (an onset not yet cleared).
+struct kind_state {
+  sample<anomaly_mark> onsets, repeats;
+  bool open = false;
+  explicit kind_state(std::size_t cap) : onsets(cap), repeats(cap) { repeats.state ^= 0xA5A5A5A5ull; }
+};
+
+}  // namespace detail
+
 // Reads events from `in`; `name` names the source in errors
-// ("NAME:LINE: ..."). Throws report::error on a line that is not a JSON
-// object with a string "event" and an unsigned "update", on a line nested
-// deeper than max_depth, on a number beyond a double's range, on a read
-// field of the wrong type, and when there is no event at all. Holds one
-// line at a time: memory grows with the drawn series (steps and updates),
-// not with anomaly or rollback lines (options::max_anomalies).
+// ("NAME:LINE: message", the message at most max_message bytes). Throws
+// report::error on a line that is not a JSON object with a string "event"
+// and an unsigned "update", on a line longer than max_line, nested deeper
+// than max_depth or holding more than max_values values, on a number beyond
+// a double's range, on a read field of the wrong type, and when there is no
+// event at all. Holds one line at a time: memory grows with the drawn
+// series (steps and updates), not with anomaly, rollback or skip lines
+// (options::max_anomalies, max_bands).
 inline run parse(std::istream& in, const std::string& name, const options& o = {}) {
   if (o.max_anomalies < 1)
     throw error("max_anomalies = " + std::to_string(o.max_anomalies) + "; valid: 1 or more");
+  if (o.band_gap > max_band_gap)
+    throw error("band_gap = " + std::to_string(o.band_gap) + "; valid: 0 to " + std::to_string(max_band_gap));
   run r;
   r.source = name;
   r.max_anomalies = o.max_anomalies;
+  r.band_gap = o.band_gap;
   r.other_kinds.kind = "(other kinds)";
   r.other_kinds.chart = "performance";
-  std::map<std::string, detail::stepped, std::less<>> per_step;  // figures drawn per optimizer step
-  detail::stepped steps;
-  std::map<std::pair<std::uint64_t, std::size_t>, step_mark> skips;  // keyed by (update, step)
-  std::optional<std::pair<std::uint64_t, std::size_t>> stop_key;
+  r.other_kinds.bands.gap = r.skip_bands.gap = o.band_gap;
+  const std::string label = detail::printable(name);  // in errors
+  // Figures drawn per optimizer step, and the steps of each update: of the
+  // update lines (which place the skips and the stop too) and of the
+  // gradient_health lines.
+  std::map<std::string, detail::stepped, std::less<>> per_step, per_health;
+  detail::step_counts steps, health_steps;
+  // Skipped steps of the current step's lines, keyed by (update, step): the
+  // flagged update line and its response are one step. Counted, banded and
+  // sampled when the next update line begins another step.
+  using step_key = std::pair<std::uint64_t, std::size_t>;
+  std::map<step_key, step_mark> pending_skips;
+  detail::sample<step_mark> skip_sample(o.max_anomalies);
+  std::optional<step_key> stop_key;
   std::optional<period> open;
   std::string reason_stop;
   bool bounds_seen[4] = {false, false, false, false};
   std::map<std::string, std::size_t, std::less<>> kind_at;  // kind -> index into r.kinds
-  std::vector<detail::sample<anomaly_mark>> kind_samples;
-  detail::sample<anomaly_mark> other_sample(o.max_anomalies);
+  std::vector<detail::kind_state> kind_states;
+  detail::kind_state other_state(o.max_anomalies);
   detail::sample<rollback_mark> rollback_sample(o.max_anomalies);
   auto text = [&](const nlohmann::json& j, const char* key, std::size_t limit = max_text) {
     return detail::text(j, key, r.texts_cut, limit);
   };
+  auto flush_skips = [&] {
+    for (auto& [key, m] : pending_skips) {
+      if (stop_key && *stop_key == key) continue;  // the stopping step is drawn as the stop
+      m.seq = static_cast<std::size_t>(++r.skip_steps);
+      r.skip_bands.add(key.first, m.seq, false);
+      m.x = static_cast<double>(key.second);  // the step's index until the updates' step counts are known
+      skip_sample.add(std::move(m));
+    }
+    pending_skips.clear();
+  };
 
+  detail::line_reader reader(in);
   std::string line;
   std::size_t lineno = 0;
-  while (std::getline(in, line)) {
+  for (;;) {
+    const auto got = reader.next(line, max_line);
+    if (got == detail::line_reader::end) break;
     ++lineno;
-    const bool has_newline = !in.eof();
+    const std::string where = label + ":" + std::to_string(lineno);
+    if (got == detail::line_reader::too_long)
+      throw detail::bad(where, "a line longer than " + std::to_string(max_line) + " bytes; valid: at most " +
+                                   std::to_string(max_line) + " bytes a line (one event)");
+    const bool has_newline = got == detail::line_reader::line;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank: no event, nothing to draw
-    const std::string where = name + ":" + std::to_string(lineno);
-    if (const std::size_t at = detail::too_deep_at(line))
-      throw error(where + ": nested deeper than " + std::to_string(max_depth) + " levels (at byte " +
-                  std::to_string(at) + "); valid: at most " + std::to_string(max_depth) +
-                  " levels of objects and arrays");
+    if (const detail::shape sh = detail::shape_of(line); sh.deep_at)
+      throw detail::bad(where, "nested deeper than " + std::to_string(max_depth) + " levels (at byte " +
+                                   std::to_string(sh.deep_at) + "); valid: at most " + std::to_string(max_depth) +
+                                   " levels of objects and arrays");
+    else if (sh.wide_at)
+      throw detail::bad(where, "more than " + std::to_string(max_values) + " values (at byte " +
+                                   std::to_string(sh.wide_at) + "); valid: at most " + std::to_string(max_values) +
+                                   " values (commas and brackets) a line");
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
@@ -443,29 +730,29 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         r.partial_last_line = true;
         break;
       }
-      throw error(where + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+      throw detail::bad(where, "not valid JSON (at byte " + std::to_string(e.byte) + ")");
     } catch (const nlohmann::json::out_of_range& e) {
       // 406: a number beyond a double's range, as 1e400. The message quotes
       // the number, which may be long.
       const std::string_view w = e.what();
       const auto a = w.find('\''), b = w.rfind('\'');
-      if (e.id != 406 || a == std::string_view::npos || b <= a) throw error(where + ": " + detail::cut(e.what(), max_echo));
-      throw error(where + ": a number out of range: " + detail::cut(std::string(w.substr(a + 1, b - a - 1)), max_echo) +
-                  "; valid: numbers within a double's range (about 1.8e308), \"inf\" or \"-inf\" for infinities");
+      if (e.id != 406 || a == std::string_view::npos || b <= a) throw detail::bad(where, e.what());
+      throw detail::bad(where, "a number out of range: " + detail::cut(std::string(w.substr(a + 1, b - a - 1)), max_echo) +
+                                   "; valid: within a double's range (about 1.8e308), \"inf\" or \"-inf\"");
     } catch (const nlohmann::json::exception& e) {
-      throw error(where + ": " + detail::cut(e.what(), max_echo));
+      throw detail::bad(where, e.what());
     }
     if (line.capacity() > (std::size_t{1} << 20)) {  // a long line's buffer is not kept for the rest of the file
       line.clear();
       line.shrink_to_fit();
     }
     try {
-      if (!j.is_object()) throw error(where + ": not a JSON object; valid: one event object per line");
+      if (!j.is_object()) throw detail::bad(where, "not a JSON object; valid: one event object per line");
       const auto ev_it = j.find("event");
-      if (ev_it == j.end() || !ev_it->is_string()) throw error(where + ": no string field 'event'");
+      if (ev_it == j.end() || !ev_it->is_string()) throw detail::bad(where, "no string field 'event'");
       const auto up_it = j.find("update");
       if (up_it == j.end() || !up_it->is_number_unsigned())
-        throw error(where + ": field 'update' is missing or not an unsigned integer");
+        throw detail::bad(where, "field 'update' is missing or not an unsigned integer");
       const auto& ev_full = ev_it->get_ref<const std::string&>();
       if (ev_full.size() > max_name) ++r.texts_cut;
       const std::string ev_name = detail::cut(ev_full, max_name);
@@ -489,24 +776,27 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
       const double xu = static_cast<double>(u);
 
       if (ev_name == "update") {
+        flush_skips();  // a new step: the last one's skips are complete
+        const std::size_t k = steps.add(u);
         for (const scalar_signal& f : scalar_signals)
           if (f.step_record && !f.chart.empty())
-            per_step[std::string(f.name())].add(u, detail::number(j, std::string(f.name()).c_str(), where));
+            per_step[std::string(f.name())].add(u, k, detail::number(j, std::string(f.name()).c_str(), where));
         const std::string entropy(signal_set::name(signal_set::entropy));  // the heads' mean, in the record
-        per_step[entropy].add(u, detail::number(j, entropy.c_str(), where));
-        const std::size_t k = steps.add(u, 0.0);
+        per_step[entropy].add(u, k, detail::number(j, entropy.c_str(), where));
         if (const auto ex = j.find("extra"); ex != j.end() && ex->is_object()) {
-          const auto skipped = detail::number(*ex, "skipped_step", where + " (extra)");
+          const auto skipped = detail::number(*ex, "skipped_step", where, "extra.skipped_step");
           if (skipped && *skipped != 0.0) {
             ++r.skip_flags;
-            skips.try_emplace({u, k}, step_mark{u, 0.0, "skipped_step"});
+            pending_skips.try_emplace({u, k}, step_mark{u, 0.0, "skipped_step", lineno});
           }
-          const auto stopped = detail::number(*ex, "stopped", where + " (extra)");
+          const auto stopped = detail::number(*ex, "stopped", where, "extra.stopped");
           if (stopped && *stopped != 0.0 && !stop_key) stop_key = {u, k};
         }
       } else if (ev_name == "gradient_health") {
+        const std::size_t k = health_steps.add(u);
         for (const auto& m : gradient_members)
-          if (!m.chart.empty()) per_step[std::string(m.name)].add(u, detail::number(j, std::string(m.name).c_str(), where));
+          if (!m.chart.empty())
+            per_health[std::string(m.name)].add(u, k, detail::number(j, std::string(m.name).c_str(), where));
       } else if (ev_name == "lstm_health") {
         for (const auto& m : lstm_members)
           if (!m.chart.empty())
@@ -519,7 +809,7 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         a.update = u;
         a.line = lineno;
         a.kind = text(j, "anomaly", max_name);
-        if (a.kind.empty()) throw error(where + ": anomaly without its kind (field 'anomaly')");
+        if (a.kind.empty()) throw detail::bad(where, "anomaly without its kind (field 'anomaly')");
         a.severity = text(j, "severity", max_name);
         a.detail = text(j, "detail");
         a.level_after = text(j, "level_after", max_name);
@@ -535,23 +825,41 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         take("ratio_collapse", r.ratio_lower, bounds_seen[1]);
         take("kl_spike", r.kl_spike, bounds_seen[2]);
         take("kl_extreme", r.kl_extreme, bounds_seen[3]);
-        // Counted always; kept in its kind's bounded sample.
+        // Counted always, banded always; kept in its kind's bounded samples.
         ++r.anomaly_lines;
         ++r.anomalies_by_chart[a.chart];
         kind_count* kc = &r.other_kinds;
-        detail::sample<anomaly_mark>* smp = &other_sample;
+        detail::kind_state* ks = &other_state;
         if (const auto it = kind_at.find(a.kind); it != kind_at.end()) {
           kc = &r.kinds[it->second];
-          smp = &kind_samples[it->second];
+          ks = &kind_states[it->second];
         } else if (r.kinds.size() < max_kinds) {
           kind_at.emplace(a.kind, r.kinds.size());
-          r.kinds.push_back(kind_count{a.kind, a.chart});
-          kind_samples.emplace_back(o.max_anomalies);
+          kind_count k;
+          k.kind = a.kind, k.chart = a.chart, k.bands.gap = o.band_gap;
+          r.kinds.push_back(std::move(k));
+          kind_states.emplace_back(o.max_anomalies);
           kc = &r.kinds.back();
-          smp = &kind_samples.back();
+          ks = &kind_states.back();
         }
+        // An onset: the kind's first line, or its first since an
+        // anomaly_clear of the kind (docs/events.md: a condition is reported
+        // at its onset, then cleared); the rest repeat a condition that
+        // still holds (report_mode::every_check, or no clear written).
+        a.onset = !ks->open;
+        ks->open = true;
         ++(a.severity == "warning" ? kc->warning : a.severity == "critical" ? kc->critical : kc->other);
-        smp->add(std::move(a));
+        kc->onsets += a.onset;
+        kc->bands.add(u, lineno, a.onset);
+        (a.onset ? ks->onsets : ks->repeats).add(std::move(a));
+      } else if (ev_name == "anomaly_clear") {
+        // Ends the kind's condition: its next line is an onset. Kinds past
+        // max_kinds are not told apart (their group's first line is its only onset).
+        if (const auto it = j.find("anomaly"); it != j.end() && it->is_string()) {
+          const auto& kind = it->get_ref<const std::string&>();
+          if (const auto at = kind_at.find(detail::cut(kind, max_name)); at != kind_at.end())
+            kind_states[at->second].open = false;
+        }
       } else if (ev_name == "rollback") {
         rollback_mark m;
         m.update = u;
@@ -570,12 +878,13 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         m.lr_scale = detail::number(j, "lr_scale", where);
         m.margin_met = detail::flag(j, "margin_met", where);
         if (m.restored_update && *m.restored_update > u)
-          throw error(where + ": field 'restored_update' is " + std::to_string(*m.restored_update) +
-                      ", after the rollback's own update " + std::to_string(u) +
-                      "; valid: the update of a snapshot taken at or before it");
+          throw detail::bad(where, "field 'restored_update' is " + std::to_string(*m.restored_update) +
+                                       ", after the rollback's own update " + std::to_string(u) +
+                                       "; valid: the update of a snapshot taken at or before it");
         if (m.window_first && m.window_last && *m.window_last < *m.window_first)
-          throw error(where + ": the skipped window [" + std::to_string(*m.window_first) + ", " +
-                      std::to_string(*m.window_last) + ") ends before it begins; valid: window_first <= window_last");
+          throw detail::bad(where, "the skipped window [" + std::to_string(*m.window_first) + ", " +
+                                       std::to_string(*m.window_last) +
+                                       ") ends before it begins; valid: window_first <= window_last");
         ++r.rollback_lines;
         rollback_sample.add(std::move(m));
       } else if (ev_name == "snapshot") {
@@ -596,23 +905,24 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         p.to = u;
         p.open = false;
         if (!open) p.levels = text(j, "from") + " -> " + text(j, "to");
-        r.escalations.push_back(std::move(p));
+        if (r.escalations.size() < max_escalations) r.escalations.push_back(std::move(p));
+        else ++r.escalations_cut;
         open.reset();
       } else if (ev_name == "response") {
         // The session writes a step's response right after its update line,
         // so the response belongs to the last step seen in this update.
         std::string act = text(j, "action");
         if (act.empty()) act = text(j, "act");
-        const auto it = steps.per_update.find(u);
-        const std::size_t k = it == steps.per_update.end() || it->second == 0 ? 0 : it->second - 1;
+        const std::size_t n = steps.of(u);
+        const std::size_t k = n == 0 ? 0 : n - 1;
         const std::string reason = text(j, "reason");
         if (act == "skip_step") {
           ++r.skip_responses;
-          skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+          pending_skips.insert_or_assign(step_key{u, k}, step_mark{u, 0.0, reason, lineno});
         } else if (act == "stop") {
           stop_key = {u, k};
           reason_stop = reason;
-          skips.insert_or_assign(std::pair{u, k}, step_mark{u, 0.0, reason});
+          pending_skips.erase(step_key{u, k});  // its step is drawn as the stop
         }
       } else if (ev_name == "hub_stats") {
         r.hub.present = true;
@@ -622,63 +932,98 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
       }
     } catch (const nlohmann::json::exception& e) {
       // Whatever the library throws on a line is still that line's error.
-      throw error(where + ": " + detail::cut(e.what(), max_echo));
+      throw detail::bad(where, e.what());
     }
   }
-  if (lineno == 0) throw error(name + ": empty file; valid: one JSON event per line (docs/events.md)");
-  if (r.lines == 0) throw error(name + ": no event in " + std::to_string(lineno) + " lines");
+  if (lineno == 0) throw detail::bad(label, "empty file; valid: one JSON event per line (docs/events.md)");
+  if (r.lines == 0) throw detail::bad(label, "no event in " + std::to_string(lineno) + " lines");
+  flush_skips();
   if (open) {
     open->to = r.last_update();
-    r.escalations.push_back(*open);
+    if (r.escalations.size() < max_escalations) r.escalations.push_back(*open);
+    else ++r.escalations_cut;
   }
-  for (auto& [name, st] : per_step) st.place_into(r.figures[name]);
-  for (auto& [key, m] : skips) {
-    m.x = steps.x_of(key.first, key.second);
-    if (stop_key && *stop_key == key) continue;  // the stopping step is drawn as the stop
-    r.skips.push_back(m);
-  }
+  for (auto& [name, st] : per_step) st.place_into(r.figures[name], steps);
+  for (auto& [name, st] : per_health) st.place_into(r.figures[name], health_steps);
+  r.skips = std::move(skip_sample.kept);
+  for (step_mark& m : r.skips) m.x = steps.x_of(m.update, static_cast<std::size_t>(m.x));
+  std::sort(r.skips.begin(), r.skips.end(), [](const step_mark& a, const step_mark& b) { return a.seq < b.seq; });
   if (stop_key) r.stop = step_mark{stop_key->first, steps.x_of(stop_key->first, stop_key->second),
-                                   reason_stop.empty() ? "update line flagged stopped" : reason_stop};
+                                   reason_stop.empty() ? "update line flagged stopped" : reason_stop, 0, 0};
+
+  // Each kind's markers: its onsets (all, up to max_anomalies; past that the
+  // first and an even sample), then an even sample of its repeats in the
+  // room left.
+  kind_states.push_back(std::move(other_state));
+  struct pick {
+    std::vector<anomaly_mark> onsets, repeats;
+    std::size_t size() const { return onsets.size() + repeats.size(); }
+  };
+  std::vector<pick> picks(kind_states.size());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < kind_states.size(); ++i) {
+    auto& ks = kind_states[i];
+    picks[i].onsets = std::move(ks.onsets.kept);
+    picks[i].repeats = std::move(ks.repeats.kept);
+    detail::choose(picks[i].repeats, o.max_anomalies - picks[i].onsets.size(), 0, [&] { return ks.repeats.next(); });
+    kept += picks[i].size();
+  }
   // At most markers_per_bound x max_anomalies markers in all (each kind at
   // least its first): past that, each kind keeps an equal share, or all of
-  // its sample where that is smaller, chosen evenly from its sample.
-  kind_samples.push_back(std::move(other_sample));
-  std::vector<std::size_t> order(kind_samples.size());
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i, kept += kind_samples[i].kept.size();
+  // its markers where that is smaller; within its share, onsets first.
   const std::size_t budget = r.max_markers();
   if (kept > budget) {
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return kind_samples[a].kept.size() < kind_samples[b].kept.size();
-    });
+    std::vector<std::size_t> order(picks.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return picks[a].size() < picks[b].size(); });
     std::size_t left = budget;
     for (std::size_t n = 0; n < order.size(); ++n) {
-      auto& smp = kind_samples[order[n]];
-      const std::size_t share = std::min(smp.kept.size(), left / (order.size() - n));
+      pick& p = picks[order[n]];
+      auto& ks = kind_states[order[n]];
+      const std::size_t share = std::min(p.size(), left / (order.size() - n));
       left -= share;
-      // The first stays; share - 1 of the rest by a partial Fisher-Yates shuffle.
-      for (std::size_t i = 1; i < share; ++i) std::swap(smp.kept[i], smp.kept[i + smp.next() % (smp.kept.size() - i)]);
-      smp.kept.resize(share);  // >= 1 for a kind with lines: the budget is at least the number of kinds
+      // >= 1 for a kind with lines: the budget is at least the number of kinds.
+      if (share <= p.onsets.size()) {
+        detail::choose(p.onsets, share, 1, [&] { return ks.onsets.next(); });  // the kind's first stays
+        p.repeats.clear();
+      } else {
+        detail::choose(p.repeats, share - p.onsets.size(), 0, [&] { return ks.repeats.next(); });
+      }
     }
   }
-  other_sample = std::move(kind_samples.back());
-  kind_samples.pop_back();
-  // The samples, in file order.
-  for (std::size_t i = 0; i < kind_samples.size(); ++i) {
-    r.kinds[i].drawn = kind_samples[i].kept.size();
-    for (anomaly_mark& a : kind_samples[i].kept) r.anomalies.push_back(std::move(a));
-  }
-  r.other_kinds.drawn = other_sample.kept.size();
-  for (anomaly_mark& a : other_sample.kept) r.anomalies.push_back(std::move(a));
+  // The markers, in file order; each band's number of them.
+  auto settle = [&](kind_count& k, pick& p) {
+    k.drawn = p.size();
+    k.onsets_drawn = p.onsets.size();
+    std::vector<std::size_t> at;
+    for (auto* v : {&p.onsets, &p.repeats})
+      for (anomaly_mark& a : *v) at.push_back(a.line), r.anomalies.push_back(std::move(a));
+    std::sort(at.begin(), at.end());
+    for (band& b : k.bands.bands)
+      b.drawn = static_cast<std::size_t>(std::upper_bound(at.begin(), at.end(), b.last_line) -
+                                         std::lower_bound(at.begin(), at.end(), b.first_line));
+  };
+  for (std::size_t i = 0; i < r.kinds.size(); ++i) settle(r.kinds[i], picks[i]);
+  settle(r.other_kinds, picks.back());
   std::sort(r.anomalies.begin(), r.anomalies.end(), [](const anomaly_mark& a, const anomaly_mark& b) { return a.line < b.line; });
+  {
+    std::vector<std::size_t> at;
+    for (const step_mark& m : r.skips) at.push_back(m.seq);
+    for (band& b : r.skip_bands.bands)
+      b.drawn = static_cast<std::size_t>(std::upper_bound(at.begin(), at.end(), b.last_line) -
+                                         std::lower_bound(at.begin(), at.end(), b.first_line));
+  }
   r.rollbacks = std::move(rollback_sample.kept);
   std::sort(r.rollbacks.begin(), r.rollbacks.end(), [](const rollback_mark& a, const rollback_mark& b) { return a.line < b.line; });
   return r;
 }
 
 inline run read_file(const std::string& path, const options& o = {}) {
+  const std::string label = detail::printable(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw detail::bad(label, "a directory; valid: an events file (JSONL)");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw error(path + ": cannot open for reading");
+  if (!in) throw detail::bad(label, "cannot open for reading");
   return parse(in, path, o);
 }
 
@@ -857,10 +1202,19 @@ inline nlohmann::json page_data(const run& r, const options& o) {
     anomalies.push_back({{"update", a.update}, {"kind", a.kind}, {"severity", a.severity}, {"chart", a.chart},
                          {"detail", a.detail}, {"value", detail::opt_json(a.value)},
                          {"threshold", detail::opt_json(a.threshold)}, {"level_after", a.level_after},
-                         {"origin_ranks", a.origin_ranks}, {"rank_count", a.rank_count}});
+                         {"origin_ranks", a.origin_ranks}, {"rank_count", a.rank_count}, {"onset", a.onset}});
+  // Bands as [first update, last update, lines, onsets, drawn as markers]:
+  // compact, as a kind has up to max_bands of them.
+  auto bands_json = [](const banding& b) {
+    json out = json::array();
+    for (const band& x : b.bands) out.push_back(json::array({x.first, x.last, x.count, x.onsets, x.drawn}));
+    return out;
+  };
   json kinds = json::array();
   for (const kind_count& k : r.kinds)
-    kinds.push_back({{"kind", k.kind}, {"chart", k.chart}, {"total", k.total()}, {"drawn", k.drawn}});
+    kinds.push_back({{"kind", k.kind}, {"chart", k.chart}, {"total", k.total()}, {"drawn", k.drawn},
+                     {"onsets", k.onsets}, {"onsets_drawn", k.onsets_drawn}, {"band_gap", k.bands.gap},
+                     {"bands", bands_json(k.bands)}});
   json rollbacks = json::array();
   for (const rollback_mark& m : r.rollbacks)
     rollbacks.push_back({{"update", m.update},
@@ -872,6 +1226,7 @@ inline nlohmann::json page_data(const run& r, const options& o) {
   json skips = json::array();
   for (const step_mark& m : r.skips)
     skips.push_back({{"update", m.update}, {"x", std::round(m.x * 1e4) / 1e4}, {"reason", m.reason}});
+  json skip_bands = bands_json(r.skip_bands);
   json stop = nullptr;
   if (r.stop) stop = {{"update", r.stop->update}, {"x", std::round(r.stop->x * 1e4) / 1e4}, {"reason", r.stop->reason}};
   const double lo = r.first_update() > 0 ? static_cast<double>(r.first_update()) - 1.0 : 0.0;
@@ -883,11 +1238,16 @@ inline nlohmann::json page_data(const run& r, const options& o) {
           {"max_anomalies", r.max_anomalies},
           {"max_markers", r.max_markers()},
           {"kinds", kinds},
-          {"other_kinds", {{"total", r.other_kinds.total()}, {"drawn", r.other_kinds.drawn}}},
+          {"other_kinds", {{"total", r.other_kinds.total()}, {"drawn", r.other_kinds.drawn},
+                           {"onsets", r.other_kinds.onsets}, {"onsets_drawn", r.other_kinds.onsets_drawn},
+                           {"band_gap", r.other_kinds.bands.gap}, {"bands", bands_json(r.other_kinds.bands)}}},
           {"rollbacks", rollbacks},
           {"rollback_lines", r.rollback_lines},
           {"escalations", escalations},
           {"skips", skips},
+          {"skip_steps", r.skip_steps},
+          {"skip_bands", skip_bands},
+          {"skip_band_gap", r.skip_bands.gap},
           {"stop", stop}};
 }
 
@@ -921,9 +1281,13 @@ inline std::string summary_html(const run& r) {
           " not drawn: at most " + std::to_string(r.max_anomalies) + " markers per kind, " +
           std::to_string(r.max_markers()) + " in all)";
   h += row("anomalies", an);
-  h += row("skipped optimizer steps",
-           std::to_string(r.skips.size()) + " (response skip_step lines: " + std::to_string(r.skip_responses) +
-               ", update lines flagged skipped_step: " + std::to_string(r.skip_flags) + ")");
+  std::string sk = std::to_string(r.skip_steps) + " (response skip_step lines: " + std::to_string(r.skip_responses) +
+                   ", update lines flagged skipped_step: " + std::to_string(r.skip_flags) + ")";
+  if (r.skips.size() < r.skip_steps)
+    sk += "; " + std::to_string(r.skips.size()) + " drawn as lines, at most " + std::to_string(r.max_anomalies) +
+          "; all in " + std::to_string(r.skip_bands.bands.size()) + " bands (runs within " +
+          std::to_string(r.skip_bands.gap) + (r.skip_bands.gap == 1 ? " update)" : " updates)");
+  h += row("skipped optimizer steps", sk);
   h += row("stop", r.stop ? "at update " + std::to_string(r.stop->update) + ": " + r.stop->reason : "none");
   std::string rb = r.rollback_lines == 0 ? "none" : std::to_string(r.rollback_lines);
   for (std::size_t i = 0; i < r.rollbacks.size() && i < 10; ++i)
@@ -944,10 +1308,15 @@ inline std::string summary_html(const run& r) {
       sn += "; " + std::to_string(*r.snapshots.file_failures) + " snapshot files failed";
     h += row("snapshots", sn);
   }
-  std::string esc = std::to_string(r.escalations.size());
-  for (const period& p : r.escalations)
+  std::string esc = std::to_string(r.escalations.size() + r.escalations_cut);
+  for (std::size_t i = 0; i < r.escalations.size() && i < 10; ++i) {
+    const period& p = r.escalations[i];
     esc += "; updates " + std::to_string(p.from) + " to " + std::to_string(p.to) + (p.open ? " (still open)" : "") +
            (p.levels.empty() ? "" : " " + p.levels) + (p.reason.empty() ? "" : " (" + p.reason + ")");
+  }
+  if (r.escalations.size() > 10) esc += "; ...";
+  if (r.escalations_cut > 0)
+    esc += "; the first " + std::to_string(r.escalations.size()) + " drawn, " + std::to_string(r.escalations_cut) + " not";
   h += row("escalations", esc);
   if (r.hub.present) {
     std::string hub;
@@ -971,26 +1340,35 @@ inline std::string summary_html(const run& r) {
 inline std::string kinds_html(const run& r) {
   std::uint64_t other = r.other_kinds.other;
   for (const kind_count& k : r.kinds) other += k.other;
+  const std::uint64_t gap0 = r.band_gap;
   std::string h = "<h2>Anomalies by kind and severity</h2>\n<table class=\"kinds\"><tr><th>kind</th><th>chart</th>"
                   "<th>warning</th><th>critical</th>";
   if (other) h += "<th>other severity</th>";
-  h += "<th>total</th><th>drawn</th></tr>\n";
+  h += "<th>total</th><th>drawn</th><th>onsets (drawn)</th><th>bands</th></tr>\n";
   auto line = [&](const kind_count& k, bool swatch, const std::string& chart) {
     h += "<tr><td>" + (swatch ? "<span class=\"swatch\" data-kind=\"" + html_escape(k.kind) + "\"></span>" : std::string()) +
          html_escape(k.kind) + "</td><td>" + html_escape(chart) + "</td><td>" + std::to_string(k.warning) + "</td><td>" +
          std::to_string(k.critical) + "</td>" + (other ? "<td>" + std::to_string(k.other) + "</td>" : std::string()) +
-         "<td>" + std::to_string(k.total()) + "</td><td>" + std::to_string(k.drawn) + "</td></tr>\n";
+         "<td>" + std::to_string(k.total()) + "</td><td>" + std::to_string(k.drawn) + "</td><td>" +
+         std::to_string(k.onsets) + " (" + std::to_string(k.onsets_drawn) + ")</td><td>" +
+         std::to_string(k.bands.bands.size()) + (k.bands.gap != gap0 ? " (gap " + std::to_string(k.bands.gap) + ")" : "") +
+         "</td></tr>\n";
   };
   for (const kind_count& k : r.kinds) line(k, true, k.chart);
   if (r.other_kinds.total() > 0) line(r.other_kinds, false, "each its own");
-  if (r.kinds.empty()) h += "<tr><td colspan=\"7\">none</td></tr>\n";
+  if (r.kinds.empty()) h += "<tr><td colspan=\"9\">none</td></tr>\n";
   h += "</table>\n";
   if (r.anomalies.size() < r.anomaly_lines)
     h += "<p class=\"note\" id=\"anomaly-cut\">" + std::to_string(r.anomalies.size()) + " of " +
          std::to_string(r.anomaly_lines) + " anomaly lines drawn (" + std::to_string(r.anomaly_lines - r.anomalies.size()) +
          " not drawn): at most " + std::to_string(r.max_anomalies) + " markers per kind and " +
          std::to_string(r.max_markers()) +
-         " in all, the first of the kind and an even sample of the rest. The counts are exact.</p>\n";
+         " in all: the onsets first (the first of the kind and every line after its anomaly_clear), then an even "
+         "sample of the rest. The counts are exact, and every line lies in a band drawn in its chart's lane.</p>\n";
+  if (r.anomaly_lines > 0)
+    h += "<p class=\"note\" id=\"anomaly-bands\">Bands: consecutive lines of a kind within " + std::to_string(gap0) +
+         (gap0 == 1 ? " update" : " updates") + " of each other are one band, drawn as a bar in the chart's lane; a kind with more than " +
+         std::to_string(max_bands) + " bands doubles its gap until it has at most that many (the gap said in the table).</p>\n";
   if (r.other_kinds.total() > 0)
     h += "<p class=\"note\">Kinds past the first " + std::to_string(max_kinds) +
          " are counted together as (other kinds) and drawn in grey.</p>\n";
@@ -1013,12 +1391,13 @@ inline std::string details_html(const run& r) {
     h += "<h3>Skipped steps and stop</h3>\n<table class=\"skips\">";
     std::size_t shown = 0;
     for (const step_mark& m : r.skips) {
-      if (++shown > 50) {
-        h += "<tr><td colspan=\"2\">... " + std::to_string(r.skips.size() - 50) + " more</td></tr>";
-        break;
-      }
+      if (shown == 50) break;
+      ++shown;
       h += "<tr><td>update " + std::to_string(m.update) + " skip</td><td>" + html_escape(m.reason) + "</td></tr>";
     }
+    if (r.skip_steps > shown)
+      h += "<tr><td colspan=\"2\">... " + std::to_string(r.skip_steps - shown) + " more skipped steps" +
+           (r.skips.size() < r.skip_steps ? " (the rows are the first and an even sample)" : "") + "</td></tr>";
     if (r.stop)
       h += "<tr><td>update " + std::to_string(r.stop->update) + " stop</td><td>" + html_escape(r.stop->reason) + "</td></tr>";
     h += "</table>\n";
@@ -1126,7 +1505,15 @@ inline constexpr std::string_view page_js = R"JS(
   // Anomalies per chart, stacked in the chart's marker lane by update.
   var byChart = {};
   D.anomalies.forEach(function (a) { (byChart[a.chart] = byChart[a.chart] || []).push(a); });
-  var markers = 0;
+  // Each kind's bands (runs of its lines), on its chart: every line lies in one.
+  var bandsByChart = {};
+  D.kinds.forEach(function (k) { (bandsByChart[k.chart] = bandsByChart[k.chart] || []).push(k); });
+  if (D.other_kinds.total) (bandsByChart.performance = bandsByChart.performance || []).push(
+    {kind: null, chart: 'performance', bands: D.other_kinds.bands, label: '(other kinds)'});
+  // A band is drawn where it says more than its markers do: a run of two or
+  // more lines, or a line whose marker was not drawn.
+  function shown(b) { return b[2] > 1 || b[4] < b[2]; }
+  var markers = 0, anomalyBands = 0, skipBands = 0;
   var root = document.getElementById('charts');
 
   D.charts.forEach(function (c) {
@@ -1168,6 +1555,14 @@ inline constexpr std::string_view page_js = R"JS(
       title(el('rect', {x: a, y: top, width: Math.max(2, b - a), height: PH, fill: '#ffb74d', 'fill-opacity': 0.22,
         'class': 'escalation'}, svg), 'escalation ' + p.levels + ', updates ' + p.from + ' to ' + p.to +
         (p.open ? ' (still open)' : '') + (p.reason ? ': ' + p.reason : ''));
+    });
+    D.skip_bands.forEach(function (b) {
+      if (!shown(b)) return;
+      var a = X(b[0] - 1), e = X(b[1]);  // the steps of updates first to last
+      title(el('rect', {x: a, y: top, width: Math.max(2, e - a), height: PH, fill: '#7b1fa2', 'fill-opacity': 0.13,
+        'class': 'skip-band'}, svg), b[2] + ' skipped step' + (b[2] > 1 ? 's' : '') + ', updates ' + b[0] +
+        (b[1] > b[0] ? ' to ' + b[1] : '') + ' (' + b[4] + ' drawn as lines)');
+      skipBands++;
     });
     D.skips.forEach(function (m) {
       title(el('line', {x1: X(m.x), x2: X(m.x), y1: top, y2: top + PH, stroke: '#7b1fa2', 'stroke-dasharray': '2,2',
@@ -1239,12 +1634,26 @@ inline constexpr std::string_view page_js = R"JS(
     var total = D.anomalies_by_chart[c.id] || 0;
     el('text', {x: W - PR + 4, y: 12, 'class': 'anomaly-count'}, svg).textContent = !total ? '' :
       list.length < total ? list.length + ' of ' + total + ' anomalies drawn' : total + ' anomal' + (total > 1 ? 'ies' : 'y');
+    (bandsByChart[c.id] || []).forEach(function (k) {
+      var color = style(k.kind).color, name = k.label || k.kind;
+      k.bands.forEach(function (b) {
+        if (!shown(b)) return;
+        var a = X(b[0]) - 1.5, e = X(b[1]) + 1.5;
+        var r = el('rect', {x: a, y: lane, width: Math.max(3, e - a), height: 4, fill: color, 'fill-opacity': 0.6,
+          'class': 'anomaly-band'}, svg);
+        if (k.kind !== null) r.setAttribute('data-kind', k.kind);
+        title(r, name + ': ' + b[2] + ' line' + (b[2] > 1 ? 's' : '') + ', updates ' + b[0] + (b[1] > b[0] ? ' to ' + b[1] : '') +
+          '; ' + b[3] + ' onset' + (b[3] === 1 ? '' : 's') + ', ' + b[4] + ' drawn as markers');
+        anomalyBands++;
+      });
+    });
     list.forEach(function (a) {
       var cx = X(a.update), cy = lane - (Math.min(a._row, 8) - 0.5) * ROW - 2;
       el('line', {x1: cx, x2: cx, y1: lane, y2: top + PH, stroke: style(a.kind).color, 'stroke-opacity': 0.25}, svg);
       var m = marker(svg, a.kind, a.severity, cx, cy, 4.5, 'anomaly-marker');
       m.setAttribute('data-kind', a.kind); m.setAttribute('data-severity', a.severity);
-      title(m, a.severity + ' ' + a.kind + ' at update ' + a.update + (a.value !== null ? ': value ' + a.value : '') +
+      if (a.onset) m.setAttribute('data-onset', '1');
+      title(m, a.severity + ' ' + a.kind + (a.onset ? ' (onset)' : ' (still holding)') + ' at update ' + a.update + (a.value !== null ? ': value ' + a.value : '') +
         (a.threshold !== null ? ', threshold ' + a.threshold : '') + (a.detail ? '\n' + a.detail : '') +
         (a.level_after ? '\nlevel after: ' + a.level_after : '') +
         (a.origin_ranks.length ? '\nfrom rank' + (a.rank_count > 1 ? 's ' : ' ') + a.origin_ranks.join(', ') +
@@ -1261,7 +1670,9 @@ inline constexpr std::string_view page_js = R"JS(
   var s1 = swatchSvg(14, 14); marker(s1, '', 'critical', 7, 7, 4.5); item(s1, 'filled: critical');
   var s2 = swatchSvg(14, 14); marker(s2, '', 'warning', 7, 7, 4.5); item(s2, 'hollow: warning (or other)');
   var s3 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#ffb74d', 'fill-opacity': 0.4}, s3); item(s3, 'escalation period');
+  var s8 = swatchSvg(18, 14); el('rect', {x: 0, y: 5, width: 18, height: 4, fill: '#7f7f7f', 'fill-opacity': 0.6}, s8); item(s8, 'anomaly band (a run of one kind)');
   var s4 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#7b1fa2', 'stroke-dasharray': '2,2'}, s4); item(s4, 'skipped step');
+  var s9 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#7b1fa2', 'fill-opacity': 0.2}, s9); item(s9, 'skipped steps (a run)');
   var s5 = swatchSvg(10, 14); el('line', {x1: 5, x2: 5, y1: 0, y2: 14, stroke: '#b71c1c', 'stroke-width': 3}, s5); item(s5, 'stop');
   var s7 = swatchSvg(18, 14); el('rect', {x: 0, y: 1, width: 18, height: 12, fill: '#546e7a', 'fill-opacity': 0.3}, s7);
   el('line', {x1: 16, x2: 16, y1: 0, y2: 14, stroke: '#263238', 'stroke-width': 2, 'stroke-dasharray': '7,2,2,2'}, s7);
@@ -1278,13 +1689,19 @@ inline constexpr std::string_view page_js = R"JS(
   b.setAttribute('data-anomaly-markers', String(markers));
   b.setAttribute('data-anomaly-lines', String(D.anomaly_lines));
   b.setAttribute('data-rollbacks', String(D.rollbacks.length));
+  b.setAttribute('data-anomaly-bands', String(anomalyBands));
+  b.setAttribute('data-skip-marks', String(D.skips.length));
+  b.setAttribute('data-skip-steps', String(D.skip_steps));
+  b.setAttribute('data-skip-bands', String(skipBands / D.charts.length));
   b.setAttribute('data-render-ms', ms.toFixed(1));
   b.setAttribute('data-rendered', '1');
   document.getElementById('render-note').textContent =
     'Drawn by the page: ' + markers + ' anomaly markers' + (markers < D.anomaly_lines ? ' of ' + D.anomaly_lines +
     ' anomaly lines (at most ' + D.max_anomalies + ' per kind, ' + D.max_markers + ' in all; ' +
-    (D.anomaly_lines - markers) + ' not drawn)' : '') +
-    ', ' + D.rollbacks.length + ' rollbacks, in ' + ms.toFixed(1) + ' ms.';
+    (D.anomaly_lines - markers) + ' not drawn)' : '') + (anomalyBands ? ', ' + anomalyBands + ' anomaly bands' : '') +
+    ', ' + D.rollbacks.length + ' rollbacks' + (D.skip_steps ? ', ' + D.skips.length + ' skip lines of ' + D.skip_steps +
+    ' skipped steps' + (skipBands ? ' and ' + skipBands / D.charts.length + ' skip bands' : '') : '') +
+    ', in ' + ms.toFixed(1) + ' ms.';
 })();
 )JS";
 
