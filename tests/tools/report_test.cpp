@@ -354,7 +354,7 @@ std::string rollback_run() {
 {"event":"update","time":3.1,"update":8,"epoch":8,"loss":1.0}
 {"event":"rollback","time":3.5,"update":9,"epoch":9}
 {"event":"snapshot","time":4.0,"update":9,"epoch":9,"data_position":900,"bytes":1300,"held":2,"held_bytes":2500,"file_failures":1}
-{"event":"rollback","time":4.5,"update":10,"epoch":10,"restored_update":9,"margin_met":false,"cause":"divergence"}
+{"event":"rollback","time":4.5,"update":10,"epoch":10,"restored_update":9,"margin_met":false,"cause":"divergence","attribution":"replay failed","replay_error":"no batch at position 900"}
 )";
 }
 
@@ -396,7 +396,10 @@ TEST_CASE("rollbacks: every field read as written, absent ones empty; snapshots 
   CHECK(r.rollbacks[2].margin_met == std::optional<bool>(false));
   CHECK(rep::rollback_label(r.rollbacks[2]) ==
         "rollback at update 10: divergence; restored the snapshot of update 9 (less than the margin before the onset: "
-        "the oldest held); data window not given; LR factor not given; attribution not given");
+        "the oldest held); data window not given; LR factor not given; attribution: replay failed (no batch at "
+        "position 900)");
+  CHECK(r.rollbacks[2].replay_error == "no batch at position 900");
+  CHECK(a.replay_error.empty());
   // Snapshots: counted, the last line's holdings.
   CHECK(r.snapshots.lines == 3);
   CHECK(r.snapshots.held == std::optional<std::uint64_t>(2));
@@ -441,7 +444,7 @@ TEST_CASE("rollbacks: a wrong-typed or inconsistent field is an error naming fil
   auto rb = [](const std::string& fields) {
     return "{\"event\":\"rollback\",\"update\":10,\"epoch\":10" + fields + "}\n";
   };
-  for (const char* key : {"reason", "cause", "attribution", "snapshot_file", "skipped_files"}) {
+  for (const char* key : {"reason", "cause", "attribution", "replay_error", "snapshot_file", "skipped_files"}) {
     CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":3")), std::string("bad.jsonl:2: field '") + key + "' is 3; valid: a string"));
     CHECK(has(error_of(good + rb(std::string(",\"") + key + "\":[\"a\"]")), std::string("field '") + key + "' is [\"a\"]; valid: a string"));
   }

@@ -162,7 +162,7 @@ struct kind_count {
 struct rollback_mark {
   std::uint64_t update = 0;  // the update at which it happened
   std::size_t line = 0;
-  std::string reason, cause, attribution, snapshot_file, skipped_files;
+  std::string reason, cause, attribution, replay_error, snapshot_file, skipped_files;
   std::optional<std::uint64_t> onset_update, restored_update, window_first, window_last, rollbacks;
   std::optional<double> lr_factor, lr_scale;
   std::optional<bool> margin_met;  // the snapshot at least the recovery's margin of checks before the onset
@@ -867,6 +867,7 @@ inline run parse(std::istream& in, const std::string& name, const options& o = {
         m.reason = detail::string_field(j, "reason", where, r.texts_cut);
         m.cause = detail::string_field(j, "cause", where, r.texts_cut, max_name);
         m.attribution = detail::string_field(j, "attribution", where, r.texts_cut, max_name);
+        m.replay_error = detail::string_field(j, "replay_error", where, r.texts_cut);
         m.snapshot_file = detail::string_field(j, "snapshot_file", where, r.texts_cut);
         m.skipped_files = detail::string_field(j, "skipped_files", where, r.texts_cut);
         m.onset_update = detail::count(j, "onset_update", where);
@@ -1142,6 +1143,7 @@ inline std::string rollback_label(const rollback_mark& m) {
   s += m.lr_factor ? "; LR factor " + detail::num(*m.lr_factor) : std::string("; LR factor not given");
   if (m.lr_scale) s += " (LR scale now " + detail::num(*m.lr_scale) + ")";
   s += m.attribution.empty() ? std::string("; attribution not given") : "; attribution: " + m.attribution;
+  if (!m.replay_error.empty()) s += " (" + m.replay_error + ")";
   if (!m.snapshot_file.empty()) s += "; snapshot file " + m.snapshot_file;
   if (!m.skipped_files.empty()) s += "; skipped files " + m.skipped_files;
   return s;
@@ -1417,7 +1419,7 @@ inline std::string details_html(const run& r) {
            u(m.onset_update) + "</td><td>" +
            (m.window_first || m.window_last ? "[" + u(m.window_first) + ", " + u(m.window_last) + ")" : std::string()) +
            "</td><td>" + (m.lr_factor ? num(*m.lr_factor) : std::string()) + "</td><td>" +
-           (m.lr_scale ? num(*m.lr_scale) : std::string()) + "</td><td>" + html_escape(m.attribution) + "</td><td>" +
+           (m.lr_scale ? num(*m.lr_scale) : std::string()) + "</td><td>" + html_escape(m.attribution + (m.replay_error.empty() ? "" : ": " + m.replay_error)) + "</td><td>" +
            html_escape(m.reason) + "</td><td>" + html_escape(files) + "</td></tr>\n";
     }
     const std::uint64_t listed = std::min<std::uint64_t>(r.rollbacks.size(), 50);
