@@ -56,11 +56,11 @@ for kind in "${kinds[@]}"; do
                tests/detect/test_detect tests/monitor/test_monitor
                tests/emit/test_emit tests/profile/test_profile_timers tests/examples/test_ppo_lstm_parts
                tests/sensors/test_sensors tests/archive/test_torch_archive tests/tools/test_report
-               tests/distributed/test_distributed_signals tests/recovery/test_training_state
+               tests/distributed/test_distributed_signals tests/recovery/test_training_state tests/archive/test_module_archive
                $(fuzz_targets build-asan fuzz_replay_))
       build build-asan "${targets[@]}" || { rc=1; continue; }
       names=(core core_signal_guard archive reduce_core detect monitor emit profile_timers examples_ppo_lstm_parts sensors torch_archive
-             tools_report distributed_signals training_state
+             tools_report distributed_signals training_state module_archive
              $(fuzz_targets build-asan fuzz_replay_ | sed 's|tests/fuzz/||'))
       run_tests build-asan "${names[@]}" || rc=1
       ;;

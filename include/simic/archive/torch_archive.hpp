@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <ATen/core/ivalue.h>  // complete IValue first: clang needs it for input-archive.h
+#include <c10/util/Exception.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -99,10 +100,10 @@ inline std::string int_list(c10::IntArrayRef v) {
 // data.pkl edited): every element the tensor declares must lie in its storage
 // before one is read. A storage without data (an empty record) holds 0
 // bytes. The storage against its record: check_pickled_storages, verified
-// archives only.
-inline void check_storage(const at::Tensor& t, const std::string& key) {
+// archives only. `who` begins the message (the loader that asked).
+inline void check_storage(const at::Tensor& t, const std::string& key, const char* who = "simic::load_state") {
   if (t.layout() != at::kStrided)  // a sparse tensor has no strides to check (an edited data.pkl)
-    throw archive_error("simic::load_state: '" + key + "' is not a dense (strided) tensor");
+    throw archive_error(std::string(who) + ": '" + key + "' is not a dense (strided) tensor");
   const bool has_data = t.has_storage() && t.storage().data_ptr().get() != nullptr;
   const std::uint64_t holds = has_data ? static_cast<std::uint64_t>(t.storage().nbytes()) : 0;
   const std::optional<std::uint64_t> needs = reached_bytes(t);
@@ -112,10 +113,10 @@ inline void check_storage(const at::Tensor& t, const std::string& key) {
                              std::to_string(t.storage_offset()) + ")";
   const std::string lie = ": the archive's entries were renamed or its data.pkl edited";
   if (!needs)
-    throw archive_error("simic::load_state: " + layout +
+    throw archive_error(std::string(who) + ": " + layout +
                         " has a negative size, stride or offset, or reaches past 2^64 bytes; its storage holds " +
                         std::to_string(holds) + lie);
-  throw archive_error("simic::load_state: " + layout + " needs " + std::to_string(*needs) +
+  throw archive_error(std::string(who) + ": " + layout + " needs " + std::to_string(*needs) +
                       " bytes of storage; its storage holds " + std::to_string(holds) + lie);
 }
 
@@ -276,15 +277,60 @@ void load(torch::serialize::InputArchive& ar, Monitor& m, const std::string& pre
 // Memory: the file's size once more while LibTorch loads. A LibTorch error
 // on verified bytes (a valid zip that is no torch archive) is rethrown as
 // archive_error.
+namespace detail {
+
+// LibTorch's messages rarely say which record they could not read. After it
+// refused a verified zip, this names the record where simic can tell on its
+// own: a missing or unreadable version record, a pickle simic cannot follow;
+// failing those, the objects of data.pkl built from the classes in code/
+// (a name edited in data.pkl, a class source damaged).
+inline std::string libtorch_failure_record(std::span<const std::uint8_t> zip, const zip_listing& listing) {
+  if (listing.entries.empty()) return "; the zip has no records";
+  const std::string& first = listing.entries.front().name;
+  const std::string root = first.substr(0, first.find('/') + 1);
+  const zip_entry* version = nullptr;
+  for (const zip_entry& e : listing.entries)
+    if (e.name == root + "version" || e.name == root + ".data/version") version = &e;
+  if (version == nullptr) return "; the zip has no record '" + root + "version'";
+  std::vector<std::uint8_t> buffer;
+  try {
+    const auto v = entry_data(zip, *version, buffer);
+    std::size_t digits = 0;
+    while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 18)
+      return "; record '" + version->name + "' holds no version number";
+    for (const zip_entry& e : listing.entries) {
+      const bool pickle = e.name.ends_with(".pkl") || e.name.ends_with("_pkl");
+      if (!pickle) continue;
+      try {
+        pickled_storages(entry_data(zip, e, buffer));
+      } catch (const archive_error& x) {
+        return "; record '" + e.name + "' is no pickle LibTorch can follow (" + x.what() + ")";
+      }
+    }
+  } catch (const archive_error&) {  // an entry that inflates differently now: verify_zip checked it
+    return {};
+  }
+  return "; LibTorch was building the objects of '" + root + "data.pkl' from the classes in '" + root + "code/'";
+}
+
+}  // namespace detail
+
 inline torch::serialize::InputArchive open_verified_archive(std::span<const std::uint8_t> bytes) {
-  check_pickled_storages(bytes, verify_zip(bytes));
+  const zip_listing listing = verify_zip(bytes);
+  check_pickled_storages(bytes, listing);
   torch::serialize::InputArchive ar;
+  std::string why;
   try {
     ar.load_from(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return ar;
+  } catch (const c10::Error& e) {  // its message without LibTorch's C++ backtrace
+    why = e.what_without_backtrace();
   } catch (const std::exception& e) {
-    throw archive_error(std::string("simic::open_verified_archive: LibTorch cannot read the verified zip: ") + e.what());
+    why = e.what();
   }
-  return ar;
+  throw archive_error("simic::open_verified_archive: LibTorch cannot read the verified zip: " + why +
+                      detail::libtorch_failure_record(bytes, listing));
 }
 
 inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {

@@ -280,6 +280,19 @@ class pickle_walker {
   std::vector<pickled_storage> found_;
 };
 
+// The data of an entry of a verified zip: its stored bytes, or inflated
+// into `inflated` where it is deflated.
+inline std::span<const std::uint8_t> entry_data(std::span<const std::uint8_t> zip, const zip_entry& e,
+                                                std::vector<std::uint8_t>& inflated) {
+  const auto stored = zip.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size));
+  if (e.method == 0) return stored;
+  inflated.clear();
+  inflated.reserve(static_cast<std::size_t>(e.size));
+  auto sink = [&](const std::uint8_t* p, std::size_t n) { inflated.insert(inflated.end(), p, p + n); };
+  inflater::decode_all(stored, e.size, sink);
+  return inflated;
+}
+
 }  // namespace detail
 
 // Every storage that `pickle` declares as LibTorch reads it, in order.
@@ -290,8 +303,13 @@ inline std::vector<pickled_storage> pickled_storages(std::span<const std::uint8_
 
 // For a zip that verify_zip() accepted (`listing` is its result): each
 // storage that "<archive>/data.pkl" declares with elements has a record
-// "<archive>/data/<key>" of at least its elements x item size bytes (1 byte
-// an element for a type simic does not know); a negative count is refused.
+// "<archive>/data/<key>" of its elements x item size bytes, less than one
+// element more at most (at least 1 byte an element for a type simic does
+// not know); a negative count is refused,
+// and so is a key that two storages declare: LibTorch's pickler writes each
+// storage once and refers to it again through the memo, so a second
+// persistent id of one key is an edit that makes two tensors read one record
+// (Python's torch.save repeats ids, but InputArchive cannot read its files).
 // A zip with no data.pkl, or whose first entry is in no folder, is left to
 // LibTorch, which refuses it. Throws archive_error naming the record, and
 // the field the tensor is stored under where data.pkl says.
@@ -306,19 +324,24 @@ inline void check_pickled_storages(std::span<const std::uint8_t> zip, const zip_
   const auto pkl = by_name.find(root + "data.pkl");
   if (pkl == by_name.end()) return;
   const zip_entry& e = *pkl->second;
-  const auto stored = zip.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size));
   std::vector<std::uint8_t> inflated;
-  if (e.method != 0) {
-    inflated.reserve(static_cast<std::size_t>(e.size));
-    auto sink = [&](const std::uint8_t* p, std::size_t n) { inflated.insert(inflated.end(), p, p + n); };
-    detail::inflater::decode_all(stored, e.size, sink);
-  }
-  const std::span<const std::uint8_t> pickle = e.method == 0 ? stored : std::span<const std::uint8_t>(inflated);
+  const std::span<const std::uint8_t> pickle = detail::entry_data(zip, e, inflated);
   std::vector<pickled_storage> storages;
   try {
     storages = pickled_storages(pickle);
   } catch (const archive_error& x) {
     throw archive_error("simic::check_pickled_storages: '" + e.name + "': " + x.what());
+  }
+  std::map<std::string_view, const pickled_storage*> first_of_key;
+  for (const pickled_storage& s : storages) {
+    const auto [seen, fresh] = first_of_key.emplace(s.key, &s);
+    if (!fresh) {
+      const auto name = [](const pickled_storage& p) { return p.field.empty() ? std::string("a tensor") : "'" + p.field + "'"; };
+      throw archive_error("simic::check_pickled_storages: " + name(s) + " and " + name(*seen->second) +
+                          " both declare data.pkl's storage '" + s.key + "' (record '" + root + "data/" + s.key +
+                          "', at bytes " + std::to_string(seen->second->at) + " and " + std::to_string(s.at) +
+                          " of '" + e.name + "'): the archive's data.pkl was edited");
+    }
   }
   for (const pickled_storage& s : storages) {
     const std::uint64_t item = detail::pickled_item_size(s.type);
@@ -340,6 +363,20 @@ inline void check_pickled_storages(std::span<const std::uint8_t> zip, const zip_
                           record + "' holds " + std::to_string(holds) +
                           ": the archive's entries were renamed or its data.pkl edited");
     }
+  }
+  // LibTorch writes a storage's bytes exactly (numel is its bytes over the
+  // item size): a record an element or more longer holds other data, one
+  // swapped in from elsewhere. Checked after every record was found to hold
+  // enough: a shortfall, the worse lie, is the one named first.
+  for (const pickled_storage& s : storages) {
+    const std::uint64_t item = detail::pickled_item_size(s.type);
+    const auto r = by_name.find(root + "data/" + s.key);
+    if (s.numel == 0 || item == 0 || r->second->size / item <= static_cast<std::uint64_t>(s.numel)) continue;
+    throw archive_error("simic::check_pickled_storages: " + (s.field.empty() ? std::string("a tensor") : "'" + s.field + "'") +
+                        " (data.pkl's storage '" + s.key + "': " + std::to_string(s.numel) + " x " + s.type + ", " +
+                        std::to_string(item) + " bytes each) is " + std::to_string(static_cast<std::uint64_t>(s.numel) * item) +
+                        " bytes; its record '" + r->first + "' holds " + std::to_string(r->second->size) +
+                        ", more than a writer puts there: the archive's entries were renamed or its data.pkl edited");
   }
 }
 
