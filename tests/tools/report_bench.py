@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_browser_test import chromium  # noqa: E402
+from report_support import finish  # noqa: E402
 
 MEASURE = """
 import os, sys
@@ -139,10 +140,7 @@ def main():
                        sum(len(k["bands"]) for k in data["kinds"]), len(data["skips"]), len(data["skip_bands"]), render))
             rows.append(row)
             print(row, flush=True)
-    for f in failures:
-        print("FAIL: " + f)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

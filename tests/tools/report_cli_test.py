@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from report_support import page_data, finish
 
 GOOD = ('{"event":"update","time":1.0,"update":1,"epoch":1,"loss":1.0,"approx_kl":0.01}\n'
         '{"event":"anomaly","time":1.0,"update":1,"epoch":1,"anomaly":"kl_spike","severity":"warning",'
@@ -46,13 +47,6 @@ def run_measured(binary, tmp, *args):
     rc, rss = (int(x) for x in r.stdout.split())
     return rc, r.stderr, rss, wall
 
-
-def page_data(path):
-    """The page's data block, parsed."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    m = re.search(r'<script type="application/json" id="simic-data">(.*?)</script>', text, re.S)
-    return text, json.loads(m.group(1))
 
 
 def main():
@@ -203,10 +197,7 @@ def main():
         rc, so, se = run(binary, good, "-o", unwritable)
         expect(rc == 2 and "%s: cannot open for writing" % unwritable in se, "unwritable output: rc %d, %r" % (rc, se))
 
-    for f in failures:
-        print("FAIL: " + f)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

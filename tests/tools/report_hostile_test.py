@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from report_support import page_data, finish
 
 MAX_MESSAGE = 200
 MAX_BANDS = 500
@@ -65,12 +66,6 @@ def bands(updates, gap, cap=MAX_BANDS):
             return out, gap
         gap = 1 if gap == 0 else gap * 2
 
-
-def page_data(path):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    m = re.search(r'<script type="application/json" id="simic-data">(.*?)</script>', text, re.S)
-    return text, json.loads(m.group(1))
 
 
 def main():
@@ -215,10 +210,7 @@ def main():
             expect(size < 1024 * 1024, "onsets: page of %d bytes" % size)
             expect(rss < 128 * 1024, "onsets: peak memory %d KiB; bound 128 MiB" % rss)
 
-    for f in failures:
-        print("FAIL: " + f)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_browser_test import chromium  # noqa: E402  (one Chromium invocation for both tests)
+from report_support import finish  # noqa: E402
 
 # The page's geometry (report.hpp's page_js): plot from x = PL to W - PR.
 W, PL, PR = 1180, 64, 150
@@ -256,10 +257,7 @@ def main():
         expect(body.get("data-skip-steps") == "6" and body.get("data-skip-marks") == "3",
                "data-skip-steps %r, data-skip-marks %r" % (body.get("data-skip-steps"), body.get("data-skip-marks")))
 
-    for f in failures:
-        print("FAIL: " + f)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":
