@@ -3,8 +3,8 @@
 // detector configurations side by side: simic's preset for the trainer and
 // the reference preset (simic::make_reference_monitor()).
 //
-// matrix.hpp holds what is common (the matrix, the worker pool, the scores,
-// the reports); each trainer its faults, matrices and cases:
+// matrix.hpp holds what is common (the matrix, the cases' forked workers,
+// the scores, the reports); each trainer its faults, matrices and cases:
 //   ppo      examples/ppo_lstm (ppo_trainer.hpp): one run per case, its
 //            recorded signals replayed through both presets; unit: the update
 //   char_lm  examples/char_lm (char_lm_trainer.hpp): one run per case and

@@ -1,31 +1,27 @@
 // bench/detection: what is common to every example trainer the detection
 // benchmark runs: the faults and the matrix of cases, the injection draw, the
-// forked worker pool, the scores (recall, delay, false alarms, escalation,
-// slow faults), the markdown and JSON reports, and the quick matrix's
-// assertions. Each trainer (ppo_trainer.hpp, char_lm_trainer.hpp) supplies a
-// `trainer`: its faults, its matrices, how to run one case, and its task
-// metric for the slow-fault rule.
+// cases run in forked workers (bench/common/forked_pool.hpp), the scores
+// (recall, delay, false alarms, escalation, slow faults), the markdown and
+// JSON reports, and the quick matrix's assertions. Each trainer
+// (ppo_trainer.hpp, char_lm_trainer.hpp) supplies a `trainer`: its faults,
+// its matrices, how to run one case, and its task metric for the slow-fault
+// rule.
 #pragma once
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "../common/forked_pool.hpp"
 #include "simic/core/anomaly.hpp"
 #include "simic/core/detail/format.hpp"
 
@@ -147,7 +143,7 @@ std::vector<std::uint8_t> debug_steps(const Changes& changes, std::uint64_t step
   return out;
 }
 
-// ---- the worker pool ----------------------------------------------------------
+// ---- a case's result between processes ---------------------------------------
 
 inline nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
 inline double number(const nlohmann::json& j) {
@@ -189,67 +185,15 @@ inline case_result deserialize(const std::string& text) {
   return r;
 }
 
-// Runs every case in up to `jobs` forked workers (LibTorch seeds and thread
-// settings are process-wide); each writes its result to a pipe.
+// Runs every case in a forked worker of its own, up to `jobs` at once
+// (LibTorch seeds and thread settings are process-wide).
 inline std::vector<case_result> run_all(const trainer& t, const std::vector<case_spec>& cases, int jobs) {
-  struct worker {
-    pid_t pid;
-    int fd;
-    std::size_t index;
-    std::string out;
-  };
-  std::vector<case_result> results(cases.size());
-  std::vector<worker> running;
-  std::size_t next = 0, done = 0;
-  while (done < cases.size()) {
-    while (next < cases.size() && static_cast<int>(running.size()) < jobs) {
-      int fds[2];
-      if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-      std::fflush(nullptr);
-      const pid_t pid = fork();
-      if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-      if (pid == 0) {
-        close(fds[0]);
-        std::string text;
-        try {
-          text = serialize(t.run_case(cases[next]));
-        } catch (const std::exception& e) {
-          case_result r;
-          r.error = e.what();
-          text = serialize(r);
-        }
-        std::size_t off = 0;
-        while (off < text.size()) {
-          const ssize_t n = write(fds[1], text.data() + off, text.size() - off);
-          if (n <= 0) _exit(3);
-          off += static_cast<std::size_t>(n);
-        }
-        close(fds[1]);
-        _exit(0);
-      }
-      close(fds[1]);
-      running.push_back({pid, fds[0], next, {}});
-      ++next;
-    }
-    // Drain the first worker to finish writing (each result is read whole).
-    worker w = running.front();
-    running.erase(running.begin());
-    char buf[65536];
-    for (ssize_t n; (n = read(w.fd, buf, sizeof buf)) > 0;) w.out.append(buf, static_cast<std::size_t>(n));
-    close(w.fd);
-    int status = 0;
-    waitpid(w.pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || w.out.empty()) {
-      results[w.index].error = "worker failed (status " + std::to_string(status) + ")";
-    } else {
-      results[w.index] = deserialize(w.out);
-    }
-    ++done;
-    std::fprintf(stderr, "[%s %zu/%zu] %s: %.1f s%s%s\n", t.name.c_str(), done, cases.size(),
-                 t.label(cases[w.index]).c_str(), results[w.index].seconds,
-                 results[w.index].error.empty() ? "" : " ERROR: ", results[w.index].error.c_str());
-  }
-  return results;
+  return bench::run_forked<case_result>(
+      cases.size(), jobs, [&](std::size_t i) { return t.run_case(cases[i]); }, serialize, deserialize,
+      [&](std::size_t i, std::size_t done, const case_result& r) {
+        std::fprintf(stderr, "[%s %zu/%zu] %s: %.1f s%s%s\n", t.name.c_str(), done, cases.size(),
+                     t.label(cases[i]).c_str(), r.seconds, r.error.empty() ? "" : " ERROR: ", r.error.c_str());
+      });
 }
 
 // ---- scores -----------------------------------------------------------------

@@ -28,7 +28,7 @@
 // guard's snapshot interval and count (simic's defaults otherwise); --faults
 // runs only the faults of these --inject kinds (e.g. lr-spike) beside the
 // healthy runs; --json writes every run's result (metric, curve, digest,
-// rollbacks, times). Each run is a forked process (pool.hpp). Not a test: it
+// rollbacks, times). Each run is a forked process (run.hpp). Not a test: it
 // prints the tables and exits 0 unless a run failed.
 #include <algorithm>
 #include <chrono>
@@ -39,15 +39,16 @@
 #include <fstream>
 #include <numeric>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "char_lm/lm.hpp"
 #include "char_lm/options.hpp"
-#include "pool.hpp"
 #include "ppo_lstm/cartpole.hpp"
 #include "ppo_lstm/model.hpp"
 #include "ppo_lstm/options.hpp"
 #include "ppo_lstm/ppo.hpp"
+#include "run.hpp"
 #include "simic/core/detail/format.hpp"
 
 namespace recovery_bench {
@@ -100,6 +101,23 @@ std::string rollback_list(const examples_common::recovery_summary& r) {
   return out;
 }
 
+// A trainer's run options (char_lm::run_options, ppo_lstm::run_options) for
+// `r`: its seed, its fault (the matrix's LR spike), the guard at the
+// settings' interval and count; no progress lines.
+template <class Options, class Injection>
+void set_run(Options& o, const run_spec& r, const settings& st, const std::vector<fault_def>& faults,
+             Injection (*parse_injection)(std::string_view)) {
+  o.seed = r.seed;
+  o.progress_lines = false;
+  o.lr_spike_factor = spike_factor;
+  if (r.fault >= 0) o.injections.push_back(parse_injection(faults[static_cast<std::size_t>(r.fault)].spec));
+  o.recovery.recover = r.recover;
+  if (r.recover) {
+    o.recovery.every = st.every;
+    o.recovery.keep = st.keep;
+  }
+}
+
 template <class Summary>
 void fill_recovery(run_result& r, const Summary& s) {
   r.digest = s.weights_digest;
@@ -145,16 +163,8 @@ trainer_def char_lm_def(const settings& st) {
     o.batch = 16;
     o.steps = st.lm_steps;
     o.eval_every = eval;
-    o.seed = r.seed;
     o.threads = 1;
-    o.progress_lines = false;
-    o.lr_spike_factor = spike_factor;
-    if (r.fault >= 0) o.injections.push_back(char_lm::parse_injection(faults[static_cast<std::size_t>(r.fault)].spec));
-    o.recovery.recover = r.recover;
-    if (r.recover) {
-      o.recovery.every = st.every;
-      o.recovery.keep = st.keep;
-    }
+    set_run(o, r, st, faults, char_lm::parse_injection);
     const char_lm::run_summary s = char_lm::run(o);
     run_result out;
     out.metric = s.final_valid_loss;
@@ -194,16 +204,7 @@ trainer_def ppo_def(const settings& st) {
   t.run = [st, faults = t.faults](const run_spec& r) {
     ppo_lstm::run_options o;
     o.updates = st.ppo_updates;
-    o.seed = r.seed;
-    o.progress_lines = false;
-    o.lr_spike_factor = spike_factor;
-    if (r.fault >= 0)
-      o.injections.push_back(ppo_lstm::parse_injection(faults[static_cast<std::size_t>(r.fault)].spec));
-    o.recovery.recover = r.recover;
-    if (r.recover) {
-      o.recovery.every = st.every;
-      o.recovery.keep = st.keep;
-    }
+    set_run(o, r, st, faults, ppo_lstm::parse_injection);
     const ppo_lstm::run_summary s = ppo_lstm::run(o);
     run_result out;
     for (const auto& u : s.updates) out.curve.push_back(u.mean_return);

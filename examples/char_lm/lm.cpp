@@ -47,18 +47,11 @@ torch::Tensor bytes_of(const std::string& text) {
   return t.to(torch::kLong);
 }
 
-// What a run is resumed from, and where its checkpoints go.
-struct continuity {
-  const examples_common::loaded_checkpoint* resume = nullptr;  // --resume (null: a new run)
-  examples_common::run_definition definition;                  // the run's, recorded in each checkpoint
-  std::string checkpoint_path;                                 // "" : no checkpoints
-};
-
 template <class Monitor>
 class trainer {
  public:
   trainer(const run_options& o, corpus data, std::shared_ptr<simic::jsonl_sink> events,
-          std::shared_ptr<simic::tensorboard_sink> tensorboard, continuity c)
+          std::shared_ptr<simic::tensorboard_sink> tensorboard, examples_common::continuity c)
       : o_(o),
         seeded_(seed(o)),
         model_(model_options{.vocab = vocab, .d_model = o.d_model, .heads = o.heads, .layers = o.layers,
@@ -71,7 +64,7 @@ class trainer {
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
         events_(std::move(events)),
         tensorboard_(std::move(tensorboard)),
-        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink()})),
+        tel_(make_telemetry<Monitor>(o, *model_, {examples_common::counting_sink(event_counts_)})),
         definition_(std::move(c.definition)),
         checkpoint_path_(std::move(c.checkpoint_path)),
         events_file_(examples_common::absolute_path(o.events_path)) {
@@ -138,15 +131,6 @@ class trainer {
     at::set_num_threads(o.threads);
     torch::manual_seed(o.seed);
     return true;
-  }
-
-  // Counts every event by name (on the hub's thread; read after close()).
-  // The events and TensorBoard files are added once the run can start.
-  std::shared_ptr<simic::sink> counting_sink() {
-    auto counts = event_counts_;
-    return std::make_shared<simic::callback_sink>(
-        [counts](const simic::event& e) { ++(*counts)[std::string(e.name())]; }, simic::callback_sink::finish_fn{},
-        "event_counts");
   }
 
   // `batch` random windows of context + 1 bytes of the training text.
@@ -320,33 +304,16 @@ class trainer {
   // `step`, into the checkpoint file (PATH.tmp, then renamed). A failure
   // keeps the previous file, is counted and printed; training goes on.
   void write_checkpoint(std::uint64_t step) {
-    examples_common::checkpoint_header h{.trainer = "char_lm",
-                                         .position = step,
-                                         .events_before = tel_->events().counts().emitted,
-                                         .events_file = events_file_,
-                                         .definition = definition_};
-    std::string error;
-    try {
-      const std::string bytes = examples_common::make_checkpoint(
-          *model_, opt_, h, step, [&](torch::serialize::OutputArchive& ar) {
-            simic::save_session(ar, *tel_);
-            if (guard_) guard_->save(ar);
-            examples_common::state_writer w(ar, "trainer");
-            own_state(w, done_, data_rng_, epoch_loss_, epoch_n_, last_epoch_step_, sum_);
-          });
-      error = examples_common::write_file_atomically(checkpoint_path_, bytes);
-    } catch (const std::exception& e) {
-      error = first_line(e.what());
-    }
-    if (error.empty()) {
-      ++sum_.checkpoints.written;
-      sum_.checkpoints.last_at = step;
-    } else {
-      ++sum_.checkpoints.failed;
-      sum_.checkpoints.last_error = error;
-      std::fprintf(stderr, "char_lm: checkpoint at step %llu failed (the previous one is kept): %s\n",
-                   static_cast<unsigned long long>(step), error.c_str());
-    }
+    const examples_common::checkpoint_header h{.trainer = "char_lm",
+                                               .position = step,
+                                               .events_before = tel_->events().counts().emitted,
+                                               .events_file = events_file_,
+                                               .definition = definition_};
+    examples_common::write_run_checkpoint(sum_.checkpoints, checkpoint_path_, "step", h, step, *model_, opt_, *tel_,
+                                          guard_, [&](examples_common::state_writer& w) {
+                                            own_state(w, done_, data_rng_, epoch_loss_, epoch_n_, last_epoch_step_,
+                                                      sum_);
+                                          });
   }
 
   // The trainer's own state in a checkpoint: where it is, its data
@@ -382,11 +349,7 @@ class trainer {
     });
     v.records("anomalies", s.anomalies, [](auto& f, anomaly_record& r) {
       f("step", r.step);
-      f("kind", r.kind);
-      f("detail", r.detail);
-      f("severity", r.severity);
-      f("value", r.value);
-      f("threshold", r.threshold);
+      examples_common::anomaly_fields(f, r);
     });
     v.records("level_changes", s.level_changes, [](auto& f, level_change& r) {
       f("step", r.step);
@@ -401,13 +364,11 @@ class trainer {
               [](auto& f, examples_common::rollback_record& r) { examples_common::rollback_fields(f, r); });
   }
 
-  // recovery: --resume. Everything is read and checked before anything is
-  // applied (the model's shapes, the optimizer, the session, the guard, the
-  // trainer's state); a checkpoint that does not fit changes nothing.
+  // recovery: --resume (a checkpoint that does not fit changes nothing). The
+  // summary is read into a copy of this one, so that what a checkpoint does
+  // not hold (the files, the options) stays as this run set it.
   void restore(const examples_common::loaded_checkpoint& c) {
-    examples_common::restore_checkpoint(c, *model_, opt_, [&](torch::serialize::InputArchive& ar) {
-      std::function<void()> session = simic::stage_session(ar, *tel_);
-      std::function<void()> guard = guard_ ? guard_->stage(ar) : std::function<void()>{};
+    const auto stage_own = [&](examples_common::state_reader& r) {
       struct own {
         std::uint64_t done = 0, epoch_n = 0, last_epoch_step = 0;
         std::mt19937_64 rng;
@@ -415,45 +376,23 @@ class trainer {
         run_summary sum;
       };
       auto st = std::make_shared<own>();
-      examples_common::state_reader r(ar, "trainer");
+      st->sum = sum_;
       own_state(r, st->done, st->rng, st->epoch_loss, st->epoch_n, st->last_epoch_step, st->sum);
       if (st->done != c.header.position || st->done > o_.steps || st->sum.steps.size() != st->done)
         throw simic::archive_error("the trainer's state is at step " + std::to_string(st->done) + " with " +
                                    std::to_string(st->sum.steps.size()) + " step records; the checkpoint says step " +
                                    std::to_string(c.header.position) + " of " + std::to_string(o_.steps));
-      return std::function<void()>([this, session, guard, st] {
-        session();
-        if (guard) guard();
+      return std::function<void()>([this, st] {
         done_ = st->done;
         data_rng_ = st->rng;
         epoch_loss_ = st->epoch_loss;
         epoch_n_ = st->epoch_n;
         last_epoch_step_ = st->last_epoch_step;
-        run_summary& s = st->sum;
-        sum_.steps_done = s.steps_done;
-        sum_.optimizer_steps = s.optimizer_steps;
-        sum_.epochs = s.epochs;
-        sum_.final_train_loss = s.final_train_loss;
-        sum_.final_valid_loss = s.final_valid_loss;
-        sum_.steps = std::move(s.steps);
-        sum_.epoch_log = std::move(s.epoch_log);
-        sum_.anomalies = std::move(s.anomalies);
-        sum_.level_changes = std::move(s.level_changes);
-        sum_.skips = std::move(s.skips);
-        sum_.recovery.rollbacks = std::move(s.recovery.rollbacks);
+        sum_ = std::move(st->sum);
       });
-    });
-    sum_.checkpoints.resumed_from = c.path;
-    sum_.checkpoints.resumed_at = c.header.position;
-    sum_.checkpoints.events_before = c.header.events_before;
-    sum_.checkpoints.events_file_before = c.header.events_file;
-    if (o_.progress_lines) {
-      std::printf("resumed from %s at step %llu (the events before it: the first %llu lines of %s)\n", c.path.c_str(),
-                  static_cast<unsigned long long>(c.header.position),
-                  static_cast<unsigned long long>(c.header.events_before),
-                  c.header.events_file.empty() ? "no file" : c.header.events_file.c_str());
-      std::fflush(stdout);
-    }
+    };
+    examples_common::restore_run(c, *model_, opt_, *tel_, guard_, stage_own, sum_.checkpoints, "step",
+                                 o_.progress_lines);
   }
 
   void print_step(const step_record& rec) {
@@ -468,21 +407,11 @@ class trainer {
   }
 
   void finish() {
-    examples_common::note_events(sum_, tel_->close(close_deadline), events_);
-    sum_.event_counts = *event_counts_;
-    sum_.checks = tel_->checks();
-    tel_->for_each_sensor([&](const auto& s) {
-      if (s.measurements() > 0) sum_.sensor_events[std::string(s.name)] = s.measurements();
-    });
+    examples_common::note_close(sum_, *tel_, events_, *event_counts_);
     torch::NoGradGuard ng;
     for (const auto& p : params_) sum_.weights_finite = sum_.weights_finite && torch::isfinite(p).all().item<bool>();
     sum_.weights_digest = examples_common::weights_digest(params_);
-    if (guard_) {
-      sum_.recovery.lr_scale = guard_->lr_scale();
-      sum_.recovery.snapshots_held = guard_->snapshots();
-      sum_.recovery.snapshot_file_failures = guard_->file_failures();
-      sum_.recovery.snapshot_seconds = guard_->snapshot_seconds();
-    }
+    examples_common::note_guard(sum_.recovery, guard_);
   }
 
   const run_options& o_;
@@ -514,7 +443,7 @@ class trainer {
 
 template <class Monitor>
 run_summary run_with(const run_options& o, corpus data, std::shared_ptr<simic::jsonl_sink> events,
-                     std::shared_ptr<simic::tensorboard_sink> tensorboard, continuity c) {
+                     std::shared_ptr<simic::tensorboard_sink> tensorboard, examples_common::continuity c) {
   trainer<Monitor> t(o, std::move(data), std::move(events), std::move(tensorboard), std::move(c));
   return t.run();
 }
@@ -526,18 +455,8 @@ run_summary run(const run_options& o) {
   // options, the data, then the events file and the TensorBoard directory.
   o.validate();
   corpus data = load_fortunes(o.data_dir);
-  continuity c;
-  c.definition = o.definition(data.train.size(), data.valid.size());
-  std::optional<examples_common::loaded_checkpoint> resume;
-  if (!o.recovery.resume_path.empty()) {
-    resume = examples_common::read_checkpoint(o.recovery.resume_path, "char_lm", c.definition);
-    examples_common::check_resumed_events(*resume, o.events_path);
-    c.resume = &*resume;
-  }
-  if (o.recovery.checkpoint_every != 0) {
-    c.checkpoint_path = o.recovery.checkpoint_file(o.events_path);
-    examples_common::check_checkpoint_path(c.checkpoint_path);
-  }
+  examples_common::continuity c = examples_common::open_continuity(
+      o.recovery, "char_lm", o.definition(data.train.size(), data.valid.size()), o.events_path);
   std::shared_ptr<simic::jsonl_sink> events = open_events(o);
   std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(o);
   try {

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <span>
 #include <sstream>
@@ -49,7 +50,10 @@
 #include "simic/core/anomaly.hpp"
 #include "simic/core/level.hpp"
 #include "simic/recovery/training_state.hpp"
+#include "simic/session_state.hpp"
 #include "recovery_options.hpp"
+#include "summary.hpp"
+#include "text.hpp"
 
 namespace examples_common {
 
@@ -380,15 +384,18 @@ class state_reader {
     }
   }
 
+  // ar_.try_read(key, out), what LibTorch throws an archive_error naming the key.
+  template <class T>
+  bool try_read(const std::string& key, T& out) {
+    try {
+      return ar_.try_read(key, out);
+    } catch (const std::exception& e) {
+      throw simic::archive_error("cannot read '" + key + "': " + first_line(e.what()));
+    }
+  }
   at::Tensor tensor(const std::string& key) {
     at::Tensor t;
-    bool found = false;
-    try {
-      found = ar_.try_read(key, t);
-    } catch (const std::exception& e) {
-      throw simic::archive_error("cannot read '" + key + "': " + examples_first_line(e.what()));
-    }
-    if (!found || !t.defined()) throw simic::archive_error("the checkpoint lacks '" + key + "'");
+    if (!try_read(key, t) || !t.defined()) throw simic::archive_error("the checkpoint lacks '" + key + "'");
     // A tensor must lie in its stored bytes (the file may have been edited).
     if (t.numel() > 0 && (!t.has_storage() || !t.is_contiguous() || t.storage_offset() != 0 ||
                           static_cast<std::size_t>(t.numel()) * t.element_size() > t.storage().nbytes()))
@@ -412,13 +419,7 @@ class state_reader {
   }
   c10::IValue ivalue(const std::string& key) {
     c10::IValue v;
-    bool found = false;
-    try {
-      found = ar_.try_read(key, v);
-    } catch (const std::exception& e) {
-      throw simic::archive_error("cannot read '" + key + "': " + examples_first_line(e.what()));
-    }
-    if (!found) throw simic::archive_error("the checkpoint lacks '" + key + "'");
+    if (!try_read(key, v)) throw simic::archive_error("the checkpoint lacks '" + key + "'");
     return v;
   }
   std::string text(const std::string& key) {
@@ -438,11 +439,21 @@ class state_reader {
     }
     return out;
   }
-  static std::string examples_first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
   torch::serialize::InputArchive& ar_;
   std::string prefix_;
 };
+
+// The fields both trainers' anomaly records share (what was reported, not
+// where), for state_writer::records / state_reader::records.
+template <class V, class Record>
+void anomaly_fields(V& v, Record& r) {
+  v("kind", r.kind);
+  v("detail", r.detail);
+  v("severity", r.severity);
+  v("value", r.value);
+  v("threshold", r.threshold);
+}
 
 // A checkpoint read from a file and checked for its trainer and its run's
 // options; restore_checkpoint() applies it.
@@ -454,6 +465,19 @@ struct loaded_checkpoint {
 
 namespace detail {
 
+// The header's fields after "format" (checked first, alone), for
+// state_writer (Header: const checkpoint_header) and state_reader; its
+// options as two lists, names and values.
+template <class V, class Header>
+void header_fields(V& v, Header& h, std::vector<std::string>& names, std::vector<std::string>& values) {
+  v("trainer", h.trainer);
+  v("position", h.position);
+  v("events_before", h.events_before);
+  v("events_file", h.events_file);
+  v("option_names", names);
+  v("option_values", values);
+}
+
 inline void write_header(torch::serialize::OutputArchive& ar, const checkpoint_header& h) {
   std::vector<std::string> names, values;
   for (const auto& [n, v] : h.definition) {
@@ -462,12 +486,7 @@ inline void write_header(torch::serialize::OutputArchive& ar, const checkpoint_h
   }
   state_writer w(ar, "checkpoint");
   w("format", checkpoint_format);
-  w("trainer", h.trainer);
-  w("position", h.position);
-  w("events_before", h.events_before);
-  w("events_file", h.events_file);
-  w("option_names", names);
-  w("option_values", values);
+  header_fields(w, h, names, values);
 }
 
 inline checkpoint_header read_header(torch::serialize::InputArchive& ar) {
@@ -479,12 +498,7 @@ inline checkpoint_header read_header(torch::serialize::InputArchive& ar) {
                                std::to_string(checkpoint_format));
   checkpoint_header h;
   std::vector<std::string> names, values;
-  r("trainer", h.trainer);
-  r("position", h.position);
-  r("events_before", h.events_before);
-  r("events_file", h.events_file);
-  r("option_names", names);
-  r("option_values", values);
+  header_fields(r, h, names, values);
   if (names.size() != values.size())
     throw simic::archive_error("'checkpoint.option_names' and 'checkpoint.option_values' differ in length");
   for (std::size_t i = 0; i < names.size(); ++i) h.definition.emplace_back(names[i], values[i]);
@@ -576,6 +590,99 @@ inline void restore_checkpoint(const loaded_checkpoint& c, torch::nn::Module& mo
     throw std::invalid_argument("--resume: '" + c.path + "' cannot be restored: " + e.what());
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument("--resume: '" + c.path + "' cannot be restored: " + e.what());
+  }
+}
+
+// What a run continues from and where its checkpoints go.
+struct continuity {
+  std::optional<loaded_checkpoint> resume;  // --resume (none: a new run)
+  run_definition definition;                // the run's, recorded in each checkpoint
+  std::string checkpoint_path;              // "" : no checkpoints
+};
+
+// A run's continuity from its options: --resume read and checked against
+// `definition` and --events (read_checkpoint, check_resumed_events), the
+// checkpoint file's directory made (check_checkpoint_path); each refusal a
+// usage error before any file of the run is touched.
+inline continuity open_continuity(const recovery_settings& r, std::string_view trainer, run_definition definition,
+                                  const std::string& events_path) {
+  continuity c;
+  c.definition = std::move(definition);
+  if (!r.resume_path.empty()) {
+    c.resume = read_checkpoint(r.resume_path, trainer, c.definition);
+    check_resumed_events(*c.resume, events_path);
+  }
+  if (r.checkpoint_every != 0) {
+    c.checkpoint_path = r.checkpoint_file(events_path);
+    check_checkpoint_path(c.checkpoint_path);
+  }
+  return c;
+}
+
+// A trainer's whole-run checkpoint (make_checkpoint): the session, the guard
+// (none without --recover) and the trainer's own state (`own(writer)`, under
+// "trainer."), written to `path` atomically. A failure keeps the previous
+// file, is counted in `sum` and printed ("TRAINER: checkpoint at UNIT N
+// failed ..."); training goes on.
+template <class Session, class Guard, class Own>
+void write_run_checkpoint(checkpoint_summary& sum, const std::string& path, const char* unit,
+                          const checkpoint_header& h, std::uint64_t data_position, torch::nn::Module& model,
+                          torch::optim::Optimizer& optimizer, const Session& session, const std::optional<Guard>& guard,
+                          Own&& own) {
+  std::string error;
+  try {
+    const std::string bytes =
+        make_checkpoint(model, optimizer, h, data_position, [&](torch::serialize::OutputArchive& ar) {
+          simic::save_session(ar, session);
+          if (guard) guard->save(ar);
+          state_writer w(ar, "trainer");
+          own(w);
+        });
+    error = write_file_atomically(path, bytes);
+  } catch (const std::exception& e) {
+    error = first_line(e.what());
+  }
+  if (error.empty()) {
+    ++sum.written;
+    sum.last_at = h.position;
+  } else {
+    ++sum.failed;
+    sum.last_error = error;
+    std::fprintf(stderr, "%s: checkpoint at %s %llu failed (the previous one is kept): %s\n", h.trainer.c_str(), unit,
+                 static_cast<unsigned long long>(h.position), error.c_str());
+  }
+}
+
+// --resume: restores `c` (restore_checkpoint) with the session, the guard
+// (none without --recover) and the trainer's own state: `stage_own(reader)`
+// reads and checks it ("trainer.") and returns what applies it. Everything
+// is read and checked before anything is applied. Then `sum` records where
+// the run resumed and, with progress lines, a line says so.
+template <class Session, class Guard, class StageOwn>
+void restore_run(const loaded_checkpoint& c, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                 Session& session, std::optional<Guard>& guard, StageOwn&& stage_own, checkpoint_summary& sum,
+                 const char* unit, bool progress_lines) {
+  restore_checkpoint(c, model, optimizer, [&](torch::serialize::InputArchive& ar) {
+    std::function<void()> session_part = simic::stage_session(ar, session);
+    std::function<void()> guard_part = guard ? guard->stage(ar) : std::function<void()>{};
+    state_reader r(ar, "trainer");
+    std::function<void()> own_part = stage_own(r);
+    return std::function<void()>([session_part, guard_part, own_part] {
+      session_part();
+      if (guard_part) guard_part();
+      own_part();
+    });
+  });
+  sum.resumed_from = c.path;
+  sum.resumed_at = c.header.position;
+  sum.events_before = c.header.events_before;
+  sum.events_file_before = c.header.events_file;
+  if (progress_lines) {
+    std::printf("resumed from %s at %s %llu (the events before it: the first %llu lines of %s)\n", c.path.c_str(),
+                unit, static_cast<unsigned long long>(c.header.position),
+                static_cast<unsigned long long>(c.header.events_before),
+                c.header.events_file.empty() ? "no file" : c.header.events_file.c_str());
+    std::fflush(stdout);
   }
 }
 

@@ -67,4 +67,14 @@ void rollback_fields(V& v, rollback_record& r) {
   v("attribution", r.attribution);
 }
 
+// The guard at the end of a run, into the summary (nothing without --recover).
+template <class Guard>
+void note_guard(recovery_summary& sum, const std::optional<Guard>& guard) {
+  if (!guard) return;
+  sum.lr_scale = guard->lr_scale();
+  sum.snapshots_held = guard->snapshots();
+  sum.snapshot_file_failures = guard->file_failures();
+  sum.snapshot_seconds = guard->snapshot_seconds();
+}
+
 }  // namespace examples_common

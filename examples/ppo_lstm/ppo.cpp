@@ -84,18 +84,12 @@ bool stop_requested() noexcept { return simic::signal_guard::requested(); }
 // Thrown out of a rollout cut short by a signal: its batch is not trained on.
 struct interrupted_rollout {};
 
-// What a run is resumed from, and where its checkpoints go.
-struct continuity {
-  const examples_common::loaded_checkpoint* resume = nullptr;  // --resume (null: a new run)
-  examples_common::run_definition definition;                  // the run's, recorded in each checkpoint
-  std::string checkpoint_path;                                 // "" : no checkpoints
-};
-
 template <class Monitor>
 class trainer {
  public:
   trainer(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
-          std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp, continuity c)
+          std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp,
+          examples_common::continuity c)
       : o_(o),
         seeded_(seed(o)),
         env_(o.envs, o.seed + static_cast<std::uint64_t>(o.parallel.rank)),  // each rank its own environments
@@ -105,7 +99,8 @@ class trainer {
         event_counts_(std::make_shared<std::map<std::string, std::uint64_t>>()),
         events_(events),
         dp_(std::move(dp)),
-        tel_(make_telemetry<Monitor>(o, *model_, {counting_sink(event_counts_)}, dp_ ? dp_->agreement : nullptr)),
+        tel_(make_telemetry<Monitor>(o, *model_, {examples_common::counting_sink(event_counts_)},
+                                     dp_ ? dp_->agreement : nullptr)),
         profiler_(simic::profiler_options{.enabled = !o.profile_dir.empty(),
                                           .dir = o.profile_dir.empty() ? "profile" : o.profile_dir}),
         timers_(!o.profile_dir.empty()),
@@ -189,12 +184,6 @@ class trainer {
     at::set_num_threads(o.threads);
     torch::manual_seed(o.seed);
     return true;
-  }
-  // Counts every event the session emits, by name (on the hub's thread; read after close()).
-  static std::shared_ptr<simic::sink> counting_sink(std::shared_ptr<std::map<std::string, std::uint64_t>> counts) {
-    return std::make_shared<simic::callback_sink>(
-        [counts](const simic::event& e) { ++(*counts)[std::string(e.name())]; }, simic::callback_sink::finish_fn{},
-        "event_counts");
   }
 
   // ---- rollout: T steps of E environments; LSTM state read at each sequence start
@@ -429,75 +418,41 @@ class trainer {
   // update `u`, into the checkpoint file (PATH.tmp, then renamed). A failure
   // keeps the previous file, is counted and printed; training goes on.
   void write_checkpoint(std::uint64_t u) {
-    examples_common::checkpoint_header h{.trainer = "ppo_lstm",
-                                         .position = u,
-                                         .events_before = tel_->events().counts().emitted,
-                                         .events_file = events_file_,
-                                         .definition = definition_};
-    std::string error;
-    try {
-      const std::string bytes =
-          examples_common::make_checkpoint(*model_, opt_, h, u, [&](torch::serialize::OutputArchive& ar) {
-            simic::save_session(ar, *tel_);
-            if (guard_) guard_->save(ar);
-            examples_common::state_writer w(ar, "trainer");
-            own o = own_now();
-            own_state(w, o);
-          });
-      error = examples_common::write_file_atomically(checkpoint_path_, bytes);
-    } catch (const std::exception& e) {
-      error = first_line(e.what());
-    }
-    if (error.empty()) {
-      ++sum_.checkpoints.written;
-      sum_.checkpoints.last_at = u;
-    } else {
-      ++sum_.checkpoints.failed;
-      sum_.checkpoints.last_error = error;
-      std::fprintf(stderr, "ppo_lstm: checkpoint at update %llu failed (the previous one is kept): %s\n",
-                   static_cast<unsigned long long>(u), error.c_str());
-    }
+    const examples_common::checkpoint_header h{.trainer = "ppo_lstm",
+                                               .position = u,
+                                               .events_before = tel_->events().counts().emitted,
+                                               .events_file = events_file_,
+                                               .definition = definition_};
+    examples_common::write_run_checkpoint(sum_.checkpoints, checkpoint_path_, "update", h, u, *model_, opt_, *tel_,
+                                          guard_, [&](examples_common::state_writer& w) {
+                                            own o = own_now();
+                                            own_state(w, o, sum_);
+                                          });
   }
 
   // The trainer's own state in a checkpoint: the environments, the LSTM
-  // state carried to the next rollout, the returns, the gradient fault's
-  // ramp, and the summary's records.
+  // state carried to the next rollout, the returns and the gradient fault's
+  // ramp (`own`), and the records of the summary `s` (written from this
+  // run's, read into a copy of it: restore()).
   struct own {
     std::uint64_t done = 0, drift_steps = 0;
     cartpole_vec::saved_state env;
     torch::Tensor h, c, keep;
     std::deque<double> recent;
     std::vector<double> epoch_returns;
-    run_summary sum;
   };
   own own_now() const {
-    own o;
-    o.done = done_;
-    o.drift_steps = grad_faults_.drift_steps();
-    o.env = env_.saved();
-    o.h = h_;
-    o.c = c_;
-    o.keep = keep_;
-    o.recent = recent_;
-    o.epoch_returns = epoch_returns_;
-    const run_summary& s = sum_;
-    o.sum.updates_done = s.updates_done;
-    o.sum.mean_return = s.mean_return;
-    o.sum.best_mean_return = s.best_mean_return;
-    o.sum.episodes = s.episodes;
-    o.sum.optimizer_steps = s.optimizer_steps;
-    o.sum.epochs = s.epochs;
-    o.sum.updates = s.updates;
-    o.sum.anomalies = s.anomalies;
-    o.sum.clears = s.clears;
-    o.sum.level_changes = s.level_changes;
-    o.sum.debug = s.debug;
-    o.sum.skips = s.skips;
-    o.sum.recovery.rollbacks = s.recovery.rollbacks;
-    return o;
+    return {.done = done_,
+            .drift_steps = grad_faults_.drift_steps(),
+            .env = env_.saved(),
+            .h = h_,
+            .c = c_,
+            .keep = keep_,
+            .recent = recent_,
+            .epoch_returns = epoch_returns_};
   }
   template <class V>
-  static void own_state(V& v, own& o) {
+  static void own_state(V& v, own& o, run_summary& s) {
     v("update", o.done);
     v("drift_steps", o.drift_steps);
     v("env.rng", o.env.rng);
@@ -510,7 +465,6 @@ class trainer {
     v("lstm.keep", o.keep);
     v("recent_returns", o.recent);
     v("epoch_returns", o.epoch_returns);
-    run_summary& s = o.sum;
     v("updates_done", s.updates_done);
     v("mean_return", s.mean_return);
     v("best_mean_return", s.best_mean_return);
@@ -531,11 +485,7 @@ class trainer {
     v.records("anomalies", s.anomalies, [](auto& f, anomaly_record& r) {
       f("update", r.update);
       f("step", r.step);
-      f("kind", r.kind);
-      f("detail", r.detail);
-      f("severity", r.severity);
-      f("value", r.value);
-      f("threshold", r.threshold);
+      examples_common::anomaly_fields(f, r);
     });
     v.records("clears", s.clears, [](auto& f, clear_record& r) {
       f("update", r.update);
@@ -563,71 +513,51 @@ class trainer {
               [](auto& f, examples_common::rollback_record& r) { examples_common::rollback_fields(f, r); });
   }
 
-  // recovery: --resume. Everything is read and checked before anything is
-  // applied (the model's shapes, the optimizer, the session, the guard, the
-  // environments, the trainer's state); a checkpoint that does not fit
-  // changes nothing.
+  // recovery: --resume (a checkpoint that does not fit changes nothing; the
+  // environments are checked too). The summary is read into a copy of this
+  // one, so that what a checkpoint does not hold (the files, the options)
+  // stays as this run set it.
   void restore(const examples_common::loaded_checkpoint& c) {
-    examples_common::restore_checkpoint(c, *model_, opt_, [&](torch::serialize::InputArchive& ar) {
-      std::function<void()> session = simic::stage_session(ar, *tel_);
-      std::function<void()> guard = guard_ ? guard_->stage(ar) : std::function<void()>{};
-      auto st = std::make_shared<own>();
-      examples_common::state_reader r(ar, "trainer");
-      own_state(r, *st);
+    const auto stage_own = [&](examples_common::state_reader& r) {
+      struct staged {
+        own o;
+        run_summary sum;
+      };
+      auto st = std::make_shared<staged>();
+      st->sum = sum_;
+      own_state(r, st->o, st->sum);
+      const own& o = st->o;
       const auto fits = [](const torch::Tensor& t, std::vector<std::int64_t> shape) {
         return t.scalar_type() == torch::kFloat && t.sizes() == torch::IntArrayRef(shape);
       };
-      if (st->done != c.header.position || st->done > o_.updates || st->sum.updates.size() != st->done)
-        throw simic::archive_error("the trainer's state is at update " + std::to_string(st->done) + " with " +
+      if (o.done != c.header.position || o.done > o_.updates || st->sum.updates.size() != o.done)
+        throw simic::archive_error("the trainer's state is at update " + std::to_string(o.done) + " with " +
                                    std::to_string(st->sum.updates.size()) +
                                    " update records; the checkpoint says update " + std::to_string(c.header.position) +
                                    " of " + std::to_string(o_.updates));
-      if (!fits(st->h, {o_.envs, o_.hidden}) || !fits(st->c, {o_.envs, o_.hidden}) || !fits(st->keep, {o_.envs}))
+      if (!fits(o.h, {o_.envs, o_.hidden}) || !fits(o.c, {o_.envs, o_.hidden}) || !fits(o.keep, {o_.envs}))
         throw simic::archive_error("'trainer.lstm.*' do not have the shapes of " + std::to_string(o_.envs) +
                                    " environments x " + std::to_string(o_.hidden) + " (float)");
       try {
-        env_.check(st->env);
+        env_.check(o.env);
       } catch (const std::invalid_argument& e) {
         throw simic::archive_error(std::string("'trainer.env.*': ") + e.what());
       }
-      return std::function<void()>([this, session, guard, st] {
-        session();
-        if (guard) guard();
-        done_ = st->done;
-        grad_faults_.set_drift_steps(st->drift_steps);
-        env_.restore(std::move(st->env));
-        h_ = st->h;
-        c_ = st->c;
-        keep_ = st->keep;
-        recent_ = std::move(st->recent);
-        epoch_returns_ = std::move(st->epoch_returns);
-        run_summary& s = st->sum;
-        sum_.updates_done = s.updates_done;
-        sum_.mean_return = s.mean_return;
-        sum_.best_mean_return = s.best_mean_return;
-        sum_.episodes = s.episodes;
-        sum_.optimizer_steps = s.optimizer_steps;
-        sum_.epochs = s.epochs;
-        sum_.updates = std::move(s.updates);
-        sum_.anomalies = std::move(s.anomalies);
-        sum_.clears = std::move(s.clears);
-        sum_.level_changes = std::move(s.level_changes);
-        sum_.debug = std::move(s.debug);
-        sum_.skips = std::move(s.skips);
-        sum_.recovery.rollbacks = std::move(s.recovery.rollbacks);
+      return std::function<void()>([this, st] {
+        own& o = st->o;
+        done_ = o.done;
+        grad_faults_.set_drift_steps(o.drift_steps);
+        env_.restore(std::move(o.env));
+        h_ = o.h;
+        c_ = o.c;
+        keep_ = o.keep;
+        recent_ = std::move(o.recent);
+        epoch_returns_ = std::move(o.epoch_returns);
+        sum_ = std::move(st->sum);
       });
-    });
-    sum_.checkpoints.resumed_from = c.path;
-    sum_.checkpoints.resumed_at = c.header.position;
-    sum_.checkpoints.events_before = c.header.events_before;
-    sum_.checkpoints.events_file_before = c.header.events_file;
-    if (o_.progress_lines) {
-      std::printf("resumed from %s at update %llu (the events before it: the first %llu lines of %s)\n",
-                  c.path.c_str(), static_cast<unsigned long long>(c.header.position),
-                  static_cast<unsigned long long>(c.header.events_before),
-                  c.header.events_file.empty() ? "no file" : c.header.events_file.c_str());
-      std::fflush(stdout);
-    }
+    };
+    examples_common::restore_run(c, *model_, opt_, *tel_, guard_, stage_own, sum_.checkpoints, "update",
+                                 o_.progress_lines);
   }
 
   // ---- epoch end: the session ticks and emits the epoch summary
@@ -714,20 +644,10 @@ class trainer {
       sum_.weights_checksum = {sum, squares};
       sum_.weights_digest = examples_common::weights_digest(params_);
     }
-    if (guard_) {
-      sum_.recovery.lr_scale = guard_->lr_scale();
-      sum_.recovery.snapshots_held = guard_->snapshots();
-      sum_.recovery.snapshot_file_failures = guard_->file_failures();
-      sum_.recovery.snapshot_seconds = guard_->snapshot_seconds();
-    }
+    examples_common::note_guard(sum_.recovery, guard_);
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
-    examples_common::note_events(sum_, tel_->close(close_deadline), events_);
-    sum_.event_counts = *event_counts_;
-    sum_.checks = tel_->checks();
-    tel_->for_each_sensor([&](const auto& s) {
-      if (s.measurements() > 0) sum_.sensor_events[std::string(s.name)] = s.measurements();
-    });
+    examples_common::note_close(sum_, *tel_, events_, *event_counts_);
     sum_.weights_finite = all_finite(params_);
     if (dp_) {
       sum_.all_reduces = dp_->all_reduce->collectives();
@@ -764,7 +684,7 @@ class trainer {
 template <class Monitor>
 run_summary run_with(const run_options& o, std::shared_ptr<simic::jsonl_sink> events,
                      std::shared_ptr<simic::tensorboard_sink> tensorboard, std::unique_ptr<data_parallel> dp,
-                     continuity c) {
+                     examples_common::continuity c) {
   trainer<Monitor> t(o, std::move(events), std::move(tensorboard), std::move(dp), std::move(c));
   return t.run();
 }
@@ -795,18 +715,8 @@ run_summary run(const run_options& o) {
     mine.progress_lines = o.progress_lines && o.parallel.rank == 0;  // one rank prints progress
     if (!o.profile_dir.empty()) mine.profile_dir = o.profile_dir + "/rank" + std::to_string(o.parallel.rank);
   }
-  continuity c;
-  c.definition = o.definition();
-  std::optional<examples_common::loaded_checkpoint> resume;
-  if (!o.recovery.resume_path.empty()) {
-    resume = examples_common::read_checkpoint(o.recovery.resume_path, "ppo_lstm", c.definition);
-    examples_common::check_resumed_events(*resume, o.events_path);
-    c.resume = &*resume;
-  }
-  if (o.recovery.checkpoint_every != 0) {
-    c.checkpoint_path = o.recovery.checkpoint_file(o.events_path);
-    examples_common::check_checkpoint_path(c.checkpoint_path);
-  }
+  examples_common::continuity c =
+      examples_common::open_continuity(o.recovery, "ppo_lstm", o.definition(), o.events_path);
   check_profile_dir(mine.profile_dir);
   std::shared_ptr<simic::jsonl_sink> events = open_events(mine);
   std::shared_ptr<simic::tensorboard_sink> tensorboard = open_tensorboard(mine);

@@ -1,23 +1,18 @@
 // bench/recovery: one training run as the matrix sees it (what to run, what
-// came of it), and the forked worker pool that runs them (LibTorch's seed
-// and thread settings are process-wide, so each run has a process of its own).
+// came of it), and how the matrix runs them: each in a forked worker of its
+// own (bench/common/forked_pool.hpp), its result sent back as JSON.
 #pragma once
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <limits>
-#include <map>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "../common/forked_pool.hpp"
 
 namespace recovery_bench {
 
@@ -96,79 +91,19 @@ inline run_result deserialize(const std::string& text) {
   return r;
 }
 
-// Runs every spec in up to `jobs` forked workers, each writing its result
-// (a few KiB: within a pipe's buffer) to its pipe and exiting; the parent
-// takes whichever finishes first. `label` names a spec in the progress lines
-// on stderr.
+// Runs every spec in a forked worker of its own, up to `jobs` at once;
+// `label` names a spec in the progress lines on stderr.
 inline std::vector<run_result> run_all(const std::vector<run_spec>& specs, int jobs,
                                        const std::function<run_result(const run_spec&)>& run,
                                        const std::function<std::string(const run_spec&)>& label) {
-  struct worker {
-    int fd;
-    std::size_t index;
-  };
-  std::vector<run_result> results(specs.size());
-  std::map<pid_t, worker> running;
-  std::size_t next = 0, done = 0;
-  while (done < specs.size()) {
-    while (next < specs.size() && static_cast<int>(running.size()) < jobs) {
-      int fds[2];
-      if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-      std::fflush(nullptr);
-      const pid_t pid = fork();
-      if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-      if (pid == 0) {
-        close(fds[0]);
-        std::string text;
-        try {
-          text = serialize(run(specs[next]));
-        } catch (const std::exception& e) {
-          run_result r;
-          r.error = e.what();
-          text = serialize(r);
-        }
-        std::size_t off = 0;
-        while (off < text.size()) {
-          const ssize_t n = write(fds[1], text.data() + off, text.size() - off);
-          if (n <= 0) _exit(3);
-          off += static_cast<std::size_t>(n);
-        }
-        close(fds[1]);
-        _exit(0);
-      }
-      close(fds[1]);
-      running[pid] = {fds[0], next};
-      ++next;
-    }
-    int status = 0;
-    const pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-    const auto it = running.find(pid);
-    if (it == running.end()) continue;
-    const worker w = it->second;
-    running.erase(it);
-    std::string out;
-    char buf[65536];
-    for (ssize_t n; (n = read(w.fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-    close(w.fd);
-    run_result& r = results[w.index];
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out.empty()) {
-      r.error = "worker failed (status " + std::to_string(status) + ")";
-    } else {
-      try {
-        r = deserialize(out);
-      } catch (const std::exception& e) {
-        r = run_result{};
-        r.error = std::string("unreadable result: ") + e.what();
-      }
-    }
-    ++done;
-    std::fprintf(stderr, "[%zu/%zu] %s: %.1f s, metric %.4g, %llu rollbacks, %llu skips%s%s%s\n", done, specs.size(),
-                 label(specs[w.index]).c_str(), r.seconds, r.metric, static_cast<unsigned long long>(r.rollbacks),
-                 static_cast<unsigned long long>(r.skips), r.stopped ? ", stopped" : "",
-                 r.error.empty() ? "" : " ERROR: ", r.error.c_str());
-  }
-  return results;
+  return bench::run_forked<run_result>(
+      specs.size(), jobs, [&](std::size_t i) { return run(specs[i]); }, serialize, deserialize,
+      [&](std::size_t i, std::size_t done, const run_result& r) {
+        std::fprintf(stderr, "[%zu/%zu] %s: %.1f s, metric %.4g, %llu rollbacks, %llu skips%s%s%s\n", done,
+                     specs.size(), label(specs[i]).c_str(), r.seconds, r.metric,
+                     static_cast<unsigned long long>(r.rollbacks), static_cast<unsigned long long>(r.skips),
+                     r.stopped ? ", stopped" : "", r.error.empty() ? "" : " ERROR: ", r.error.c_str());
+      });
 }
 
 }  // namespace recovery_bench
