@@ -30,6 +30,9 @@
 // it for a resumed run or a rollback (session_state.hpp):
 //
 //   template <class Out> void save(Out& archive, const std::string& prefix) const
+//       or save(archive, prefix, std::span<const at::Tensor> weights): the
+//       session's watched parameters, so that state equal to them can be
+//       written as them (an archive stores a storage once)
 //   template <class In> std::function<void()> stage(In& archive, const std::string& prefix)
 //       reads and validates (throwing simic::archive_error) without changing
 //       anything, and returns what applies it (which cannot fail)
