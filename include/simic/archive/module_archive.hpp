@@ -50,8 +50,11 @@ struct staged_tensor {
   at::Tensor loaded;  // what the archive holds, checked against it
 };
 
-inline std::string load_module_what(const c10::Error& e) { return e.what_without_backtrace(); }
-inline std::string load_module_what(const std::exception& e) { return e.what(); }
+// An exception's message; LibTorch's without the C++ backtrace it appends.
+inline std::string load_module_what(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
 
 // Reads and checks every tensor of `module` (and its serializable children)
 // from `ar`, changing nothing.
@@ -66,8 +69,6 @@ inline void stage_module(torch::serialize::InputArchive& ar, torch::nn::Module& 
     bool found = false;
     try {
       found = ar.try_read(name, t, buffer);
-    } catch (const c10::Error& e) {
-      throw archive_error(std::string(who) + ": " + kind + " '" + key + "' cannot be read: " + load_module_what(e));
     } catch (const std::exception& e) {
       throw archive_error(std::string(who) + ": " + kind + " '" + key + "' cannot be read: " + load_module_what(e));
     }
