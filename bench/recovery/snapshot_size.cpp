@@ -49,9 +49,10 @@ row measure(std::int64_t width, std::int64_t depth) {
     if (guard.step(step, s).resp.act == simic::action::proceed) opt.step();
   }
   row r;
-  for (const auto& p : net->parameters()) r.parameters += p.numel();
-  for (const auto& p : net->parameters()) r.state_bytes += static_cast<std::uint64_t>(p.numel()) * 4 * 3;
-  r.state_bytes += 8 * net->parameters().size();  // Adam's step counts
+  for (const auto& p : net->parameters()) {
+    r.parameters += p.numel();
+    r.state_bytes += static_cast<std::uint64_t>(p.numel()) * 4 * 3 + 8;  // weights, both moments; the step count
+  }
   r.snapshot_bytes = guard.held_bytes();
   tel.close();
   return r;
