@@ -125,6 +125,8 @@ void run_options::validate() const {
   simic::require_argument(dp.timeout_s >= 1 && dp.timeout_s <= 3600, where, "timeout_s", dp.timeout_s, "[1, 3600]");
   simic::require_argument(static_cast<unsigned>(dp.events) <= 1u, where, "events_ranks", static_cast<unsigned>(dp.events),
           "every or rank0");
+  simic::require_argument(eval_episodes >= 0 && eval_episodes <= 4096, where, "eval_episodes", eval_episodes,
+                          "[0, 4096]");
   simic::require_argument(memory_budget >= 1, where, "memory_budget", memory_budget, ">= 1 byte");
   recovery.validate(where, events_path, effective_max_skips());
   const bool continuity = recovery.recover || recovery.checkpoint_every != 0 || !recovery.resume_path.empty();
@@ -193,6 +195,8 @@ PPO with an LSTM policy on CartPole, monitored by simic.
   --lr X             Adam learning rate (default 0.001)
   --hidden N         LSTM width (default 64)
   --threads N        LibTorch intra-op threads (default 1)
+  --evaluate N       at the end, play N episodes greedily with the final policy
+                     and print their mean return (1..4096; default: none)
   --max-memory-gib N refuse options whose estimated memory exceeds N GiB (default 8)
 data-parallel (docs/trainer.md):
   --ranks N          train as N processes on 127.0.0.1 (1..64; default 1): this
@@ -281,6 +285,8 @@ parsed_command_line parse_command_line(const std::vector<std::string>& args) {
       o.hidden = static_cast<int>(int_in(1, 4096));
     } else if (a == "--threads") {
       o.threads = static_cast<int>(int_in(1, 256));
+    } else if (a == "--evaluate") {
+      o.eval_episodes = static_cast<int>(int_in(1, 4096));
     } else if (a == "--ranks") {
       o.parallel.ranks = static_cast<int>(int_in(1, max_ranks));
     } else if (a == "--rank") {

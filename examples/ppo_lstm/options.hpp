@@ -117,6 +117,7 @@ struct run_options {
   // output
   bool progress_lines = true;        // one line per update on stdout
   bool record_signals = false;       // keep every check's signals in the summary (tests)
+  int eval_episodes = 0;             // greedy episodes the final policy plays (evaluate.hpp); 0: none
   // resources
   std::uint64_t memory_budget = default_memory_budget;  // bytes the estimate may reach (--max-memory-gib)
 

@@ -25,6 +25,7 @@
 #include <span>
 
 #include "cartpole.hpp"
+#include "evaluate.hpp"
 #include "gae.hpp"
 #include "model.hpp"
 #include "faults.hpp"
@@ -644,6 +645,7 @@ class trainer {
       sum_.weights_checksum = {sum, squares};
       sum_.weights_digest = examples_common::weights_digest(params_);
     }
+    if (o_.eval_episodes > 0) sum_.eval_return = greedy_return(model_, o_.eval_episodes, evaluation_seed);
     examples_common::note_guard(sum_.recovery, guard_);
     if (auto trace = profiler_.close()) tel_->emit(*trace);
     if (!o_.profile_dir.empty()) tel_->emit(timers_.take());
@@ -747,6 +749,7 @@ std::string describe(const run_summary& s) {
   out += format("optimizer steps %llu, skipped %zu, checks %llu, epochs %llu\n",
                                static_cast<unsigned long long>(s.optimizer_steps), s.skips.size(),
                                static_cast<unsigned long long>(s.checks), static_cast<unsigned long long>(s.epochs));
+  if (!std::isnan(s.eval_return)) out += format("greedy evaluation: mean return %.1f\n", s.eval_return);
   out += examples_common::describe_anomalies(s, "update", [](const anomaly_record& a) { return a.update; });
   out += "\n";
   out += examples_common::describe_recovery(s.recovery, s.checkpoints, "update");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -143,6 +144,9 @@ struct run_summary {
   examples_common::recovery_summary recovery;
   examples_common::checkpoint_summary checkpoints;
   std::uint64_t weights_digest = 0;  // FNV-1a 64 of the final weights' bytes (examples/common/checkpoint.hpp)
+  // The final policy's greedy mean return over options.eval_episodes episodes
+  // (evaluate.hpp; the same start states for every seed); NaN when not asked for.
+  double eval_return = std::numeric_limits<double>::quiet_NaN();
 
   std::size_t count(simic::anomaly_kind k) const { return examples_common::count_of(anomalies, k); }
   std::size_t count(simic::severity s) const { return examples_common::count_of(anomalies, s); }

@@ -3,7 +3,7 @@
 // diagnostics, and the level returns afterwards; a healthy run stays clean;
 // every detector in the trainer's monitor sees its signal; the monitor's
 // skip/stop responses are obeyed.
-#include <doctest/doctest.h>
+#include "support/torch_doctest.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "evaluate.hpp"
 #include "options.hpp"
 #include "ppo.hpp"
 
@@ -492,6 +493,16 @@ TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with t
         std::string::npos);
   CHECK(parse_command_line({"--detectors", "reference"}).options.detectors == detector_preset::reference);
   CHECK(parse_command_line({}).options.detectors == detector_preset::simic);
+  CHECK(message([] { parse_command_line({"--evaluate", "0"}); }).find("--evaluate") != std::string::npos);
+  CHECK(message([] { parse_command_line({"--evaluate", "4097"}); }).find("--evaluate") != std::string::npos);
+  CHECK(parse_command_line({"--evaluate", "1"}).options.eval_episodes == 1);
+  CHECK(parse_command_line({"--evaluate", "4096"}).options.eval_episodes == 4096);
+  CHECK(parse_command_line({}).options.eval_episodes == 0);
+  run_options bad_eval = small_run();
+  bad_eval.eval_episodes = -1;
+  CHECK(message([&] { bad_eval.validate(); }).find("eval_episodes") != std::string::npos);
+  bad_eval.eval_episodes = 4097;
+  CHECK(message([&] { bad_eval.validate(); }).find("[0, 4096]") != std::string::npos);
   // run() validates too, before anything runs.
   run_options bad = small_run();
   bad.minibatches = 0;
@@ -513,4 +524,83 @@ TEST_CASE("--detectors reference runs the reference preset: every check, relativ
   for (const auto& u : ref.updates) escalated += u.level == level::debug;
   CHECK(escalated > 15);
   for (const auto& a : ref.anomalies) CHECK_FALSE(std::isnan(a.value));
+}
+
+// ---- greedy evaluation (evaluate.hpp) -----------------------------------------
+
+namespace {
+
+// A policy whose greedy action is `action` whatever it sees: zero actor
+// weights, and a bias that favours the action.
+lstm_policy constant_policy(int action) {
+  lstm_policy m(cartpole_vec::obs_dim, cartpole_vec::actions, 8);
+  torch::NoGradGuard ng;
+  m->actor->weight.zero_();
+  m->actor->bias.zero_();
+  m->actor->bias[action] = 5.0;
+  return m;
+}
+
+// The reference: the same environments stepped with the constant action,
+// each one's first episode's return, averaged in double.
+double first_episodes_mean(int episodes, std::uint64_t seed, int max_steps, std::int64_t action) {
+  cartpole_vec env(episodes, seed, max_steps);
+  std::vector<double> first(static_cast<std::size_t>(episodes), -1.0);
+  std::vector<double> running(static_cast<std::size_t>(episodes), 0.0);
+  cartpole_vec::step_result r;
+  const std::vector<std::int64_t> actions(static_cast<std::size_t>(episodes), action);
+  for (int t = 0; t < max_steps; ++t) {
+    env.step(actions, r);
+    for (int e = 0; e < episodes; ++e) {
+      running[static_cast<std::size_t>(e)] += r.reward[static_cast<std::size_t>(e)];
+      if (r.done[static_cast<std::size_t>(e)] && first[static_cast<std::size_t>(e)] < 0.0)
+        first[static_cast<std::size_t>(e)] = running[static_cast<std::size_t>(e)];
+    }
+  }
+  double sum = 0.0;
+  for (double f : first) {
+    REQUIRE(f >= 1.0);  // every first episode ended within max_steps
+    sum += f;
+  }
+  return sum / episodes;
+}
+
+}  // namespace
+
+TEST_CASE("greedy evaluation: a constant policy scores the mean of its first episodes, stepped by hand") {
+  for (const std::int64_t action : {0, 1}) {
+    CAPTURE(action);
+    lstm_policy m = constant_policy(static_cast<int>(action));
+    const double got = greedy_return(m, 16, evaluation_seed);
+    const double want = first_episodes_mean(16, evaluation_seed, 500, action);
+    CHECK(got == want);
+    // A constant push drops the pole in 8 to 11 steps from any start in
+    // U(-0.05, 0.05)^4 (its 16 corners simulated in float64 by hand).
+    CHECK(got >= 8.0);
+    CHECK(got <= 11.0);
+    // Another generator, other episodes; the same one, the same score.
+    CHECK(greedy_return(m, 16, evaluation_seed) == got);
+    CHECK(greedy_return(m, 16, evaluation_seed + 1) == first_episodes_mean(16, evaluation_seed + 1, 500, action));
+  }
+}
+
+TEST_CASE("greedy evaluation: the time limit bounds each episode (below, at and above the fall)") {
+  lstm_policy m = constant_policy(1);
+  // The pole does not fall within 7 steps from any start (8 at the earliest,
+  // above): below the fall every episode ends at the limit.
+  CHECK(greedy_return(m, 8, evaluation_seed, 1) == 1.0);
+  CHECK(greedy_return(m, 8, evaluation_seed, 7) == 7.0);
+  // At and above the fall the limit no longer decides alone.
+  for (const int limit : {8, 11, 500})
+    CHECK(greedy_return(m, 8, evaluation_seed, limit) == first_episodes_mean(8, evaluation_seed, limit, 1));
+  CHECK(greedy_return(m, 8, evaluation_seed, 500) <= 11.0);
+}
+
+TEST_CASE("greedy evaluation: bad arguments are rejected, naming them") {
+  lstm_policy m = constant_policy(0);
+  CHECK_THROWS_WITH_AS(greedy_return(m, 0, 1), doctest::Contains("episodes"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(greedy_return(m, 4097, 1), doctest::Contains("[1, 4096]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(greedy_return(m, 1, 1, 0), doctest::Contains("max_steps"), std::invalid_argument);
+  CHECK(greedy_return(m, 1, 1, 1) == 1.0);
+  CHECK(greedy_return(m, 4096, 1, 1) == 1.0);
 }
