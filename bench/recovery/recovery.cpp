@@ -7,15 +7,16 @@
 //     end with the same weights (digest) and the same task metric;
 //   - each weight-corrupting fault, injected half way, without and with the
 //     guard: the loss x1e6 for one optimizer step, the learning rate x50 for 3
-//     steps (char_lm) or 3 updates (PPO), and a poisoned batch (char_lm: a
+//     optimizer steps (PPO also for 3 whole updates), and a poisoned batch (char_lm: a
 //     batch of random bytes, and a NaN batch; PPO: a NaN gradient for one
 //     update, and an update without reward);
 //
 // and scores a run "within 5 %" when its final task metric m satisfies
 // |m - h| <= 0.05 |h| for h the same seed's healthy run without the guard.
 // char_lm's metric is the final validation loss (lower is better), PPO's the
-// mean return over the last 10 updates (each a rolling mean of the last 20
-// episodes; higher is better). It also reports the guard's cost: its time in
+// final policy's greedy mean return over 32 episodes (examples/ppo_lstm/
+// evaluate.hpp; higher is better), with training's mean return over the last
+// 10 updates (each a rolling mean of the last 20 episodes) beside it. It also reports the guard's cost: its time in
 // snapshots against the training time, and the snapshot bytes it held against
 // the model and optimizer state (parameters x 4 bytes x 3 for Adam).
 //
@@ -61,6 +62,7 @@ constexpr double spike_factor = 50.0;
 constexpr double tolerance = 0.05;
 // PPO's task metric: the mean of the last updates' rolling mean returns.
 constexpr std::size_t ppo_metric_updates = 10;
+constexpr int ppo_eval_episodes = 32;
 
 struct settings {
   std::uint64_t lm_steps = 1500;
@@ -71,8 +73,9 @@ struct settings {
 };
 
 struct fault_def {
-  std::string label;  // what the table says
-  std::string spec;   // the trainer's --inject
+  std::string label;       // what the table says
+  std::string spec;        // the trainer's --inject
+  int lr_spike_steps = 0;  // PPO's lr-spike on its update's first steps only (run_options::lr_spike_steps)
 };
 
 // The faults --faults keeps: those whose --inject kind it names.
@@ -87,6 +90,7 @@ std::vector<fault_def> selected(std::vector<fault_def> all, const settings& st) 
 
 struct trainer_def {
   std::string name, title, unit, metric_name, length_note;
+  std::string training_metric_name;  // "" : the runs have no second measure
   bool higher_better = false;
   std::uint64_t length = 0, inject_at = 0;
   std::vector<fault_def> faults;
@@ -184,7 +188,9 @@ trainer_def ppo_def(const settings& st) {
   t.name = "ppo";
   t.title = "PPO (examples/ppo_lstm)";
   t.unit = "update";
-  t.metric_name = format("mean return over the last %zu updates (higher is better)", ppo_metric_updates);
+  t.metric_name = format("the final policy's greedy mean return over %d episodes (evaluate.hpp; higher is better)",
+                         ppo_eval_episodes);
+  t.training_metric_name = format("training's mean return over the last %zu updates", ppo_metric_updates);
   t.higher_better = true;
   t.length = st.ppo_updates;
   t.inject_at = std::max<std::uint64_t>(1, st.ppo_updates / 2);
@@ -196,7 +202,8 @@ trainer_def ppo_def(const settings& st) {
   const std::string at = std::to_string(t.inject_at);
   t.faults = {
       {"loss x1e6, 1 step", "loss-scale@" + at},
-      {"LR x50, 3 updates", "lr-spike@" + at + "-" + std::to_string(t.inject_at + 2)},
+      {"LR x50, 3 steps (the update's first 3 optimizer steps)", "lr-spike@" + at, 3},
+      {"LR x50, 3 updates (24 optimizer steps)", "lr-spike@" + at + "-" + std::to_string(t.inject_at + 2)},
       {"poisoned batch: NaN gradient, 1 update", "nan-grad@" + at},
       {"poisoned batch: no reward, 1 update", "reward-drop@" + at},
   };
@@ -204,13 +211,18 @@ trainer_def ppo_def(const settings& st) {
   t.run = [st, faults = t.faults](const run_spec& r) {
     ppo_lstm::run_options o;
     o.updates = st.ppo_updates;
+    o.eval_episodes = ppo_eval_episodes;
     set_run(o, r, st, faults, ppo_lstm::parse_injection);
+    if (r.fault >= 0) o.lr_spike_steps = faults[static_cast<std::size_t>(r.fault)].lr_spike_steps;
     const ppo_lstm::run_summary s = ppo_lstm::run(o);
     run_result out;
     for (const auto& u : s.updates) out.curve.push_back(u.mean_return);
     const std::size_t n = std::min(ppo_metric_updates, out.curve.size());
-    out.metric = n == 0 ? 0.0 : std::accumulate(out.curve.end() - static_cast<std::ptrdiff_t>(n), out.curve.end(), 0.0) /
-                                    static_cast<double>(n);
+    out.training_metric =
+        n == 0 ? 0.0
+               : std::accumulate(out.curve.end() - static_cast<std::ptrdiff_t>(n), out.curve.end(), 0.0) /
+                     static_cast<double>(n);
+    out.metric = s.eval_return;
     out.done = s.updates_done;
     fill_recovery(out, s);
     const ppo_lstm::lstm_policy m(ppo_lstm::cartpole_vec::obs_dim, ppo_lstm::cartpole_vec::actions, o.hidden);
@@ -264,11 +276,16 @@ std::string report(const trainer_def& t, const settings& st, const std::vector<s
                t.length_note.c_str(), static_cast<unsigned long long>(seeds.front()),
                static_cast<unsigned long long>(seeds.back()), t.unit.c_str(),
                static_cast<unsigned long long>(t.inject_at), st.every, st.keep, t.metric_name.c_str(), seconds);
+  const bool second = !t.training_metric_name.empty();
+  if (second)
+    md += format("Beside it, %s (\"training\"): within 5 %% of the healthy run's, without / with the guard.\n\n",
+                 t.training_metric_name.c_str());
   md += "| run | within 5 % without recovery | within 5 % with `--recover` | no worse than 5 % without / with | "
-        "rollbacks (per run) | skips without / with | stops without / with | median metric without / with |\n";
-  md += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        "rollbacks (per run) | skips without / with | stops without / with | median metric without / with |";
+  md += second ? " training within 5 % without / with |\n" : "\n";
+  md += second ? "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" : "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const row& r : rows) {
-    std::size_t in_off = 0, in_on = 0, nw_off = 0, nw_on = 0, stops_off = 0, stops_on = 0;
+    std::size_t in_off = 0, in_on = 0, nw_off = 0, nw_on = 0, stops_off = 0, stops_on = 0, tr_off = 0, tr_on = 0;
     std::uint64_t rb = 0, sk_off = 0, sk_on = 0;
     std::string per;
     std::vector<double> m_off, m_on;
@@ -276,6 +293,8 @@ std::string report(const trainer_def& t, const settings& st, const std::vector<s
       const double h = healthy.off[i]->metric;
       in_off += within(r.off[i]->metric, h);
       in_on += within(r.on[i]->metric, h);
+      tr_off += within(r.off[i]->training_metric, healthy.off[i]->training_metric);
+      tr_on += within(r.on[i]->training_metric, healthy.off[i]->training_metric);
       nw_off += not_worse(r.off[i]->metric, h, t.higher_better);
       nw_on += not_worse(r.on[i]->metric, h, t.higher_better);
       stops_off += r.off[i]->stopped;
@@ -289,12 +308,13 @@ std::string report(const trainer_def& t, const settings& st, const std::vector<s
       errors += !r.off[i]->error.empty() + !r.on[i]->error.empty();
     }
     if (&r != &healthy && 10 * in_on < 9 * n) ++unmet;
-    md += format("| %s%s | %zu of %zu | %zu of %zu | %zu / %zu | %llu (%s) | %llu / %llu | %zu / %zu | %s / %s |\n",
+    md += format("| %s%s | %zu of %zu | %zu of %zu | %zu / %zu | %llu (%s) | %llu / %llu | %zu / %zu | %s / %s |",
                  r.label.c_str(), r.spec.empty() ? "" : (" (`" + r.spec + "`)").c_str(), in_off, n, in_on, n, nw_off,
                  nw_on,
                  static_cast<unsigned long long>(rb), per.c_str(), static_cast<unsigned long long>(sk_off),
                  static_cast<unsigned long long>(sk_on), stops_off, stops_on,
                  metric_text(median(m_off)).c_str(), metric_text(median(m_on)).c_str());
+    md += second ? format(" %zu / %zu |\n", tr_off, tr_on) : std::string("\n");
   }
   // Healthy: identical with and without the guard?
   std::size_t same_digest = 0, same_metric = 0;
@@ -333,8 +353,9 @@ std::string report(const trainer_def& t, const settings& st, const std::vector<s
   // Per run.
   md += "\nPer run (seed: metric without / with the guard; with the guard: rollbacks as "
         "`" + t.unit + ":cause->restored update`, the final LR scale):\n\n";
-  md += "| run | seed | healthy | without | with | skips without / with | rollbacks | lr scale |\n";
-  md += "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  md += "| run | seed | healthy | without | with | skips without / with | rollbacks | lr scale |";
+  md += second ? " training: healthy, without / with |\n" : "\n";
+  md += second ? "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" : "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const row& r : rows)
     for (std::size_t i = 0; i < n; ++i) {
       const run_result& a = *r.off[i];
@@ -345,11 +366,14 @@ std::string report(const trainer_def& t, const settings& st, const std::vector<s
       if (b.stopped) with += " stopped";
       if (!a.error.empty()) without = "error: " + a.error;
       if (!b.error.empty()) with = "error: " + b.error;
-      md += format("| %s | %llu | %s | %s | %s | %llu / %llu | %s | %g |\n", i == 0 ? r.label.c_str() : "",
+      md += format("| %s | %llu | %s | %s | %s | %llu / %llu | %s | %g |", i == 0 ? r.label.c_str() : "",
                    static_cast<unsigned long long>(seeds[i]), metric_text(healthy.off[i]->metric).c_str(),
                    without.c_str(), with.c_str(), static_cast<unsigned long long>(a.skips),
                    static_cast<unsigned long long>(b.skips), b.rollback_list.empty() ? "-" : b.rollback_list.c_str(),
                    b.lr_scale);
+      md += second ? format(" %s, %s / %s |\n", metric_text(healthy.off[i]->training_metric).c_str(),
+                            metric_text(a.training_metric).c_str(), metric_text(b.training_metric).c_str())
+                   : std::string("\n");
     }
   return md;
 }

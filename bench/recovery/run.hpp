@@ -27,7 +27,10 @@ struct run_spec {
 struct run_result {
   std::string error;                // "" : it ran
   double metric = 0.0;              // the task metric at the end (char_lm: validation loss; PPO: mean return)
-  std::vector<double> curve;        // the metric along the run (char_lm: each evaluation; PPO: each update)
+  std::vector<double> curve;        // the metric along the run (char_lm: each evaluation; PPO: each update's mean return)
+  // A second measure shown beside the metric (PPO: training's mean return
+  // over the last updates; char_lm: none, NaN).
+  double training_metric = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t digest = 0;         // the final weights' FNV-1a 64
   std::uint64_t done = 0;           // steps (char_lm) or updates (PPO) done
   bool stopped = false;
@@ -48,6 +51,7 @@ inline std::string serialize(const run_result& r) {
   j["error"] = r.error;
   j["metric"] = r.metric;
   j["curve"] = r.curve;
+  j["training_metric"] = r.training_metric;
   j["digest"] = r.digest;
   j["done"] = r.done;
   j["stopped"] = r.stopped;
@@ -74,6 +78,7 @@ inline run_result deserialize(const std::string& text) {
   run_result r;
   r.error = j["error"];
   r.metric = number(j["metric"]);
+  r.training_metric = number(j["training_metric"]);
   for (const auto& x : j["curve"]) r.curve.push_back(number(x));
   r.digest = j["digest"];
   r.done = j["done"];

@@ -37,11 +37,13 @@ struct faults {
   double lr_factor = 1.0;      // lr-ramp: growth^k on the k-th update of the fault
   double reward_factor = 1.0;  // reward-decay: rate^k on the k-th update of the fault
   double spike_factor = default_lr_spike_factor;  // lr-spike's (run_options::lr_spike_factor)
+  int spike_steps = 0;  // lr-spike on the update's first steps only (run_options::lr_spike_steps; 0: all)
 
   static faults at(const std::vector<injection>& inj, std::uint64_t update,
-                   double lr_spike_factor = default_lr_spike_factor) {
+                   double lr_spike_factor = default_lr_spike_factor, int lr_spike_steps = 0) {
     faults f;
     f.spike_factor = lr_spike_factor;
+    f.spike_steps = lr_spike_steps;
     for (const auto& i : inj) {
       if (!i.covers(update)) continue;
       const double k = static_cast<double>(update - i.first + 1);
@@ -65,7 +67,11 @@ struct faults {
   }
 
   double reward_scale() const noexcept { return reward_drop ? 0.0 : reward_factor; }
-  double learning_rate(double lr) const noexcept { return (lr_spike ? lr * spike_factor : lr) * lr_factor; }
+  // The learning rate of the update's optimizer step `step` (0-based).
+  double learning_rate(double lr, int step) const noexcept {
+    const bool spiked = lr_spike && (spike_steps == 0 || step < spike_steps);
+    return (spiked ? lr * spike_factor : lr) * lr_factor;
+  }
   // loss-scale: the loss (and so its gradients) x1e6 at the update's first optimizer step (`step` 0).
   torch::Tensor loss(const torch::Tensor& l, int step) const {
     return loss_scale && step == 0 ? l * loss_scale_factor : l;

@@ -69,6 +69,7 @@ examples_common::run_definition run_options::definition() const {
               (i.last == until_end ? std::string() : std::to_string(i.last));
   add("--inject", faults.empty() ? "none" : faults);
   if (lr_spike_factor != default_lr_spike_factor) add("lr_spike_factor", format("%.17g", lr_spike_factor));
+  if (lr_spike_steps != 0) add("lr_spike_steps", std::to_string(lr_spike_steps));
   recovery.define(d);
   return d;
 }
@@ -113,6 +114,8 @@ void run_options::validate() const {
           "simic or reference");
   simic::require_argument(std::isfinite(lr_spike_factor) && lr_spike_factor > 0.0, where, "lr_spike_factor",
                           lr_spike_factor, "> 0 (finite)");
+  simic::require_argument(lr_spike_steps >= 0 && lr_spike_steps <= steps_per_update(), where, "lr_spike_steps",
+                          lr_spike_steps, "[0, ppo_epochs * minibatches]");
   for (const auto& inj : injections) {
     simic::require_argument(inj.first >= 1 && inj.first <= updates, where, "injection first update", inj.first, "[1, updates]");
     simic::require_argument(inj.last >= inj.first, where, "injection last update", inj.last, ">= first update");

@@ -109,6 +109,7 @@ struct run_options {
   std::string tensorboard_dir;       // TensorBoard event file's directory ("" : none)
   std::vector<injection> injections;
   double lr_spike_factor = default_lr_spike_factor;  // lr-spike: the learning rate times this (> 0)
+  int lr_spike_steps = 0;            // lr-spike: on the first N optimizer steps of each of its updates (0: all)
   data_parallel_options parallel;
   // recovery and resume (docs/trainer.md): --recover, --recover-every,
   // --recover-keep, --recover-dir, --checkpoint-every (updates), --checkpoint,

@@ -135,7 +135,7 @@ class trainer {
   run_summary run() {
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t u = done_ + 1; u <= o_.updates && !sum_.stopped && !stop_requested(); ++u) {
-      const faults f = faults::at(injections_here(), u, o_.lr_spike_factor);
+      const faults f = faults::at(injections_here(), u, o_.lr_spike_factor, o_.lr_spike_steps);
       tel_->begin_update();
       update_record rec;
       rec.update = u;
@@ -289,8 +289,6 @@ class trainer {
   void optimize(std::uint64_t u, const faults& f, const rollout_batch& b, std::optional<double> performance,
                 update_record& rec) {
     const int L = o_.seq_len, S = (o_.rollout / L) * o_.envs;
-    const double lr = f.learning_rate(o_.lr * lr_scale());  // recovery: x the rollbacks' scale (1 without any)
-    for (auto& g : opt_.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
     const simic::training_progress progress(u, o_.schedule());
     const int steps = o_.steps_per_update();
     const int mb_size = S / o_.minibatches;
@@ -331,6 +329,9 @@ class trainer {
         const auto ent = entropy.mean();
         const auto loss = f.loss(pg_loss + value_coef * v_loss - entropy_coef * ent, step);  // fault: loss-scale
 
+        // recovery: x the rollbacks' scale (1 without any); fault: lr-spike, lr-ramp
+        const double lr = f.learning_rate(o_.lr * lr_scale(), step);
+        for (auto& g : opt_.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
         opt_.zero_grad();
         loss.backward();
         grad_faults_.apply(f, *model_, *model_->lstm, model_->lstm->weight_hh);  // fault injection

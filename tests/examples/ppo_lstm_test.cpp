@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "evaluate.hpp"
+#include "faults.hpp"
 #include "options.hpp"
 #include "ppo.hpp"
 
@@ -498,6 +499,13 @@ TEST_CASE("injection specs and options: parsed exactly, bad ones rejected with t
   CHECK(parse_command_line({"--evaluate", "1"}).options.eval_episodes == 1);
   CHECK(parse_command_line({"--evaluate", "4096"}).options.eval_episodes == 4096);
   CHECK(parse_command_line({}).options.eval_episodes == 0);
+  run_options bad_spike = small_run();  // 2 x 2 = 4 optimizer steps an update
+  bad_spike.lr_spike_steps = -1;
+  CHECK(message([&] { bad_spike.validate(); }).find("lr_spike_steps") != std::string::npos);
+  bad_spike.lr_spike_steps = bad_spike.steps_per_update() + 1;
+  CHECK(message([&] { bad_spike.validate(); }).find("[0, ppo_epochs * minibatches]") != std::string::npos);
+  bad_spike.lr_spike_steps = bad_spike.steps_per_update();
+  CHECK(message([&] { bad_spike.validate(); }) == "(no error)");
   run_options bad_eval = small_run();
   bad_eval.eval_episodes = -1;
   CHECK(message([&] { bad_eval.validate(); }).find("eval_episodes") != std::string::npos);
@@ -603,4 +611,18 @@ TEST_CASE("greedy evaluation: bad arguments are rejected, naming them") {
   CHECK_THROWS_WITH_AS(greedy_return(m, 1, 1, 0), doctest::Contains("max_steps"), std::invalid_argument);
   CHECK(greedy_return(m, 1, 1, 1) == 1.0);
   CHECK(greedy_return(m, 4096, 1, 1) == 1.0);
+}
+
+TEST_CASE("lr-spike: x factor on every step of its updates, or on their first lr_spike_steps only") {
+  const std::vector<injection> inj{parse_injection("lr-spike@5")};
+  const faults all = faults::at(inj, 5, 50.0);
+  for (int step = 0; step < 8; ++step) CHECK(all.learning_rate(1e-3, step) == doctest::Approx(5e-2).epsilon(1e-15));
+  const faults first3 = faults::at(inj, 5, 50.0, 3);
+  CHECK(first3.learning_rate(1e-3, 0) == doctest::Approx(5e-2).epsilon(1e-15));
+  CHECK(first3.learning_rate(1e-3, 2) == doctest::Approx(5e-2).epsilon(1e-15));  // the last one spiked
+  CHECK(first3.learning_rate(1e-3, 3) == 1e-3);                                   // the first one not
+  CHECK(first3.learning_rate(1e-3, 7) == 1e-3);
+  // Outside the fault's updates nothing is spiked.
+  CHECK(faults::at(inj, 4, 50.0, 3).learning_rate(1e-3, 0) == 1e-3);
+  CHECK(faults::at(inj, 6, 50.0, 3).learning_rate(1e-3, 0) == 1e-3);
 }
