@@ -16,9 +16,10 @@
 // char_lm's metric is the final validation loss (lower is better), PPO's the
 // final policy's greedy mean return over 32 episodes (examples/ppo_lstm/
 // evaluate.hpp; higher is better), with training's mean return over the last
-// 10 updates (each a rolling mean of the last 20 episodes) beside it. It also reports the guard's cost: its time in
-// snapshots against the training time, and the snapshot bytes it held against
-// the model and optimizer state (parameters x 4 bytes x 3 for Adam).
+// 10 updates (each a rolling mean of the last 20 episodes) beside it. It also
+// reports the guard's cost: its time in snapshots against the training time,
+// and the snapshot bytes it held against the model and optimizer state
+// (parameters x 4 bytes x 3 for Adam).
 //
 //   recovery_matrix [--trainer ppo|char_lm|all] [--seeds N] [--jobs N] [--quick]
 //                   [--steps N] [--updates N] [--recover-every N] [--recover-keep K]
@@ -60,9 +61,10 @@ using simic::detail::format;
 // The learning-rate spike of the matrix (the trainers' default is 20).
 constexpr double spike_factor = 50.0;
 constexpr double tolerance = 0.05;
-// PPO's task metric: the mean of the last updates' rolling mean returns.
-constexpr std::size_t ppo_metric_updates = 10;
+// PPO's task metric: greedy episodes of the final policy; beside it, the mean
+// of the last updates' rolling mean returns.
 constexpr int ppo_eval_episodes = 32;
+constexpr std::size_t ppo_metric_updates = 10;
 
 struct settings {
   std::uint64_t lm_steps = 1500;

@@ -26,7 +26,7 @@ struct run_spec {
 
 struct run_result {
   std::string error;                // "" : it ran
-  double metric = 0.0;              // the task metric at the end (char_lm: validation loss; PPO: mean return)
+  double metric = 0.0;              // the task metric at the end (char_lm: validation loss; PPO: greedy return)
   std::vector<double> curve;        // the metric along the run (char_lm: each evaluation; PPO: each update's mean return)
   // A second measure shown beside the metric (PPO: training's mean return
   // over the last updates; char_lm: none, NaN).
