@@ -592,6 +592,51 @@ TEST_CASE("greedy evaluation: a constant policy scores the mean of its first epi
   }
 }
 
+TEST_CASE("greedy evaluation: only each environment's first episode counts, though some end twice first") {
+  // Random weights with a strong actor: actions that follow the observation,
+  // so episodes differ in length. The reference steps the same policy and
+  // environments and sums each one's rewards until its first episode ends.
+  torch::manual_seed(3);
+  lstm_policy m(cartpole_vec::obs_dim, cartpole_vec::actions, 16);
+  {
+    torch::NoGradGuard ng;
+    m->actor->weight.mul_(300.0);
+  }
+  constexpr int n = 16;
+  cartpole_vec env(n, evaluation_seed);
+  auto h = torch::zeros({n, 16}), c = torch::zeros({n, 16});
+  std::vector<double> running(n, 0.0), first(n, -1.0);
+  std::vector<std::int64_t> actions(n, 0);
+  cartpole_vec::step_result r;
+  int open = n, steps = 0;
+  int shortest = 1 << 30, longest = 0;
+  while (open > 0) {
+    torch::NoGradGuard ng;
+    const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {n, 4}).clone();
+    const auto out = m->step(obs, h, c, torch::ones({n}));
+    h = out.h;
+    c = out.c;
+    for (int e = 0; e < n; ++e) actions[e] = out.logits[e].argmax().item<std::int64_t>();
+    env.step(actions, r);
+    ++steps;
+    for (int e = 0; e < n; ++e) {
+      running[e] += r.reward[e];
+      if (r.done[e] && first[e] < 0.0) {
+        first[e] = running[e];
+        shortest = std::min(shortest, steps);
+        longest = std::max(longest, steps);
+        --open;
+      }
+    }
+  }
+  // The case this test is for: a short episode could end twice before the longest ends once.
+  REQUIRE(2 * shortest < longest);
+  double want = 0.0;
+  for (double f : first) want += f;
+  want /= n;
+  CHECK(greedy_return(m, n, evaluation_seed) == want);
+}
+
 TEST_CASE("greedy evaluation: the time limit bounds each episode (below, at and above the fall)") {
   lstm_policy m = constant_policy(1);
   // The pole does not fall within 7 steps from any start (8 at the earliest,
