@@ -596,45 +596,55 @@ TEST_CASE("greedy evaluation: only each environment's first episode counts, thou
   // Random weights with a strong actor: actions that follow the observation,
   // so episodes differ in length. The reference steps the same policy and
   // environments and sums each one's rewards until its first episode ends.
-  torch::manual_seed(3);
-  lstm_policy m(cartpole_vec::obs_dim, cartpole_vec::actions, 16);
-  {
+  constexpr int n = 16, hidden = 16;
+  struct reference {
+    double mean = 0.0;
+    int shortest = 1 << 30, longest = 0;
+  };
+  auto first_episodes = [&](lstm_policy& m) {
     torch::NoGradGuard ng;
-    m->actor->weight.mul_(300.0);
-  }
-  constexpr int n = 16;
-  cartpole_vec env(n, evaluation_seed);
-  auto h = torch::zeros({n, 16}), c = torch::zeros({n, 16});
-  std::vector<double> running(n, 0.0), first(n, -1.0);
-  std::vector<std::int64_t> actions(n, 0);
-  cartpole_vec::step_result r;
-  int open = n, steps = 0;
-  int shortest = 1 << 30, longest = 0;
-  while (open > 0) {
-    torch::NoGradGuard ng;
-    const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {n, 4}).clone();
-    const auto out = m->step(obs, h, c, torch::ones({n}));
-    h = out.h;
-    c = out.c;
-    for (int e = 0; e < n; ++e) actions[e] = out.logits[e].argmax().item<std::int64_t>();
-    env.step(actions, r);
-    ++steps;
-    for (int e = 0; e < n; ++e) {
-      running[e] += r.reward[e];
-      if (r.done[e] && first[e] < 0.0) {
+    cartpole_vec env(n, evaluation_seed);
+    auto h = torch::zeros({n, hidden}), c = torch::zeros({n, hidden});
+    std::vector<double> running(n, 0.0), first(n, -1.0);
+    std::vector<std::int64_t> actions(n, 0);
+    cartpole_vec::step_result r;
+    reference ref;
+    for (int open = n, steps = 1; open > 0; ++steps) {
+      const auto obs = torch::from_blob(const_cast<float*>(env.observations().data()), {n, 4}).clone();
+      const auto out = m->step(obs, h, c, torch::ones({n}));
+      h = out.h;
+      c = out.c;
+      for (int e = 0; e < n; ++e) actions[e] = out.logits[e].argmax().item<std::int64_t>();
+      env.step(actions, r);
+      for (int e = 0; e < n; ++e) {
+        running[e] += r.reward[e];
+        if (!r.done[e] || first[e] >= 0.0) continue;
         first[e] = running[e];
-        shortest = std::min(shortest, steps);
-        longest = std::max(longest, steps);
+        ref.shortest = std::min(ref.shortest, steps);
+        ref.longest = std::max(ref.longest, steps);
         --open;
       }
     }
+    for (double f : first) ref.mean += f / n;
+    return ref;
+  };
+  // The case this test is for: a short episode could end twice before the
+  // longest ends once. The first initialisation (by seed) that gives it.
+  bool found = false;
+  for (int seed = 1; seed <= 50 && !found; ++seed) {
+    torch::manual_seed(seed);
+    lstm_policy m(cartpole_vec::obs_dim, cartpole_vec::actions, hidden);
+    {
+      torch::NoGradGuard ng;
+      m->actor->weight.mul_(300.0);
+    }
+    const reference ref = first_episodes(m);
+    if (2 * ref.shortest >= ref.longest) continue;
+    found = true;
+    CAPTURE(seed);
+    CHECK(greedy_return(m, n, evaluation_seed) == doctest::Approx(ref.mean).epsilon(1e-12));
   }
-  // The case this test is for: a short episode could end twice before the longest ends once.
-  REQUIRE(2 * shortest < longest);
-  double want = 0.0;
-  for (double f : first) want += f;
-  want /= n;
-  CHECK(greedy_return(m, n, evaluation_seed) == want);
+  CHECK(found);
 }
 
 TEST_CASE("greedy evaluation: the time limit bounds each episode (below, at and above the fall)") {
