@@ -1,0 +1,166 @@
+// simic's Python module (`simic._simic`): the C++ session, its presets and
+// sinks, called from Python; it only turns Python values into signals and
+// the check's result back (docs/python.md, docs/decisions/python.md).
+#include <torch/extension.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "simic/emit/sink_jsonl.hpp"
+#include "simic/presets/ppo_session.hpp"
+#include "simic/presets/reference.hpp"
+#include "simic/presets/supervised_session.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using named = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// One interface over the presets' session types (chosen at run time).
+struct session_api {
+  virtual ~session_api() = default;
+  virtual const simic::check_result& step(const simic::signals& s) = 0;
+  virtual void end_epoch(std::optional<double> performance) = 0;
+  virtual void begin_update() = 0;
+  virtual void close() = 0;
+  virtual simic::level level() const = 0;
+};
+
+template <class S>
+struct session_impl final : session_api {
+  template <class... A>
+  explicit session_impl(A&&... a) : s(std::forward<A>(a)...) {}
+  const simic::check_result& step(const simic::signals& x) override { return s.step(x); }
+  void end_epoch(std::optional<double> p) override { s.end_epoch(p); }
+  void begin_update() override { s.begin_update(); }
+  void close() override { s.close(); }
+  simic::level level() const override { return s.level(); }
+  S s;
+};
+
+// simic.JsonlSink(path): the session makes the C++ sink when it starts.
+struct jsonl_sink_spec {
+  std::string path;
+};
+
+named parameters_of(const py::object& source) {
+  named out;
+  py::object items = py::hasattr(source, "named_parameters") ? source.attr("named_parameters")() : source;
+  for (const py::handle it : items) {
+    const auto pair = it.cast<py::tuple>();
+    if (pair.size() != 2) throw py::type_error("simic.Session: model_or_named_parameters: items must be (name, tensor)");
+    out.emplace_back(pair[0].cast<std::string>(), pair[1].cast<torch::Tensor>());
+  }
+  return out;
+}
+
+class py_session {
+ public:
+  py_session(const py::object& model, const std::vector<jsonl_sink_spec>& sinks, const std::string& preset) {
+    const named params = parameters_of(model);
+    std::vector<std::shared_ptr<simic::sink>> out;
+    for (const auto& s : sinks) out.push_back(std::make_shared<simic::jsonl_sink>(s.path));
+    const simic::session_options o{};
+    if (preset == "supervised")
+      impl_ = std::make_unique<session_impl<simic::supervised_session<>>>(o, params, out);
+    else if (preset == "ppo")
+      impl_ = std::make_unique<session_impl<simic::ppo_session<>>>(o, params, out);
+    else if (preset == "reference")
+      impl_ = std::make_unique<session_impl<simic::ppo_sensor_session<simic::reference_monitor>>>(
+          simic::make_reference_monitor(), o, params, out);
+    else
+      throw py::value_error("simic.Session: preset: '" + preset + "' is not one of 'ppo', 'supervised', 'reference'");
+  }
+
+  py::dict step(const py::kwargs& kw) {
+    if (!impl_) throw py::value_error("simic.Session.step: the session is closed");
+    simic::signals s;
+    std::vector<std::string> names;
+    std::vector<simic::user_signal> user;
+    for (const auto& [k, v] : kw) {
+      const std::string key = k.cast<std::string>();
+      if (key == "user") {
+        for (const auto& [uk, uv] : v.cast<py::dict>()) {
+          names.push_back(uk.cast<std::string>());
+          user.push_back({{}, number(uv, "user['" + names.back() + "']")});
+        }
+        continue;
+      }
+      if (key == "progress") {  // (step, total): where training is, 1 <= step <= total
+        if (v.is_none()) continue;
+        const auto t = v.cast<py::tuple>();
+        if (t.size() != 2) throw py::type_error("simic.Session.step: progress must be (step, total)");
+        s.progress.emplace(t[0].cast<std::uint64_t>(), t[1].cast<std::uint64_t>());
+        continue;
+      }
+      std::optional<double>* field = key == "loss" ? &s.loss
+                                     : key == "approx_kl" ? &s.approx_kl
+                                     : key == "ratio_max" ? &s.ratio_max
+                                     : key == "ratio_min" ? &s.ratio_min
+                                     : key == "explained_variance" ? &s.explained_variance
+                                     : key == "performance" ? &s.performance
+                                     : key == "reward_rate" ? &s.reward_rate
+                                                            : nullptr;
+      if (!field) throw py::type_error("simic.Session.step: unknown argument '" + key + "'");
+      if (!v.is_none()) *field = number(v, key);
+    }
+    for (std::size_t i = 0; i < user.size(); ++i) user[i].name = names[i];
+    s.user = user;
+    const simic::check_result& r = impl_->step(s);
+    py::list anomalies;
+    for (const simic::anomaly& a : r.report) {
+      py::dict d;
+      d["kind"] = std::string(simic::to_string(a.kind));
+      d["severity"] = std::string(simic::to_string(a.severity));
+      d["value"] = a.value;
+      d["threshold"] = a.threshold;
+      d["baseline"] = a.baseline ? py::cast(*a.baseline) : py::none();
+      d["detail"] = a.detail;
+      anomalies.append(d);
+    }
+    py::dict out;
+    out["action"] = r.resp.act == simic::action::proceed ? "proceed" : r.resp.act == simic::action::skip_step ? "skip" : "stop";
+    out["anomalies"] = anomalies;
+    out["level"] = std::string(simic::to_string(impl_->level()));
+    return out;
+  }
+
+  void close() {
+    if (impl_) impl_->close();
+    impl_.reset();
+  }
+
+ private:
+  static double number(const py::handle& v, const std::string& name) {
+    if (py::isinstance<py::bool_>(v) || (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v)))
+      throw py::type_error("simic.Session.step: " + name + " must be a number, not " +
+                           std::string(py::str(py::type::of(v).attr("__name__"))));
+    return v.cast<double>();
+  }
+  std::unique_ptr<session_api> impl_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_simic, m) {
+  py::class_<jsonl_sink_spec>(m, "JsonlSink").def(py::init<std::string>(), py::arg("path"));
+  py::class_<py_session>(m, "Session")
+      .def(py::init<const py::object&, const std::vector<jsonl_sink_spec>&, const std::string&>(),
+           py::arg("model_or_named_parameters"), py::arg("sinks") = std::vector<jsonl_sink_spec>{},
+           py::arg("preset") = "ppo")
+      .def("step", &py_session::step)
+      .def("close", &py_session::close)
+      .def("__enter__", [](py_session& s) -> py_session& { return s; }, py::return_value_policy::reference)
+      .def("__exit__", [](py_session& s, py::args) { s.close(); });
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+}

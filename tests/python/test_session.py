@@ -1,0 +1,124 @@
+"""simic.Session from Python: the C++ session's verdicts and events, and
+bad input as Python exceptions naming the argument (issue: Python bindings).
+
+Run after `pip install --no-build-isolation .`: `python3 -m pytest tests/python`.
+"""
+import json
+import math
+
+import pytest
+import torch
+
+import simic
+
+
+def backward_pass(model):
+    """A backward pass, so that the session's gradient sensors have gradients to read."""
+    model.zero_grad()
+    model(torch.ones(4, 3)).sum().backward()
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 2)
+
+
+def test_a_finite_loss_proceeds_a_nan_loss_is_skipped_naming_the_kind(model):
+    with simic.Session(model, preset="supervised") as s:
+        backward_pass(model)
+        r = s.step(loss=1.0)
+        assert r["action"] == "proceed"
+        assert r["anomalies"] == []
+        assert r["level"] == "NORMAL"
+        backward_pass(model)
+        r = s.step(loss=float("nan"))
+        assert r["action"] == "skip"
+        kinds = {a["kind"]: a for a in r["anomalies"]}
+        assert "numerical_instability" in kinds
+        assert kinds["numerical_instability"]["severity"] == "critical"
+
+
+def test_the_fifth_skip_in_a_row_stops_the_fourth_does_not(model):
+    # session_options::max_consecutive_skips = 5 (the C++ default).
+    with simic.Session(model, preset="supervised") as s:
+        actions = []
+        for _ in range(5):
+            backward_pass(model)
+            actions.append(s.step(loss=float("inf"))["action"])
+        assert actions == ["skip", "skip", "skip", "skip", "stop"]
+
+
+def test_the_events_file_holds_each_step_with_the_loss_given(tmp_path, model):
+    path = tmp_path / "events.jsonl"
+    losses = [2.0, 1.5, 1.25]
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised") as s:
+        for loss in losses:
+            backward_pass(model)
+            s.step(loss=loss)
+    events = [json.loads(line) for line in path.read_text().splitlines() if line]
+    steps = [e for e in events if e["event"] == "update"]
+    assert [e["loss"] for e in steps] == losses
+    assert [e["update"] for e in steps] == [1, 2, 3]
+
+
+def test_gradient_health_reads_the_gradients_by_hand(tmp_path, model):
+    # Linear(3, 2) on ones(4, 3), output summed: every weight's gradient is
+    # 4 (six of them) and every bias's 4 (two): norms sqrt(96), sqrt(32), and
+    # sqrt(128) over both.
+    path = tmp_path / "events.jsonl"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised") as s:
+        backward_pass(model)
+        s.step(loss=1.0)
+    events = [json.loads(line) for line in path.read_text().splitlines() if line]
+    (health,) = [e for e in events if e["event"] == "gradient_health"]
+    assert math.isclose(health["total_norm"], math.sqrt(128.0), rel_tol=1e-12)
+    assert math.isclose(health["max_param_norm"], math.sqrt(96.0), rel_tol=1e-12)
+    assert math.isclose(health["min_param_norm"], math.sqrt(32.0), rel_tol=1e-12)
+    assert health["parameters"] == 2
+    assert health["nan_count"] == 0
+
+
+def test_named_parameters_work_as_the_module_does(model):
+    with simic.Session(list(model.named_parameters()), preset="ppo") as s:
+        backward_pass(model)
+        assert s.step(approx_kl=0.01, ratio_max=1.1, ratio_min=0.9, loss=0.5)["action"] == "proceed"
+
+
+def test_bad_input_is_a_python_exception_naming_the_argument(model):
+    with pytest.raises(ValueError, match="preset: 'ppox' is not one of 'ppo', 'supervised', 'reference'"):
+        simic.Session(model, preset="ppox")
+    s = simic.Session(model, preset="supervised")
+    with pytest.raises(TypeError, match="unknown argument 'lossx'"):
+        s.step(lossx=1.0)
+    with pytest.raises(TypeError, match="loss must be a number, not str"):
+        s.step(loss="1.0")
+    with pytest.raises(TypeError, match="approx_kl must be a number, not bool"):
+        s.step(approx_kl=True)
+    with pytest.raises(TypeError, match=r"user\['acc'\] must be a number"):
+        s.step(loss=1.0, user={"acc": None})
+    with pytest.raises(TypeError, match="items must be \\(name, tensor\\)"):
+        simic.Session([("w", torch.ones(1), 3)], preset="supervised")
+    # The refused steps changed nothing: the next good one proceeds.
+    backward_pass(model)
+    assert s.step(loss=1.0)["action"] == "proceed"
+    s.close()
+    with pytest.raises(ValueError, match="the session is closed"):
+        s.step(loss=1.0)
+    s.close()  # a second close is harmless
+
+
+def test_performance_needs_progress_which_is_checked_at_its_bounds(model):
+    with simic.Session(model, preset="supervised") as s:
+        backward_pass(model)
+        with pytest.raises(ValueError, match="progress is required with performance"):
+            s.step(loss=1.0, performance=0.5)
+        with pytest.raises(ValueError, match="episode"):
+            s.step(loss=1.0, performance=0.5, progress=(0, 10))
+        with pytest.raises(ValueError, match="total"):
+            s.step(loss=1.0, performance=0.5, progress=(11, 10))
+        with pytest.raises(TypeError, match=r"progress must be \(step, total\)"):
+            s.step(loss=1.0, progress=(1, 2, 3))
+        for at in (1, 10):  # both ends of [1, total]
+            backward_pass(model)
+            assert s.step(loss=1.0, performance=0.5, progress=(at, 10))["action"] == "proceed"
