@@ -25,17 +25,27 @@ struct session_api {
   virtual ~session_api() = default;
   virtual const simic::check_result& step(const simic::signals& s) = 0;
   virtual void end_epoch(std::optional<double> performance) = 0;
+  virtual void end_rollout(const simic::rollout_figures& f) = 0;
+  virtual void lstm_state(const torch::Tensor& h, const torch::Tensor& c) = 0;
   virtual void begin_update() = 0;
   virtual void close() = 0;
   virtual simic::level level() const = 0;
 };
 
-template <class S>
+// HasLstm: the preset's session has the LSTM sensor (takes simic::lstm_state).
+template <class S, bool HasLstm>
 struct session_impl final : session_api {
   template <class... A>
   explicit session_impl(A&&... a) : s(std::forward<A>(a)...) {}
   const simic::check_result& step(const simic::signals& x) override { return s.step(x); }
   void end_epoch(std::optional<double> p) override { s.end_epoch(p); }
+  void end_rollout(const simic::rollout_figures& f) override { s.end_rollout(f); }
+  void lstm_state(const torch::Tensor& h, const torch::Tensor& c) override {
+    if constexpr (HasLstm)
+      s.feed(simic::lstm_state{h, c});
+    else
+      throw py::value_error("simic.Session.lstm_state: this preset has no LSTM sensor (use preset='ppo' or 'reference')");
+  }
   void begin_update() override { s.begin_update(); }
   void close() override { s.close(); }
   simic::level level() const override { return s.level(); }
@@ -66,18 +76,18 @@ class py_session {
     for (const auto& s : sinks) out.push_back(std::make_shared<simic::jsonl_sink>(s.path));
     const simic::session_options o{};
     if (preset == "supervised")
-      impl_ = std::make_unique<session_impl<simic::supervised_session<>>>(o, params, out);
+      impl_ = std::make_unique<session_impl<simic::supervised_session<>, false>>(o, params, out);
     else if (preset == "ppo")
-      impl_ = std::make_unique<session_impl<simic::ppo_session<>>>(o, params, out);
+      impl_ = std::make_unique<session_impl<simic::ppo_session<>, true>>(o, params, out);
     else if (preset == "reference")
-      impl_ = std::make_unique<session_impl<simic::ppo_sensor_session<simic::reference_monitor>>>(
+      impl_ = std::make_unique<session_impl<simic::ppo_sensor_session<simic::reference_monitor>, true>>(
           simic::make_reference_monitor(), o, params, out);
     else
       throw py::value_error("simic.Session: preset: '" + preset + "' is not one of 'ppo', 'supervised', 'reference'");
   }
 
   py::dict step(const py::kwargs& kw) {
-    if (!impl_) throw py::value_error("simic.Session.step: the session is closed");
+    session_api& impl = open("step");
     simic::signals s;
     std::vector<std::string> names;
     std::vector<simic::user_signal> user;
@@ -110,7 +120,7 @@ class py_session {
     }
     for (std::size_t i = 0; i < user.size(); ++i) user[i].name = names[i];
     s.user = user;
-    const simic::check_result& r = impl_->step(s);
+    const simic::check_result& r = impl.step(s);
     py::list anomalies;
     for (const simic::anomaly& a : r.report) {
       py::dict d;
@@ -129,15 +139,32 @@ class py_session {
     return out;
   }
 
+  void end_epoch(const py::object& performance) {
+    open("end_epoch").end_epoch(performance.is_none() ? std::nullopt
+                                                      : std::optional(number(performance, "performance")));
+  }
+  void end_rollout(const py::object& reward_rate, const py::object& explained_variance) {
+    simic::rollout_figures f;
+    if (!reward_rate.is_none()) f.reward_rate = number(reward_rate, "reward_rate");
+    if (!explained_variance.is_none()) f.explained_variance = number(explained_variance, "explained_variance");
+    open("end_rollout").end_rollout(f);
+  }
+  void lstm_state(const torch::Tensor& h, const torch::Tensor& c) { open("lstm_state").lstm_state(h, c); }
+  void begin_update() { open("begin_update").begin_update(); }
+
   void close() {
     if (impl_) impl_->close();
     impl_.reset();
   }
 
  private:
+  session_api& open(const char* method) {
+    if (!impl_) throw py::value_error(std::string("simic.Session.") + method + ": the session is closed");
+    return *impl_;
+  }
   static double number(const py::handle& v, const std::string& name) {
     if (py::isinstance<py::bool_>(v) || (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v)))
-      throw py::type_error("simic.Session.step: " + name + " must be a number, not " +
+      throw py::type_error("simic.Session: " + name + " must be a number, not " +
                            std::string(py::str(py::type::of(v).attr("__name__"))));
     return v.cast<double>();
   }
@@ -153,6 +180,11 @@ PYBIND11_MODULE(_simic, m) {
            py::arg("model_or_named_parameters"), py::arg("sinks") = std::vector<jsonl_sink_spec>{},
            py::arg("preset") = "ppo")
       .def("step", &py_session::step)
+      .def("end_epoch", &py_session::end_epoch, py::arg("performance") = py::none())
+      .def("end_rollout", &py_session::end_rollout, py::arg("reward_rate") = py::none(),
+           py::arg("explained_variance") = py::none())
+      .def("lstm_state", &py_session::lstm_state, py::arg("h"), py::arg("c"))
+      .def("begin_update", &py_session::begin_update)
       .def("close", &py_session::close)
       .def("__enter__", [](py_session& s) -> py_session& { return s; }, py::return_value_policy::reference)
       .def("__exit__", [](py_session& s, py::args) { s.close(); });

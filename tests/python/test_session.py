@@ -122,3 +122,50 @@ def test_performance_needs_progress_which_is_checked_at_its_bounds(model):
         for at in (1, 10):  # both ends of [1, total]
             backward_pass(model)
             assert s.step(loss=1.0, performance=0.5, progress=(at, 10))["action"] == "proceed"
+
+
+def events_of(path, kind):
+    return [e for e in (json.loads(line) for line in path.read_text().splitlines() if line) if e["event"] == kind]
+
+
+PPO_SIGNALS = dict(loss=2.0, approx_kl=0.01, ratio_max=1.1, ratio_min=0.9)
+
+
+def test_updates_epochs_rollouts_and_lstm_state_reach_the_events(tmp_path, model):
+    path = tmp_path / "events.jsonl"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="ppo") as s:
+        s.begin_update()
+        # Two sequences of 4 units: h = 0.5 and c = 2 everywhere, so each
+        # row's norm is sqrt(4 x 0.25) = 1 and sqrt(4 x 4) = 4 (by hand).
+        s.lstm_state(torch.full((2, 4), 0.5), torch.full((2, 4), 2.0))
+        s.end_rollout(reward_rate=0.9, explained_variance=0.3)
+        for _ in range(2):
+            backward_pass(model)
+            s.step(progress=(1, 10), **PPO_SIGNALS)
+        s.end_epoch(performance=0.7)
+        s.begin_update()
+        backward_pass(model)
+        s.step(progress=(2, 10), **PPO_SIGNALS)
+    (lstm,) = events_of(path, "lstm_health")
+    assert (lstm["h_norm"], lstm["c_norm"], lstm["h_max_abs"], lstm["c_max_abs"]) == (1.0, 4.0, 0.5, 2.0)
+    updates = events_of(path, "update")
+    assert [(u["update"], u["epoch"], u["extra"]["step"]) for u in updates] == [(1, 1, 0.0), (1, 1, 1.0), (2, 2, 0.0)]
+    assert updates[0]["explained_variance"] == 0.3  # the rollout's figure goes to the next check only
+    assert "explained_variance" not in updates[1]
+    (epoch,) = events_of(path, "epoch_summary")
+    assert epoch["performance"] == 0.7
+    assert epoch["updates"] == 1
+
+
+def test_the_other_calls_refuse_bad_input_and_a_closed_session(model):
+    with simic.Session(model, preset="supervised") as s:
+        with pytest.raises(ValueError, match="no LSTM sensor"):
+            s.lstm_state(torch.zeros(1, 2), torch.zeros(1, 2))
+        with pytest.raises(TypeError, match="performance must be a number, not str"):
+            s.end_epoch(performance="0.7")
+        with pytest.raises(TypeError, match="reward_rate must be a number"):
+            s.end_rollout(reward_rate=[1.0])
+    for call in (lambda: s.begin_update(), lambda: s.end_epoch(), lambda: s.end_rollout(),
+                 lambda: s.lstm_state(torch.zeros(1, 2), torch.zeros(1, 2))):
+        with pytest.raises(ValueError, match="the session is closed"):
+            call()
