@@ -9,7 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "report.hpp"
 #include "simic/emit/sink_jsonl.hpp"
+#include "simic/emit/sink_tensorboard.hpp"
 #include "simic/presets/ppo_session.hpp"
 #include "simic/presets/reference.hpp"
 #include "simic/presets/supervised_session.hpp"
@@ -52,10 +54,23 @@ struct session_impl final : session_api {
   S s;
 };
 
-// simic.JsonlSink(path): the session makes the C++ sink when it starts.
-struct jsonl_sink_spec {
+// simic.JsonlSink(path), simic.TensorBoardSink(log_dir): what the session
+// makes its C++ sinks from when it starts.
+struct sink_spec {
+  virtual ~sink_spec() = default;
+  virtual std::shared_ptr<simic::sink> make() const = 0;
+};
+struct jsonl_sink_spec final : sink_spec {
+  explicit jsonl_sink_spec(std::string p) : path(std::move(p)) {}
+  std::shared_ptr<simic::sink> make() const override { return std::make_shared<simic::jsonl_sink>(path); }
   std::string path;
 };
+struct tensorboard_sink_spec final : sink_spec {
+  explicit tensorboard_sink_spec(std::string d) : log_dir(std::move(d)) {}
+  std::shared_ptr<simic::sink> make() const override { return std::make_shared<simic::tensorboard_sink>(log_dir); }
+  std::string log_dir;
+};
+using sink_specs = std::vector<std::shared_ptr<sink_spec>>;
 
 named parameters_of(const py::object& source) {
   named out;
@@ -70,10 +85,13 @@ named parameters_of(const py::object& source) {
 
 class py_session {
  public:
-  py_session(const py::object& model, const std::vector<jsonl_sink_spec>& sinks, const std::string& preset) {
+  py_session(const py::object& model, const sink_specs& sinks, const std::string& preset) {
     const named params = parameters_of(model);
     std::vector<std::shared_ptr<simic::sink>> out;
-    for (const auto& s : sinks) out.push_back(std::make_shared<simic::jsonl_sink>(s.path));
+    for (const auto& s : sinks) {
+      if (!s) throw py::type_error("simic.Session: sinks: None is not a sink");
+      out.push_back(s->make());
+    }
     const simic::session_options o{};
     if (preset == "supervised")
       impl_ = std::make_unique<session_impl<simic::supervised_session<>, false>>(o, params, out);
@@ -174,11 +192,14 @@ class py_session {
 }  // namespace
 
 PYBIND11_MODULE(_simic, m) {
-  py::class_<jsonl_sink_spec>(m, "JsonlSink").def(py::init<std::string>(), py::arg("path"));
+  py::class_<sink_spec, std::shared_ptr<sink_spec>>(m, "Sink");
+  py::class_<jsonl_sink_spec, sink_spec, std::shared_ptr<jsonl_sink_spec>>(m, "JsonlSink")
+      .def(py::init<std::string>(), py::arg("path"));
+  py::class_<tensorboard_sink_spec, sink_spec, std::shared_ptr<tensorboard_sink_spec>>(m, "TensorBoardSink")
+      .def(py::init<std::string>(), py::arg("log_dir"));
   py::class_<py_session>(m, "Session")
-      .def(py::init<const py::object&, const std::vector<jsonl_sink_spec>&, const std::string&>(),
-           py::arg("model_or_named_parameters"), py::arg("sinks") = std::vector<jsonl_sink_spec>{},
-           py::arg("preset") = "ppo")
+      .def(py::init<const py::object&, const sink_specs&, const std::string&>(), py::arg("model_or_named_parameters"),
+           py::arg("sinks") = sink_specs{}, py::arg("preset") = "ppo")
       .def("step", &py_session::step)
       .def("end_epoch", &py_session::end_epoch, py::arg("performance") = py::none())
       .def("end_rollout", &py_session::end_rollout, py::arg("reward_rate") = py::none(),
@@ -188,6 +209,16 @@ PYBIND11_MODULE(_simic, m) {
       .def("close", &py_session::close)
       .def("__enter__", [](py_session& s) -> py_session& { return s; }, py::return_value_policy::reference)
       .def("__exit__", [](py_session& s, py::args) { s.close(); });
+  m.def(
+      "report",
+      [](const std::string& events_path, const std::string& html_path) {
+        try {
+          simic::report::write_report(events_path, html_path, {});
+        } catch (const simic::report::error& e) {
+          throw py::value_error(std::string("simic.report: ") + e.what());
+        }
+      },
+      py::arg("events_path"), py::arg("html_path"));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

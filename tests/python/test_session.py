@@ -169,3 +169,33 @@ def test_the_other_calls_refuse_bad_input_and_a_closed_session(model):
                  lambda: s.lstm_state(torch.zeros(1, 2), torch.zeros(1, 2))):
         with pytest.raises(ValueError, match="the session is closed"):
             call()
+
+
+def test_tensorboard_sink_writes_an_event_file_with_the_run_tags(tmp_path, model):
+    with simic.Session(model, sinks=[simic.TensorBoardSink(str(tmp_path))], preset="supervised") as s:
+        backward_pass(model)
+        s.step(loss=1.0)
+    (f,) = list(tmp_path.glob("events.out.tfevents.*"))
+    data = f.read_bytes()
+    assert b"brain.Event:2" in data  # TensorBoard's file version record, first in every event file
+    assert b"loss" in data
+    with pytest.raises(TypeError, match="None is not a sink"):
+        simic.Session(model, sinks=[None], preset="supervised")
+
+
+def test_report_draws_the_run_and_names_a_bad_events_file(tmp_path, model):
+    events, html = tmp_path / "events.jsonl", tmp_path / "report.html"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(events))], preset="supervised") as s:
+        for loss in (1.0, float("nan")):
+            backward_pass(model)
+            s.step(loss=loss)
+    simic.report(str(events), str(html))
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") or page.lstrip().lower().startswith("<!doctype html>")
+    assert "numerical_instability" in page
+    with pytest.raises(ValueError, match="simic.report: .*missing.jsonl"):
+        simic.report(str(tmp_path / "missing.jsonl"), str(html))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"event":"update","update":1}\n{not json\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        simic.report(str(bad), str(html))
