@@ -22,6 +22,59 @@ namespace {
 
 using named = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// An event's fields as Python values, through the event's own describe():
+// the same names as its JSONL line (one definition of each field's name).
+class dict_writer final : public simic::field_writer {
+ public:
+  dict_writer() { stack_.push_back(root_); }
+  py::dict result() const { return root_; }
+
+  void real(std::string_view k, double v, std::string_view = {}) override { put(k, py::float_(v)); }
+  void count(std::string_view k, std::uint64_t v, std::string_view = {}) override { put(k, py::int_(v)); }
+  void integer(std::string_view k, std::int64_t v) override { put(k, py::int_(v)); }
+  void flag(std::string_view k, bool v, std::string_view = {}) override { put(k, py::bool_(v)); }
+  void text(std::string_view k, std::string_view v) override { put(k, py::str(v.data(), v.size())); }
+  void integers(std::string_view k, std::span<const std::int64_t> v) override {
+    py::list l;
+    for (const std::int64_t x : v) l.append(x);
+    put(k, l);
+  }
+  void texts(std::string_view k, std::span<const std::string> v) override {
+    py::list l;
+    for (const std::string& x : v) l.append(py::str(x));
+    put(k, l);
+  }
+  void begin_array(std::string_view k) override {
+    py::list l;
+    put(k, l);
+    stack_.push_back(l);
+  }
+  void begin_object(std::string_view k = {}) override {
+    py::dict d;
+    put(k, d);
+    stack_.push_back(d);
+  }
+  void end() override { stack_.pop_back(); }
+
+ private:
+  void put(std::string_view k, py::object v) {
+    py::object& top = stack_.back();
+    if (py::isinstance<py::list>(top))
+      top.cast<py::list>().append(v);
+    else
+      top.cast<py::dict>()[py::str(k.data(), k.size())] = v;
+  }
+  py::dict root_;
+  std::vector<py::object> stack_;
+};
+
+template <class Event>
+py::dict fields_of(const Event& e) {
+  dict_writer w;
+  e.describe(w);
+  return w.result();
+}
+
 // One interface over the presets' session types (chosen at run time).
 struct session_api {
   virtual ~session_api() = default;
@@ -76,8 +129,9 @@ named parameters_of(const py::object& source) {
   named out;
   py::object items = py::hasattr(source, "named_parameters") ? source.attr("named_parameters")() : source;
   for (const py::handle it : items) {
+    if (!py::isinstance<py::tuple>(it) || py::len(it) != 2 || !THPVariable_Check(py::tuple(it.cast<py::tuple>())[1].ptr()))
+      throw py::type_error("simic: model_or_named_parameters: items must be (name, tensor)");
     const auto pair = it.cast<py::tuple>();
-    if (pair.size() != 2) throw py::type_error("simic.Session: model_or_named_parameters: items must be (name, tensor)");
     out.emplace_back(pair[0].cast<std::string>(), pair[1].cast<torch::Tensor>());
   }
   return out;
@@ -209,6 +263,32 @@ PYBIND11_MODULE(_simic, m) {
       .def("close", &py_session::close)
       .def("__enter__", [](py_session& s) -> py_session& { return s; }, py::return_value_policy::reference)
       .def("__exit__", [](py_session& s, py::args) { s.close(); });
+  m.def(
+      "gradient_health",
+      [](const py::object& source) {
+        const named params = parameters_of(source);
+        const simic::gradient_health_report r = simic::gradient_health_sensor<>{}.measure(params);
+        return fields_of(simic::gradient_health_event{.gradients = r.signal()});
+      },
+      py::arg("model_or_named_parameters"));
+  m.def(
+      "layer_gradients",
+      [](const py::object& source) {
+        const named params = parameters_of(source);
+        return fields_of(simic::layer_gradients_event{.report = simic::layer_gradient_sensor<>{}.measure(params)});
+      },
+      py::arg("model_or_named_parameters"));
+  m.def(
+      "nan_inf_scan",
+      [](const py::object& source, const py::object& loss) {
+        const named params = parameters_of(source);
+        const simic::nan_inf_scanner<> scanner;
+        if (loss.is_none()) return fields_of(simic::nan_inf_scan_event{.report = scanner.scan(params)});
+        if (py::isinstance<py::bool_>(loss) || (!py::isinstance<py::float_>(loss) && !py::isinstance<py::int_>(loss)))
+          throw py::type_error("simic.nan_inf_scan: loss must be a number or None");
+        return fields_of(simic::nan_inf_scan_event{.report = scanner.scan(params, loss.cast<double>())});
+      },
+      py::arg("model_or_named_parameters"), py::arg("loss") = py::none());
   m.def(
       "report",
       [](const std::string& events_path, const std::string& html_path) {
