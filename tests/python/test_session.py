@@ -199,3 +199,17 @@ def test_report_draws_the_run_and_names_a_bad_events_file(tmp_path, model):
     bad.write_text('{"event":"update","update":1}\n{not json\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         simic.report(str(bad), str(html))
+
+
+def test_the_type_stubs_name_what_the_module_has():
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(simic.__file__).with_name("__init__.pyi")
+    tree = ast.parse(stub.read_text())
+    top = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    assert set(simic.__all__) <= top
+    (session,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Session"]
+    stubbed = {f.name for f in session.body if isinstance(f, ast.FunctionDef)}
+    public = {n for n in dir(simic.Session) if not n.startswith("_")} | {"__init__", "__enter__", "__exit__"}
+    assert stubbed == public
