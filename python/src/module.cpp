@@ -166,7 +166,10 @@ class py_session {
     for (const auto& [k, v] : kw) {
       const std::string key = k.cast<std::string>();
       if (key == "user") {
+        if (v.is_none()) continue;
+        if (!py::isinstance<py::dict>(v)) throw py::type_error("simic.Session.step: user must be a dict {name: number}");
         for (const auto& [uk, uv] : v.cast<py::dict>()) {
+          if (!py::isinstance<py::str>(uk)) throw py::type_error("simic.Session.step: user's names must be str");
           names.push_back(uk.cast<std::string>());
           user.push_back({{}, number(uv, "user['" + names.back() + "']")});
         }
@@ -174,8 +177,13 @@ class py_session {
       }
       if (key == "progress") {  // (step, total): where training is, 1 <= step <= total
         if (v.is_none()) continue;
+        const auto whole = [](const py::handle& x) {
+          return py::isinstance<py::int_>(x) && !py::isinstance<py::bool_>(x) && x.cast<py::int_>() >= py::int_(0);
+        };
+        if (!py::isinstance<py::tuple>(v) || py::len(v) != 2 || !whole(v.cast<py::tuple>()[0]) ||
+            !whole(v.cast<py::tuple>()[1]))
+          throw py::type_error("simic.Session.step: progress must be (step, total), two integers >= 0");
         const auto t = v.cast<py::tuple>();
-        if (t.size() != 2) throw py::type_error("simic.Session.step: progress must be (step, total)");
         s.progress.emplace(t[0].cast<std::uint64_t>(), t[1].cast<std::uint64_t>());
         continue;
       }

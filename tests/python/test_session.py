@@ -117,8 +117,13 @@ def test_performance_needs_progress_which_is_checked_at_its_bounds(model):
             s.step(loss=1.0, performance=0.5, progress=(0, 10))
         with pytest.raises(ValueError, match="total"):
             s.step(loss=1.0, performance=0.5, progress=(11, 10))
-        with pytest.raises(TypeError, match=r"progress must be \(step, total\)"):
-            s.step(loss=1.0, progress=(1, 2, 3))
+        for bad in ((1, 2, 3), [1, 10], (-1, 10), (1.0, 10), (True, 10)):
+            with pytest.raises(TypeError, match=r"progress must be \(step, total\), two integers >= 0"):
+                s.step(loss=1.0, progress=bad)
+        with pytest.raises(TypeError, match="user must be a dict"):
+            s.step(loss=1.0, user=[("acc", 1.0)])
+        with pytest.raises(TypeError, match="user's names must be str"):
+            s.step(loss=1.0, user={1: 1.0})
         for at in (1, 10):  # both ends of [1, total]
             backward_pass(model)
             assert s.step(loss=1.0, performance=0.5, progress=(at, 10))["action"] == "proceed"
