@@ -125,13 +125,18 @@ struct tensorboard_sink_spec final : sink_spec {
 };
 using sink_specs = std::vector<std::shared_ptr<sink_spec>>;
 
+// A Python int or float, not a bool (which Python counts as an int).
+bool is_number(const py::handle& v) {
+  return !py::isinstance<py::bool_>(v) && (py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v));
+}
+
 named parameters_of(const py::object& source) {
   named out;
   py::object items = py::hasattr(source, "named_parameters") ? source.attr("named_parameters")() : source;
   for (const py::handle it : items) {
-    if (!py::isinstance<py::tuple>(it) || py::len(it) != 2 || !THPVariable_Check(py::tuple(it.cast<py::tuple>())[1].ptr()))
+    const py::tuple pair = py::isinstance<py::tuple>(it) ? it.cast<py::tuple>() : py::tuple();
+    if (pair.size() != 2 || !THPVariable_Check(pair[1].ptr()))
       throw py::type_error("simic: model_or_named_parameters: items must be (name, tensor)");
-    const auto pair = it.cast<py::tuple>();
     out.emplace_back(pair[0].cast<std::string>(), pair[1].cast<torch::Tensor>());
   }
   return out;
@@ -215,7 +220,7 @@ class py_session {
     py::dict out;
     out["action"] = r.resp.act == simic::action::proceed ? "proceed" : r.resp.act == simic::action::skip_step ? "skip" : "stop";
     out["anomalies"] = anomalies;
-    out["level"] = std::string(simic::to_string(impl_->level()));
+    out["level"] = std::string(simic::to_string(impl.level()));
     return out;
   }
 
@@ -243,7 +248,7 @@ class py_session {
     return *impl_;
   }
   static double number(const py::handle& v, const std::string& name) {
-    if (py::isinstance<py::bool_>(v) || (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v)))
+    if (!is_number(v))
       throw py::type_error("simic.Session: " + name + " must be a number, not " +
                            std::string(py::str(py::type::of(v).attr("__name__"))));
     return v.cast<double>();
@@ -292,8 +297,7 @@ PYBIND11_MODULE(_simic, m) {
         const named params = parameters_of(source);
         const simic::nan_inf_scanner<> scanner;
         if (loss.is_none()) return fields_of(simic::nan_inf_scan_event{.report = scanner.scan(params)});
-        if (py::isinstance<py::bool_>(loss) || (!py::isinstance<py::float_>(loss) && !py::isinstance<py::int_>(loss)))
-          throw py::type_error("simic.nan_inf_scan: loss must be a number or None");
+        if (!is_number(loss)) throw py::type_error("simic.nan_inf_scan: loss must be a number or None");
         return fields_of(simic::nan_inf_scan_event{.report = scanner.scan(params, loss.cast<double>())});
       },
       py::arg("model_or_named_parameters"), py::arg("loss") = py::none());
