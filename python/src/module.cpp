@@ -3,6 +3,8 @@
 // the check's result back (docs/python.md, docs/decisions/python.md).
 #include <torch/extension.h>
 
+#include <chrono>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -130,28 +132,131 @@ bool is_number(const py::handle& v) {
   return !py::isinstance<py::bool_>(v) && (py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v));
 }
 
+std::string type_name(const py::handle& v) { return py::str(py::type::of(v).attr("__name__")); }
+
+// A module's named_parameters(), or a list of (name, tensor): floating-point
+// tensors on a device with data (the sensors read every element).
 named parameters_of(const py::object& source) {
+  constexpr auto what = "simic: model_or_named_parameters";
+  const bool module = py::hasattr(source, "named_parameters");
+  if (!module && (source.is_none() || !py::isinstance<py::iterable>(source)))
+    throw py::type_error(std::string(what) + " must be a torch.nn.Module or a list of (name, tensor), not " +
+                         type_name(source));
   named out;
-  py::object items = py::hasattr(source, "named_parameters") ? source.attr("named_parameters")() : source;
-  for (const py::handle it : items) {
+  for (const py::handle it : module ? source.attr("named_parameters")() : source) {
     const py::tuple pair = py::isinstance<py::tuple>(it) ? it.cast<py::tuple>() : py::tuple();
-    if (pair.size() != 2 || !THPVariable_Check(pair[1].ptr()))
-      throw py::type_error("simic: model_or_named_parameters: items must be (name, tensor)");
-    out.emplace_back(pair[0].cast<std::string>(), pair[1].cast<torch::Tensor>());
+    if (pair.size() != 2 || !py::isinstance<py::str>(pair[0]) || !THPVariable_Check(pair[1].ptr()))
+      throw py::type_error(std::string(what) + ": items must be (name, tensor), not " + std::string(py::repr(it)));
+    const std::string name = pair[0].cast<std::string>();
+    const torch::Tensor t = pair[1].cast<torch::Tensor>();
+    if (!t.is_floating_point())
+      throw py::value_error(std::string(what) + ": '" + name + "' has dtype " + std::string(c10::toString(t.scalar_type())) +
+                            "; valid: a floating-point dtype");
+    if (!t.device().is_cpu() && !t.device().is_cuda())
+      throw py::value_error(std::string(what) + ": '" + name + "' is on device " + t.device().str() +
+                            "; valid: cpu or cuda");
+    out.emplace_back(name, t);
   }
   return out;
 }
 
+// A whole number >= `least` for the session option `name`.
+template <class T>
+T whole_option(const py::handle& v, const std::string& name, long long least) {
+  if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v))
+    throw py::type_error("simic.Session: " + name + " must be an integer");
+  const auto big = v.cast<py::int_>();
+  if (big < py::int_(least) || big > py::int_(std::numeric_limits<T>::max()))
+    throw py::value_error("simic.Session: " + name + " = " + std::string(py::str(v)) + " is out of range; valid: [" +
+                          std::to_string(least) + ", " + std::to_string(std::numeric_limits<T>::max()) + "]");
+  return v.cast<T>();
+}
+
+bool flag_option(const py::handle& v, const std::string& name) {
+  if (!py::isinstance<py::bool_>(v)) throw py::type_error("simic.Session: " + name + " must be True or False");
+  return v.cast<bool>();
+}
+
+std::vector<std::string> names_option(const py::handle& v, const std::string& name) {
+  if (py::isinstance<py::str>(v) || !py::isinstance<py::sequence>(v))
+    throw py::type_error("simic.Session: " + name + " must be a list of str");
+  std::vector<std::string> out;
+  for (const py::handle x : v.cast<py::sequence>()) {
+    if (!py::isinstance<py::str>(x)) throw py::type_error("simic.Session: " + name + " must be a list of str");
+    out.push_back(x.cast<std::string>());
+  }
+  return out;
+}
+
+std::vector<simic::anomaly_kind> kinds_option(const py::handle& v, const std::string& name) {
+  std::vector<simic::anomaly_kind> out;
+  for (const std::string& k : names_option(v, name)) {
+    try {
+      out.push_back(simic::parse_anomaly_kind(k));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error("simic.Session: " + name + ": " + e.what());
+    }
+  }
+  return out;
+}
+
+// Session(**options): the C++ session_options a Python user sets, by the
+// C++ field's name (docs/python.md lists them); anything else is refused.
+simic::session_options session_options_of(const py::kwargs& kw) {
+  simic::session_options o;
+  for (const auto& [k, v] : kw) {
+    const std::string key = k.cast<std::string>();
+    if (key == "level") {
+      if (!py::isinstance<py::str>(v)) throw py::type_error("simic.Session: level must be a str");
+      try {
+        o.config.configured = simic::parse_level(v.cast<std::string>());
+      } catch (const std::invalid_argument& e) {
+        throw py::value_error(std::string("simic.Session: ") + e.what());
+      }
+    } else if (key == "auto_escalate") {
+      o.config.auto_escalate = flag_option(v, key);
+    } else if (key == "escalation_epochs") {
+      o.config.escalation_epochs = whole_option<std::uint32_t>(v, key, 0);
+    } else if (key == "escalation_checks") {
+      o.config.escalation_checks = whole_option<std::uint32_t>(v, key, 0);
+    } else if (key == "missing_signal_checks") {
+      o.config.missing_signal_checks = whole_option<std::uint32_t>(v, key, 0);
+    } else if (key == "max_consecutive_skips") {
+      o.max_consecutive_skips = whole_option<std::uint32_t>(v, key, 1);
+    } else if (key == "skip_critical") {
+      o.skip.critical = flag_option(v, key);
+    } else if (key == "skip_on") {
+      o.skip.skip_on = kinds_option(v, key);
+    } else if (key == "pass_on") {
+      o.skip.pass_on = kinds_option(v, key);
+    } else if (key == "watch") {
+      for (std::string& g : names_option(v, key)) o.watch.include(std::move(g));
+    } else if (key == "ignore") {
+      for (std::string& g : names_option(v, key)) o.watch.exclude(std::move(g));
+    } else if (key == "queue_capacity") {
+      o.hub.capacity = whole_option<std::uint32_t>(v, key, 1);
+    } else if (key == "close_deadline_ms") {
+      o.close_deadline = std::chrono::milliseconds(whole_option<std::uint32_t>(v, key, 0));
+    } else {
+      throw py::type_error("simic.Session: unknown option '" + key +
+                           "'; valid: level, auto_escalate, escalation_epochs, escalation_checks, "
+                           "missing_signal_checks, max_consecutive_skips, skip_critical, skip_on, pass_on, watch, "
+                           "ignore, queue_capacity, close_deadline_ms");
+    }
+  }
+  return o;
+}
+
 class py_session {
  public:
-  py_session(const py::object& model, const sink_specs& sinks, const std::string& preset) {
+  py_session(const py::object& model, const sink_specs& sinks, const std::string& preset, const py::kwargs& options) {
     const named params = parameters_of(model);
+    const simic::session_options o = session_options_of(options);
     std::vector<std::shared_ptr<simic::sink>> out;
     for (const auto& s : sinks) {
       if (!s) throw py::type_error("simic.Session: sinks: None is not a sink");
       out.push_back(s->make());
     }
-    const simic::session_options o{};
     if (preset == "supervised")
       impl_ = std::make_unique<session_impl<simic::supervised_session<>, false>>(o, params, out);
     else if (preset == "ppo")
@@ -168,6 +273,8 @@ class py_session {
     simic::signals s;
     std::vector<std::string> names;
     std::vector<simic::user_signal> user;
+    std::vector<std::string> heads;  // entropy's head names, owned here while the step runs
+    std::vector<simic::head_entropy> entropy;
     for (const auto& [k, v] : kw) {
       const std::string key = k.cast<std::string>();
       if (key == "user") {
@@ -177,6 +284,17 @@ class py_session {
           if (!py::isinstance<py::str>(uk)) throw py::type_error("simic.Session.step: user's names must be str");
           names.push_back(uk.cast<std::string>());
           user.push_back({{}, number(uv, "user['" + names.back() + "']")});
+        }
+        continue;
+      }
+      if (key == "entropy") {  // {head: normalised entropy}
+        if (v.is_none()) continue;
+        if (!py::isinstance<py::dict>(v))
+          throw py::type_error("simic.Session.step: entropy must be a dict {head: normalised entropy}");
+        for (const auto& [hk, hv] : v.cast<py::dict>()) {
+          if (!py::isinstance<py::str>(hk)) throw py::type_error("simic.Session.step: entropy's heads must be str");
+          heads.push_back(hk.cast<std::string>());
+          entropy.push_back({{}, number(hv, "entropy['" + heads.back() + "']")});
         }
         continue;
       }
@@ -199,12 +317,16 @@ class py_session {
                                      : key == "explained_variance" ? &s.explained_variance
                                      : key == "performance" ? &s.performance
                                      : key == "reward_rate" ? &s.reward_rate
+                                     : key == "update_ratio" ? &s.update_ratio
+                                     : key == "host_module_ratio" ? &s.host_module_ratio
                                                             : nullptr;
       if (!field) throw py::type_error("simic.Session.step: unknown argument '" + key + "'");
       if (!v.is_none()) *field = number(v, key);
     }
     for (std::size_t i = 0; i < user.size(); ++i) user[i].name = names[i];
     s.user = user;
+    for (std::size_t i = 0; i < entropy.size(); ++i) entropy[i].head = heads[i];
+    s.entropy = entropy;
     const simic::check_result& r = impl.step(s);
     py::list anomalies;
     for (const simic::anomaly& a : r.report) {
@@ -234,7 +356,14 @@ class py_session {
     if (!explained_variance.is_none()) f.explained_variance = number(explained_variance, "explained_variance");
     open("end_rollout").end_rollout(f);
   }
-  void lstm_state(const torch::Tensor& h, const torch::Tensor& c) { open("lstm_state").lstm_state(h, c); }
+  void lstm_state(const py::object& h, const py::object& c) {
+    session_api& impl = open("lstm_state");
+    for (const auto& [v, name] : {std::pair{&h, "h"}, std::pair{&c, "c"}})
+      if (!THPVariable_Check(v->ptr()))
+        throw py::type_error(std::string("simic.Session.lstm_state: ") + name + " must be a torch.Tensor, not " +
+                             type_name(*v));
+    impl.lstm_state(h.cast<torch::Tensor>(), c.cast<torch::Tensor>());
+  }
   void begin_update() { open("begin_update").begin_update(); }
 
   void close() {
@@ -249,8 +378,7 @@ class py_session {
   }
   static double number(const py::handle& v, const std::string& name) {
     if (!is_number(v))
-      throw py::type_error("simic.Session: " + name + " must be a number, not " +
-                           std::string(py::str(py::type::of(v).attr("__name__"))));
+      throw py::type_error("simic.Session: " + name + " must be a number, not " + type_name(v));
     return v.cast<double>();
   }
   std::unique_ptr<session_api> impl_;
@@ -259,21 +387,36 @@ class py_session {
 }  // namespace
 
 PYBIND11_MODULE(_simic, m) {
-  py::class_<sink_spec, std::shared_ptr<sink_spec>>(m, "Sink");
-  py::class_<jsonl_sink_spec, sink_spec, std::shared_ptr<jsonl_sink_spec>>(m, "JsonlSink")
+  py::class_<sink_spec, std::shared_ptr<sink_spec>>(m, "Sink", "Where a session's events go (JsonlSink, TensorBoardSink).");
+  py::class_<jsonl_sink_spec, sink_spec, std::shared_ptr<jsonl_sink_spec>>(
+      m, "JsonlSink", "Events as JSON lines in a file (docs/events.md); the session opens it when it starts.")
       .def(py::init<std::string>(), py::arg("path"));
-  py::class_<tensorboard_sink_spec, sink_spec, std::shared_ptr<tensorboard_sink_spec>>(m, "TensorBoardSink")
+  py::class_<tensorboard_sink_spec, sink_spec, std::shared_ptr<tensorboard_sink_spec>>(
+      m, "TensorBoardSink", "Events as TensorBoard scalars in an event file under log_dir.")
       .def(py::init<std::string>(), py::arg("log_dir"));
-  py::class_<py_session>(m, "Session")
-      .def(py::init<const py::object&, const sink_specs&, const std::string&>(), py::arg("model_or_named_parameters"),
-           py::arg("sinks") = sink_specs{}, py::arg("preset") = "ppo")
-      .def("step", &py_session::step)
-      .def("end_epoch", &py_session::end_epoch, py::arg("performance") = py::none())
+  py::class_<py_session>(m, "Session",
+                         "The C++ session of a preset ('ppo', 'supervised', 'reference') over a model's named "
+                         "parameters: its sensors read the gradients at each step, its monitor judges the signals, "
+                         "its sinks receive the events. Options (docs/python.md): level, auto_escalate, "
+                         "escalation_epochs, escalation_checks, missing_signal_checks, max_consecutive_skips, "
+                         "skip_critical, skip_on, pass_on, watch, ignore, queue_capacity, close_deadline_ms.")
+      .def(py::init<const py::object&, const sink_specs&, const std::string&, const py::kwargs&>(),
+           py::arg("model_or_named_parameters"), py::arg("sinks") = sink_specs{}, py::arg("preset") = "ppo")
+      .def("step", &py_session::step,
+           "One check after backward(): signals as keywords (loss, approx_kl, ratio_max, ratio_min, "
+           "explained_variance, performance, reward_rate, update_ratio, host_module_ratio, "
+           "entropy={head: normalised entropy}, progress=(step, total), user={name: number}). "
+           "Returns {'action': 'proceed'|'skip'|'stop', 'anomalies': [...], 'level': ...}; on 'skip' do not "
+           "apply the step, on 'stop' end training.")
+      .def("end_epoch", &py_session::end_epoch, py::arg("performance") = py::none(),
+           "Ends an epoch, with its performance (e.g. accuracy or mean return) if known.")
       .def("end_rollout", &py_session::end_rollout, py::arg("reward_rate") = py::none(),
-           py::arg("explained_variance") = py::none())
-      .def("lstm_state", &py_session::lstm_state, py::arg("h"), py::arg("c"))
-      .def("begin_update", &py_session::begin_update)
-      .def("close", &py_session::close)
+           py::arg("explained_variance") = py::none(), "A rollout's figures, read by the next check.")
+      .def("lstm_state", &py_session::lstm_state, py::arg("h"), py::arg("c"),
+           "The policy's LSTM hidden and cell state, read by the 'ppo' and 'reference' presets' LSTM sensor.")
+      .def("begin_update", &py_session::begin_update,
+           "Starts the next update (without it, each step is an update).")
+      .def("close", &py_session::close, "Flushes and closes the sinks; the session refuses further calls.")
       .def("__enter__", [](py_session& s) -> py_session& { return s; }, py::return_value_policy::reference)
       .def("__exit__", [](py_session& s, py::args) { s.close(); });
   m.def(
@@ -283,14 +426,18 @@ PYBIND11_MODULE(_simic, m) {
         const simic::gradient_health_report r = simic::gradient_health_sensor<>{}.measure(params);
         return fields_of(simic::gradient_health_event{.gradients = r.signal()});
       },
-      py::arg("model_or_named_parameters"));
+      py::arg("model_or_named_parameters"),
+      "Gradient health of a module or (name, tensor) list in one fused read: total_norm, min/max_param_norm, "
+      "parameters, vanishing, exploding, nan_count, inf_count, health.");
   m.def(
       "layer_gradients",
       [](const py::object& source) {
         const named params = parameters_of(source);
         return fields_of(simic::layer_gradients_event{.report = simic::layer_gradient_sensor<>{}.measure(params)});
       },
-      py::arg("model_or_named_parameters"));
+      py::arg("model_or_named_parameters"),
+      "Per-parameter gradient statistics (norm, mean, std, min, max, zero/small/large fractions, NaN/Inf counts, "
+      "health, dead, exploding) with dead_layers, exploding_layers and skipped_without_grad.");
   m.def(
       "nan_inf_scan",
       [](const py::object& source, const py::object& loss) {
@@ -300,7 +447,9 @@ PYBIND11_MODULE(_simic, m) {
         if (!is_number(loss)) throw py::type_error("simic.nan_inf_scan: loss must be a number or None");
         return fields_of(simic::nan_inf_scan_event{.report = scanner.scan(params, loss.cast<double>())});
       },
-      py::arg("model_or_named_parameters"), py::arg("loss") = py::none());
+      py::arg("model_or_named_parameters"), py::arg("loss") = py::none(),
+      "The parameters whose weight or gradient holds a NaN or an Inf, by name; the largest |weight| and "
+      "|gradient|; loss_finite when a loss is given; clean.");
   m.def(
       "report",
       [](const std::string& events_path, const std::string& html_path) {
@@ -310,7 +459,9 @@ PYBIND11_MODULE(_simic, m) {
           throw py::value_error(std::string("simic.report: ") + e.what());
         }
       },
-      py::arg("events_path"), py::arg("html_path"));
+      py::arg("events_path"), py::arg("html_path"),
+      "Draws a JSONL events file as the HTML page of simic-report; ValueError names the file and line it cannot "
+      "read.");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -218,3 +218,139 @@ def test_the_type_stubs_name_what_the_module_has():
     stubbed = {f.name for f in session.body if isinstance(f, ast.FunctionDef)}
     public = {n for n in dir(simic.Session) if not n.startswith("_")} | {"__init__", "__enter__", "__exit__"}
     assert stubbed == public
+
+
+def test_options_set_the_cpp_session_options_at_their_bounds(tmp_path, model):
+    # max_consecutive_skips: 1 is the least; with 2 the second skip in a row stops.
+    for most, want in ((1, ["stop"]), (2, ["skip", "stop"]), (3, ["skip", "skip", "stop"])):
+        with simic.Session(model, preset="supervised", max_consecutive_skips=most) as s:
+            actions = []
+            for _ in range(most):
+                backward_pass(model)
+                actions.append(s.step(loss=float("inf"))["action"])
+            assert actions == want
+    # pass_on lets a critical kind through; skip_critical=False lets every critical one through.
+    with simic.Session(model, preset="supervised", pass_on=["numerical_instability"]) as s:
+        backward_pass(model)
+        r = s.step(loss=float("nan"))
+        assert r["action"] == "proceed" and r["anomalies"][0]["kind"] == "numerical_instability"
+    with simic.Session(model, preset="supervised", skip_critical=False) as s:
+        backward_pass(model)
+        assert s.step(loss=float("nan"))["action"] == "proceed"
+    # skip_on skips at any severity: a NaN entropy is critical; a warning-only
+    # kind is exercised through the ppo preset's kl_spike below.
+    # watch/ignore: the sensors read only the parameters the globs select.
+    path = tmp_path / "events.jsonl"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised", ignore=["bias"]) as s:
+        backward_pass(model)
+        s.step(loss=1.0)
+    (health,) = events_of(path, "gradient_health")
+    assert health["parameters"] == 1 and math.isclose(health["total_norm"], math.sqrt(96.0), rel_tol=1e-12)
+    path = tmp_path / "watched.jsonl"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised", watch=["b*"]) as s:
+        backward_pass(model)
+        s.step(loss=1.0)
+    (health,) = events_of(path, "gradient_health")
+    assert health["parameters"] == 1 and math.isclose(health["total_norm"], math.sqrt(32.0), rel_tol=1e-12)
+    # level="OFF": no check runs, no anomaly is reported, every step proceeds.
+    with simic.Session(model, preset="supervised", level="off") as s:
+        backward_pass(model)
+        assert s.step(loss=float("nan")) == {"action": "proceed", "anomalies": [], "level": "OFF"}
+
+
+def test_skip_on_skips_a_warning_kind_that_would_otherwise_proceed(model):
+    def kl_spike_action(**options):
+        with simic.Session(model, preset="ppo", **options) as s:
+            r = None
+            for k in range(1, 41):  # a steady KL, then one far above its noise
+                backward_pass(model)
+                kl = 0.01 + 0.0005 * (k % 3) if k < 40 else 0.2
+                r = s.step(loss=1.0, approx_kl=kl, ratio_max=1.1, ratio_min=0.9)
+            kinds = {a["kind"]: a["severity"] for a in r["anomalies"]}
+            assert kinds.get("kl_spike") == "warning", kinds
+            return r["action"]
+    assert kl_spike_action() == "proceed"
+    assert kl_spike_action(skip_on=["kl_spike"]) == "skip"
+    assert kl_spike_action(skip_on=["KL_SPIKE"], pass_on=[]) == "skip"  # kind names in any case, as in C++
+
+
+def test_bad_options_name_the_option_and_the_valid_range(model):
+    cases = [
+        (dict(bogus=1), TypeError, "unknown option 'bogus'; valid: level, "),
+        (dict(level="LOUD"), ValueError, "unknown level 'LOUD'; valid: OFF, MINIMAL, NORMAL, DEBUG"),
+        (dict(level=2), TypeError, "level must be a str"),
+        (dict(max_consecutive_skips=0), ValueError, r"max_consecutive_skips = 0 is out of range; valid: \[1, "),
+        (dict(max_consecutive_skips=2**32), ValueError, r"max_consecutive_skips = 4294967296 is out of range"),
+        (dict(max_consecutive_skips=1.5), TypeError, "max_consecutive_skips must be an integer"),
+        (dict(max_consecutive_skips=True), TypeError, "max_consecutive_skips must be an integer"),
+        (dict(queue_capacity=0), ValueError, r"queue_capacity = 0 is out of range; valid: \[1, "),
+        (dict(escalation_epochs=-1), ValueError, r"escalation_epochs = -1 is out of range; valid: \[0, "),
+        (dict(close_deadline_ms=-1), ValueError, r"close_deadline_ms = -1 is out of range; valid: \[0, "),
+        (dict(skip_on=["nope"]), ValueError, "skip_on: .*unknown anomaly kind 'nope'; valid: ratio_explosion"),
+        (dict(pass_on="loss_spike"), TypeError, "pass_on must be a list of str"),
+        (dict(watch=[1]), TypeError, "watch must be a list of str"),
+        (dict(auto_escalate=1), TypeError, "auto_escalate must be True or False"),
+    ]
+    for options, error, message in cases:
+        with pytest.raises(error, match=message):
+            simic.Session(model, preset="supervised", **options)
+    for options in (dict(max_consecutive_skips=1), dict(queue_capacity=1), dict(escalation_epochs=0),
+                    dict(close_deadline_ms=0), dict(max_consecutive_skips=2**32 - 1)):
+        simic.Session(model, preset="supervised", **options).close()  # the bounds themselves are valid
+
+
+def test_bad_tensors_and_none_name_the_argument_like_the_cpp_checks(model):
+    with pytest.raises(TypeError, match="model_or_named_parameters must be a torch.nn.Module or a list of "
+                                        r"\(name, tensor\), not NoneType"):
+        simic.Session(None)
+    with pytest.raises(TypeError, match=r"items must be \(name, tensor\), not \('w', None\)"):
+        simic.Session([("w", None)])
+    with pytest.raises(ValueError, match="'steps' has dtype Long; valid: a floating-point dtype"):
+        simic.Session([("steps", torch.ones(3, dtype=torch.long))])
+    with pytest.raises(ValueError, match="'w' is on device meta; valid: cpu or cuda"):
+        simic.Session([("w", torch.ones(3, device="meta"))])
+    for sensor in (simic.gradient_health, simic.layer_gradients, simic.nan_inf_scan):
+        with pytest.raises(ValueError, match="'w' is on device meta"):
+            sensor([("w", torch.ones(3, device="meta"))])
+        with pytest.raises(TypeError, match="not NoneType"):
+            sensor(None)
+    with simic.Session(model, preset="ppo") as s:
+        with pytest.raises(TypeError, match="lstm_state: h must be a torch.Tensor, not NoneType"):
+            s.lstm_state(None, torch.ones(2, 4))
+        with pytest.raises(TypeError, match="lstm_state: c must be a torch.Tensor, not float"):
+            s.lstm_state(torch.ones(2, 4), 1.0)
+        # The C++ sensor's own checks (tests/sensors/lstm_health_test.cpp): dtype, device, shape.
+        with pytest.raises(ValueError, match="h.dtype = Long is out of range; valid: a floating-point type"):
+            s.lstm_state(torch.ones(2, 4, dtype=torch.long), torch.ones(2, 4))
+        with pytest.raises(ValueError, match=r"c.device = cpu is out of range; valid: the device of h \(meta\)"):
+            s.lstm_state(torch.ones(2, 4, device="meta"), torch.ones(2, 4))
+        with pytest.raises(ValueError, match="c.sizes()"):
+            s.lstm_state(torch.ones(3, 4), torch.ones(4, 3))
+        with pytest.raises(TypeError, match="entropy must be a dict"):
+            s.step(entropy=0.5)
+        with pytest.raises(TypeError, match=r"entropy\['policy'\] must be a number, not str"):
+            s.step(entropy={"policy": "high"})
+        # Nothing refused reached the session: a good step proceeds.
+        backward_pass(model)
+        assert s.step(**PPO_SIGNALS)["action"] == "proceed"
+
+
+def test_entropy_and_update_ratio_reach_the_detectors_and_events(tmp_path, model):
+    path = tmp_path / "events.jsonl"
+    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="ppo") as s:
+        backward_pass(model)
+        r = s.step(entropy={"action": float("nan")}, update_ratio=0.002, host_module_ratio=0.5, **PPO_SIGNALS)
+        assert r["action"] == "skip"
+        assert [a["detail"] for a in r["anomalies"]] == ["entropy of head 'action' is nan"]
+        backward_pass(model)
+        assert s.step(entropy={"action": 0.7}, update_ratio=0.002, **PPO_SIGNALS)["action"] == "proceed"
+    update = events_of(path, "update")[1]
+    assert update["update_ratio"] == 0.002
+    assert update["entropy"] == 0.7  # one head: its normalised entropy (docs/events.md)
+
+
+def test_every_public_name_has_a_docstring():
+    for name in simic.__all__:
+        assert (getattr(simic, name).__doc__ or "").strip(), name
+    for name in ("step", "begin_update", "end_rollout", "lstm_state", "end_epoch", "close"):
+        assert len(getattr(simic.Session, name).__doc__.strip()) > len(name) + 20, name
