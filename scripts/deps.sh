@@ -6,6 +6,7 @@ need=(g++ meson ninja-build pkg-config cmake libtorch-dev doctest-dev libbenchma
       clang libclang-rt-14-dev  # clang and its runtime: the fuzz targets (libFuzzer)
       libgloo-dev               # Gloo's headers: c10d process groups (distributed tests)
       python3-venv              # the tests' tensorboard (scripts/tensorboard_env.sh)
+      python3-dev python3-torch python3-mesonpy pybind11-dev python3-pytest  # the Python module and its tests
       chromium                  # renders the HTML run report in its test (tests/tools)
       fortunes)                 # the texts the example language model trains on (examples/char_lm)
 missing=()

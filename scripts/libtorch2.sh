@@ -7,13 +7,13 @@
 # CPU libraries (libtorch_cpu, libc10, libgomp) are kept in
 # $SIMIC_CACHE/libtorch2-<version> (default ~/.cache/simic), shared by every
 # clone, and the wheel itself is deleted. SIMIC_LIBTORCH2_VERSION picks another
-# release (default below). The build links only the CPU libraries
+# release (default: scripts/torch2_version.sh). The build links only the CPU libraries
 # (-Dtorch_dir, meson.build); PyPI's wheel is CUDA-enabled, and its
 # libtorch_cpu needs libcudart and libcupti 13 at run time, which the CUDA
 # toolkit in /usr/local/cuda provides (no GPU needed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-version=${SIMIC_LIBTORCH2_VERSION:-2.15.0}
+version=$(bash scripts/torch2_version.sh)
 cache=${SIMIC_CACHE:-$HOME/.cache/simic}/libtorch2-$version
 torch=$cache/torch
 B=build-libtorch2
@@ -43,8 +43,9 @@ if [ ! -f "$B/build.ninja" ]; then
   meson setup "$B" -Dtorch_dir="$torch" -Dbenchmarks=false \
     -Dtensorboard_python="$tb_python" >"$B-setup.log" 2>&1 || { cat "$B-setup.log"; exit 1; }
 fi
-# The example binaries that the trainer's tests run (meson test builds what
-# the test programs link, not the programs they start).
-ninja -C "$B" examples/ppo_lstm examples/char_lm examples/quickstart >"$B/last-build.log" 2>&1 || { tail -n 60 "$B/last-build.log"; exit 1; }
+# The example binaries that the trainer's tests run, and the C++ side of the
+# Python module's same-events test (scripts/python_tests.sh): meson test
+# builds what the test programs link, not the programs they start.
+ninja -C "$B" examples/ppo_lstm examples/char_lm examples/quickstart tests/python/events_replay >"$B/last-build.log" 2>&1 || { tail -n 60 "$B/last-build.log"; exit 1; }
 meson test -C "$B" --suite libtorch --print-errorlogs --num-processes 2 "$@" >"$B/last-test.log" 2>&1 ||
   { grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' "$B/last-test.log" >&2; exit 1; }
