@@ -188,6 +188,7 @@ class parameter_update_sensor {
     double c[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
     std::int64_t k = 0;
     for (; k + 4 <= n; k += 4)
+#pragma GCC unroll 4  // at -O2 too: c and q then stay in registers
       for (int j = 0; j < 4; ++j) {
         const double x = w[k + j], d = x - copy[k + j];
         c[j] += d * d;
