@@ -28,7 +28,9 @@ std::vector<std::pair<std::string, torch::Tensor>> make_model(std::int64_t total
   for (std::int64_t i = 0; i < tensors; ++i) {
     auto p = torch::randn({total / tensors}).requires_grad_();
     p.mutable_grad() = torch::randn({total / tensors}) * 1e-2;
-    out.emplace_back("p" + std::to_string(i), p);
+    std::string name = "p";  // (not "p" + to_string: GCC 12's -Wrestrict false positive at -O3)
+    name += std::to_string(i);
+    out.emplace_back(std::move(name), p);
   }
   return out;
 }
