@@ -132,6 +132,9 @@ constexpr signal_set needs_of() {
     return {};
 }
 
+template <class D, class... Xs>
+inline constexpr bool is_one_of = (std::is_same_v<D, Xs> || ...);
+
 template <class R, class Tuple>
 struct monitor_of;
 template <class R, class... Ds>
@@ -180,6 +183,14 @@ class basic_monitor {
       Response, decltype(std::tuple_cat(
                     std::declval<std::conditional_t<!detail::in_categories<Ds, Cats...>(), std::tuple<Ds>,
                                                     std::tuple<>>>()...))>::type;
+
+  // Keep every detector but Xs (a preset less the detectors whose signal a
+  // trainer never has).
+  template <class... Xs>
+  using without_detectors = typename detail::monitor_of<
+      Response, decltype(std::tuple_cat(
+                    std::declval<std::conditional_t<detail::is_one_of<Ds, Xs...>, std::tuple<>,
+                                                    std::tuple<Ds>>>()...))>::type;
 
   struct state_type {
     std::tuple<typename detail::state_of<Ds>::type...> detectors;

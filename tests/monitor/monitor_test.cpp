@@ -245,6 +245,32 @@ TEST_CASE("only<> and without<> drop detectors at compile time") {
   CHECK(none.check(s).report.empty());
 }
 
+TEST_CASE("without_detectors<> drops detectors by type; the feed-forward PPO preset is the PPO one less its LSTM detector") {
+  static_assert(std::is_same_v<ppo_feedforward_monitor,
+                               monitor<numerical_stability, ratio_bounds, value_trend, entropy_floor, kl_divergence,
+                                       gradient_shift, update_shift, relative_gradient_bounds, performance_drop,
+                                       loss_shift>>);
+  static_assert(ppo_feedforward_monitor::size + 1 == ppo_monitor::size);
+  static_assert(std::is_same_v<ppo_monitor::without_detectors<>, ppo_monitor>);
+  static_assert(std::is_same_v<ppo_monitor::without_detectors<kl_divergence, numerical_stability>::only<cat::critical>,
+                               monitor<lstm_rms_bounds>>);
+  static_assert(std::is_same_v<ppo_monitor::without_detectors<reference::lstm_bounds>, ppo_monitor>);  // not in it
+  // A healthy MLP trainer's signals, no LSTM state: the PPO preset's guard
+  // reports its LSTM detector at N checks; the feed-forward preset never does.
+  config_options o;
+  o.missing_signal_checks = 5;
+  ppo_monitor ppo{config(o)};
+  ppo_feedforward_monitor mlp{config(o)};
+  for (std::uint64_t u = 1; u <= 40; ++u) {
+    INFO("check " << u);
+    signals s = healthy(u);
+    s.lstm.reset();
+    CHECK(ppo.check(s).report.has(anomaly_kind::signal_missing) == (u == 5));
+    CHECK(mlp.check(s).report.empty());
+  }
+  static_assert(ppo_feedforward_monitor::reads == ppo_monitor::reads.without({signal_set::lstm}));
+}
+
 TEST_CASE("a user-defined detector plugs in and is inspectable") {
   static_assert(Detector<loss_ceiling> && StatefulDetector<loss_ceiling>);
   static_assert(!Detector<int>);

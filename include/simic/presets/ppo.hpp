@@ -31,6 +31,10 @@ using ppo_host_monitor = monitor<numerical_stability, lstm_rms_bounds, ratio_bou
                                  kl_divergence, gradient_shift, update_shift, host_ratio_shift, relative_gradient_bounds,
                                  performance_drop, loss_shift>;
 
+// The PPO preset for a feed-forward policy (an MLP): every PPO detector but
+// lstm_rms_bounds, whose LSTM state such a policy never has (the
+// missing-signal guard would report it, docs/guide.md).
+using ppo_feedforward_monitor = ppo_monitor::without_detectors<lstm_rms_bounds>;
 // The name simic's defaults had before the presets left monitor.hpp, kept for existing code.
 using default_monitor = ppo_monitor;
 

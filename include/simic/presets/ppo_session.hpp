@@ -33,6 +33,10 @@ using ppo_sensor_session =
 template <reduction_backend Backend = auto_backend>
 using ppo_session = ppo_sensor_session<ppo_monitor, Backend>;
 
+// For a feed-forward policy: no LSTM detector (its sensor reads nothing unless fed).
+template <reduction_backend Backend = auto_backend>
+using ppo_feedforward_session = ppo_sensor_session<ppo_feedforward_monitor, Backend>;
+
 // With a host named (gradient_health_options::host): the host/module ratio judged.
 template <reduction_backend Backend = auto_backend>
 using ppo_host_session = ppo_sensor_session<ppo_host_monitor, Backend>;
