@@ -31,7 +31,7 @@ class Session:
         self,
         model_or_named_parameters: NamedParameters,
         sinks: Sequence[Sink] = ...,
-        preset: Literal["ppo", "supervised", "reference"] = "ppo",
+        preset: Literal["ppo", "ppo_feedforward", "supervised", "reference"] = "ppo",
         *,
         level: Literal["OFF", "MINIMAL", "NORMAL", "DEBUG"] = "NORMAL",
         auto_escalate: bool = True,

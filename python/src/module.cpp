@@ -101,7 +101,7 @@ struct session_impl final : session_api {
     if constexpr (HasLstm)
       s.feed(simic::lstm_state{h, c});
     else
-      throw py::value_error("simic.Session.lstm_state: this preset has no LSTM sensor (use preset='ppo' or 'reference')");
+      throw py::value_error("simic.Session.lstm_state: this preset has no LSTM detector (use preset='ppo' or 'reference')");
   }
   void begin_update() override { s.begin_update(); }
   void close() override { s.close(); }
@@ -261,11 +261,14 @@ class py_session {
       impl_ = std::make_unique<session_impl<simic::supervised_session<>, false>>(o, params, out);
     else if (preset == "ppo")
       impl_ = std::make_unique<session_impl<simic::ppo_session<>, true>>(o, params, out);
+    else if (preset == "ppo_feedforward")
+      impl_ = std::make_unique<session_impl<simic::ppo_feedforward_session<>, false>>(o, params, out);
     else if (preset == "reference")
       impl_ = std::make_unique<session_impl<simic::ppo_sensor_session<simic::reference_monitor>, true>>(
           simic::make_reference_monitor(), o, params, out);
     else
-      throw py::value_error("simic.Session: preset: '" + preset + "' is not one of 'ppo', 'supervised', 'reference'");
+      throw py::value_error("simic.Session: preset: '" + preset +
+                            "' is not one of 'ppo', 'ppo_feedforward', 'supervised', 'reference'");
   }
 
   py::dict step(const py::kwargs& kw) {
@@ -395,7 +398,7 @@ PYBIND11_MODULE(_simic, m) {
       m, "TensorBoardSink", "Events as TensorBoard scalars in an event file under log_dir.")
       .def(py::init<std::string>(), py::arg("log_dir"));
   py::class_<py_session>(m, "Session",
-                         "The C++ session of a preset ('ppo', 'supervised', 'reference') over a model's named "
+                         "The C++ session of a preset ('ppo', 'ppo_feedforward', 'supervised', 'reference') over a model's named "
                          "parameters: its sensors read the gradients at each step, its monitor judges the signals, "
                          "its sinks receive the events. Options (docs/python.md): level, auto_escalate, "
                          "escalation_epochs, escalation_checks, missing_signal_checks, max_consecutive_skips, "

@@ -4,7 +4,7 @@
 // events as JSONL. The test plays the same script through simic.Session and
 // compares the two files line by line.
 //   events_replay SCRIPT.json EVENTS.jsonl
-// The script: {"preset": "supervised" | "ppo" | "reference",
+// The script: {"preset": "supervised" | "ppo" | "ppo_feedforward" | "reference",
 //   "parameters": [{"name", "shape", "value": [flat]}],
 //   "calls": [{"call": "step", "grads": [[flat] per parameter] | absent,
 //              "signals": {name: number, "progress": [step, total],
@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
     } else if (preset == "ppo") {
       simic::ppo_session<> s(o, params, sinks);
       play<true>(s, params, script.at("calls"));
+    } else if (preset == "ppo_feedforward") {
+      simic::ppo_feedforward_session<> s(o, params, sinks);
+      play<false>(s, params, script.at("calls"));
     } else if (preset == "reference") {
       simic::ppo_sensor_session<simic::reference_monitor> s(simic::make_reference_monitor(), o, params, sinks);
       play<true>(s, params, script.at("calls"));

@@ -47,8 +47,9 @@ def make_script(preset, seed, steps):
                        explained_variance=0.5, entropy={"action": 0.8, "option": 0.6}, performance=100.0 + k)
             if k == steps // 2 + 12:
                 sig.update(approx_kl=5.0, ratio_max=40.0)  # kl_extreme, ratio_explosion
-            h = torch.randn(2, 4, generator=g) * 0.5
-            calls.append({"call": "lstm_state", "shape": [2, 4], "h": flat(h), "c": flat(h * 2)})
+            if preset != "ppo_feedforward":
+                h = torch.randn(2, 4, generator=g) * 0.5
+                calls.append({"call": "lstm_state", "shape": [2, 4], "h": flat(h), "c": flat(h * 2)})
         calls.append({"call": "step", "grads": [flat(x) for x in grads], "signals": sig})
         if preset != "supervised" and k % 4 == 0:
             calls.append({"call": "end_rollout", "reward_rate": 0.5, "explained_variance": 0.4})
@@ -97,12 +98,14 @@ def comparable(path):
 CAUGHT = {
     "supervised": {"numerical_instability", "loss_extreme", "gradient_exploding"},
     "ppo": {"numerical_instability", "loss_extreme", "gradient_exploding", "kl_extreme", "ratio_explosion"},
+    "ppo_feedforward": {"numerical_instability", "loss_extreme", "gradient_exploding", "kl_extreme", "ratio_explosion"},
     "reference": {"numerical_instability", "gradient_exploding", "kl_extreme", "ratio_explosion"},
 }
 
 
 @pytest.mark.skipif(not REPLAY, reason="SIMIC_EVENTS_REPLAY (the C++ events_replay program) is not set")
-@pytest.mark.parametrize("preset,seed", [("supervised", 1), ("supervised", 2), ("ppo", 1), ("reference", 3)])
+@pytest.mark.parametrize("preset,seed", [("supervised", 1), ("supervised", 2), ("ppo", 1), ("ppo_feedforward", 4),
+                                         ("reference", 3)])
 def test_python_and_cpp_write_the_same_events(tmp_path, preset, seed):
     script = make_script(preset, seed, steps=60)
     (tmp_path / "script.json").write_text(json.dumps(script))

@@ -86,7 +86,8 @@ def test_named_parameters_work_as_the_module_does(model):
 
 
 def test_bad_input_is_a_python_exception_naming_the_argument(model):
-    with pytest.raises(ValueError, match="preset: 'ppox' is not one of 'ppo', 'supervised', 'reference'"):
+    with pytest.raises(ValueError, match="preset: 'ppox' is not one of 'ppo', 'ppo_feedforward', 'supervised', "
+                                         "'reference'"):
         simic.Session(model, preset="ppox")
     s = simic.Session(model, preset="supervised")
     with pytest.raises(TypeError, match="unknown argument 'lossx'"):
@@ -164,7 +165,7 @@ def test_updates_epochs_rollouts_and_lstm_state_reach_the_events(tmp_path, model
 
 def test_the_other_calls_refuse_bad_input_and_a_closed_session(model):
     with simic.Session(model, preset="supervised") as s:
-        with pytest.raises(ValueError, match="no LSTM sensor"):
+        with pytest.raises(ValueError, match="no LSTM detector"):
             s.lstm_state(torch.zeros(1, 2), torch.zeros(1, 2))
         with pytest.raises(TypeError, match="performance must be a number, not str"):
             s.end_epoch(performance="0.7")
@@ -354,3 +355,25 @@ def test_every_public_name_has_a_docstring():
         assert (getattr(simic, name).__doc__ or "").strip(), name
     for name in ("step", "begin_update", "end_rollout", "lstm_state", "end_epoch", "close"):
         assert len(getattr(simic.Session, name).__doc__.strip()) > len(name) + 20, name
+
+
+def test_the_feedforward_ppo_preset_has_no_lstm_detector_and_reads_the_rest(model):
+    with simic.Session(model, preset="ppo_feedforward", missing_signal_checks=3) as s:
+        with pytest.raises(ValueError, match="no LSTM detector"):
+            s.lstm_state(torch.zeros(1, 2), torch.zeros(1, 2))
+        kinds = []
+        for _ in range(6):  # past the guard's 3 checks with every PPO signal but the LSTM state
+            backward_pass(model)
+            r = s.step(entropy={"action": 0.7}, update_ratio=0.002, progress=(1, 10), explained_variance=0.5,
+                       performance=1.0, **PPO_SIGNALS)
+            kinds += [a["kind"] for a in r["anomalies"]]
+        assert kinds == []
+        backward_pass(model)
+        assert s.step(approx_kl=5.0, ratio_max=1.1, ratio_min=0.9, loss=2.0)["anomalies"][0]["kind"] == "kl_extreme"
+    with simic.Session(model, preset="ppo", missing_signal_checks=3) as s:  # the LSTM detector starves by the 3rd
+        kinds = []
+        for _ in range(3):
+            backward_pass(model)
+            kinds += [a["kind"] for a in s.step(entropy={"action": 0.7}, update_ratio=0.002, progress=(1, 10),
+                                                explained_variance=0.5, performance=1.0, **PPO_SIGNALS)["anomalies"]]
+        assert kinds == ["signal_missing"]
