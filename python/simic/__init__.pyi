@@ -11,6 +11,10 @@ class JsonlSink(Sink):
 class TensorBoardSink(Sink):
     def __init__(self, log_dir: str) -> None: ...
 
+class LayerList(Sequence[dict]):
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> dict: ...  # type: ignore[override]
+
 class Anomaly(TypedDict):
     kind: str
     severity: Literal["warning", "critical"]

@@ -28,7 +28,7 @@ using named = std::vector<std::pair<std::string, torch::Tensor>>;
 // the same names as its JSONL line (one definition of each field's name).
 class dict_writer final : public simic::field_writer {
  public:
-  dict_writer() { stack_.push_back(root_); }
+  explicit dict_writer(py::dict root = {}) : root_(std::move(root)) { stack_.push_back(root_); }
   py::dict result() const { return root_; }
 
   void real(std::string_view k, double v, std::string_view = {}) override { put(k, py::float_(v)); }
@@ -68,6 +68,27 @@ class dict_writer final : public simic::field_writer {
   }
   py::dict root_;
   std::vector<py::object> stack_;
+};
+
+// simic.layer_gradients(...)["layers"]: a sequence whose items, one dict of
+// a layer's fields each, are made when read; so the call costs what the C++
+// sensor costs, however many layers (docs/python.md).
+class layer_list {
+ public:
+  explicit layer_list(std::shared_ptr<const simic::layer_gradient_report> r) : r_(std::move(r)) {}
+  std::size_t size() const noexcept { return r_->layers.size(); }
+  py::dict at(std::ptrdiff_t i) const {
+    const auto n = static_cast<std::ptrdiff_t>(size());
+    if (i < -n || i >= n)
+      throw py::index_error("simic.LayerList: index " + std::to_string(i) + " is out of range; valid: [" +
+                            std::to_string(-n) + ", " + std::to_string(n) + ")");
+    dict_writer w;
+    simic::layer_gradients_event::describe_layer(w, r_->layers[static_cast<std::size_t>(i < 0 ? i + n : i)]);
+    return w.result();
+  }
+
+ private:
+  std::shared_ptr<const simic::layer_gradient_report> r_;
 };
 
 template <class Event>
@@ -397,6 +418,10 @@ PYBIND11_MODULE(_simic, m) {
   py::class_<tensorboard_sink_spec, sink_spec, std::shared_ptr<tensorboard_sink_spec>>(
       m, "TensorBoardSink", "Events as TensorBoard scalars in an event file under log_dir.")
       .def(py::init<std::string>(), py::arg("log_dir"));
+  py::class_<layer_list>(m, "LayerList",
+                         "The layers of simic.layer_gradients(): a sequence of dicts, each made when read.")
+      .def("__len__", &layer_list::size)
+      .def("__getitem__", &layer_list::at, py::arg("index"));
   py::class_<py_session>(m, "Session",
                          "The C++ session of a preset ('ppo', 'ppo_feedforward', 'supervised', 'reference') over a model's named "
                          "parameters: its sensors read the gradients at each step, its monitor judges the signals, "
@@ -436,7 +461,12 @@ PYBIND11_MODULE(_simic, m) {
       "layer_gradients",
       [](const py::object& source) {
         const named params = parameters_of(source);
-        return fields_of(simic::layer_gradients_event{.report = simic::layer_gradient_sensor<>{}.measure(params)});
+        auto r = std::make_shared<const simic::layer_gradient_report>(simic::layer_gradient_sensor<>{}.measure(params));
+        py::dict out;
+        out["layers"] = layer_list(r);
+        dict_writer w(out);
+        simic::layer_gradients_event::describe_summary(w, *r);
+        return out;
       },
       py::arg("model_or_named_parameters"),
       "Per-parameter gradient statistics (norm, mean, std, min, max, zero/small/large fractions, NaN/Inf counts, "

@@ -1,5 +1,6 @@
 """The sensors as functions: simic.gradient_health, layer_gradients and
 nan_inf_scan against float64 references computed here, at their bounds."""
+import collections.abc
 import math
 
 import pytest
@@ -87,3 +88,21 @@ def test_the_sensor_functions_refuse_bad_input_naming_it():
         simic.nan_inf_scan(named_grads(torch.ones(2)), loss="nan")
     with pytest.raises(TypeError):
         simic.gradient_health(None)
+
+
+def test_the_layers_are_a_sequence_whose_dicts_are_made_when_read():
+    g0, g1 = torch.tensor([3.0, 4.0]), torch.tensor([0.0, 0.0, 1e3])
+    layers = simic.layer_gradients(named_grads(g0, g1))["layers"]
+    assert isinstance(layers, collections.abc.Sequence) and len(layers) == 2
+    assert [l["name"] for l in layers] == ["p0", "p1"]  # iteration stops at the end (IndexError)
+    assert layers[-1]["name"] == "p1" and layers[-2]["name"] == "p0"
+    assert layers[0]["norm"] == 5.0 and layers[1]["norm"] == 1000.0  # by hand: sqrt(9 + 16), sqrt(1e6)
+    assert math.isclose(layers[1]["zero_fraction"], 2.0 / 3.0, rel_tol=1e-12)
+    assert layers[1]["large_fraction"] == pytest.approx(1.0 / 3.0, rel=1e-12)  # |g| > 10
+    assert layers[0] == layers[0] and layers[0] is not layers[0]  # a new dict each read: changing one changes nothing
+    for bad in (2, -3):
+        with pytest.raises(IndexError, match=rf"index {bad} is out of range; valid: \[-2, 2\)"):
+            layers[bad]
+    with pytest.raises(TypeError):
+        layers["p0"]
+    assert len(simic.layer_gradients([])["layers"]) == 0

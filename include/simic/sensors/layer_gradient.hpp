@@ -78,21 +78,7 @@ struct layer_gradients_event {
     w.begin_array("layers");
     for (const layer_gradient_stats& l : report.layers) {
       w.begin_object();
-      w.text("name", l.name);
-      w.count("numel", l.numel);
-      w.real("norm", l.norm);
-      w.real("mean", l.mean);
-      w.real("std", l.std);
-      w.real("min", l.min);
-      w.real("max", l.max);
-      w.real("zero_fraction", l.zero_fraction);
-      w.real("small_fraction", l.small_fraction);
-      w.real("large_fraction", l.large_fraction);
-      w.count("nan_count", l.nan_count);
-      w.count("inf_count", l.inf_count);
-      w.real("health", l.health);
-      w.flag("dead", l.dead);
-      w.flag("exploding", l.exploding);
+      describe_layer(w, l);
       w.end();
       if (w.scalars()) {
         w.scalar("layers/" + l.name + "/norm", l.norm);
@@ -100,9 +86,31 @@ struct layer_gradients_event {
       }
     }
     w.end();
-    w.texts("dead_layers", report.dead_layers);
-    w.texts("exploding_layers", report.exploding_layers);
-    w.count("skipped_without_grad", report.skipped_without_grad);
+    describe_summary(w, report);
+  }
+  // One layer's fields, and the fields after the layers: apart, for a reader
+  // that makes each layer's fields only when asked (the Python module).
+  static void describe_layer(field_writer& w, const layer_gradient_stats& l) {
+    w.text("name", l.name);
+    w.count("numel", l.numel);
+    w.real("norm", l.norm);
+    w.real("mean", l.mean);
+    w.real("std", l.std);
+    w.real("min", l.min);
+    w.real("max", l.max);
+    w.real("zero_fraction", l.zero_fraction);
+    w.real("small_fraction", l.small_fraction);
+    w.real("large_fraction", l.large_fraction);
+    w.count("nan_count", l.nan_count);
+    w.count("inf_count", l.inf_count);
+    w.real("health", l.health);
+    w.flag("dead", l.dead);
+    w.flag("exploding", l.exploding);
+  }
+  static void describe_summary(field_writer& w, const layer_gradient_report& r) {
+    w.texts("dead_layers", r.dead_layers);
+    w.texts("exploding_layers", r.exploding_layers);
+    w.count("skipped_without_grad", r.skipped_without_grad);
   }
 };
 
