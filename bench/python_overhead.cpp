@@ -1,7 +1,8 @@
 // The C++ side of the Python module's cost (bench/python/overhead.py runs
 // this and the same calls from Python, and prints both): the session's step
 // and the sensors on the same model and signals as the Python script, timed
-// the same way (the median over repetitions of the mean per call).
+// the same way (after one untimed repetition, the median over repetitions of
+// the mean per call).
 //   python_overhead PARAMETERS TENSORS STEPS REPETITIONS
 // prints one JSON object: ns per call for each measured call.
 #include <torch/torch.h>
@@ -38,6 +39,7 @@ std::vector<std::pair<std::string, torch::Tensor>> make_model(std::int64_t total
 template <class F>
 double median_ns(int steps, int reps, F&& f) {
   std::vector<double> means;
+  for (int i = 0; i < steps; ++i) f(i);  // warm-up, untimed: first calls take copies and fill caches
   for (int r = 0; r < reps; ++r) {
     const auto t0 = clock_type::now();
     for (int i = 0; i < steps; ++i) f(i);

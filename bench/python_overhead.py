@@ -1,8 +1,9 @@
 """The Python module's cost beside C++ (issue goals: Session.step at most
 10 us more than the C++ step on the same signals; the sensors within 5 % of
 C++; no memory growth over 100,000 steps). Runs bench/python_overhead.cpp for
-the C++ side and the same calls here, each the median over repetitions of
-the mean per call, one thread, and prints a markdown table.
+the C++ side and the same calls here, each (after an untimed repetition) the
+median over repetitions of the mean per call, one thread, and prints a
+markdown table.
 
     python bench/python_overhead.py --cpp build-bench/bench/python_overhead
         [--steps 20000] [--repetitions 7] [--rss-steps 100000]
@@ -35,6 +36,8 @@ def make_model(total, tensors):
 
 def median_ns(steps, reps, f):
     means = []
+    for i in range(steps):  # warm-up, untimed, as in python_overhead.cpp
+        f(i)
     for _ in range(reps):
         t0 = time.perf_counter_ns()
         for i in range(steps):
