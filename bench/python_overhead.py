@@ -20,7 +20,8 @@ import torch
 
 import simic
 
-MODELS = [(10_000, 4), (1_200_000, 24), (12_000_000, 400)]  # (elements, tensors)
+# (elements, tensors); 400 one-element tensors isolate the cost per tensor of the call itself.
+MODELS = [(10_000, 4), (400, 400), (1_200_000, 24), (12_000_000, 400)]
 
 
 def make_model(total, tensors):

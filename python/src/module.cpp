@@ -163,13 +163,25 @@ named parameters_of(const py::object& source) {
   if (!module && (source.is_none() || !py::isinstance<py::iterable>(source)))
     throw py::type_error(std::string(what) + " must be a torch.nn.Module or a list of (name, tensor), not " +
                          type_name(source));
+  // Read through the C API in place (no pybind11 cast per item): the sensor
+  // functions make this list at every call.
+  const py::object items = module ? source.attr("named_parameters")() : source;
+  const py::object seq = py::reinterpret_steal<py::object>(PySequence_Fast(items.ptr(), "not iterable"));
+  if (!seq) throw py::error_already_set();
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.ptr());
   named out;
-  for (const py::handle it : module ? source.attr("named_parameters")() : source) {
-    const py::tuple pair = py::isinstance<py::tuple>(it) ? it.cast<py::tuple>() : py::tuple();
-    if (pair.size() != 2 || !py::isinstance<py::str>(pair[0]) || !THPVariable_Check(pair[1].ptr()))
-      throw py::type_error(std::string(what) + ": items must be (name, tensor), not " + std::string(py::repr(it)));
-    const std::string name = pair[0].cast<std::string>();
-    const torch::Tensor t = pair[1].cast<torch::Tensor>();
+  out.reserve(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* const it = PySequence_Fast_GET_ITEM(seq.ptr(), i);
+    if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
+        !THPVariable_Check(PyTuple_GET_ITEM(it, 1)))
+      throw py::type_error(std::string(what) + ": items must be (name, tensor), not " +
+                           std::string(py::repr(py::handle(it))));
+    Py_ssize_t size = 0;
+    const char* const chars = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(it, 0), &size);
+    if (!chars) throw py::error_already_set();
+    const std::string name(chars, static_cast<std::size_t>(size));
+    const torch::Tensor& t = THPVariable_Unpack(PyTuple_GET_ITEM(it, 1));
     if (!t.is_floating_point())
       throw py::value_error(std::string(what) + ": '" + name + "' has dtype " + std::string(c10::toString(t.scalar_type())) +
                             "; valid: a floating-point dtype");
