@@ -238,21 +238,16 @@ def test_options_set_the_cpp_session_options_at_their_bounds(tmp_path, model):
     with simic.Session(model, preset="supervised", skip_critical=False) as s:
         backward_pass(model)
         assert s.step(loss=float("nan"))["action"] == "proceed"
-    # skip_on skips at any severity: a NaN entropy is critical; a warning-only
-    # kind is exercised through the ppo preset's kl_spike below.
-    # watch/ignore: the sensors read only the parameters the globs select.
-    path = tmp_path / "events.jsonl"
-    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised", ignore=["bias"]) as s:
-        backward_pass(model)
-        s.step(loss=1.0)
-    (health,) = events_of(path, "gradient_health")
-    assert health["parameters"] == 1 and math.isclose(health["total_norm"], math.sqrt(96.0), rel_tol=1e-12)
-    path = tmp_path / "watched.jsonl"
-    with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised", watch=["b*"]) as s:
-        backward_pass(model)
-        s.step(loss=1.0)
-    (health,) = events_of(path, "gradient_health")
-    assert health["parameters"] == 1 and math.isclose(health["total_norm"], math.sqrt(32.0), rel_tol=1e-12)
+    # skip_on: test_skip_on_skips_a_warning_kind_that_would_otherwise_proceed.
+    # watch/ignore: the sensors read only the parameters the globs select
+    # (weight's gradient norm sqrt(96), bias's sqrt(32), by hand above).
+    for i, (globs, norm) in enumerate(((dict(ignore=["bias"]), 96.0), (dict(watch=["b*"]), 32.0))):
+        path = tmp_path / f"events{i}.jsonl"
+        with simic.Session(model, sinks=[simic.JsonlSink(str(path))], preset="supervised", **globs) as s:
+            backward_pass(model)
+            s.step(loss=1.0)
+        (health,) = events_of(path, "gradient_health")
+        assert health["parameters"] == 1 and math.isclose(health["total_norm"], math.sqrt(norm), rel_tol=1e-12)
     # level="OFF": no check runs, no anomaly is reported, every step proceeds.
     with simic.Session(model, preset="supervised", level="off") as s:
         backward_pass(model)
