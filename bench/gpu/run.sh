@@ -170,6 +170,9 @@ done
 timeout 200 python3 "$ANCHOR" --device cuda --out "$OUT/anchor.jsonl" >"$OUT/anchor.txt" 2>&1 ||
   { status=1; tail -20 "$OUT/anchor.txt"; }
 
+step "the deferred check and the update guard on CUDA (bench/gpu/deferred_check.sh; logs in deferred/)"
+OUT=$OUT/deferred bash bench/gpu/deferred_check.sh || status=1
+
 step "table"
 variant=()
 [ -s "$OUT/bench_cuda_basic8.json" ] && variant=(--variant "$OUT/bench_cuda_basic8.json" --variant-label "basic set at 32 registers (8 blocks/SM)")

@@ -19,6 +19,13 @@
 // (core/response.hpp: any critical anomaly skips). docs/recovery.md has the
 // contract, the defaults and how they were measured.
 //
+// With a deferred check (session_options::check) each verdict is the
+// previous step's, judged after its update was taken: a snapshot taken at a
+// healthy verdict holds weights that the next check judges, and is kept
+// only when that check is healthy too; a rollback drops the session's
+// pending step (taken on the weights it replaces). flush() judges the last
+// step. A simic::update_guard must be reset() after a rollback.
+//
 //   simic::recovery guard(tel, *model, optimizer);
 //   const auto& r = guard.step(batches_drawn, signals, simic::step_loss{loss});
 //   if (r.resp.act == simic::action::proceed) optimizer.step(); else optimizer.zero_grad();
@@ -117,7 +124,7 @@ struct rollback_report {
 // The check's result as the trainer obeys it: the session's, with a
 // rollback (then the action is skip_step: the restored weights take no
 // step from these gradients) or a stop after the last allowed rollback.
-struct recovery_result : check_result {
+struct recovery_result : step_result {
   std::optional<rollback_report> rollback;
 };
 
@@ -191,25 +198,15 @@ class recovery {
   const recovery_result& step(std::uint64_t data_position, const signals& s, const Inputs&... inputs) {
     detail::require(data_position >= position_, "simic::recovery::step", "data_position", data_position,
                     ">= the previous step's (" + std::to_string(position_) + ")");
-    const check_result& r = session_.step(s, inputs...);  // bad input throws here: nothing changed
-    static_cast<check_result&>(result_) = r;
-    result_.rollback.reset();
-    ++checks_;
-    // Healthy: nothing reported and no condition still holding.
-    const bool healthy = r.report.empty() && r.report.holds().empty() && r.resp.act == action::proceed;
-    if (healthy) {
-      ++healthy_run_;
-      if (healthy_run_ >= opts_.snapshot_every) onset_.reset();
-    } else {
-      if (!onset_) onset_ = trouble{checks_, session_.update()};
-      healthy_run_ = 0;
-    }
-    if (const auto cause = rollback_needed(r, s)) {
-      roll_back(cause->first, cause->second, data_position);
-    } else if (healthy && snapshot_due()) {
-      take_snapshot();
-    }
+    const step_result& r = session_.step(s, inputs...);  // bad input throws here: nothing changed
+    on_verdict(r, data_position);
     position_ = data_position;
+    return result_;
+  }
+  // A deferred check: the last step's verdict (session.flush()), guarded as
+  // step() guards it. Nothing judged when no step is pending.
+  const recovery_result& flush() {
+    on_verdict(session_.flush(), position_);
     return result_;
   }
 
@@ -252,6 +249,7 @@ class recovery {
     rep.lr_scale = lr_scale_;
     rep.rollbacks = rollbacks_;
     position_ = found->snapshot.data_position;
+    candidate_.reset();
     held_.clear();
     held_.push_back(kept{std::move(found->snapshot), checks_, lr_scale_});
     onset_.reset();
@@ -298,6 +296,7 @@ class recovery {
     }
     return [this, c, held = std::move(held)]() mutable {
       held_ = std::move(held);
+      candidate_.reset();
       checks_ = c.checks;
       healthy_run_ = c.healthy_run;
       rollbacks_ = c.rollbacks;
@@ -370,21 +369,63 @@ class recovery {
     return o;
   }
 
-  bool snapshot_due() const noexcept {
-    return held_.empty() || (healthy_run_ >= opts_.snapshot_every && checks_ - held_.back().check >= opts_.snapshot_every);
+  // One verdict: counts, snapshot, rollback.
+  void on_verdict(const step_result& r, std::uint64_t data_position) {
+    static_cast<step_result&>(result_) = r;
+    result_.rollback.reset();
+    if (!r.judged) return;  // a deferred check's first step: nothing judged yet
+    ++checks_;
+    // Healthy: nothing reported and no condition still holding.
+    const bool healthy = r.report.empty() && r.report.holds().empty() && r.resp.act == action::proceed;
+    if (healthy) {
+      ++healthy_run_;
+      if (healthy_run_ >= opts_.snapshot_every) onset_.reset();
+    } else {
+      if (!onset_) onset_ = trouble{checks_, r.judged->update};
+      healthy_run_ = 0;
+    }
+    // Deferred: the snapshot taken at the previous verdict holds the weights this check judged.
+    if (candidate_) {
+      if (healthy) keep(std::move(*candidate_));
+      candidate_.reset();
+    }
+    if (const auto cause = rollback_needed(r, session_.last_signals())) {
+      roll_back(cause->first, cause->second, data_position);
+    } else if (healthy && snapshot_due()) {
+      take_snapshot();
+    }
   }
 
-  // The state before this step's update: the weights the check judged healthy.
+  // Deferred: a snapshot taken now is kept at the next check, which it is
+  // counted at (the check that judged its weights).
+  bool snapshot_due() const noexcept {
+    const std::uint64_t at = checks_ + (session_.pending() ? 1 : 0);
+    return held_.empty() || (healthy_run_ >= opts_.snapshot_every && at - held_.back().check >= opts_.snapshot_every);
+  }
+
+  // The state before this step's update: the weights the check judged
+  // healthy (sync). Deferred: the weights after the judged step's update,
+  // which the next check judges; kept only if it is healthy (keep()).
   void take_snapshot() {
     const auto t0 = std::chrono::steady_clock::now();
     kept k{capture_training_state(model_, optimizer_, session_.update(), position_, session_extra(session_parts::all)),
            checks_, lr_scale_};
+    snapshot_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (session_.pending())
+      candidate_ = std::move(k);
+    else
+      keep(std::move(k));
+  }
+  void keep(kept k) {
+    const auto t0 = std::chrono::steady_clock::now();
+    k.check = checks_;  // deferred: the check that judged its weights
     std::string file;
     if (files_ && files_->write(k.snapshot) && !files_->files().empty()) file = files_->files().back().string();
+    const std::uint64_t data_position = k.snapshot.data_position;
     held_.push_back(std::move(k));
     while (held_.size() > opts_.keep) held_.pop_front();
     snapshot_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    session_.emit(snapshot_event{.data_position = position_,
+    session_.emit(snapshot_event{.data_position = data_position,
                                  .bytes = held_.back().snapshot.size_bytes(),
                                  .held = held_.size(),
                                  .held_bytes = held_bytes(),
@@ -393,7 +434,7 @@ class recovery {
   }
 
   extra_state session_extra(session_parts parts) {
-    return {.save = [this](torch::serialize::OutputArchive& ar) { save_session(ar, session_); },
+    return {.save = [this](torch::serialize::OutputArchive& ar) { detail::save_session_state(ar, session_, "simic.session"); },
             .stage = [this, parts](torch::serialize::InputArchive& ar) { return stage_session(ar, session_, parts); }};
   }
 
@@ -442,6 +483,8 @@ class recovery {
     const bool margin_met = target != held_.end();
     if (!margin_met) target = held_.begin();
     restore_training_state(target->snapshot, model_, optimizer_, session_extra(session_parts::judgement));
+    if (session_.pending()) session_.discard_pending();  // deferred: this call's step was taken on the weights replaced
+    candidate_.reset();
     rollback_report rep;
     rep.attribution = attribute(*target, rep.replay_error);
     ++rollbacks_;
@@ -525,6 +568,7 @@ class recovery {
   recovery_options opts_;
   std::optional<snapshot_files> files_;
   std::deque<kept> held_;
+  std::optional<kept> candidate_;  // deferred: taken, waiting for the check of its weights
   recovery_result result_;
   std::optional<rollback_report> last_;
   std::optional<trouble> onset_;

@@ -6,7 +6,10 @@
 //
 // Per step: the sensors add what they hold and read to the caller's signals,
 // the monitor checks them, the sensors write their events, then the check's
-// (emit/check_events.hpp), then the DEBUG diagnostics run.
+// (emit/check_events.hpp), then the DEBUG diagnostics run. With a deferred
+// check (session_options::check) the step's call starts the reads and runs
+// the diagnostics, and the next call (or flush) finishes the reads, checks
+// and writes the events, returning that verdict one step late.
 #pragma once
 
 #include <chrono>
@@ -16,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -33,6 +37,48 @@
 
 namespace simic {
 inline namespace v0 {
+
+// Which step a verdict judges: its check's number (checks() once it was
+// made; 1 for the session's first) and its update (the events' stamp).
+struct judged_step {
+  std::uint64_t check = 0;
+  std::uint64_t update = 0;
+  friend bool operator==(const judged_step&, const judged_step&) = default;
+};
+
+// What session::step() returns: the check's result and the step it judged.
+// Sync: the step of this call. Deferred: the previous step; none on the
+// first call (nothing judged yet: proceed, an empty report).
+struct step_result : check_result {
+  std::optional<judged_step> judged;
+};
+
+namespace detail {
+// A step's signals with their own copy of the caller's spans (entropy heads,
+// user figures, and their names), for a check made after the caller's
+// memory is gone. Moving it keeps the spans valid (a vector's move keeps
+// its elements where they are); copying would not, so it is not copyable.
+struct owned_signals {
+  signals given;    // the caller's
+  signals checked;  // with what the session and its sensors added
+  owned_signals(const signals& caller, const signals& held) : given(caller), checked(held) {
+    names_.reserve(caller.entropy.size() + caller.user.size());
+    entropy_.reserve(caller.entropy.size());
+    user_.reserve(caller.user.size());
+    for (const head_entropy& h : caller.entropy) entropy_.push_back({names_.emplace_back(h.head), h.normalized});
+    for (const user_signal& u : caller.user) user_.push_back({names_.emplace_back(u.name), u.value});
+    given.entropy = checked.entropy = entropy_;
+    given.user = checked.user = user_;
+  }
+  owned_signals(owned_signals&&) noexcept = default;
+  owned_signals& operator=(owned_signals&&) noexcept = default;
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<head_entropy> entropy_;
+  std::vector<user_signal> user_;
+};
+}  // namespace detail
 
 // One thread at a time; debug builds throw std::logic_error when calls overlap (docs/guide.md, Threads).
 template <class Monitor, Sensor... Sensors>
@@ -101,37 +147,56 @@ class session {
   // they hold and read where `s` has none. `inputs`: the step's update_metrics
   // (more figures for its record) and inputs of the sensors (simic::step_loss,
   // simic::ratio_batch, ...). Bad input throws std::invalid_argument before
-  // anything is read or kept. Obey the response: proceed, skip_step or stop.
+  // anything is read, kept or judged. Obey the response: proceed, skip_step
+  // or stop. With a deferred check the response is the previous step's
+  // (result.judged says which; none on the first call): docs/guide.md, "A
+  // deferred check", says what it means for this step's update.
   template <class... Inputs>
-  const check_result& step(const signals& s, const Inputs&... inputs) {
+  const step_result& step(const signals& s, const Inputs&... inputs) {
     const auto in_use = one_thread_.enter("step");
     static_assert(((std::is_same_v<Inputs, update_metrics> || takes<Inputs>()) && ...),
                   "simic::session::step: an input is neither update_metrics nor taken by a sensor of this session");
     static_assert((std::is_same_v<Inputs, update_metrics> + ... + 0) <= 1, "at most one update_metrics per step");
     checked_ = held_signals(s);
     monitor_.validate(checked_);  // bad input throws here: nothing read, nothing consumed
+    ++steps_;
+    if (deferred()) return defer_step(s, inputs...);
     if (!explicit_updates_) start_update();
     const simic::level before = level();
     const auto ctx = context(update_);
     (feed_all(ctx, inputs), ...);
     each([&](auto& x) { detail::sensor_sense(x, ctx, checked_); });
-    // What an agreement makes of valid signals is valid too.
-    const check_result& r = monitor_.check(opts_.agreement ? opts_.agreement->agree(checked_) : checked_,
-                                           already_validated);
-    rollout_ = {};  // accepted: what was handed over is consumed
-    epoch_performance_.reset();
-    performance_checked_ = performance_checked_ || s.performance.has_value();
-    ++checks_;
-    epoch_anomalies_ += r.report.size();
-    each([&](auto& x) { detail::sensor_record(x, ctx, s); });
-    if (emitting())
-      emit_check_events(*hub_, update_, epochs_ + 1, step_record(checked_, first_metrics(inputs...),
-                                               explicit_updates_ ? std::optional(step_in_update_) : std::nullopt),
-                        outcome(r, before, opts_.agreement.get()));
+    consume_held(s);
+    const check_result& r = judge(ctx, s, checked_, first_metrics(inputs...),
+                                  explicit_updates_ ? std::optional(step_in_update_) : std::nullopt, before);
     each([&](auto& x) { detail::sensor_diagnose(x, ctx, r); });
-    note_unread(checked_);
+    note_unread(checked_, update_, epochs_ + 1);
     ++step_in_update_;
-    return r;
+    return result(r, judged_step{checks_, update_});
+  }
+
+  // Deferred check: makes the pending step's check now (waiting for its
+  // reads only if they are still running) and writes its events, then the
+  // epoch ends that came after it; returns its verdict (nothing judged when
+  // no step is pending, as always with a sync check). Call it after the
+  // last step, and before saving the session (save_session refuses a
+  // pending check). close() does it too, without returning the verdict.
+  const step_result& flush() {
+    const auto in_use = one_thread_.enter("flush");
+    return judge_pending();
+  }
+  // The step whose check is still to be made (deferred check), if any.
+  std::optional<judged_step> pending() const noexcept {
+    if (!pending_) return std::nullopt;
+    return judged_step{checks_ + 1, pending_->update};
+  }
+  // Forgets the pending step without checking it (no events, no verdict):
+  // after a rollback (recovery.hpp) it was taken on weights that are gone.
+  // The epoch ends that came after it are made now.
+  void discard_pending() {
+    const auto in_use = one_thread_.enter("discard_pending");
+    pending_.reset();
+    finish_epochs();
   }
 
   // `s` and the figures the session and its sensors hold for the next check
@@ -149,34 +214,31 @@ class session {
 
   // Ends an epoch: `performance` (higher is better) goes into the epoch
   // summary, and to the next check unless a check of this epoch already
-  // carried one; the config ticks (an escalation may end).
+  // carried one; the config ticks (an escalation may end). With a step whose
+  // check is deferred, the tick and the summary come after that check.
   void end_epoch(std::optional<double> performance = std::nullopt) {
     const auto in_use = one_thread_.enter("end_epoch");
-    const simic::level before = level();
-    monitor_.tick();
-    const simic::level after = level();
-    if (emitting()) {
-      if (after != before) emit(escalation_end_event{.from = before, .to = after});
-      emit(epoch_summary{.performance = performance,
-                         .updates = update_ + 1 - epoch_first_update_,
-                         .anomalies = epoch_anomalies_,
-                         .level_after = after});
-    }
+    ended_.push_back(epoch_end{performance, update_ + 1 - epoch_first_update_, update_, epochs_ + 1});
     if (performance && !performance_checked_) epoch_performance_ = performance;
     performance_checked_ = false;
-    epoch_anomalies_ = 0;
     epoch_first_update_ = update_ + 1;
     ++epochs_;
+    if (!pending_) finish_epochs();
   }
 
   // Checks the last epoch's performance if no step carried it (a run's last
   // end_epoch()), then flushes every event; closes the hub when the session
   // made it (waiting at most `deadline`). Returns the hub's counts.
   // Idempotent; the destructor calls it.
+  // A deferred check's pending step is checked first (flush()).
   hub_counts close() { return close(opts_.close_deadline); }
   hub_counts close(std::chrono::milliseconds deadline) {
     detail::require(deadline.count() >= 0, "simic::session::close", "deadline", deadline.count(),
                     ">= 0 ms (hub::no_deadline: wait without limit)");
+    if (pending_) {
+      const auto in_use = one_thread_.enter("close");
+      judge_pending();
+    }
     check_last_performance();
     if (owns_hub_) (void)hub_->close(deadline); else hub_->flush();
     return hub_->counts();
@@ -201,12 +263,16 @@ class session {
   std::uint64_t epochs() const noexcept { return epochs_; }                  // epochs ended
   std::uint64_t step_in_update() const noexcept { return step_in_update_; }  // steps of this update so far
   std::uint64_t checks() const noexcept { return checks_; }
+  // step() calls this object accepted (a count of calls, not saved: for
+  // whatever acts once per step, as simic::update_guard).
+  std::uint64_t steps() const noexcept { return steps_; }
   // Fields the trainer fed that no detector of the monitor reads (each also
   // written once as an unread_signals event).
   signal_set unread_signals() const noexcept { return unread_; }
-  // The signals of the latest step(), as the monitor saw them before an
+  // The signals of the latest check, as the monitor saw them before an
   // agreement (or, when step() threw, as it rejected them). The entropy and
-  // user spans point into the caller's memory.
+  // user spans point into the caller's memory (a deferred check's: into the
+  // session's copy, valid until the next check).
   const signals& last_signals() const noexcept { return checked_; }
   hub& events() noexcept { return *hub_; }
   const std::vector<named_tensor>& watched() const noexcept { return watched_; }
@@ -310,6 +376,8 @@ class session {
 
  private:
   void apply_state(const state_type& st) noexcept {
+    pending_.reset();  // a deferred check's step belongs to the state replaced
+    ended_.clear();
     update_ = st.update;
     epochs_ = st.epochs;
     checks_ = st.checks;
@@ -339,6 +407,8 @@ class session {
     static_assert((configures<Opts>() && ...), "simic::session: an argument is the options of no sensor of this session");
     detail::require(o.close_deadline.count() >= 0, "simic::session", "close_deadline", o.close_deadline.count(),
                     ">= 0 ms (hub::no_deadline: wait without limit)");
+    detail::require(static_cast<unsigned>(o.check) <= 1u, "simic::session", "check", static_cast<unsigned>(o.check),
+                    "sync or deferred");
     watched_parameters w = watch(params, opts_.watch);
     for (std::size_t i = 0; i < w.names.size(); ++i) {
       detail::require(w.weights[i].defined(), "simic::session", "parameter " + w.names[i], "undefined",
@@ -387,6 +457,109 @@ class session {
   sensor_context<Monitor> context(std::uint64_t update) noexcept {
     return {monitor_, *hub_, watched_, weights_, update, epochs_ + 1, step_in_update_};
   }
+  bool deferred() const noexcept { return opts_.check == check_timing::deferred; }
+
+  // A step whose check is deferred: its signals (owned), its record's
+  // metrics and the stamps of its call.
+  struct pending_step {
+    detail::owned_signals sig;
+    update_metrics metrics;
+    std::uint64_t update = 0, epoch = 0, step_in_update = 0;
+    bool explicit_updates = false;
+  };
+  // An epoch end waiting for the check of the step before it.
+  struct epoch_end {
+    std::optional<double> performance;
+    std::uint64_t updates = 0, update = 0, epoch = 0;  // the summary's count and the stamps of its call
+  };
+
+  // What the step consumes of what was handed over before it.
+  void consume_held(const signals& s) {
+    rollout_ = {};
+    epoch_performance_.reset();
+    performance_checked_ = performance_checked_ || s.performance.has_value();
+  }
+
+  // The check of a step whose reads are done: the monitor, the sensors'
+  // events, the step record and the check's events, stamped as `ctx`.
+  const check_result& judge(const sensor_context<Monitor>& ctx, const signals& given, const signals& checked,
+                            update_metrics metrics, std::optional<std::uint64_t> step_in_update, simic::level before) {
+    // What an agreement makes of valid signals is valid too.
+    const check_result& r =
+        monitor_.check(opts_.agreement ? opts_.agreement->agree(checked) : checked, already_validated);
+    ++checks_;
+    epoch_anomalies_ += r.report.size();
+    each([&](auto& x) { detail::sensor_record(x, ctx, given, checked); });
+    if (emitting())
+      emit_check_events(*hub_, ctx.update(), ctx.epoch(),
+                        step_record(checked, std::move(metrics), step_in_update),
+                        outcome(r, before, opts_.agreement.get()));
+    return r;
+  }
+  const step_result& result(const check_result& r, std::optional<judged_step> judged) {
+    static_cast<check_result&>(result_) = r;
+    result_.judged = judged;
+    return result_;
+  }
+
+  // A deferred check's step: the previous step is judged, then this one's
+  // reads start (nothing waited for) and its diagnostics run at the level
+  // that check left (the DEBUG diagnostics read this step's tensors, which
+  // exist only now).
+  template <class... Inputs>
+  const step_result& defer_step(const signals& s, const Inputs&... inputs) {
+    signals held = std::move(checked_);
+    judge_pending();
+    if (!explicit_updates_) start_update();
+    const auto ctx = context(update_);
+    (feed_all(ctx, inputs), ...);
+    pending_.emplace(pending_step{detail::owned_signals(s, held), first_metrics(inputs...), update_, epochs_ + 1,
+                                  step_in_update_, explicit_updates_});
+    each([&](auto& x) { detail::sensor_defer(x, ctx, pending_->sig.checked); });
+    consume_held(s);
+    each([&](auto& x) { detail::sensor_diagnose(x, ctx, static_cast<const check_result&>(result_)); });
+    ++step_in_update_;
+    return result_;
+  }
+
+  // Checks the pending step, if any, then makes the epoch ends after it.
+  const step_result& judge_pending() {
+    if (!pending_) {
+      finish_epochs();
+      return result(check_result{}, std::nullopt);
+    }
+    judged_.emplace(std::move(*pending_));
+    pending_.reset();
+    pending_step& p = *judged_;
+    const sensor_context<Monitor> ctx{monitor_, *hub_, watched_, weights_, p.update, p.epoch, p.step_in_update};
+    each([&](auto& x) { detail::sensor_collect(x, ctx, p.sig.checked); });
+    checked_ = p.sig.checked;
+    const simic::level before = level();
+    const check_result& r = judge(ctx, p.sig.given, p.sig.checked, std::move(p.metrics),
+                                  p.explicit_updates ? std::optional(p.step_in_update) : std::nullopt, before);
+    note_unread(p.sig.checked, p.update, p.epoch);
+    const step_result& out = result(r, judged_step{checks_, p.update});
+    finish_epochs();
+    return out;
+  }
+
+  void finish_epochs() {
+    for (const epoch_end& e : ended_) {
+      const simic::level before = level();
+      monitor_.tick();
+      const simic::level after = level();
+      if (emitting()) {
+        if (after != before) hub_->emit(e.update, e.epoch, escalation_end_event{.from = before, .to = after});
+        hub_->emit(e.update, e.epoch,
+                   epoch_summary{.performance = e.performance,
+                                 .updates = e.updates,
+                                 .anomalies = epoch_anomalies_,
+                                 .level_after = after});
+      }
+      epoch_anomalies_ = 0;
+    }
+    ended_.clear();
+  }
   template <class... In>
   static update_metrics first_metrics(const In&... in) {  // the step's update_metrics input, if any
     update_metrics m;
@@ -419,13 +592,15 @@ class session {
             agreement};
   }
 
-  // Fields the trainer fed that the monitor does not read, each named once.
-  void note_unread(const signals& s) {
+  // Fields the trainer fed that the monitor does not read, each named once
+  // (stamped as the step that fed them).
+  void note_unread(const signals& s, std::uint64_t update, std::uint64_t epoch) {
     const signal_set fresh = signal_set::of(s).without(Monitor::reads | unread_ | signal_set{signal_set::user});
     if (fresh.empty()) return;
     unread_ = unread_ | fresh;
     if (emitting())
-      emit(unread_signals_event{.signals = fresh.describe(", "), .reads = Monitor::reads.describe(", ")});
+      hub_->emit(update, epoch,
+                 unread_signals_event{.signals = fresh.describe(", "), .reads = Monitor::reads.describe(", ")});
   }
 
   void start_update() {
@@ -455,9 +630,14 @@ class session {
   std::optional<double> epoch_performance_;  // an epoch's figure for the next check
   bool performance_checked_ = false;
   signals checked_{};
+  step_result result_{};
+  std::optional<pending_step> pending_;  // deferred check: the step to judge next
+  std::optional<pending_step> judged_;   // and the one judged last (checked_'s spans point into it)
+  std::vector<epoch_end> ended_;         // epoch ends after the pending step, in order
   detail::one_thread_guard one_thread_{"session"};
   bool explicit_updates_ = false;
   std::uint64_t checks_ = 0;
+  std::uint64_t steps_ = 0;
   std::uint64_t update_ = 0;
   std::uint64_t step_in_update_ = 0;
   std::uint64_t epochs_ = 0;

@@ -20,6 +20,13 @@
 namespace simic {
 inline namespace v0 {
 
+// When a step's check is made. sync: in its own step() call, which returns
+// its verdict (a device's figures are waited for there). deferred: in the
+// next step() call (or flush(), close()), which returns it, naming the step
+// it judges; the step's own call only starts its reads, so the host never
+// waits for the device (docs/guide.md, "A deferred check").
+enum class check_timing : unsigned char { sync, deferred };
+
 struct session_options {
   config_options config{};  // level, escalation, severities, the missing-signal guard
   std::uint32_t max_consecutive_skips = defaults::max_consecutive_skips;  // the response policy's stop
@@ -37,6 +44,7 @@ struct session_options {
   // so that every rank skips, escalates and stops together. The events keep
   // this rank's own figures; anomaly events name the ranks they came from.
   std::shared_ptr<signal_agreement> agreement{};
+  check_timing check = check_timing::sync;
 };
 
 // Figures known once per rollout, handed to the next check.

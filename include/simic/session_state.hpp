@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,14 +28,30 @@ inline namespace v0 {
 // numbering never goes back.
 enum class session_parts : unsigned char { all, judgement };
 
+namespace detail {
+// The session's judgement and counters as they stand, a deferred check's
+// pending step aside: what a rollback's snapshot restores (recovery.hpp
+// drops that step when it rolls back).
 template <class Monitor, Sensor... Sensors>
-void save_session(torch::serialize::OutputArchive& ar, const session<Monitor, Sensors...>& s,
-                  const std::string& prefix = "simic.session") {
+void save_session_state(torch::serialize::OutputArchive& ar, const session<Monitor, Sensors...>& s,
+                        const std::string& prefix) {
   save_state(ar, s.monitor().state(), prefix + ".monitor");
   save_state(ar, s.state(), prefix + ".counters");
   s.for_each_sensor([&](const auto& x) {
     detail::sensor_save(x, ar, prefix + ".sensor." + std::string(std::decay_t<decltype(x)>::name), s.weights());
   });
+}
+}  // namespace detail
+
+// Refuses (std::logic_error) a session whose deferred check has a step
+// pending: its verdict and events would be lost. flush() it first.
+template <class Monitor, Sensor... Sensors>
+void save_session(torch::serialize::OutputArchive& ar, const session<Monitor, Sensors...>& s,
+                  const std::string& prefix = "simic.session") {
+  if (const auto p = s.pending())
+    throw std::logic_error("simic::save_session: the session's deferred check of update " + std::to_string(p->update) +
+                           " is pending; call flush() first, or its verdict and events are lost");
+  detail::save_session_state(ar, s, prefix);
 }
 
 // Reads and checks `parts` of a saved session without changing it; returns

@@ -25,6 +25,7 @@
 #include "simic/emit/sink_memory.hpp"
 #include "simic/presets/supervised_session.hpp"
 #include "simic/recovery.hpp"
+#include "simic/recovery/update_guard.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace simic;
@@ -672,4 +673,137 @@ TEST_CASE("a rollback past newer snapshots drops their files too, so that a rest
   for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"snapshot-000000000041.pt", "snapshot-000000000061.pt"});
+}
+
+// ---- with a deferred check (session_options::check, docs/recovery.md) ----
+
+namespace {
+
+// A run whose verdicts come one step late: the trainer takes each step's
+// update (through an update guard when `guarded`) unless the verdict it
+// got says otherwise; a rollback resets the guard.
+struct deferred_result {
+  std::vector<at::Tensor> weights;
+  std::vector<event> events;
+  std::vector<rollback_report> rollbacks;
+  std::vector<std::vector<at::Tensor>> restored;  // the weights right after each rollback
+  std::vector<std::uint64_t> applied;
+};
+template <class Fault>
+deferred_result run_deferred(std::uint64_t steps, const recovery_options& ro, Fault f, bool guarded) {
+  regression m;
+  auto sink = std::make_shared<memory_sink>();
+  session_options so;
+  so.check = check_timing::deferred;
+  deferred_result out;
+  {
+    supervised_session<> tel(so, *m.net, {sink});
+    recovery rec(tel, *m.net, *m.opt, ro);
+    update_guard guard(*m.opt);
+    for (std::uint64_t step = 1; step <= steps; ++step) {
+      const fault x = f(step);
+      const double loss = m.backward(step, x.scale, x.nan);
+      const recovery_result& r = rec.step(step, at_step(loss, step));
+      if (r.rollback) {
+        out.rollbacks.push_back(*r.rollback);
+        out.restored.push_back(weights_of(*m.net));
+        guard.reset();  // the optimizer's state is the snapshot's now
+        continue;       // this step's gradients were taken at the weights replaced
+      }
+      if (r.resp.act == action::stop) break;
+      // a late skip: the guard takes the update back (then this step's gradients are stale), or it stays
+      if (r.resp.act == action::skip_step && guarded && guard.undo(r.judged)) continue;
+      if (guarded)
+        guard.step(tel);
+      else
+        m.opt->step();
+      out.applied.push_back(step);
+    }
+    rec.flush();
+    tel.close();
+  }
+  out.weights = weights_of(*m.net);
+  out.events = sink->events();
+  return out;
+}
+
+// The weights after the first `n` steps of the healthy run.
+std::vector<at::Tensor> healthy_weights_after(std::uint64_t n) {
+  regression ref;
+  for (std::uint64_t step = 1; step <= n; ++step) {
+    ref.backward(step);
+    ref.opt->step();
+  }
+  return weights_of(*ref.net);
+}
+
+}  // namespace
+
+TEST_CASE("deferred check: a snapshot is kept once the check of its weights is healthy; healthy runs unchanged") {
+  recovery_options ro;
+  ro.snapshot_every = 25;
+  ro.keep = 2;
+  const auto with = run_deferred(200, ro, healthy, false);
+  CHECK(with.rollbacks.empty());
+  CHECK(same(with.weights, run(200, nullptr, healthy).weights));  // snapshots read, never change training
+  const auto snaps = payloads<snapshot_event>(with.events);
+  std::vector<std::uint64_t> positions;
+  for (const auto& s : snaps) positions.push_back(s.data_position);
+  // taken at the call after a healthy verdict, of the weights after that step's update: one step later than
+  // a sync check's (0, 25, 50, ...), each kept at the next healthy check
+  CHECK(positions == std::vector<std::uint64_t>{1, 26, 51, 76, 101, 126, 151, 176});
+  CHECK(snaps.back().held == 2);
+}
+
+TEST_CASE("deferred check: a snapshot whose weights' check is unhealthy is dropped, not kept") {
+  // step 2's gradients are NaN: its update is kept out by the guard, and its check (unhealthy) judges the
+  // weights the candidate taken at step 2's call holds, so that candidate is dropped
+  recovery_options ro;
+  ro.snapshot_every = 25;
+  auto nan_at_2 = [](std::uint64_t step) { return step == 2 ? fault{.nan = true} : fault{}; };
+  const auto r = run_deferred(40, ro, nan_at_2, true);
+  const auto snaps = payloads<snapshot_event>(r.events);
+  REQUIRE_FALSE(snaps.empty());
+  CHECK(snaps[0].data_position == 3);  // the next candidate: taken at step 4's call, after a healthy step 3
+  CHECK(r.rollbacks.empty());
+  CHECK(std::count(r.applied.begin(), r.applied.end(), 2) == 1);  // taken through the guard, which kept it out
+}
+
+TEST_CASE("deferred check: non-finite weights from a late verdict roll back to a confirmed snapshot") {
+  // without a guard the NaN step's update reaches the weights before its verdict does
+  recovery_options ro;
+  ro.snapshot_every = 20;
+  ro.keep = 3;
+  auto nan_at_101 = [](std::uint64_t step) { return step == 101 ? fault{.nan = true} : fault{}; };
+  const auto r = run_deferred(130, ro, nan_at_101, false);
+  REQUIRE(r.rollbacks.size() == 1);
+  const rollback_report& rb = r.rollbacks[0];
+  CHECK(rb.cause == rollback_cause::nonfinite_weights);
+  CHECK(rb.onset_update == 101);
+  CHECK(rb.restored_update <= 101);
+  // the restored weights are the healthy run's before the snapshot's update
+  CHECK(same(r.restored[0], healthy_weights_after(rb.restored_update - 1)));
+  CHECK(rb.window_first == rb.restored_update - 1);
+  CHECK(rb.window_last == 102);
+  // step 102's check was dropped with its step (taken on the weights replaced): no events of update 102's check
+  int of_102 = 0;
+  for (const auto& e : r.events) of_102 += e.update() == 102 && (e.is<update_metrics>() || e.is<gradient_health_event>());
+  CHECK(of_102 == 0);
+  CHECK(std::count(r.applied.begin(), r.applied.end(), 102) == 0);
+  for (const auto& w : r.weights) CHECK(at::isfinite(w).all().item<bool>());
+}
+
+TEST_CASE("deferred check with the update guard: a NaN step never reaches the weights, so nothing rolls back") {
+  recovery_options ro;
+  ro.snapshot_every = 20;
+  auto nan_at_101 = [](std::uint64_t step) { return step == 101 ? fault{.nan = true} : fault{}; };
+  const auto r = run_deferred(130, ro, nan_at_101, true);
+  CHECK(r.rollbacks.empty());
+  // the reference: the healthy run without step 101's update
+  regression ref;
+  for (std::uint64_t step = 1; step <= 130; ++step) {
+    ref.backward(step);
+    if (step != 101) ref.opt->step();
+  }
+  CHECK(same(r.weights, weights_of(*ref.net)));
 }

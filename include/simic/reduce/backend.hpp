@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
 
 #include "simic/core/error.hpp"
+#include "simic/reduce/host_copy.hpp"
 #include "simic/reduce/stat_layout.hpp"
 #include "simic/core/thresholds.hpp"
 
@@ -160,8 +162,11 @@ class stats_table {
 // (the work is enqueued, nothing waited for) and how to turn them into a
 // report. materialize() makes the one device->host transfer; call it after
 // the stream is synchronised (or an event recorded after the call has
-// completed) to avoid waiting. The sync sensor calls are measure_async(...)
-// .materialize(), so both give identical numbers by construction.
+// completed) to avoid waiting, or start the transfer early with
+// copy_to_host() (reduce/host_copy.hpp: materialize() then waits only if it
+// is still running; a deferred check does this). The sync sensor calls are
+// measure_async(...).materialize(), so both give identical numbers by
+// construction.
 template <class Report>
 class pending_report {
  public:
@@ -169,7 +174,15 @@ class pending_report {
   pending_report(at::Tensor device_stats, finisher finish)
       : stats_(std::move(device_stats)), finish_(std::move(finish)) {}
 
+  // Starts the one device->host transfer now, without waiting for it.
+  void copy_to_host() {
+    if (!copy_) copy_ = std::make_shared<const host_copy>(stats_.scalar_type() == at::kDouble ? stats_
+                                                                                             : stats_.to(at::kDouble));
+  }
+  // Whether the transfer was started and materialize() would not wait.
+  bool ready() const { return copy_ && copy_->ready(); }
   Report materialize() const {
+    if (copy_) return finish_(stats_table(copy_->wait().contiguous()));
     // The single device->host copy (a no-op view for CPU tensors).
     at::Tensor host = stats_.to(at::kCPU, at::kDouble).contiguous();
     return finish_(stats_table(std::move(host)));
@@ -181,6 +194,7 @@ class pending_report {
  private:
   at::Tensor stats_;
   finisher finish_;
+  std::shared_ptr<const host_copy> copy_;  // shared: a pending report is copyable
 };
 
 }  // namespace v0

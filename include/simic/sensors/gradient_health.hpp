@@ -13,6 +13,9 @@
 // ..., synchronously in step() or enqueued earlier by session::enqueue(), and
 // gives the check `gradients`; with options().host it also gives the
 // host/module gradient ratio from the same read (sensors/gradient_ratio.hpp).
+// With a deferred check the read's rows travel to the host behind the step
+// (defer/collect). step_stats() is the step's packed rows on their device,
+// which simic::update_guard judges the step's update by (no second read).
 // Its event: gradient_health (the gradient figures, gradient_members in
 // core/signals.hpp, and the host/module ratio).
 #pragma once
@@ -199,17 +202,36 @@ class gradient_health_sensor {
   void sense(const sensor_context<M>& ctx, signals& s) {
     last_.reset();
     host_ratio_.reset();
-    if (!s.gradients && ctx.level() != simic::level::off && due(ctx)) {
-      gradient_health_report g = pending_ ? pending_->materialize() : measure(ctx.watched());
+    step_stats_ = at::Tensor();
+    if (reads(ctx, s)) {
+      pending_report<gradient_health_report> p = pending_ ? std::move(*pending_) : measure_async(ctx.watched());
+      step_stats_ = p.device_stats();
       ++measurements_;
-      s.gradients = g.signal();
-      if (opts_.host) {
-        host_ratio_ = host_module_ratio(g, ctx);
-        if (!s.host_module_ratio) s.host_module_ratio = host_ratio_;
-      }
-      last_ = std::move(g);
+      take(ctx, p.materialize(), s, !s.host_module_ratio);
     }
     pending_.reset();  // used, or not read this step (not due, OFF)
+  }
+  // A deferred check: the read starts (or the enqueued one is taken) and its
+  // rows start for the host; collect() adds the figures at the check.
+  template <class M>
+  void defer(const sensor_context<M>& ctx, const signals& s) {
+    deferred_.reset();
+    step_stats_ = at::Tensor();
+    if (reads(ctx, s)) {
+      deferred_.emplace(pending_ ? std::move(*pending_) : measure_async(ctx.watched()), !s.host_module_ratio);
+      deferred_->read.copy_to_host();
+      step_stats_ = deferred_->read.device_stats();
+      ++measurements_;
+    }
+    pending_.reset();
+  }
+  template <class M>
+  void collect(const sensor_context<M>& ctx, signals& s) {
+    last_.reset();
+    host_ratio_.reset();
+    if (!deferred_) return;
+    take(ctx, deferred_->read.materialize(), s, deferred_->give_host_ratio);
+    deferred_.reset();
   }
   template <class M>
   void record(const sensor_context<M>& ctx, const signals&) const {
@@ -217,6 +239,9 @@ class gradient_health_sensor {
   }
   // The latest read (absent before the first, and in a step that read none).
   const std::optional<gradient_health_report>& last() const noexcept { return last_; }
+  // The packed rows (reduce/backend.hpp) of the gradients the latest step()
+  // read, on their device; undefined when that step read none.
+  const at::Tensor& step_stats() const noexcept { return step_stats_; }
   const std::optional<double>& last_host_module_ratio() const noexcept { return host_ratio_; }
   std::uint64_t measurements() const noexcept { return measurements_; }
   std::uint64_t host_module_ratios() const noexcept { return host_ratios_; }
@@ -225,6 +250,21 @@ class gradient_health_sensor {
   template <class M>
   bool due(const sensor_context<M>& ctx) const noexcept {
     return !ctx.watched().empty() && due_every(ctx.update(), opts_.every);
+  }
+  // Whether this step reads: the check lacks gradients, the level is not OFF, the update is due.
+  template <class M>
+  bool reads(const sensor_context<M>& ctx, const signals& s) const noexcept {
+    return !s.gradients && ctx.level() != simic::level::off && due(ctx);
+  }
+  // The check's figures from a finished read; the host/module ratio where the check lacked one.
+  template <class M>
+  void take(const sensor_context<M>& ctx, gradient_health_report g, signals& s, bool give_host_ratio) {
+    s.gradients = g.signal();
+    if (opts_.host) {
+      host_ratio_ = host_module_ratio(g, ctx);
+      if (give_host_ratio) s.host_module_ratio = host_ratio_;
+    }
+    last_ = std::move(g);
   }
   // From the gradient read itself: the host's and the module's squared
   // norms and sizes, split by name (no second read).
@@ -268,7 +308,16 @@ class gradient_health_sensor {
   gradient_health_options opts_;
   Backend backend_;
   std::vector<bool> is_host_;
+  // A deferred check's read, on its way to the host, and whether the check lacked the host/module ratio.
+  struct deferred_read {
+    deferred_read(pending_report<gradient_health_report> r, bool h) : read(std::move(r)), give_host_ratio(h) {}
+    pending_report<gradient_health_report> read;
+    bool give_host_ratio;
+  };
+
   std::optional<pending_report<gradient_health_report>> pending_;
+  std::optional<deferred_read> deferred_;
+  at::Tensor step_stats_;
   std::optional<gradient_health_report> last_;
   std::optional<double> host_ratio_;
   std::uint64_t measurements_ = 0;

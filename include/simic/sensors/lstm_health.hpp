@@ -147,12 +147,18 @@ class lstm_health_sensor {
   void held(signals& s) const {
     if (!s.lstm) s.lstm = held_;
   }
-  // The held state is consumed by the check; its event when the check took it.
+  // The held state is consumed by the step (held() gave it to the check's
+  // signals), and written as an event when the check took it: from the
+  // checked signals, so that a deferred check writes the state its step
+  // took, whatever was fed since.
   template <class M>
-  void record(const sensor_context<M>& ctx, const signals& given) {
-    if (held_ && !given.lstm && ctx.emitting())
-      ctx.emit(lstm_health_event{.lstm = *held_, .healthy = healthy(ctx.monitor(), *held_)});
+  void sense(const sensor_context<M>&, signals&) {
     held_.reset();
+  }
+  template <class M>
+  void record(const sensor_context<M>& ctx, const signals& given, const signals& checked) {
+    if (checked.lstm && !given.lstm && ctx.emitting())
+      ctx.emit(lstm_health_event{.lstm = *checked.lstm, .healthy = healthy(ctx.monitor(), *checked.lstm)});
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
   // The held state and the count, for a resumed run or a rollback (session_state.hpp).

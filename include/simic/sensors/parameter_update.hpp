@@ -19,11 +19,14 @@
 //
 // In a session (sensors/sensor.hpp) it measures the watched weights in every
 // step at NORMAL and up and gives the check `update_ratio`; no event of its own.
+// With a deferred check the device totals travel to the host behind the
+// step (defer/collect); the copy of the weights is taken at the step as always.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "simic/archive/archive_error.hpp"
+#include "simic/reduce/host_copy.hpp"
 #include "simic/sensors/param_filter.hpp"
 #include "simic/sensors/parameters.hpp"
 #include "simic/sensors/sensor.hpp"
@@ -67,9 +71,24 @@ class parameter_update_sensor {
   // ---- in a session (sensors/sensor.hpp) ----------------------------------
   template <class M>
   void sense(const sensor_context<M>& ctx, signals& s) {
-    if (s.update_ratio || ctx.weights().empty() || !ctx.template collects<category>()) return;
+    if (!reads(ctx, s)) return;
     s.update_ratio = measure(ctx.weights());
     ++measurements_;
+  }
+  // A deferred check: the sums start now (the copy of the weights is updated
+  // now), their device part starts for the host; collect() adds the ratio.
+  template <class M>
+  void defer(const sensor_context<M>& ctx, const signals& s) {
+    deferred_.reset();
+    if (!reads(ctx, s)) return;
+    deferred_ = start(ctx.weights());
+    ++measurements_;
+  }
+  template <class M>
+  void collect(const sensor_context<M>&, signals& s) {
+    if (!deferred_) return;
+    s.update_ratio = deferred_->ratio();
+    deferred_.reset();
   }
   std::uint64_t measurements() const noexcept { return measurements_; }
   // The copy and the count, for a resumed run or a rollback (session_state.hpp).
@@ -118,29 +137,56 @@ class parameter_update_sensor {
     if (v < 0) throw archive_error("simic::parameter_update_sensor: '" + key + "' = " + std::to_string(v) + " < 0");
     return v;
   }
-  std::optional<double> measure_values(std::span<const at::Tensor> weights) {
+  template <class M>
+  static bool reads(const sensor_context<M>& ctx, const signals& s) {
+    return !s.update_ratio && !ctx.weights().empty() && ctx.template collects<category>();
+  }
+
+  // A measurement started: host sums so far, and device totals (change,
+  // size) on their way to the host, one per device.
+  struct started {
+    bool copy_only = false;  // the first call, or a changed layout: no ratio
+    double change = 0.0, size = 0.0;
+    std::vector<host_copy> totals;
+    std::optional<double> ratio() const {
+      if (copy_only) return std::nullopt;
+      double c = change, q = size;
+      for (const host_copy& t : totals) {
+        const at::Tensor& h = t.wait();
+        c += h.data_ptr<double>()[0];
+        q += h.data_ptr<double>()[1];
+      }
+      if (!(q > 0.0) || !std::isfinite(q) || !std::isfinite(c)) return std::nullopt;
+      return std::sqrt(c / q);
+    }
+  };
+
+  std::optional<double> measure_values(std::span<const at::Tensor> weights) { return start(weights).ratio(); }
+
+  // Everything but the wait for the device totals: the copy is updated here.
+  started start(std::span<const at::Tensor> weights) {
     at::NoGradGuard no_grad;
     for (std::size_t i = 0; i < weights.size(); ++i)
       if (!weights[i].defined())
         throw std::invalid_argument("simic::parameter_update_sensor::measure: weights[" + std::to_string(i) +
                                     "] is undefined; valid: defined tensors");
+    started out;
     if (!matches(weights)) {
       snapshot_.clear();
       snapshot_.reserve(weights.size());
       for (const at::Tensor& w : weights) snapshot_.push_back(w.detach().clone());
-      return std::nullopt;
+      out.copy_only = true;
+      return out;
     }
-    if (weights.empty()) return std::nullopt;
     // Dense float32 tensors on the CPU: one fused pass (read both, write the
     // copy, float64 sums). Others: ATen operations on their device, both
-    // totals crossing to the host in one transfer (one per further device).
-    double change = 0.0, size = 0.0;
-    at::Tensor totals;
+    // totals crossing to the host in one transfer per device.
+    std::vector<at::Tensor> totals;  // per device, in order of first appearance
     for (std::size_t i = 0; i < weights.size(); ++i) {
       const at::Tensor& w = weights[i];  // read under NoGradGuard: no detach (a new TensorImpl per tensor) needed
       at::Tensor& copy = snapshot_[i];
       if (fusable(w, copy)) {
-        fused_pass(w.data_ptr<float>(), copy.data_ptr<float>(), w.numel(), change, size);
+        fused_pass(w.data_ptr<float>(), copy.data_ptr<float>(), w.numel(), out.change, out.size);
         continue;
       }
       // half and bfloat16 are squared in float: their own rounding (1e-3) would show
@@ -149,23 +195,14 @@ class parameter_update_sensor {
       const at::Tensor value = narrow ? w.to(at::kFloat) : w;
       const at::Tensor pair = at::stack({step.square().sum(at::kDouble), value.square().sum(at::kDouble)});
       copy.copy_(w);
-      if (!totals.defined()) {
-        totals = pair;
-      } else if (pair.device() == totals.device()) {
-        totals = totals + pair;
-      } else {  // parameters on several devices: this one crosses on its own
-        const at::Tensor host = pair.cpu();
-        change += host.data_ptr<double>()[0];
-        size += host.data_ptr<double>()[1];
-      }
+      auto same = std::find_if(totals.begin(), totals.end(), [&](const at::Tensor& t) { return t.device() == pair.device(); });
+      if (same == totals.end())
+        totals.push_back(pair);
+      else
+        *same = *same + pair;
     }
-    if (totals.defined()) {
-      const at::Tensor host = totals.cpu();
-      change += host.data_ptr<double>()[0];
-      size += host.data_ptr<double>()[1];
-    }
-    if (!(size > 0.0) || !std::isfinite(size) || !std::isfinite(change)) return std::nullopt;
-    return std::sqrt(change / size);
+    for (const at::Tensor& t : totals) out.totals.emplace_back(t);
+    return out;
   }
   bool matches(std::span<const at::Tensor> weights) const {
     if (weights.size() != snapshot_.size() || snapshot_.empty()) return false;
@@ -208,6 +245,7 @@ class parameter_update_sensor {
   std::uint64_t measurements_ = 0;
   param_filter filter_;
   std::vector<at::Tensor> snapshot_;
+  std::optional<started> deferred_;  // a deferred check's measurement
 };
 
 }  // namespace v0

@@ -18,11 +18,22 @@
 //       `s` has none (also for a data-parallel rank's carry); reads nothing
 //   sense(ctx, signals& s)     before the check: read, and add its figures
 //       where `s` has none
-//   record(ctx, s)             after the check: events of the step's figures,
-//       before the session's step record
+//   record(ctx, given, checked)  after the check: events of the step's
+//       figures, before the session's step record; `given` the caller's
+//       signals, `checked` those the check judged (or record(ctx, given))
 //   diagnose(ctx, result)      after the step record and the check's events
 //   void feed(const Input&)    a trainer's input: session::feed(x) and
 //       step(s, x...) hand each input to every sensor that takes its type
+//
+// In a session whose check is deferred (session_options::check, docs/guide.md
+// "A deferred check") the step's call runs feed, sense (of a sensor without
+// the pair below) and diagnose, and the next call (or flush) runs the check
+// and record, so record must use only what the step's call left for it. A
+// sensor whose read would wait for a device there splits sense in two:
+//
+//   defer(ctx, const signals& s)   at the step's call: start the reads of the
+//       figures `s` lacks (nothing waited for; reduce/host_copy.hpp)
+//   collect(ctx, signals& s)       at the check: add the figures it started
 //
 // and `std::uint64_t measurements() const`, what it has measured (counted).
 // A sensor that holds state from one step to the next which its later
@@ -138,8 +149,29 @@ void sensor_sense(S& s, const sensor_context<M>& ctx, signals& out) {
   if constexpr (requires { s.sense(ctx, out); }) s.sense(ctx, out);
 }
 template <class S, class M>
-void sensor_record(S& s, const sensor_context<M>& ctx, const signals& given) {
-  if constexpr (requires { s.record(ctx, given); }) s.record(ctx, given);
+void sensor_record(S& s, const sensor_context<M>& ctx, const signals& given, const signals& checked) {
+  if constexpr (requires { s.record(ctx, given, checked); })
+    s.record(ctx, given, checked);
+  else if constexpr (requires { s.record(ctx, given); })
+    s.record(ctx, given);
+}
+// Whether a sensor splits its read for a deferred check (defer + collect).
+template <class S, class M>
+constexpr bool sensor_defers = requires(S& s, const sensor_context<M>& ctx, const signals& c, signals& m) {
+  s.defer(ctx, c);
+  s.collect(ctx, m);
+};
+// A deferred check's step call: the split read's first half, else the whole read.
+template <class S, class M>
+void sensor_defer(S& s, const sensor_context<M>& ctx, signals& out) {
+  if constexpr (sensor_defers<S, M>)
+    s.defer(ctx, std::as_const(out));
+  else
+    sensor_sense(s, ctx, out);
+}
+template <class S, class M>
+void sensor_collect(S& s, const sensor_context<M>& ctx, signals& out) {
+  if constexpr (sensor_defers<S, M>) s.collect(ctx, out);
 }
 template <class S, class M>
 void sensor_diagnose(S& s, const sensor_context<M>& ctx, const check_result& r) {

@@ -7,6 +7,7 @@
 
 #include <sstream>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -73,6 +74,19 @@ inline at::Tensor vector_norm_float(const at::Tensor& t) {
   return at::linalg_vector_norm(t, 2, c10::nullopt, false, acc);
 }
 
+// Blocks until `e` has completed (an event that was recorded on an
+// accelerator's stream: reduce/host_copy.hpp). c10::Event::synchronize()
+// exists from 2.0 on; 1.13 has only query(), so there the host polls it,
+// yielding between polls (the wait is the rare case: host_copy_waits()).
+template <class Event>
+inline void event_wait(const Event& e) {
+#if SIMIC_TORCH_AT_LEAST(2, 0)
+  e.synchronize();
+#else
+  while (!e.query()) std::this_thread::yield();
+#endif
+}
+
 // Whether simic's profiler uses Kineto (else the legacy profiler).
 inline constexpr bool profiler_has_kineto = SIMIC_TORCH_KINETO != 0;
 
@@ -109,25 +123,36 @@ inline bool optimizer_archive_compatible(const std::string& recorded) {
   return recorded.compare(0, mine.size(), mine) == 0;
 }
 
-// The optimizer's state entry of parameter `p` (nullptr when it has none):
-// Optimizer::state() is keyed by the TensorImpl address as a string in 1.13
-// ("0x...": c10::guts::to_string, an ostream of the pointer) and by the
-// address itself (void*) in 2.x. A template so that this header needs no
-// optimizer header.
+// The key of parameter `p` in Optimizer::state(): its TensorImpl address,
+// as a string in 1.13 ("0x...": c10::guts::to_string, an ostream of the
+// pointer) and as the address itself (void*) in 2.x. Templates, so that
+// this header needs no optimizer header.
 template <class Optimizer>
-auto* optimizer_param_state(Optimizer& optimizer, const at::Tensor& p) {
-  auto& state = optimizer.state();
-  using key_type = typename std::remove_cvref_t<decltype(state)>::key_type;
-  decltype(state.begin()->second.get()) none = nullptr;
+auto optimizer_state_key(Optimizer& optimizer, const at::Tensor& p) {
+  using key_type = typename std::remove_cvref_t<decltype(optimizer.state())>::key_type;
   if constexpr (std::is_same_v<key_type, std::string>) {
     std::ostringstream key;
     key << static_cast<const void*>(p.unsafeGetTensorImpl());
-    const auto it = state.find(key.str());
-    return it == state.end() ? none : it->second.get();
+    return key.str();
   } else {
-    const auto it = state.find(static_cast<key_type>(p.unsafeGetTensorImpl()));
-    return it == state.end() ? none : it->second.get();
+    return static_cast<key_type>(p.unsafeGetTensorImpl());
   }
+}
+
+// The optimizer's state entry of parameter `p` (nullptr when it has none).
+template <class Optimizer>
+auto* optimizer_param_state(Optimizer& optimizer, const at::Tensor& p) {
+  auto& state = optimizer.state();
+  decltype(state.begin()->second.get()) none = nullptr;
+  const auto it = state.find(optimizer_state_key(optimizer, p));
+  return it == state.end() ? none : it->second.get();
+}
+
+// Removes the optimizer's state entry of parameter `p`, if any; returns
+// whether there was one.
+template <class Optimizer>
+bool erase_optimizer_param_state(Optimizer& optimizer, const at::Tensor& p) {
+  return optimizer.state().erase(optimizer_state_key(optimizer, p)) > 0;
 }
 
 }  // namespace detail
