@@ -12,6 +12,7 @@ from ._simic import (  # noqa: F401
     gradient_health,
     layer_gradients,
     nan_inf_scan,
+    process_measured_fields,
     report,
 )
 
@@ -19,4 +20,4 @@ from ._simic import (  # noqa: F401
 collections.abc.Sequence.register(LayerList)
 
 __all__ = ["JsonlSink", "LayerList", "Session", "Sink", "TensorBoardSink", "gradient_health", "layer_gradients",
-           "nan_inf_scan", "report"]
+           "nan_inf_scan", "process_measured_fields", "report"]

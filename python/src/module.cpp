@@ -507,6 +507,10 @@ PYBIND11_MODULE(_simic, m) {
       py::arg("events_path"), py::arg("html_path"),
       "Draws a JSONL events file as the HTML page of simic-report; ValueError names the file and line it cannot "
       "read.");
+  py::tuple measured(simic::process_measured_fields.size());
+  for (std::size_t i = 0; i < simic::process_measured_fields.size(); ++i)
+    measured[i] = py::str(simic::process_measured_fields[i].data(), simic::process_measured_fields[i].size());
+  m.attr("process_measured_fields") = measured;  // what two runs' events may differ in (time, process bytes)
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -1,9 +1,10 @@
-"""The same signals give the same events from Python as from C++ (issue:
-Python bindings, "the same events"): one script of session calls is played
-through simic.Session here and through the C++ session by events_replay
-(tests/python/events_replay.cpp, built by meson beside the C++ tests, named by
-SIMIC_EVENTS_REPLAY), and the two JSONL files must match line for line except
-for each line's time stamp and the memory event's process-measured bytes.
+"""The same signals give the same events from Python as from C++: one
+script of session calls is played through simic.Session here and through
+the C++ session by events_replay (tests/python/events_replay.cpp, built by
+meson beside the C++ tests, named by SIMIC_EVENTS_REPLAY), and the two
+JSONL files must match line for line except for the fields measured of the
+process (simic.process_measured_fields: each line's time stamp, process
+byte counts).
 """
 import json
 import math
@@ -16,8 +17,6 @@ import torch
 import simic
 
 REPLAY = os.environ.get("SIMIC_EVENTS_REPLAY")
-# Fields measured of the process rather than computed from the signals.
-PROCESS_FIELDS = {"time", "rss_bytes", "peak_rss_bytes"}
 
 
 def flat(t):
@@ -87,7 +86,7 @@ def comparable(path):
     lines = []
     for line in path.read_text().splitlines():
         event = json.loads(line)
-        for f in PROCESS_FIELDS:
+        for f in simic.process_measured_fields:  # the C++ list: time, process bytes
             event.pop(f, None)
         lines.append(event)
     return lines
