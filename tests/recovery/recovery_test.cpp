@@ -27,6 +27,7 @@
 #include "simic/recovery.hpp"
 #include "simic/recovery/update_guard.hpp"
 #include "support/temp_dir.hpp"
+#include "support/written_event.hpp"
 
 using namespace simic;
 
@@ -42,17 +43,7 @@ std::vector<P> payloads(const std::vector<event>& es) {
   return out;
 }
 
-// Every event as its JSONL object without what measures the process rather
-// than the training (simic::process_measured_fields).
-std::vector<std::string> timeless(const std::vector<event>& es) {
-  std::vector<std::string> out;
-  for (const auto& e : es) {
-    auto j = to_json(e);
-    for (const std::string_view f : process_measured_fields) j.erase(std::string(f));
-    out.push_back(j.dump());
-  }
-  return out;
-}
+using simic::test::timeless;  // support/written_event.hpp
 
 std::vector<at::Tensor> weights_of(torch::nn::Module& m) {
   std::vector<at::Tensor> out;

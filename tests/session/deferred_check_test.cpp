@@ -29,6 +29,7 @@
 #include "simic/presets/supervised_session.hpp"
 #include "simic/session_state.hpp"
 #include "support/host_reads.hpp"
+#include "support/written_event.hpp"
 
 using namespace simic;
 
@@ -106,16 +107,7 @@ verdict verdict_of(const step_result& r) {
   return v;
 }
 
-// Every event as its JSONL object without what measures the process.
-std::vector<std::string> timeless(const std::vector<event>& es) {
-  std::vector<std::string> out;
-  for (const auto& e : es) {
-    auto j = to_json(e);
-    for (const std::string_view f : process_measured_fields) j.erase(std::string(f));
-    out.push_back(j.dump());
-  }
-  return out;
-}
+using simic::test::timeless;  // support/written_event.hpp
 
 bool diagnostic(const event& e) { return e.name() == "layer_gradients" || e.name() == "nan_inf_scan"; }
 std::vector<event> without_diagnostics(const std::vector<event>& es) {

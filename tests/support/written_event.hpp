@@ -5,6 +5,7 @@
 
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,19 @@ inline std::ostream& operator<<(std::ostream& o, const tensorboard_scalar& s) { 
 }  // namespace simic
 
 namespace simic::test {
+
+// Every event as its JSON text without the fields that measure the process
+// rather than the training (simic::process_measured_fields): two runs that
+// should write the same events compare equal in these.
+inline std::vector<std::string> timeless(const std::vector<simic::event>& es) {
+  std::vector<std::string> out;
+  for (const auto& e : es) {
+    auto j = simic::to_json(e);
+    for (const std::string_view f : simic::process_measured_fields) j.erase(std::string(f));
+    out.push_back(j.dump());
+  }
+  return out;
+}
 
 inline nlohmann::json json_of(const simic::event& e) {
   const std::string line = simic::to_json_line(e);
