@@ -346,16 +346,9 @@ class py_session {
         s.progress.emplace(t[0].cast<std::uint64_t>(), t[1].cast<std::uint64_t>());
         continue;
       }
-      std::optional<double>* field = key == "loss" ? &s.loss
-                                     : key == "approx_kl" ? &s.approx_kl
-                                     : key == "ratio_max" ? &s.ratio_max
-                                     : key == "ratio_min" ? &s.ratio_min
-                                     : key == "explained_variance" ? &s.explained_variance
-                                     : key == "performance" ? &s.performance
-                                     : key == "reward_rate" ? &s.reward_rate
-                                     : key == "update_ratio" ? &s.update_ratio
-                                     : key == "host_module_ratio" ? &s.host_module_ratio
-                                                            : nullptr;
+      std::optional<double>* field = nullptr;  // the scalar signals by their one name (core/signals.hpp)
+      for (const simic::scalar_signal& d : simic::scalar_signals)
+        if (d.name() == key) field = &(s.*d.member);
       if (!field) throw py::type_error("simic.Session.step: unknown argument '" + key + "'");
       if (!v.is_none()) *field = number(v, key);
     }

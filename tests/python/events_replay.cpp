@@ -66,15 +66,8 @@ void play(Session& s, std::vector<std::pair<std::string, torch::Tensor>>& params
           params[i].second.mutable_grad() = tensor_of(c["grads"][i], json(params[i].second.sizes().vec()));
       const json& j = c.at("signals");
       simic::signals x;
-      x.loss = number_at(j, "loss");
-      x.approx_kl = number_at(j, "approx_kl");
-      x.ratio_max = number_at(j, "ratio_max");
-      x.ratio_min = number_at(j, "ratio_min");
-      x.explained_variance = number_at(j, "explained_variance");
-      x.performance = number_at(j, "performance");
-      x.reward_rate = number_at(j, "reward_rate");
-      x.update_ratio = number_at(j, "update_ratio");
-      x.host_module_ratio = number_at(j, "host_module_ratio");
+      for (const simic::scalar_signal& d : simic::scalar_signals)  // each by its one name (core/signals.hpp)
+        x.*d.member = number_at(j, std::string(d.name()).c_str());
       if (j.contains("progress")) x.progress.emplace(j["progress"][0].get<std::uint64_t>(), j["progress"][1].get<std::uint64_t>());
       // The signals name their heads and user figures without owning them.
       // (in the script's order, as the Python dicts hand them over).
