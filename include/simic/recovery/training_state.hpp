@@ -23,14 +23,12 @@
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/ivalue.h>  // complete IValue first: clang needs it for input-archive.h
-#include <c10/util/Type.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
@@ -38,6 +36,7 @@
 
 #include "simic/archive/archive_error.hpp"
 #include "simic/archive/torch_archive.hpp"
+#include "simic/recovery/detail/tensor_text.hpp"
 #include "simic/sensors/torch_compat.hpp"
 
 namespace simic {
@@ -89,16 +88,6 @@ inline const std::string k_buffer_names = "model.buffer_names";
 inline std::string k_param(const std::string& name) { return "model.param." + name; }
 inline std::string k_buffer(const std::string& name) { return "model.buffer." + name; }
 inline const std::string k_optimizer = "optimizer";
-
-inline std::string shape_string(at::IntArrayRef sizes) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
-}
-
-inline std::string type_name(const torch::optim::Optimizer& optimizer) {
-  return c10::demangle(typeid(optimizer).name());
-}
 
 // The model's defined tensors in registration order (recursive). Undefined
 // entries (a Linear without bias registers one) are neither saved nor expected.
@@ -159,7 +148,7 @@ inline at::Tensor read_tensor(torch::serialize::InputArchive& ar, const std::str
   if (!found || !t.defined()) throw archive_error(std::string(who) + ": the snapshot lacks '" + key + "'");
   if (!storage_holds(t))
     throw archive_error(std::string(who) + ": '" + key + "' declares elements beyond its stored bytes (shape " +
-                        shape_string(t.sizes()) + "): the archive was edited");
+                        shape_text(t.sizes()) + "): the archive was edited");
   return t;
 }
 
@@ -242,7 +231,7 @@ inline void check_tensors(const c10::IValue& v, const std::string& where, int de
     const at::Tensor& t = v.toTensor();
     if (t.defined() && !storage_holds(t))
       throw archive_error(std::string(who) + ": '" + where + "' declares elements beyond its stored bytes (shape " +
-                          shape_string(t.sizes()) + "): the archive was edited");
+                          shape_text(t.sizes()) + "): the archive was edited");
   } else if (v.isObject()) {
     const auto object = v.toObject();
     for (std::size_t i = 0; i < object->slots().size(); ++i)
@@ -379,8 +368,8 @@ inline at::Tensor staged_generator_state(torch::serialize::InputArchive& ar, con
   at::Tensor t = read_tensor(ar, key, who);
   if (t.scalar_type() != now.scalar_type() || t.dim() != 1 || t.numel() != now.numel())
     throw archive_error(std::string(who) + ": '" + key + "' is a " + std::string(c10::toString(t.scalar_type())) +
-                        " tensor of shape " + shape_string(t.sizes()) + "; this generator's state is " +
-                        std::string(c10::toString(now.scalar_type())) + " " + shape_string(now.sizes()));
+                        " tensor of shape " + shape_text(t.sizes()) + "; this generator's state is " +
+                        std::string(c10::toString(now.scalar_type())) + " " + shape_text(now.sizes()));
   return t.cpu().contiguous();
 }
 
@@ -450,7 +439,7 @@ inline training_snapshot capture_training_state(torch::nn::Module& model, torch:
   ar.write(s::k_data_position,
            at::full({}, static_cast<std::int64_t>(data_position), at::TensorOptions().dtype(at::kLong)));
   ar.write(s::k_torch_version, c10::IValue(detail::torch_version_string()));
-  ar.write(s::k_optimizer_type, c10::IValue(s::type_name(optimizer)));
+  ar.write(s::k_optimizer_type, c10::IValue(detail::optimizer_type_name(optimizer)));
   ar.write(s::k_learning_rates, s::double_vector(lrs));
   std::vector<std::int64_t> sizes;
   for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -558,8 +547,8 @@ inline void restore_training_state(const training_snapshot& snap, torch::nn::Mod
                             "'; the snapshot's is '" + names[i] + "'");
       at::Tensor v = s::read_tensor(ar, key_of(name), who);
       if (v.sizes() != t.sizes())
-        throw archive_error(w + ": " + what + " '" + name + "' has shape " + s::shape_string(t.sizes()) +
-                            "; the snapshot holds " + s::shape_string(v.sizes()));
+        throw archive_error(w + ": " + what + " '" + name + "' has shape " + detail::shape_text(t.sizes()) +
+                            "; the snapshot holds " + detail::shape_text(v.sizes()));
       if (v.scalar_type() != t.scalar_type())
         throw archive_error(w + ": " + what + " '" + name + "' has dtype " + c10::toString(t.scalar_type()) +
                             "; the snapshot holds " + c10::toString(v.scalar_type()));
@@ -576,7 +565,7 @@ inline void restore_training_state(const training_snapshot& snap, torch::nn::Mod
   stage_tensors(s::defined(model.named_buffers(true)), s::k_buffer_names, &s::k_buffer, "buffer", "buffers");
 
   // The optimizer: type and group structure.
-  const std::string type = s::type_name(optimizer);
+  const std::string type = detail::optimizer_type_name(optimizer);
   if (type != h.optimizer_type)
     throw archive_error(w + ": the optimizer is " + type + "; the snapshot was taken of " + h.optimizer_type);
   auto& groups = optimizer.param_groups();
@@ -593,7 +582,7 @@ inline void restore_training_state(const training_snapshot& snap, torch::nn::Mod
     for (std::size_t i = 0; i < ps.size(); ++i)
       if (ps[i].sizes() != at::IntArrayRef(shapes[i]))
         throw archive_error(w + ": parameter " + std::to_string(i) + " of group " + std::to_string(g) + " has shape " +
-                            s::shape_string(ps[i].sizes()) + "; the snapshot's has " + s::shape_string(shapes[i]));
+                            detail::shape_text(ps[i].sizes()) + "; the snapshot's has " + detail::shape_text(shapes[i]));
     if (!groups[g].has_options())
       throw archive_error(w + ": the optimizer's parameter group " + std::to_string(g) + " has no options");
   }

@@ -36,7 +36,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
-#include <c10/util/Type.h>
 #include <torch/optim/adagrad.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
@@ -48,7 +47,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <typeinfo>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -58,6 +56,7 @@
 #include "simic/reduce/backend.hpp"
 #include "simic/reduce/host_copy.hpp"
 #include "simic/reduce/stat_layout.hpp"
+#include "simic/recovery/detail/tensor_text.hpp"
 #include "simic/sensors/torch_compat.hpp"
 
 namespace simic {
@@ -90,7 +89,7 @@ class update_guard {
   at::Tensor judge(const at::Tensor& rows) const {
     detail::require(rows.defined() && rows.dim() == 2 && rows.size(1) == stat::count &&
                         rows.scalar_type() == at::kDouble,
-                    "simic::update_guard::judge", "rows", describe(rows),
+                    "simic::update_guard::judge", "rows", detail::tensor_text(rows),
                     "packed stats rows: a [tensors, stat::count] float64 tensor (reduce/backend.hpp)");
     static_assert(stat::infs == stat::nans + 1, "the NaN and Inf counts are adjacent columns");
     at::NoGradGuard no_grad;
@@ -216,7 +215,7 @@ class update_guard {
     if (dynamic_cast<torch::optim::SGD*>(&o)) return kind::sgd;
     if (dynamic_cast<torch::optim::RMSprop*>(&o)) return kind::rmsprop;
     if (dynamic_cast<torch::optim::Adagrad*>(&o)) return kind::adagrad;
-    detail::throw_invalid("simic::update_guard", "optimizer", c10::demangle(typeid(o).name()),
+    detail::throw_invalid("simic::update_guard", "optimizer", detail::optimizer_type_name(o),
                           "torch::optim Adam, AdamW, SGD, RMSprop or Adagrad (LBFGS reads values to the host in "
                           "its own step; another type's state tensors are unknown to the guard)");
   }
@@ -277,13 +276,6 @@ class update_guard {
     return out;
   }
 
-  static std::string describe(const at::Tensor& t) {
-    if (!t.defined()) return "undefined";
-    std::string dims;
-    for (const std::int64_t d : t.sizes()) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-    return std::string(c10::toString(t.scalar_type())) + " [" + dims + "] on " + t.device().str();
-  }
-
   void check_ok(const at::Tensor& ok, const std::vector<at::Tensor>& params) const {
     const char* where = "simic::update_guard::step";
     const at::Device device = params.empty() ? (ok.defined() ? ok.device() : at::Device(at::kCPU)) : params[0].device();
@@ -291,7 +283,7 @@ class update_guard {
       detail::require(params[i].device() == device, where, "parameter " + std::to_string(i) + " (with a gradient)",
                       params[i].device(), "one device for every parameter (" + device.str() + ")");
     detail::require(ok.defined() && ok.scalar_type() == at::kBool && ok.dim() == 0 && ok.device() == device, where,
-                    "ok", describe(ok), "a 0-dim bool tensor on the parameters' device (" + device.str() + ")");
+                    "ok", detail::tensor_text(ok), "a 0-dim bool tensor on the parameters' device (" + device.str() + ")");
   }
 
   // Every optimizer parameter with a gradient is watched by the session, so
