@@ -159,7 +159,9 @@ std::string type_name(const py::handle& v) { return py::str(py::type::of(v).attr
 // tensors on a device with data (the sensors read every element).
 named parameters_of(const py::object& source) {
   constexpr auto what = "simic: model_or_named_parameters";
-  const bool module = py::hasattr(source, "named_parameters");
+  // A list or tuple is the parameters themselves; asked of a list, hasattr
+  // would raise and clear an AttributeError at every call.
+  const bool module = !PyList_Check(source.ptr()) && !PyTuple_Check(source.ptr()) && py::hasattr(source, "named_parameters");
   if (!module && (source.is_none() || !py::isinstance<py::iterable>(source)))
     throw py::type_error(std::string(what) + " must be a torch.nn.Module or a list of (name, tensor), not " +
                          type_name(source));
