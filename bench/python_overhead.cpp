@@ -1,16 +1,21 @@
-// The C++ side of the Python module's cost (bench/python/overhead.py runs
-// this and the same calls from Python, and prints both): the session's step
-// and the sensors on the same model and signals as the Python script, timed
-// the same way (after one untimed repetition, the median over repetitions of
-// the mean per call).
-//   python_overhead PARAMETERS TENSORS STEPS REPETITIONS
-// prints one JSON object: ns per call for each measured call.
+// The C++ side of the Python module's cost, loaded into the Python process
+// that times the same calls (bench/python_overhead.py, through ctypes):
+// both sides then run on the same LibTorch, allocator and machine state,
+// their rounds alternate, so a drift of the machine's speed does not enter
+// the ratio, and the C++ side's parameters and gradients are views of the
+// script's own tensors' memory, so that both read the same bytes at the
+// same addresses. C functions only: no C++ object crosses the boundary.
+//
+//   void* simic_bench_open(long tensors, long elements_each,
+//                          void* const* parameters, void* const* gradients)  // float32 data
+//   double simic_bench_round(void* bench, const char* call, int calls)  // ns a call
+//   void simic_bench_close(void* bench)
+//   const char* simic_bench_torch_version()                            // "1.13"
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <iostream>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,15 +25,14 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+using named = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// The model: `tensors` parameters of `total / tensors` elements each, with
-// gradients, as the Python script makes them (seed 0).
-std::vector<std::pair<std::string, torch::Tensor>> make_model(std::int64_t total, std::int64_t tensors) {
-  torch::manual_seed(0);
-  std::vector<std::pair<std::string, torch::Tensor>> out;
+// Parameters named p0, p1, ... as the script names them, over its memory.
+named views_of(std::int64_t tensors, std::int64_t each, void* const* parameters, void* const* gradients) {
+  named out;
   for (std::int64_t i = 0; i < tensors; ++i) {
-    auto p = torch::randn({total / tensors}).requires_grad_();
-    p.mutable_grad() = torch::randn({total / tensors}) * 1e-2;
+    auto p = torch::from_blob(parameters[i], {each}, torch::kFloat32).requires_grad_();
+    p.mutable_grad() = torch::from_blob(gradients[i], {each}, torch::kFloat32);
     std::string name = "p";  // (not "p" + to_string: GCC 12's -Wrestrict false positive at -O3)
     name += std::to_string(i);
     out.emplace_back(std::move(name), p);
@@ -36,57 +40,73 @@ std::vector<std::pair<std::string, torch::Tensor>> make_model(std::int64_t total
   return out;
 }
 
+struct bench {
+  explicit bench(named p)
+      : params(std::move(p)), sup(simic::session_options{}, params, {}),
+        ppo(simic::session_options{}, params, {}) {}
+  named params;
+  simic::supervised_session<> sup;
+  simic::ppo_session<> ppo;
+  std::int64_t step = 0;  // the signals vary with it, as the script's do
+  double sink = 0;        // keeps the results alive
+};
+
 template <class F>
-double median_ns(int steps, int reps, F&& f) {
-  std::vector<double> means;
-  for (int i = 0; i < steps; ++i) f(i);  // warm-up, untimed: first calls take copies and fill caches
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    for (int i = 0; i < steps; ++i) f(i);
-    means.push_back(std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / steps);
-  }
-  std::nth_element(means.begin(), means.begin() + reps / 2, means.end());
-  return means[reps / 2];
+double mean_ns(int calls, F&& f) {
+  const auto t0 = clock_type::now();
+  for (int i = 0; i < calls; ++i) f();
+  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / calls;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::cerr << "usage: python_overhead PARAMETERS TENSORS STEPS REPETITIONS\n";
-    return 2;
-  }
+extern "C" {
+
+__attribute__((visibility("default"))) void* simic_bench_open(long tensors, long elements_each,
+                                                               void* const* parameters, void* const* gradients) {
+  if (tensors < 1 || elements_each < 1 || !parameters || !gradients) return nullptr;
   at::set_num_threads(1);
-  const std::int64_t total = std::atoll(argv[1]), tensors = std::atoll(argv[2]);
-  const int steps = std::atoi(argv[3]), reps = std::atoi(argv[4]);
-  const auto params = make_model(total, tensors);
-  double sink = 0;
-  simic::supervised_session<> sup(simic::session_options{}, params, {});
-  const double supervised = median_ns(steps, reps, [&](int i) {
-    simic::signals s;
-    s.loss = 1.0 + 1e-3 * (i % 7);
-    sink += static_cast<double>(sup.step(s).report.size());
-  });
-  simic::ppo_session<> ppo(simic::session_options{}, params, {});
-  const double ppo_step = median_ns(steps, reps, [&](int i) {
-    simic::signals s;
-    s.loss = 1.0 + 1e-3 * (i % 7);
-    s.approx_kl = 0.01 + 1e-4 * (i % 5);
-    s.ratio_max = 1.1;
-    s.ratio_min = 0.9;
-    sink += static_cast<double>(ppo.step(s).report.size());
-  });
-  const int sensor_steps = std::max(1, steps / 10);
-  const double health = median_ns(sensor_steps, reps, [&](int) {
-    sink += simic::gradient_health_sensor<>{}.measure(params).total_norm;
-  });
-  const double layers = median_ns(sensor_steps, reps, [&](int) {
-    sink += static_cast<double>(simic::layer_gradient_sensor<>{}.measure(params).layers.size());
-  });
-  const double scan = median_ns(sensor_steps, reps, [&](int) {
-    sink += static_cast<double>(simic::nan_inf_scanner<>{}.scan(params).clean());
-  });
-  std::cout << "{\"supervised_step\": " << supervised << ", \"ppo_step\": " << ppo_step
-            << ", \"gradient_health\": " << health << ", \"layer_gradients\": " << layers
-            << ", \"nan_inf_scan\": " << scan << ", \"checksum\": " << (sink != sink ? 0 : 1) << "}\n";
+  return new bench(views_of(tensors, elements_each, parameters, gradients));
 }
+
+__attribute__((visibility("default"))) void simic_bench_close(void* b) { delete static_cast<bench*>(b); }
+
+__attribute__((visibility("default"))) const char* simic_bench_torch_version() {
+  static const std::string v = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR);
+  return v.c_str();
+}
+
+// The mean time of `calls` calls of `call` (the script's names), or -1 for
+// an unknown name.
+__attribute__((visibility("default"))) double simic_bench_round(void* p, const char* call, int calls) {
+  bench& b = *static_cast<bench*>(p);
+  const auto is = [call](const char* name) { return std::strcmp(call, name) == 0; };
+  if (is("supervised_step"))
+    return mean_ns(calls, [&] {
+      const std::int64_t i = b.step++;
+      simic::signals s;
+      s.loss = 1.0 + 1e-3 * static_cast<double>(i % 7);
+      b.sink += static_cast<double>(b.sup.step(s).report.size());
+    });
+  if (is("ppo_step"))
+    return mean_ns(calls, [&] {
+      const std::int64_t i = b.step++;
+      simic::signals s;
+      s.loss = 1.0 + 1e-3 * static_cast<double>(i % 7);
+      s.approx_kl = 0.01 + 1e-4 * static_cast<double>(i % 5);
+      s.ratio_max = 1.1;
+      s.ratio_min = 0.9;
+      b.sink += static_cast<double>(b.ppo.step(s).report.size());
+    });
+  if (is("gradient_health"))
+    return mean_ns(calls, [&] { b.sink += simic::gradient_health_sensor<>{}.measure(b.params).total_norm; });
+  if (is("layer_gradients"))
+    return mean_ns(calls, [&] {
+      b.sink += static_cast<double>(simic::layer_gradient_sensor<>{}.measure(b.params).layers.size());
+    });
+  if (is("nan_inf_scan"))
+    return mean_ns(calls, [&] { b.sink += static_cast<double>(simic::nan_inf_scanner<>{}.scan(b.params).clean()); });
+  return -1;
+}
+
+}  // extern "C"
