@@ -79,6 +79,20 @@ def test_nan_inf_scan_names_the_parameters_and_the_loss():
     assert clean["max_abs_grad"] == 5.0
 
 
+def test_a_module_a_list_a_tuple_and_a_generator_give_the_same_figures():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    model(torch.randn(5, 4)).pow(2).sum().backward()
+    pairs = list(model.named_parameters())
+    reference = [math.sqrt(float((p.grad.double() ** 2).sum())) for _, p in pairs]
+    for source in (model, pairs, tuple(pairs), model.named_parameters()):
+        r = simic.gradient_health(source)
+        assert r["parameters"] == 4
+        assert r["total_norm"] == pytest.approx(math.sqrt(sum(n * n for n in reference)), rel=1e-6)
+    names = [layer["name"] for layer in simic.layer_gradients(tuple(pairs))["layers"]]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
 def test_the_sensor_functions_refuse_bad_input_naming_it():
     with pytest.raises(TypeError, match=r"items must be \(name, tensor\)"):
         simic.gradient_health([("w", 1.0)])
