@@ -17,6 +17,7 @@ torch is the LibTorch the library links (Debian's python3-torch with the
 Debian build; the script refuses another major.minor)."""
 import argparse
 import ctypes
+import re
 import resource
 import statistics
 import subprocess
@@ -65,8 +66,7 @@ def load_cpp(path):
         raise SystemExit(f"{path} links LibTorch {linked}, this Python imports torch {torch.__version__}: "
                          "run it with the Python whose torch is that LibTorch")
     with open("/proc/self/maps") as f:  # one LibTorch in the process: the library must reuse torch's
-        copies = {line.split()[-1] for line in f if line.rstrip().endswith("/libtorch_cpu.so") or ".so." in line
-                  and "/libtorch_cpu.so." in line}
+        copies = {line.split()[-1] for line in f if re.search(r"/libtorch_cpu\.so[.0-9]*$", line.strip())}
     if len(copies) != 1:
         raise SystemExit(f"two LibTorch copies in this process: {sorted(copies)}")
     return lib
