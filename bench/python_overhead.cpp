@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 

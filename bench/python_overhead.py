@@ -114,6 +114,8 @@ def compare(lib, total, tensors, calls, rounds):
     pointers = ctypes.c_void_p * tensors
     cpp = lib.simic_bench_open(tensors, total // tensors, pointers(*[p.data_ptr() for _, p in params]),
                                pointers(*[p.grad.data_ptr() for _, p in params]))
+    if not cpp:
+        raise SystemExit(f"simic_bench_open refused {tensors} tensors of {total // tensors} elements")
     py = PythonSide(params)
     out = {}
     for call in CALLS:
