@@ -17,18 +17,7 @@
 # bench/gpu/run.sh runs it too, after its own steps (one device call for both).
 #
 # SIMIC_GPU_SKIP_BUILD=1 reuses build-gpu/ (run.sh's build directory).
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-OUT=${OUT:-$ROOT/.device/out}
-mkdir -p "$OUT"
-DEV=$ROOT/.device
-B=build-gpu
-T0=$(date +%s)
-step() { echo "== [$(( $(date +%s) - T0 ))s] $*"; }
-fail() { echo "FAILED: $*"; echo "logs in $OUT"; exit 1; }
-
-[ -d "$DEV/include/doctest" ] || fail ".device/ is missing or empty: run scripts/prepare_device.sh here and carry .device"
+source "$(dirname "$0")/device_env.sh"  # ROOT, OUT, DEV, B, step, fail; checks .device/
 TP=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))") || fail "no python3 torch"
 python3 -c "import torch;print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee "$OUT/machine.txt"
 export PKG_CONFIG_PATH=$DEV/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}

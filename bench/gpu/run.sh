@@ -17,18 +17,7 @@
 # stops after configuring, SIMIC_TORCH_DIR=<LibTorch folder> replaces the
 # python3 torch lookup and SIMIC_GPU_PC_STANDIN=1 forces the pkg-config
 # stand-in (for checking the script on a machine without a GPU).
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-OUT=${OUT:-$ROOT/.device/out}
-mkdir -p "$OUT"
-DEV=$ROOT/.device
-B=build-gpu
-T0=$(date +%s)
-step() { echo "== [$(( $(date +%s) - T0 ))s] $*"; }
-fail() { echo "FAILED: $*"; echo "logs in $OUT"; exit 1; }
-
-[ -d "$DEV/include/doctest" ] || fail ".device/ is missing or empty: run scripts/prepare_device.sh here and carry .device"
+source "$(dirname "$0")/device_env.sh"  # ROOT, OUT, DEV, B, step, fail; checks .device/
 
 step "machine"
 { date -u; uname -a; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true; } | tee "$OUT/machine.txt"
