@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <torch/optim.h>
 
 #include "simic/recovery/training_state.hpp"
 #include "simic/sensors/torch_compat.hpp"
@@ -115,6 +118,8 @@ inline std::vector<tensors> optimizer_state(torch::optim::Optimizer& opt) {
       } else if (auto* r = dynamic_cast<o::RMSpropParamState*>(st)) {
         f = {{"step", count(r->step())}, {"square_avg", copy(r->square_avg())},
              {"momentum_buffer", copy(r->momentum_buffer())}, {"grad_avg", copy(r->grad_avg())}};
+      } else if (auto* ag = dynamic_cast<o::AdagradParamState*>(st)) {
+        f = {{"step", count(static_cast<std::int64_t>(ag->step()))}, {"sum", copy(ag->sum())}};
       } else {
         FAIL("an optimizer state type this test does not know");
       }
@@ -128,6 +133,35 @@ inline bool bitwise_equal(const std::vector<tensors>& a, const std::vector<tenso
   for (std::size_t i = 0; i < a.size(); ++i)
     if (!bitwise_equal(a[i], b[i])) return false;
   return true;
+}
+
+// Every optimizer the recovery layer knows by type, each with the options
+// that give it state (moments, momentum buffers, sums), made over a list of
+// parameters: the snapshot tests and the update guard's run the same cases.
+using optimizer_factory = std::function<std::unique_ptr<torch::optim::Optimizer>(const std::vector<at::Tensor>&)>;
+struct optimizer_case {
+  const char* name;
+  optimizer_factory make;
+};
+inline std::vector<optimizer_case> optimizer_cases() {
+  namespace o = torch::optim;
+  return {
+      {"Adam", [](const auto& p) { return std::make_unique<o::Adam>(p, o::AdamOptions(1e-2)); }},
+      {"Adam amsgrad, weight decay",
+       [](const auto& p) { return std::make_unique<o::Adam>(p, o::AdamOptions(1e-2).amsgrad(true).weight_decay(0.01)); }},
+      {"AdamW", [](const auto& p) { return std::make_unique<o::AdamW>(p, o::AdamWOptions(1e-2).weight_decay(0.1)); }},
+      {"SGD momentum", [](const auto& p) { return std::make_unique<o::SGD>(p, o::SGDOptions(0.05).momentum(0.9)); }},
+      {"SGD Nesterov, weight decay",
+       [](const auto& p) {
+         return std::make_unique<o::SGD>(p, o::SGDOptions(0.05).momentum(0.9).nesterov(true).weight_decay(1e-3));
+       }},
+      {"RMSprop momentum", [](const auto& p) { return std::make_unique<o::RMSprop>(p, o::RMSpropOptions(1e-2).momentum(0.5)); }},
+      {"RMSprop centered, momentum",
+       [](const auto& p) {
+         return std::make_unique<o::RMSprop>(p, o::RMSpropOptions(1e-2).momentum(0.5).centered(true));
+       }},
+      {"Adagrad", [](const auto& p) { return std::make_unique<o::Adagrad>(p, o::AdagradOptions(0.1).lr_decay(0.01)); }},
+  };
 }
 
 }  // namespace simic::test::recovery

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "recovery/recovery_test_support.hpp"
 #include "simic/emit/sink_memory.hpp"
 #include "simic/presets/supervised_session.hpp"
 #include "simic/recovery/update_guard.hpp"
@@ -36,6 +37,8 @@
 #endif
 
 using namespace simic;
+using simic::test::recovery::optimizer_case;
+using simic::test::recovery::optimizer_cases;
 
 namespace {
 
@@ -74,32 +77,6 @@ void backward(net& m, torch::optim::Optimizer& opt, std::uint64_t k, double scal
   }
 }
 
-using optimizer_factory = std::function<std::unique_ptr<torch::optim::Optimizer>(const std::vector<at::Tensor>&)>;
-struct optimizer_case {
-  const char* name;
-  optimizer_factory make;
-};
-std::vector<optimizer_case> optimizers() {
-  namespace o = torch::optim;
-  return {
-      {"Adam", [](const auto& p) { return std::make_unique<o::Adam>(p, o::AdamOptions(1e-2)); }},
-      {"Adam amsgrad, weight decay",
-       [](const auto& p) { return std::make_unique<o::Adam>(p, o::AdamOptions(1e-2).amsgrad(true).weight_decay(0.01)); }},
-      {"AdamW", [](const auto& p) { return std::make_unique<o::AdamW>(p, o::AdamWOptions(1e-2).weight_decay(0.1)); }},
-      {"SGD momentum", [](const auto& p) { return std::make_unique<o::SGD>(p, o::SGDOptions(0.05).momentum(0.9)); }},
-      {"SGD Nesterov, weight decay",
-       [](const auto& p) {
-         return std::make_unique<o::SGD>(p, o::SGDOptions(0.05).momentum(0.9).nesterov(true).weight_decay(1e-3));
-       }},
-      {"RMSprop centered, momentum",
-       [](const auto& p) {
-         return std::make_unique<o::RMSprop>(p, o::RMSpropOptions(1e-2).momentum(0.5).centered(true));
-       }},
-      {"Adagrad", [](const auto& p) { return std::make_unique<o::Adagrad>(p, o::AdagradOptions(0.1).lr_decay(0.01)); }},
-  };
-}
-
-// The bytes of a tensor (undefined: empty), for bitwise comparisons.
 std::string bytes_of(const at::Tensor& t) {
   if (!t.defined()) return "undefined";
   const at::Tensor c = t.detach().cpu().contiguous();
@@ -162,7 +139,7 @@ struct twins {
 }  // namespace
 
 TEST_CASE("update_guard: a finite step through the guard is bitwise the plain optimizer.step()") {
-  for (const optimizer_case& c : optimizers()) {
+  for (const optimizer_case& c : optimizer_cases()) {
     CAPTURE(c.name);
     twins t(c);
     update_guard guard(*t.guarded_opt, {.max_norm = 1e6});
@@ -182,7 +159,7 @@ TEST_CASE("update_guard: a finite step through the guard is bitwise the plain op
 }
 
 TEST_CASE("update_guard: a NaN or Inf gradient leaves weights and optimizer state bitwise as before") {
-  for (const optimizer_case& c : optimizers()) {
+  for (const optimizer_case& c : optimizer_cases()) {
     for (const double poison : {nan_value, inf_value, -inf_value}) {
       for (const std::uint64_t bad : {1u, 4u}) {  // the first step (no state yet), or a later one
         CAPTURE(c.name);
@@ -263,7 +240,7 @@ TEST_CASE("update_guard::judge: non-finite counts and the total norm, from packe
 }
 
 TEST_CASE("update_guard::undo takes a kept update back bitwise; nothing when it was kept out") {
-  for (const optimizer_case& c : optimizers()) {
+  for (const optimizer_case& c : optimizer_cases()) {
     CAPTURE(c.name);
     twins t(c);  // plain: skips step 3, as undo() makes the guarded run do
     update_guard guard(*t.guarded_opt);
@@ -441,7 +418,7 @@ TEST_CASE("update_guard with a deferred check: the sync run's weights, with the 
 
 TEST_CASE("update_guard: the guarded step (judge, backup, the optimizer's step, where, the verdict's copy) "
           "dispatches no operation that reads a value to the host") {
-  for (const optimizer_case& c : optimizers()) {
+  for (const optimizer_case& c : optimizer_cases()) {
     CAPTURE(c.name);
     auto m = make_net();
     auto opt = c.make(m->parameters());
