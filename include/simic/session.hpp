@@ -455,7 +455,11 @@ class session {
     std::apply([&](auto&... s) { (f(s), ...); }, sensors_);
   }
   sensor_context<Monitor> context(std::uint64_t update) noexcept {
-    return {monitor_, *hub_, watched_, weights_, update, epochs_ + 1, step_in_update_};
+    return context(update, epochs_ + 1, step_in_update_);
+  }
+  // Stamped as another step (a deferred check's pending one).
+  sensor_context<Monitor> context(std::uint64_t update, std::uint64_t epoch, std::uint64_t step_in_update) noexcept {
+    return {monitor_, *hub_, watched_, weights_, update, epoch, step_in_update};
   }
   bool deferred() const noexcept { return opts_.check == check_timing::deferred; }
 
@@ -531,7 +535,7 @@ class session {
     judged_.emplace(std::move(*pending_));
     pending_.reset();
     pending_step& p = *judged_;
-    const sensor_context<Monitor> ctx{monitor_, *hub_, watched_, weights_, p.update, p.epoch, p.step_in_update};
+    const auto ctx = context(p.update, p.epoch, p.step_in_update);
     each([&](auto& x) { detail::sensor_collect(x, ctx, p.sig.checked); });
     checked_ = p.sig.checked;
     const simic::level before = level();
